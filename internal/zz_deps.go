@@ -1,0 +1,27 @@
+package internal
+
+import (
+	_ "github.com/aws/aws-sdk-go-v2/aws"
+	_ "github.com/aws/aws-sdk-go-v2/config"
+	_ "github.com/aws/aws-sdk-go-v2/credentials"
+	_ "github.com/aws/aws-sdk-go-v2/credentials/stscreds"
+	_ "github.com/aws/aws-sdk-go-v2/service/s3"
+	_ "github.com/aws/aws-sdk-go-v2/service/sagemaker"
+	_ "github.com/aws/aws-sdk-go-v2/service/sagemakerruntime"
+	_ "github.com/aws/aws-sdk-go-v2/service/sts"
+	_ "github.com/chromedp/chromedp"
+	_ "github.com/jackc/pgx/v5"
+	_ "github.com/jackc/pgx/v5/stdlib"
+	_ "github.com/johannesboyne/gofakes3"
+	_ "github.com/johannesboyne/gofakes3/backend/s3afero"
+	_ "github.com/spf13/afero"
+	_ "github.com/mattn/go-isatty"
+	_ "github.com/prometheus/client_golang/prometheus"
+	_ "github.com/prometheus/client_golang/prometheus/promhttp"
+	_ "github.com/spf13/cobra"
+	_ "golang.org/x/term"
+	_ "modernc.org/sqlite"
+	_ "github.com/google/uuid"
+	_ "go.yaml.in/yaml/v3"
+	_ "golang.org/x/sync/errgroup"
+)

@@ -1,0 +1,206 @@
+package releases
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// ErrRejected is returned by WaitApproval when a user rejected the release at the gate.
+var ErrRejected = errors.New("release rejected at the approval gate")
+
+// APIError is an error answer of the release server.
+type APIError struct {
+	StatusCode int
+	Message    string
+}
+
+func (e *APIError) Error() string {
+	return fmt.Sprintf("release server: %s (HTTP %d)", e.Message, e.StatusCode)
+}
+
+// Client talks to a release server's /api/v1 with an environment-scoped integration token.
+//
+// Routes (the server implements exactly these; bodies and answers are the JSON of this package's types):
+//
+//	POST /api/v1/releases                      ReleaseStart → 201 Release (status running, or pending at a gate)
+//	GET  /api/v1/releases/{id}                 → 200 Release with Events
+//	POST /api/v1/releases/{id}/events          Event → 201 Event (Seq assigned)
+//	POST /api/v1/releases/{id}/finish          ReleaseFinish → 200 Release
+//	GET  /api/v1/agent/commands/next?wait=30s  → 200 Command, or 204 when none came within wait
+//	POST /api/v1/agent/commands/{id}/result    CommandResult → 200
+//
+// Authorization: Bearer <token>. Errors: non-2xx with {"error": "message a user can act on"}.
+type Client struct {
+	base  string
+	token string
+	http  *http.Client
+}
+
+// NewClient returns a client for the server at baseURL (e.g. http://127.0.0.1:4571). hc may be nil.
+func NewClient(baseURL, token string, hc *http.Client) *Client {
+	if hc == nil {
+		hc = &http.Client{Timeout: 0}
+	}
+	return &Client{base: strings.TrimRight(baseURL, "/"), token: token, http: hc}
+}
+
+// BaseURL is the server's URL as given.
+func (c *Client) BaseURL() string { return c.base }
+
+// StartRelease records the start of a release. The answer's Status is pending when the
+// environment's gate needs an approval first; call WaitApproval then.
+func (c *Client) StartRelease(ctx context.Context, s ReleaseStart) (Release, error) {
+	var r Release
+	err := c.do(ctx, http.MethodPost, "/api/v1/releases", s, &r, 30*time.Second)
+	if err != nil {
+		return Release{}, fmt.Errorf("start release of %s in %s: %w", s.Model, s.Environment, err)
+	}
+	return r, nil
+}
+
+// Release reads one release with its events.
+func (c *Client) Release(ctx context.Context, id string) (Release, error) {
+	var r Release
+	if err := c.do(ctx, http.MethodGet, "/api/v1/releases/"+url.PathEscape(id), nil, &r, 30*time.Second); err != nil {
+		return Release{}, fmt.Errorf("read release %s: %w", id, err)
+	}
+	return r, nil
+}
+
+// WaitApproval polls a pending release until it is approved (status running) or rejected
+// (ErrRejected), or ctx ends.
+func (c *Client) WaitApproval(ctx context.Context, id string, poll time.Duration) (Release, error) {
+	if poll <= 0 {
+		poll = 2 * time.Second
+	}
+	for {
+		r, err := c.Release(ctx, id)
+		if err != nil {
+			return Release{}, err
+		}
+		switch {
+		case r.Status == StatusCanceled:
+			return r, fmt.Errorf("%w (release %s%s)", ErrRejected, id, byWhom(r.RejectedBy))
+		case r.Status != StatusPending:
+			return r, nil
+		}
+		select {
+		case <-ctx.Done():
+			return r, fmt.Errorf("wait for approval of release %s: %w", id, ctx.Err())
+		case <-time.After(poll):
+		}
+	}
+}
+
+func byWhom(u string) string {
+	if u == "" {
+		return ""
+	}
+	return " by " + u
+}
+
+// AddEvent appends a progress event to a release.
+func (c *Client) AddEvent(ctx context.Context, id string, e Event) (Event, error) {
+	var out Event
+	if err := c.do(ctx, http.MethodPost, "/api/v1/releases/"+url.PathEscape(id)+"/events", e, &out, 30*time.Second); err != nil {
+		return Event{}, fmt.Errorf("report event of release %s: %w", id, err)
+	}
+	return out, nil
+}
+
+// FinishRelease records the outcome of a release.
+func (c *Client) FinishRelease(ctx context.Context, id string, f ReleaseFinish) (Release, error) {
+	var r Release
+	if err := c.do(ctx, http.MethodPost, "/api/v1/releases/"+url.PathEscape(id)+"/finish", f, &r, 30*time.Second); err != nil {
+		return Release{}, fmt.Errorf("finish release %s: %w", id, err)
+	}
+	return r, nil
+}
+
+// NextCommand long-polls for the next command for the token's environment. It returns nil, nil
+// when none arrived within wait.
+func (c *Client) NextCommand(ctx context.Context, wait time.Duration) (*Command, error) {
+	q := url.Values{"wait": {wait.String()}}
+	var cmd Command
+	err := c.do(ctx, http.MethodGet, "/api/v1/agent/commands/next?"+q.Encode(), nil, &cmd, wait+30*time.Second)
+	if errors.Is(err, errNoContent) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("poll for commands: %w", err)
+	}
+	return &cmd, nil
+}
+
+// CompleteCommand reports the outcome of a command.
+func (c *Client) CompleteCommand(ctx context.Context, id string, res CommandResult) error {
+	if err := c.do(ctx, http.MethodPost, "/api/v1/agent/commands/"+url.PathEscape(id)+"/result", res, nil, 30*time.Second); err != nil {
+		return fmt.Errorf("report result of command %s: %w", id, err)
+	}
+	return nil
+}
+
+var errNoContent = errors.New("no content")
+
+func (c *Client) do(ctx context.Context, method, path string, in, out any, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return err
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Accept", "application/json")
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
+	if err != nil {
+		return fmt.Errorf("read answer: %w", err)
+	}
+	if resp.StatusCode == http.StatusNoContent {
+		return errNoContent
+	}
+	if resp.StatusCode/100 != 2 {
+		var e struct {
+			Error string `json:"error"`
+		}
+		msg := strings.TrimSpace(string(data))
+		if json.Unmarshal(data, &e) == nil && e.Error != "" {
+			msg = e.Error
+		}
+		if msg == "" {
+			msg = http.StatusText(resp.StatusCode)
+		}
+		return &APIError{StatusCode: resp.StatusCode, Message: msg}
+	}
+	if out != nil && len(data) > 0 {
+		if err := json.Unmarshal(data, out); err != nil {
+			return fmt.Errorf("decode answer of %s %s: %w", method, path, err)
+		}
+	}
+	return nil
+}
