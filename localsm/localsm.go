@@ -1,22 +1,43 @@
 // Package localsm is the local SageMaker: one listener that routes by protocol, like a cloud edge,
 // to the control plane (AWS JSON 1.1), the runtime (invocations), STS (query protocol) and S3.
+//
+// The data directory holds everything that survives a restart:
+//
+//	DATA_DIR/lock       held while a server uses the directory
+//	DATA_DIR/state.db   resources (SQLite, WAL, synchronous=FULL)
+//	DATA_DIR/s3/        S3 buckets and objects
+//	DATA_DIR/runtime/   extracted artifacts and per-endpoint logs of the serving layer
 package localsm
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
-)
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
 
-// CONTRACT STUB: the localsm owner replaces this file; Options, Start and the Server methods
-// below are the fixed API that the CLI, the deployer's tests and `sagedeploy up` build on.
+	"github.com/sagedeploy/sagedeploy/localsm/control"
+	"github.com/sagedeploy/sagedeploy/localsm/runtime"
+	"github.com/sagedeploy/sagedeploy/localsm/s3"
+	"github.com/sagedeploy/sagedeploy/localsm/sts"
+)
 
 // Options configure a local SageMaker.
 type Options struct {
 	// Addr to listen on; "127.0.0.1:0" picks a free port (tests). Default "127.0.0.1:4570".
 	Addr string
-	// DataDir holds the state, the S3 objects, extracted artifacts and logs.
+	// DataDir holds the state, the S3 objects, extracted artifacts and logs. Default
+	// DefaultDataDir().
 	DataDir string
 	// Account is the AWS account id in ARNs; default "000000000000".
 	Account string
@@ -25,23 +46,243 @@ type Options struct {
 	// MaxBodyBytes bounds invocation bodies; 0 means SageMaker's 6 MB.
 	MaxBodyBytes int64
 	Logger       *slog.Logger
+	// DefaultRegion names the region in ARNs when a request is not signed (SigV4 requests carry
+	// their signing region, which is used instead). Default "us-east-1".
+	DefaultRegion string
+}
+
+// DefaultAddr is where `sagedeploy local` listens unless told otherwise.
+const DefaultAddr = "127.0.0.1:4570"
+
+// DefaultDataDir is the data directory under the user's state directory:
+// $XDG_STATE_HOME/sagedeploy/local, or ~/.local/state/sagedeploy/local.
+func DefaultDataDir() (string, error) {
+	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
+		return filepath.Join(d, "sagedeploy", "local"), nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("find a data directory: %w (pass one explicitly)", err)
+	}
+	return filepath.Join(home, ".local", "state", "sagedeploy", "local"), nil
 }
 
 // Server is a running local SageMaker.
-type Server struct{}
+type Server struct {
+	opts    Options
+	log     *slog.Logger
+	ln      net.Listener
+	srv     *http.Server
+	handler http.Handler
+
+	store   *control.SQLiteStore
+	control *control.Control
+	runtime *runtime.Runtime
+	s3      *s3.Store
+	sts     *sts.Handler
+
+	unlock    func()
+	serveErr  chan error
+	closeOnce sync.Once
+	closeErr  error
+}
 
 // Start listens, restores every endpoint that was InService when it last stopped, and serves in
 // the background until Close.
-func Start(ctx context.Context, opts Options) (*Server, error) {
-	return nil, errors.New("localsm: not implemented")
+func Start(ctx context.Context, opts Options) (srv *Server, err error) {
+	if opts.Addr == "" {
+		opts.Addr = DefaultAddr
+	}
+	if opts.DataDir == "" {
+		if opts.DataDir, err = DefaultDataDir(); err != nil {
+			return nil, err
+		}
+	}
+	if opts.Account == "" {
+		opts.Account = "000000000000"
+	}
+	if opts.DefaultRegion == "" {
+		opts.DefaultRegion = "us-east-1"
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(opts.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("local SageMaker: data directory %s: %w", opts.DataDir, err)
+	}
+	s := &Server{opts: opts, log: opts.Logger, serveErr: make(chan error, 1)}
+	// On a failure half-way, release what was opened.
+	defer func() {
+		if err != nil {
+			s.release(context.Background())
+		}
+	}()
+	if s.unlock, err = lockDataDir(opts.DataDir); err != nil {
+		return nil, fmt.Errorf("local SageMaker: %w", err)
+	}
+
+	if s.store, err = control.OpenSQLite(ctx, filepath.Join(opts.DataDir, "state.db")); err != nil {
+		return nil, fmt.Errorf("local SageMaker: %w", err)
+	}
+	if s.s3, err = s3.Open(filepath.Join(opts.DataDir, "s3"), opts.Logger); err != nil {
+		return nil, fmt.Errorf("local SageMaker: %w", err)
+	}
+	s.runtime, err = runtime.New(runtime.Options{Artifacts: s.s3, ImageMap: opts.ImageMap,
+		WorkDir: filepath.Join(opts.DataDir, "runtime"), MaxBodyBytes: opts.MaxBodyBytes, Logger: opts.Logger})
+	if err != nil {
+		return nil, fmt.Errorf("local SageMaker: serving layer: %w", err)
+	}
+	s.control, err = control.New(ctx, control.Options{Store: s.store, Serving: s.runtime, Account: opts.Account,
+		DefaultRegion: opts.DefaultRegion, Logger: opts.Logger})
+	if err != nil {
+		return nil, fmt.Errorf("local SageMaker: %w", err)
+	}
+	s.sts = sts.New(sts.Options{Account: opts.Account, Logger: opts.Logger})
+	s.handler = http.HandlerFunc(s.route)
+
+	s.ln, err = net.Listen("tcp", opts.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("local SageMaker: listen on %s: %w (is another sagedeploy local running? pick another --addr)", opts.Addr, err)
+	}
+	s.srv = &http.Server{Handler: s.handler, ReadHeaderTimeout: 30 * time.Second}
+	go func() { s.serveErr <- s.srv.Serve(s.ln) }()
+	s.control.Restore()
+	s.log.Info("local SageMaker listening", "url", s.URL(), "data_dir", opts.DataDir)
+	return s, nil
 }
 
 // URL is the base URL to export as AWS_ENDPOINT_URL, e.g. http://127.0.0.1:4570.
-func (s *Server) URL() string { return "" }
+func (s *Server) URL() string { return "http://" + s.ln.Addr().String() }
 
 // Handler is the whole edge, for embedding under another listener.
-func (s *Server) Handler() http.Handler { return http.NotFoundHandler() }
+func (s *Server) Handler() http.Handler { return s.handler }
 
 // Close stops accepting requests, drains in-flight ones, stops every model server and closes the
 // state store.
-func (s *Server) Close(ctx context.Context) error { return nil }
+func (s *Server) Close(ctx context.Context) error {
+	s.closeOnce.Do(func() { s.closeErr = s.release(ctx) })
+	return s.closeErr
+}
+
+func (s *Server) release(ctx context.Context) error {
+	var errs []error
+	if s.srv != nil {
+		if err := s.srv.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("stop listener: %w", err))
+		}
+		if err := <-s.serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errs = append(errs, fmt.Errorf("listener: %w", err))
+		}
+	} else if s.ln != nil {
+		s.ln.Close()
+	}
+	if s.control != nil {
+		if err := s.control.Close(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if s.runtime != nil {
+		if err := s.runtime.Close(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("stop model servers: %w", err))
+		}
+	}
+	if s.store != nil {
+		if err := s.store.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close state store: %w", err))
+		}
+	}
+	if s.unlock != nil {
+		s.unlock()
+	}
+	return errors.Join(errs...)
+}
+
+var (
+	invocationPath  = regexp.MustCompile(`^/endpoints/[^/]+/(invocations|invocations-response-stream|async-invocations)$`)
+	credentialScope = regexp.MustCompile(`Credential=[^/,\s]+/[0-9]{8}/[a-z0-9-]+/([a-z0-9-]+)/aws4_request`)
+)
+
+// signingService is the service a SigV4 request was signed for ("sagemaker", "s3", "sts"), or "".
+func signingService(r *http.Request) string {
+	if m := credentialScope.FindStringSubmatch(r.Header.Get("Authorization")); m != nil {
+		return m[1]
+	}
+	if c := r.URL.Query().Get("X-Amz-Credential"); c != "" {
+		if parts := strings.Split(c, "/"); len(parts) >= 4 {
+			return parts[3]
+		}
+	}
+	return ""
+}
+
+// route sends a request to the part that speaks its protocol, as a cloud edge does by host name:
+//   - X-Amz-Target (AWS JSON) → the SageMaker control plane;
+//   - POST /endpoints/NAME/invocations → the runtime;
+//   - Action=... in the query or a form body (query protocol; AssumeRoleWithWebIdentity comes
+//     unsigned) → STS;
+//   - anything else → S3 (path-style).
+func (s *Server) route(w http.ResponseWriter, r *http.Request) {
+	service := signingService(r)
+	switch {
+	case r.Header.Get("X-Amz-Target") != "":
+		s.control.ServeHTTP(w, r)
+	case r.Method == http.MethodPost && invocationPath.MatchString(r.URL.Path) && service != "s3" &&
+		!r.URL.Query().Has("uploads") && !r.URL.Query().Has("uploadId"):
+		s.logged("invocation", s.runtime).ServeHTTP(w, r)
+	case service == "sts" || r.URL.Query().Get("Action") != "" || s.isSTSForm(r):
+		s.sts.ServeHTTP(w, r)
+	default:
+		s.logged("s3", s.s3).ServeHTTP(w, r)
+	}
+}
+
+// isSTSForm reports whether a POST carries a URL-encoded form with an Action, the query
+// protocol's shape; the body is kept for whoever handles the request.
+func (s *Server) isSTSForm(r *http.Request) bool {
+	if r.Method != http.MethodPost || !strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
+		return false
+	}
+	const peek = 64 << 10
+	buf, err := io.ReadAll(io.LimitReader(r.Body, peek))
+	r.Body = readCloser{io.MultiReader(bytes.NewReader(buf), r.Body), r.Body}
+	if err != nil {
+		return false
+	}
+	form, err := url.ParseQuery(string(buf))
+	return err == nil && form.Get("Action") != ""
+}
+
+type readCloser struct {
+	io.Reader
+	io.Closer
+}
+
+// logged logs each request a handler answers: what, which path, the status and how long.
+func (s *Server) logged(what string, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		h.ServeHTTP(rec, r)
+		s.log.Info(what+" call", "method", r.Method, "resource", r.URL.Path, "outcome", rec.status, "duration", time.Since(start))
+	})
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	r.status = code
+	r.ResponseWriter.WriteHeader(code)
+}
+
+// Flush lets streamed responses (invocations-response-stream) through.
+func (r *statusRecorder) Flush() {
+	if f, ok := r.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Unwrap gives http.ResponseController access to the underlying writer.
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }

@@ -1,0 +1,211 @@
+#!/usr/bin/env bash
+# Smoke test of `sagedeploy local` with real AWS clients: Debian's AWS CLI v2 (/usr/bin/aws) runs
+# the registry → model → endpoint config → endpoint → update sequence, uploads the model
+# artifacts with `aws s3 cp` and checks real predictions; then boto3 (/usr/bin/python3) checks the
+# same endpoint. It builds the binary into a temporary directory, starts it on a free port over
+# a temporary data directory, and stops it on exit. Any failure exits non-zero and says what failed.
+#
+# Debian's AWS CLI 2.9 and boto3 1.26 predate AWS_ENDPOINT_URL, so the endpoint is passed
+# explicitly (--endpoint-url, endpoint_url).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+AWS=${AWS:-/usr/bin/aws}
+PY=${PYTHON:-/usr/bin/python3}
+
+fail() { echo "smoke-awscli: FAIL: $*" >&2; exit 1; }
+step() { echo "smoke-awscli: $*"; }
+
+[ -x "$AWS" ] || fail "AWS CLI v2 not found at $AWS (install Debian's awscli package; the pyenv 'aws' on PATH is CLI v1)"
+"$AWS" --version 2>&1 | grep -q '^aws-cli/2\.' || fail "$AWS is not AWS CLI v2: $("$AWS" --version 2>&1)"
+[ -x "$PY" ] || fail "python3 not found at $PY"
+"$PY" -c 'import boto3' 2>/dev/null || fail "boto3 is not importable by $PY (install Debian's python3-boto3)"
+
+work=$(mktemp -d /tmp/sagedeploy-smoke.XXXXXX)
+pid=""
+cleanup() {
+  status=$?
+  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  if [ "$status" -ne 0 ] && [ -f "$work/server.log" ]; then
+    echo "---- sagedeploy local log (last 40 lines) ----" >&2
+    tail -n 40 "$work/server.log" >&2 || true
+  fi
+  rm -rf "$work"
+  exit "$status"
+}
+trap cleanup EXIT
+
+step "building sagedeploy"
+go build -o "$work/sagedeploy" ./cmd/sagedeploy || fail "go build ./cmd/sagedeploy failed"
+
+step "starting sagedeploy local on a free port"
+"$work/sagedeploy" local --addr 127.0.0.1:0 --data-dir "$work/data" --output json >"$work/ready.json" 2>"$work/server.log" &
+pid=$!
+for _ in $(seq 1 100); do
+  [ -s "$work/ready.json" ] && break
+  kill -0 "$pid" 2>/dev/null || fail "sagedeploy local exited at start: $(cat "$work/server.log")"
+  sleep 0.1
+done
+[ -s "$work/ready.json" ] || fail "sagedeploy local printed no startup line within 10s"
+url=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["url"])' "$work/ready.json") || fail "startup line is not JSON: $(cat "$work/ready.json")"
+step "local SageMaker at $url"
+
+# Dummy credentials and a clean configuration: the developer's ~/.aws must not matter.
+export AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_DEFAULT_REGION=us-east-1 AWS_REGION=us-east-1
+export AWS_CONFIG_FILE="$work/aws-config" AWS_SHARED_CREDENTIALS_FILE="$work/aws-credentials" AWS_PAGER=""
+unset AWS_PROFILE AWS_SESSION_TOKEN || true
+aws() { "$AWS" --endpoint-url "$url" --output json "$@"; }
+q() { "$PY" -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+
+image=683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1
+role=arn:aws:iam::000000000000:role/SageMakerExecution
+art="$root/examples/abalone"
+[ -f "$art/model-v1/model.tar.gz" ] && [ -f "$art/model-v2/model.tar.gz" ] || fail "model artifacts missing under $art"
+
+step "uploading model artifacts with aws s3 cp"
+aws s3 mb s3://smoke-models >/dev/null || fail "aws s3 mb"
+for v in 1 2; do
+  aws s3 cp "$art/model-v$v/model.tar.gz" "s3://smoke-models/abalone/v$v/model.tar.gz" >/dev/null || fail "aws s3 cp model v$v"
+done
+listed=$(aws s3 ls s3://smoke-models --recursive) || fail "aws s3 ls"
+echo "$listed" | grep -q 'abalone/v2/model.tar.gz' || fail "uploaded artifact not listed: $listed"
+aws s3 cp s3://smoke-models/abalone/v1/model.tar.gz "$work/roundtrip.tar.gz" >/dev/null || fail "aws s3 cp download"
+cmp -s "$work/roundtrip.tar.gz" "$art/model-v1/model.tar.gz" || fail "downloaded artifact differs from the uploaded one"
+
+step "registering two versions in model package group abalone"
+arn=$(aws sagemaker create-model-package-group --model-package-group-name abalone --model-package-group-description "smoke test" | q 'd["ModelPackageGroupArn"]') \
+  || fail "create-model-package-group"
+[ "$arn" = "arn:aws:sagemaker:us-east-1:000000000000:model-package-group/abalone" ] || fail "group ARN is $arn"
+for v in 1 2; do
+  spec="{\"Containers\":[{\"Image\":\"$image\",\"ModelDataUrl\":\"s3://smoke-models/abalone/v$v/model.tar.gz\"}],\"SupportedContentTypes\":[\"text/csv\"],\"SupportedResponseMIMETypes\":[\"text/csv\"]}"
+  arn=$(aws sagemaker create-model-package --model-package-group-name abalone --inference-specification "$spec" | q 'd["ModelPackageArn"]') \
+    || fail "create-model-package v$v"
+  [ "$arn" = "arn:aws:sagemaker:us-east-1:000000000000:model-package/abalone/$v" ] || fail "version $v ARN is $arn"
+done
+status=$(aws sagemaker describe-model-package --model-package-name abalone/2 | q 'd["ModelApprovalStatus"]') || fail "describe-model-package"
+[ "$status" = PendingManualApproval ] || fail "a new version should await approval, it is $status"
+if aws sagemaker create-model --model-name unapproved --execution-role-arn "$role" \
+    --primary-container ModelPackageName=arn:aws:sagemaker:us-east-1:000000000000:model-package/abalone/1 >/dev/null 2>"$work/err"; then
+  fail "create-model accepted an unapproved model package"
+fi
+grep -q 'ValidationException' "$work/err" || fail "unapproved package: expected ValidationException, got: $(cat "$work/err")"
+for v in 1 2; do
+  aws sagemaker update-model-package --model-package-arn "arn:aws:sagemaker:us-east-1:000000000000:model-package/abalone/$v" \
+    --model-approval-status Approved --approval-description "smoke" >/dev/null || fail "update-model-package v$v"
+done
+count=$(aws sagemaker list-model-packages --model-package-group-name abalone --model-approval-status Approved | q 'len(d["ModelPackageSummaryList"])') \
+  || fail "list-model-packages"
+[ "$count" = 2 ] || fail "expected 2 approved versions, listed $count"
+
+step "creating models and endpoint configurations from the registry"
+for v in 1 2; do
+  aws sagemaker create-model --model-name "abalone-v$v" --execution-role-arn "$role" \
+    --primary-container "ModelPackageName=arn:aws:sagemaker:us-east-1:000000000000:model-package/abalone/$v" >/dev/null || fail "create-model v$v"
+  aws sagemaker create-endpoint-config --endpoint-config-name "abalone-v$v" \
+    --production-variants "VariantName=AllTraffic,ModelName=abalone-v$v,InstanceType=ml.m5.large,InitialInstanceCount=1" >/dev/null \
+    || fail "create-endpoint-config v$v"
+done
+
+# predict VERSION: invoke the endpoint with the sample rows and compare with the reference
+# predictions of that model version.
+predict() {
+  aws sagemaker-runtime invoke-endpoint --endpoint-name abalone-dev --content-type text/csv --accept text/csv \
+    --body "fileb://$art/sample.csv" "$work/pred.csv" >/dev/null || fail "invoke-endpoint"
+  "$PY" - "$work/pred.csv" "$art/model-v$1/expected.csv" <<'EOF' || fail "predictions differ from model v$1's reference"
+import sys
+got = [float(x) for x in open(sys.argv[1]).read().replace("\n", ",").split(",") if x.strip()]
+want = [float(x) for x in open(sys.argv[2]).read().split()]
+if len(got) != len(want) or any(abs(a - b) > 1e-4 * max(1, abs(b)) for a, b in zip(got, want)):
+    sys.exit(f"got {got}\nwant {want}")
+EOF
+}
+
+step "creating endpoint abalone-dev and waiting for InService"
+aws sagemaker create-endpoint --endpoint-name abalone-dev --endpoint-config-name abalone-v1 >/dev/null || fail "create-endpoint"
+aws sagemaker wait endpoint-in-service --endpoint-name abalone-dev || fail "wait endpoint-in-service after create"
+predict 1
+
+step "updating abalone-dev to version 2"
+aws sagemaker update-endpoint --endpoint-name abalone-dev --endpoint-config-name abalone-v2 >/dev/null || fail "update-endpoint"
+if aws sagemaker update-endpoint --endpoint-name abalone-dev --endpoint-config-name abalone-v1 >/dev/null 2>"$work/err"; then
+  # The update may already have finished on a fast machine; then this second update is legal.
+  aws sagemaker wait endpoint-in-service --endpoint-name abalone-dev || fail "wait after second update"
+  aws sagemaker update-endpoint --endpoint-name abalone-dev --endpoint-config-name abalone-v2 >/dev/null || fail "update-endpoint back to v2"
+else
+  grep -q 'Cannot update in-progress endpoint' "$work/err" || fail "second update: expected 'Cannot update in-progress endpoint', got: $(cat "$work/err")"
+fi
+aws sagemaker wait endpoint-in-service --endpoint-name abalone-dev || fail "wait endpoint-in-service after update"
+
+step "describing abalone-dev"
+aws sagemaker describe-endpoint --endpoint-name abalone-dev >"$work/describe.json" || fail "describe-endpoint"
+"$PY" - "$work/describe.json" <<'EOF' || fail "describe-endpoint after update is wrong: $(cat "$work/describe.json")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["EndpointStatus"] == "InService", d["EndpointStatus"]
+assert d["EndpointConfigName"] == "abalone-v2", d["EndpointConfigName"]
+assert d["EndpointArn"] == "arn:aws:sagemaker:us-east-1:000000000000:endpoint/abalone-dev", d["EndpointArn"]
+assert "FailureReason" not in d, d.get("FailureReason")
+v = d["ProductionVariants"][0]
+assert v["VariantName"] == "AllTraffic" and v["CurrentInstanceCount"] == 1 and v["DesiredInstanceCount"] == 1, v
+assert d["LastModifiedTime"] >= d["CreationTime"]
+EOF
+predict 2
+
+if aws sagemaker describe-endpoint --endpoint-name no-such-endpoint >/dev/null 2>"$work/err"; then
+  fail "describe-endpoint of a missing endpoint succeeded"
+fi
+grep -q 'Could not find endpoint "arn:aws:sagemaker:us-east-1:000000000000:endpoint/no-such-endpoint"' "$work/err" \
+  || fail "missing endpoint: unexpected error: $(cat "$work/err")"
+
+step "checking the same endpoint with boto3"
+"$PY" - "$url" "$art" <<'EOF' || fail "boto3 check"
+import sys
+import boto3
+from botocore.exceptions import ClientError
+
+url, art = sys.argv[1], sys.argv[2]
+session = boto3.session.Session(aws_access_key_id="local", aws_secret_access_key="local", region_name="us-east-1")
+sm = session.client("sagemaker", endpoint_url=url)
+rt = session.client("sagemaker-runtime", endpoint_url=url)
+sts = session.client("sts", endpoint_url=url)
+
+d = sm.describe_endpoint(EndpointName="abalone-dev")
+assert d["EndpointStatus"] == "InService" and d["EndpointConfigName"] == "abalone-v2", d
+sm.get_waiter("endpoint_in_service").wait(EndpointName="abalone-dev")
+
+names = [e["EndpointName"] for e in sm.list_endpoints(NameContains="abalone")["Endpoints"]]
+assert names == ["abalone-dev"], names
+pages = list(sm.get_paginator("list_models").paginate(PaginationConfig={"PageSize": 1}))
+assert len(pages) == 2 and [m["ModelName"] for p in pages for m in p["Models"]] == ["abalone-v2", "abalone-v1"], pages
+
+body = open(f"{art}/sample.csv", "rb").read()
+out = rt.invoke_endpoint(EndpointName="abalone-dev", ContentType="text/csv", Body=body)
+got = [float(x) for x in out["Body"].read().decode().replace("\n", ",").split(",") if x.strip()]
+want = [float(x) for x in open(f"{art}/model-v2/expected.csv").read().split()]
+assert len(got) == len(want) and all(abs(a - b) <= 1e-4 * max(1, abs(b)) for a, b in zip(got, want)), (got, want)
+
+try:
+    sm.create_endpoint(EndpointName="abalone-dev", EndpointConfigName="abalone-v1")
+    raise SystemExit("creating an existing endpoint succeeded")
+except ClientError as e:
+    assert e.response["Error"]["Code"] == "ValidationException", e.response
+    assert "Cannot create already existing endpoint" in e.response["Error"]["Message"], e.response
+
+ident = sts.get_caller_identity()
+assert ident["Account"] == "000000000000", ident
+print("boto3: ok")
+EOF
+
+step "stopping sagedeploy local"
+kill -TERM "$pid"
+for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+if kill -0 "$pid" 2>/dev/null; then fail "sagedeploy local did not stop within 10s of SIGTERM"; fi
+wait "$pid" || fail "sagedeploy local exited with an error after SIGTERM: $(tail -5 "$work/server.log")"
+pid=""
+grep -q 'op=CreateEndpoint' "$work/server.log" || fail "the server log does not record the CreateEndpoint call"
+step "PASS"
