@@ -1,0 +1,290 @@
+// Package server is the release server: the JSON API the deployer reports releases to and agents
+// take commands from, and the dashboard (sign-in, overview, timeline, components, live releases,
+// approvals, settings, audit log). It keeps no cloud credentials: commands are executed by agents.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"html/template"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/sagedeploy/sagedeploy/releases/store"
+	"github.com/sagedeploy/sagedeploy/releases/web"
+)
+
+// Options configure a server. Only Store is required.
+type Options struct {
+	Store  *store.Store
+	Logger *slog.Logger
+	// BaseURL is the address users reach the server at (e.g. https://deploy.example.com), used
+	// in hints and links; empty means the address of each request.
+	BaseURL string
+	// CommandTimeout is how long a command may wait for an agent before it gets a note saying
+	// no agent took it (it stays queued). Default 5m.
+	CommandTimeout time.Duration
+	// RunningTimeout is how long a running release may go without any report before it is
+	// marked failed (its deployer or agent died). Default 30m.
+	RunningTimeout time.Duration
+	// SweepInterval is how often those timeouts are checked. Default 30s.
+	SweepInterval time.Duration
+	// SessionTTL is how long a dashboard sign-in lasts. Default 12h.
+	SessionTTL time.Duration
+	// PasswordCost is the bcrypt cost for passwords set through the dashboard (0: bcrypt's default).
+	PasswordCost int
+	// MaxPollWait caps an agent's long poll. Default 60s.
+	MaxPollWait time.Duration
+	// StreamPoll is how often event streams and long polls re-read the store besides being woken
+	// (which covers several servers sharing one Postgres). Default 2s.
+	StreamPoll time.Duration
+}
+
+// Server is an embeddable release server.
+type Server struct {
+	opts      Options
+	st        *store.Store
+	log       *slog.Logger
+	mux       *http.ServeMux
+	handler   http.Handler
+	metrics   *metrics
+	notify    *notifier
+	agents    *presence
+	pages     map[string]*template.Template
+	dummyHash []byte
+
+	ctx    context.Context // ends at Close: stops the sweeper and open streams
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// New builds a server and starts its sweeper; call Close to stop it.
+func New(opts Options) (*Server, error) {
+	if opts.Store == nil {
+		return nil, errors.New("release server: no store")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	opts.BaseURL = strings.TrimRight(opts.BaseURL, "/")
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&opts.CommandTimeout, 5*time.Minute)
+	def(&opts.RunningTimeout, 30*time.Minute)
+	def(&opts.SweepInterval, 30*time.Second)
+	def(&opts.SessionTTL, 12*time.Hour)
+	def(&opts.MaxPollWait, 60*time.Second)
+	def(&opts.StreamPoll, 2*time.Second)
+
+	s := &Server{opts: opts, st: opts.Store, log: opts.Logger, notify: newNotifier(), agents: newPresence(), metrics: newMetrics(opts.Store)}
+	var err error
+	if s.pages, err = web.Pages(s.templateFuncs()); err != nil {
+		return nil, fmt.Errorf("release server: %w", err)
+	}
+	s.dummyHash, _ = bcrypt.GenerateFromPassword([]byte(randomString(12)), max(opts.PasswordCost, bcrypt.MinCost))
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.routes()
+	s.handler = s.observe(s.mux)
+	s.wg.Add(1)
+	go s.sweepLoop()
+	return s, nil
+}
+
+// Handler serves the API, the dashboard, /healthz and /metrics.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Close stops the sweeper and ends open event streams and long polls.
+func (s *Server) Close() error {
+	s.cancel()
+	s.wg.Wait()
+	return nil
+}
+
+// Store is the server's store.
+func (s *Server) Store() *store.Store { return s.st }
+
+func (s *Server) routes() {
+	m := http.NewServeMux()
+	s.mux = m
+	// Deployer and agent (integration tokens); reads also for users.
+	m.HandleFunc("POST /api/v1/releases", s.api(s.apiStartRelease))
+	m.HandleFunc("GET /api/v1/releases", s.api(s.apiListReleases))
+	m.HandleFunc("GET /api/v1/releases/{id}", s.api(s.apiGetRelease))
+	m.HandleFunc("POST /api/v1/releases/{id}/events", s.api(s.apiAddEvent))
+	m.HandleFunc("POST /api/v1/releases/{id}/finish", s.api(s.apiFinishRelease))
+	m.HandleFunc("GET /api/v1/releases/{id}/stream", s.apiStream)
+	m.HandleFunc("POST /api/v1/releases/{id}/approve", s.api(s.apiApprove))
+	m.HandleFunc("POST /api/v1/releases/{id}/reject", s.api(s.apiReject))
+	m.HandleFunc("POST /api/v1/releases/{id}/cancel", s.api(s.apiCancel))
+	m.HandleFunc("GET /api/v1/agent/commands/next", s.api(s.apiNextCommand))
+	m.HandleFunc("POST /api/v1/agent/commands/{id}/result", s.api(s.apiCommandResult))
+	m.HandleFunc("GET /api/v1/commands", s.api(s.apiListCommands))
+	m.HandleFunc("GET /api/v1/commands/{id}", s.api(s.apiGetCommand))
+	m.HandleFunc("GET /api/v1/environments", s.api(s.apiEnvironments))
+	m.HandleFunc("POST /api/v1/environments", s.api(s.apiPutEnvironment))
+	m.HandleFunc("GET /api/v1/components", s.api(s.apiComponents))
+	m.HandleFunc("GET /api/v1/components/{env}/{model}", s.api(s.apiComponent))
+	m.HandleFunc("POST /api/v1/components/{env}/{model}/{command}", s.api(s.apiCommand))
+	m.HandleFunc("GET /api/v1/approvals", s.api(s.apiApprovals))
+	m.HandleFunc("GET /api/v1/tokens", s.api(s.apiTokens))
+	m.HandleFunc("POST /api/v1/tokens", s.api(s.apiCreateToken))
+	m.HandleFunc("POST /api/v1/tokens/{id}/revoke", s.api(s.apiRevokeToken))
+	m.HandleFunc("GET /api/v1/users", s.api(s.apiUsers))
+	m.HandleFunc("POST /api/v1/users", s.api(s.apiAddUser))
+	m.HandleFunc("GET /api/v1/audit", s.api(s.apiAudit))
+	m.HandleFunc("GET /api/v1/me", s.api(s.apiMe))
+	m.HandleFunc("/api/", s.apiNotFound)
+
+	m.HandleFunc("GET /healthz", s.healthz)
+	m.Handle("GET /metrics", s.metrics.handler())
+
+	s.dashboardRoutes(m)
+}
+
+// statusWriter remembers the status code for logs and metrics, and passes flushes through for
+// event streams.
+type statusWriter struct {
+	http.ResponseWriter
+	code     int
+	streamed bool
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.code == 0 {
+		w.code = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) Flush() {
+	w.streamed = true
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// observe logs each request, counts it in the metrics and turns panics into 500s.
+func (s *Server) observe(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p)
+				}
+				s.log.Error("panic serving request", "method", r.Method, "path", r.URL.Path, "panic", p, "stack", string(debug.Stack()))
+				if sw.code == 0 {
+					http.Error(sw, "internal error", http.StatusInternalServerError)
+				}
+			}
+			code := sw.code
+			if code == 0 {
+				code = http.StatusOK
+			}
+			route := r.Pattern
+			if route == "" {
+				route = "unmatched"
+			}
+			d := time.Since(start)
+			longPoll := strings.HasSuffix(route, "/commands/next")
+			s.metrics.observeHTTP(route, r.Method, code, d, sw.streamed || longPoll)
+			lvl := slog.LevelInfo
+			if route == "GET /healthz" || route == "GET /metrics" || strings.HasPrefix(route, "GET /static/") || (longPoll && code == http.StatusNoContent) {
+				lvl = slog.LevelDebug
+			}
+			s.log.Log(r.Context(), lvl, "http request", "method", r.Method, "path", r.URL.Path, "route", route, "status", code,
+				"duration_ms", float64(d.Microseconds())/1000, "remote", remoteAddr(r))
+		}()
+		next.ServeHTTP(sw, r)
+	})
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+	defer cancel()
+	if err := s.st.Ping(ctx); err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "database": s.st.Backend(), "error": "the database does not answer: " + err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "database": s.st.Backend()})
+}
+
+// baseURL is the address to show users for this server.
+func (s *Server) baseURL(r *http.Request) string {
+	if s.opts.BaseURL != "" {
+		return s.opts.BaseURL
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host
+}
+
+// sweepLoop applies the command and release timeouts until Close.
+func (s *Server) sweepLoop() {
+	defer s.wg.Done()
+	t := time.NewTicker(s.opts.SweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-t.C:
+			if err := s.Sweep(s.ctx); err != nil && s.ctx.Err() == nil {
+				s.log.Error("sweep timeouts", "err", err)
+			}
+		}
+	}
+}
+
+// Sweep notes commands no agent took within CommandTimeout (they stay queued) and fails releases
+// that made no progress within RunningTimeout. It runs every SweepInterval; tests call it directly.
+func (s *Server) Sweep(ctx context.Context) error {
+	now := s.st.Now()
+	note := fmt.Sprintf("No agent took this command within %s. It stays queued: start an agent for its environment (sagedeploy agent --server %s --token <token of the environment>), or cancel it.",
+		s.opts.CommandTimeout, s.baseForNotes())
+	if _, err := s.st.NoteUnclaimedCommands(ctx, now.Add(-s.opts.CommandTimeout), note); err != nil {
+		return err
+	}
+	reason := fmt.Sprintf("No progress was reported for %s: the deployer or agent running this release stopped. Check the endpoint in the console before trying again.", s.opts.RunningTimeout)
+	failed, err := s.st.FailStaleReleases(ctx, now.Add(-s.opts.RunningTimeout), reason)
+	for _, r := range failed {
+		s.log.Warn("release timed out", "release", r.ID, "model", r.Model, "environment", r.Environment)
+		s.metrics.observeRelease(r)
+		s.notify.signal(releaseKey(r.ID))
+	}
+	if err != nil {
+		return err
+	}
+	_, err = s.st.DeleteExpiredSessions(ctx)
+	return err
+}
+
+func (s *Server) baseForNotes() string {
+	if s.opts.BaseURL != "" {
+		return s.opts.BaseURL
+	}
+	return "<server URL>"
+}

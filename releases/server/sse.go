@@ -1,0 +1,141 @@
+package server
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/sagedeploy/sagedeploy/releases/store"
+)
+
+// streamState is the "release" event of a release stream: what the release page updates in place.
+type streamState struct {
+	ID               string     `json:"id"`
+	Status           string     `json:"status"`
+	AwaitingApproval bool       `json:"awaiting_approval"`
+	FailureReason    string     `json:"failure_reason,omitempty"`
+	ApprovedBy       string     `json:"approved_by,omitempty"`
+	RejectedBy       string     `json:"rejected_by,omitempty"`
+	StartedAt        *time.Time `json:"started_at,omitempty"`
+	FinishedAt       *time.Time `json:"finished_at,omitempty"`
+	Duration         string     `json:"duration,omitempty"`
+	CommandState     string     `json:"command_state,omitempty"`
+	CommandNote      string     `json:"command_note,omitempty"`
+	Version          int        `json:"version,omitempty"`
+	InstanceCount    int        `json:"instance_count,omitempty"`
+}
+
+func (s *Server) apiStream(w http.ResponseWriter, r *http.Request) {
+	p, err := s.authenticate(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	rec, err := s.releaseFor(r.Context(), p, r.PathValue("id"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.streamRelease(w, r, rec)
+}
+
+// streamRelease sends a release's events as server-sent events ("progress", with the event's
+// seq as id, so a reconnecting browser resumes with Last-Event-ID), its state whenever it changes
+// ("release"), and "end" once it is final.
+func (s *Server) streamRelease(w http.ResponseWriter, r *http.Request, rec store.ReleaseRecord) {
+	fl, ok := w.(http.Flusher)
+	if !ok {
+		http.Error(w, "streaming is not supported by this connection", http.StatusInternalServerError)
+		return
+	}
+	after := 0
+	if v := r.Header.Get("Last-Event-ID"); v != "" {
+		after, _ = strconv.Atoi(v)
+	} else if v := r.URL.Query().Get("after"); v != "" {
+		after, _ = strconv.Atoi(v)
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	fmt.Fprintf(w, "retry: 2000\n\n")
+	fl.Flush()
+
+	ctx := r.Context()
+	tick := time.NewTicker(s.opts.StreamPoll)
+	defer tick.Stop()
+	keepalive := time.NewTicker(20 * time.Second)
+	defer keepalive.Stop()
+	var lastState []byte
+	id := rec.ID
+	for {
+		woken := s.notify.wait(releaseKey(id))
+		evs, err := s.st.Events(ctx, id, after)
+		if err != nil {
+			return
+		}
+		for _, e := range evs {
+			b, _ := json.Marshal(e)
+			fmt.Fprintf(w, "id: %d\nevent: progress\ndata: %s\n\n", e.Seq, b)
+			after = e.Seq
+		}
+		cur, err := s.st.Release(ctx, id)
+		if err != nil {
+			return
+		}
+		st := streamState{ID: cur.ID, Status: string(cur.Status), AwaitingApproval: cur.AwaitingApproval(), FailureReason: cur.FailureReason,
+			ApprovedBy: cur.ApprovedBy, RejectedBy: cur.RejectedBy, StartedAt: cur.StartedAt, FinishedAt: cur.FinishedAt,
+			Version: cur.Version.Number, InstanceCount: cur.InstanceCount}
+		if cur.StartedAt != nil {
+			st.Duration = humanDuration(cur.Duration(s.st.Now()))
+		}
+		if cur.CommandID != "" {
+			if c, err := s.st.Command(ctx, cur.CommandID); err == nil {
+				st.CommandState, st.CommandNote = c.State, c.Note
+			}
+		}
+		b, _ := json.Marshal(st)
+		// The duration of a running release changes every read; compare without it.
+		cmp := st
+		cmp.Duration = ""
+		cb, _ := json.Marshal(cmp)
+		if string(cb) != string(lastState) {
+			fmt.Fprintf(w, "event: release\ndata: %s\n\n", b)
+			lastState = cb
+		}
+		if cur.Status.Final() {
+			fmt.Fprintf(w, "event: end\ndata: {}\n\n")
+			fl.Flush()
+			return
+		}
+		fl.Flush()
+		select {
+		case <-woken:
+		case <-tick.C:
+		case <-keepalive.C:
+			fmt.Fprintf(w, ": keepalive\n\n")
+		case <-ctx.Done():
+			return
+		case <-s.ctx.Done():
+			return
+		}
+	}
+}
+
+// humanDuration renders a duration the way people read it: 45s, 3m 12s, 1h 4m.
+func humanDuration(d time.Duration) string {
+	if d < 0 {
+		d = 0
+	}
+	d = d.Round(time.Second)
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm %ds", int(d.Minutes()), int(d.Seconds())%60)
+	}
+	return fmt.Sprintf("%dh %dm", int(d.Hours()), int(d.Minutes())%60)
+}

@@ -1,0 +1,143 @@
+// sagedeploy dashboard: live release progress over server-sent events, confirmations before
+// commands, running durations. Plain JavaScript, no build step.
+(function () {
+  "use strict";
+
+  var TONES = {
+    succeeded: "ok", InService: "ok",
+    failed: "bad", Failed: "bad", RollingBack: "bad",
+    running: "busy", Creating: "busy", Updating: "busy", SystemUpdating: "busy", Deleting: "busy",
+    pending: "wait", canceled: "off", OutOfService: "off"
+  };
+  var LABELS = { InService: "In service", OutOfService: "Out of service", RollingBack: "Rolling back", SystemUpdating: "System updating" };
+
+  function label(s) {
+    if (LABELS[s]) return LABELS[s];
+    return s ? s.charAt(0).toUpperCase() + s.slice(1) : "";
+  }
+
+  function badge(status) {
+    var b = document.createElement("span");
+    b.className = "badge tone-" + (TONES[status] || "off");
+    b.setAttribute("data-status", status);
+    b.textContent = label(status);
+    return b;
+  }
+
+  function pad(n) { return n < 10 ? "0" + n : "" + n; }
+
+  function clock(iso) {
+    var d = new Date(iso);
+    if (isNaN(d)) return "";
+    return pad(d.getUTCHours()) + ":" + pad(d.getUTCMinutes()) + ":" + pad(d.getUTCSeconds());
+  }
+
+  function human(ms) {
+    var s = Math.max(0, Math.round(ms / 1000));
+    if (s < 60) return s + "s";
+    if (s < 3600) return Math.floor(s / 60) + "m " + (s % 60) + "s";
+    return Math.floor(s / 3600) + "h " + Math.floor((s % 3600) / 60) + "m";
+  }
+
+  // Confirm before commands that change what an endpoint serves.
+  document.addEventListener("submit", function (e) {
+    var msg = e.target.getAttribute("data-confirm");
+    if (msg && !window.confirm(msg)) e.preventDefault();
+  });
+
+  // Copy buttons for secrets shown once.
+  document.addEventListener("click", function (e) {
+    var t = e.target.closest("[data-copy]");
+    if (!t) return;
+    var el = document.getElementById(t.getAttribute("data-copy"));
+    if (el && navigator.clipboard) {
+      navigator.clipboard.writeText(el.textContent.trim()).then(function () { t.textContent = "Copied"; });
+    }
+  });
+
+  // Running durations tick every second.
+  function tickDurations() {
+    document.querySelectorAll("[data-started]:not([data-finished])").forEach(function (el) {
+      var started = Date.parse(el.getAttribute("data-started"));
+      if (!isNaN(started)) el.textContent = human(Date.now() - started);
+    });
+  }
+  setInterval(tickDurations, 1000);
+
+  // Release page: progress events and state changes arrive live.
+  var list = document.getElementById("events");
+  if (list && list.getAttribute("data-stream")) {
+    var url = list.getAttribute("data-stream") + "?after=" + (list.getAttribute("data-after") || "0");
+    var es = new EventSource(url);
+    var live = document.getElementById("live");
+    if (live) live.hidden = false;
+
+    es.addEventListener("progress", function (m) {
+      var ev = JSON.parse(m.data);
+      if (list.querySelector('[data-seq="' + ev.seq + '"]')) return;
+      var li = document.createElement("li");
+      li.className = "ev fresh";
+      li.setAttribute("data-seq", ev.seq);
+      var t = document.createElement("time");
+      t.textContent = clock(ev.time);
+      var ph = document.createElement("span");
+      ph.className = "phase";
+      ph.textContent = ev.phase || "";
+      var msg = document.createElement("span");
+      msg.className = "msg";
+      msg.textContent = ev.message;
+      li.appendChild(t); li.appendChild(ph); li.appendChild(msg);
+      var tail = document.createElement("span");
+      if (ev.endpoint_status) tail.appendChild(badge(ev.endpoint_status));
+      li.appendChild(tail);
+      list.appendChild(li);
+      var empty = document.getElementById("events-empty");
+      if (empty) empty.hidden = true;
+    });
+
+    es.addEventListener("release", function (m) {
+      var st = JSON.parse(m.data);
+      var holder = document.getElementById("release-status");
+      if (holder) {
+        holder.setAttribute("data-status", st.status);
+        holder.innerHTML = "";
+        holder.appendChild(badge(st.awaiting_approval ? "pending" : st.status));
+        if (st.awaiting_approval) holder.lastChild.textContent = "Awaiting approval";
+      }
+      var dur = document.getElementById("release-duration");
+      if (dur) {
+        if (st.started_at) dur.setAttribute("data-started", st.started_at);
+        if (st.finished_at) { dur.setAttribute("data-finished", st.finished_at); dur.textContent = st.duration || ""; }
+      }
+      setText("release-started", st.started_at ? clock(st.started_at) + " UTC" : null);
+      setText("release-finished", st.finished_at ? clock(st.finished_at) + " UTC" : null);
+      var fail = document.getElementById("failure");
+      if (fail) {
+        fail.hidden = !st.failure_reason;
+        setText("failure-reason", st.failure_reason || "");
+      }
+      var gate = document.getElementById("approval");
+      if (gate && !st.awaiting_approval) gate.hidden = true;
+      setText("approved-by", st.approved_by || null);
+      setText("command-state", st.command_state ? st.command_state.replace("_", " ") : null);
+      var note = document.getElementById("command-note");
+      if (note) { note.hidden = !st.command_note; note.textContent = st.command_note || ""; }
+      var cancel = document.getElementById("cancel-form");
+      if (cancel && st.status !== "pending") cancel.hidden = true;
+      if (cancel && st.command_state === "dispatched") cancel.hidden = true;
+    });
+
+    es.addEventListener("end", function () {
+      es.close();
+      if (live) live.hidden = true;
+    });
+  }
+
+  function setText(id, text) {
+    var el = document.getElementById(id);
+    if (!el || text === null) return;
+    el.textContent = text;
+    var row = el.closest("[data-optional]");
+    if (row) row.hidden = text === "";
+  }
+})();
