@@ -1,0 +1,273 @@
+package deploy
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sagemaker"
+	"github.com/aws/aws-sdk-go-v2/service/sagemaker/types"
+
+	"github.com/sagedeploy/sagedeploy/deploy/naming"
+)
+
+// Instance defaults, as the orb's.
+const (
+	DefaultInstanceType  = "ml.t2.medium"
+	DefaultInstanceCount = 1
+	// DefaultVariant is the production variant sagedeploy's configurations define.
+	DefaultVariant = "AllTraffic"
+)
+
+// CreateEndpointConfigRequest asks for the endpoint configuration of a model in an environment.
+type CreateEndpointConfigRequest struct {
+	Model       string
+	Environment string
+	// Version pins a version; 0 means the pipeline's model, else the latest Approved version.
+	Version int
+	// ModelName uses an existing SageMaker model (e.g. the one another environment serves)
+	// instead of resolving a version.
+	ModelName string
+	// InstanceType and InstanceCount default to ml.t2.medium and 1.
+	InstanceType  string
+	InstanceCount int
+	PipelineID    string
+	ProjectID     string
+}
+
+// CreateEndpointConfigResult names the configuration and what it serves.
+type CreateEndpointConfigResult struct {
+	EndpointConfigName string  `json:"endpoint_config_name"`
+	EndpointConfigARN  string  `json:"endpoint_config_arn,omitempty"`
+	ModelName          string  `json:"model_name"`
+	Version            Version `json:"version"`
+	InstanceType       string  `json:"instance_type"`
+	InstanceCount      int     `json:"instance_count"`
+	Created            bool    `json:"created"`
+	// ModelCreated is true when this call also had to create the model.
+	ModelCreated bool `json:"model_created"`
+}
+
+// CreateEndpointConfig makes sure the endpoint configuration of a model, environment, version,
+// pipeline and instance settings exists (one AllTraffic variant), creating the model first when the
+// pipeline has not. Endpoint configurations are immutable; the name (naming.EndpointConfig) covers
+// every input, so re-running it reuses the configuration and changed settings make a new one.
+func (d *Deployer) CreateEndpointConfig(ctx context.Context, req CreateEndpointConfigRequest) (CreateEndpointConfigResult, error) {
+	return d.createEndpointConfig(ctx, req, nil)
+}
+
+func (d *Deployer) createEndpointConfig(ctx context.Context, req CreateEndpointConfigRequest, sink func(Event)) (CreateEndpointConfigResult, error) {
+	plan, err := d.planConfig(ctx, req, sink)
+	if err != nil {
+		return CreateEndpointConfigResult{}, err
+	}
+	return d.applyConfig(ctx, plan, sink)
+}
+
+// configPlan is an endpoint configuration about to be made (or reused): everything is known —
+// version, model and name — but nothing is created yet, so that a release can be reported and
+// pass its approval gate before anything changes.
+type configPlan struct {
+	req       CreateEndpointConfigRequest
+	model     *modelPlan // nil when req.ModelName names an existing model
+	modelName string
+	version   Version
+	itype     string
+	count     int
+	name      string
+}
+
+func (p configPlan) info() configInfo {
+	return configInfo{Name: p.name, ModelName: p.modelName, Version: p.version, InstanceType: p.itype, InstanceCount: p.count, Variant: DefaultVariant}
+}
+
+func (d *Deployer) planConfig(ctx context.Context, req CreateEndpointConfigRequest, sink func(Event)) (configPlan, error) {
+	if err := checkTarget(req.Model, req.Environment); err != nil {
+		return configPlan{}, err
+	}
+	itype, count, err := instanceSettings(req.InstanceType, req.InstanceCount)
+	if err != nil {
+		return configPlan{}, err
+	}
+	p := configPlan{req: req, itype: itype, count: count}
+	if req.ModelName != "" {
+		v, err := d.modelVersion(ctx, req.ModelName)
+		if err != nil {
+			return p, err
+		}
+		p.modelName, p.version = req.ModelName, v
+	} else {
+		m, err := d.planModel(ctx, CreateModelRequest{Model: req.Model, Version: req.Version, Environment: req.Environment, PipelineID: req.PipelineID, ProjectID: req.ProjectID}, sink)
+		if err != nil {
+			return p, err
+		}
+		p.model, p.modelName, p.version = &m, m.name, m.version
+	}
+	settings := strings.Join([]string{p.modelName, itype, strconv.Itoa(count), DefaultVariant}, "|")
+	p.name = naming.EndpointConfig(req.Model, req.Environment, p.version.Number, req.PipelineID, settings)
+	return p, nil
+}
+
+func (d *Deployer) applyConfig(ctx context.Context, p configPlan, sink func(Event)) (CreateEndpointConfigResult, error) {
+	req := p.req
+	res := CreateEndpointConfigResult{EndpointConfigName: p.name, ModelName: p.modelName, Version: p.version, InstanceType: p.itype, InstanceCount: p.count}
+	if p.model != nil {
+		m, err := d.applyModel(ctx, *p.model, sink)
+		if err != nil {
+			return res, err
+		}
+		res.ModelCreated = m.Created
+	}
+	name := p.name
+	existing, err := d.sm.DescribeEndpointConfig(ctx, &sagemaker.DescribeEndpointConfigInput{EndpointConfigName: aws.String(name)})
+	switch {
+	case err == nil:
+		res.EndpointConfigARN = aws.ToString(existing.EndpointConfigArn)
+		d.emit(Event{Phase: "endpoint-config", Message: fmt.Sprintf("endpoint configuration %s already exists; reusing it", name)}, sink)
+		return res, nil
+	case !isNotFound(err):
+		return res, fmt.Errorf("describe endpoint configuration %s: %w", name, err)
+	}
+	tags := versionTags(baseTags(req.Model, req.Environment, req.PipelineID, req.ProjectID), res.Version)
+	out, err := d.sm.CreateEndpointConfig(ctx, &sagemaker.CreateEndpointConfigInput{
+		EndpointConfigName: aws.String(name),
+		ProductionVariants: []types.ProductionVariant{{
+			VariantName:          aws.String(DefaultVariant),
+			ModelName:            aws.String(res.ModelName),
+			InstanceType:         types.ProductionVariantInstanceType(p.itype),
+			InitialInstanceCount: aws.Int32(int32(p.count)),
+			InitialVariantWeight: aws.Float32(1),
+		}},
+		Tags: sdkTags(tags),
+	})
+	if err != nil {
+		if isAlreadyExists(err) {
+			d.emit(Event{Phase: "endpoint-config", Message: fmt.Sprintf("endpoint configuration %s was created concurrently; reusing it", name)}, sink)
+			return res, nil
+		}
+		return res, fmt.Errorf("create endpoint configuration %s for %s in %s: %w", name, req.Model, req.Environment, err)
+	}
+	res.EndpointConfigARN = aws.ToString(out.EndpointConfigArn)
+	res.Created = true
+	d.emit(Event{Phase: "endpoint-config", Message: fmt.Sprintf("created endpoint configuration %s: %s × %d serving model %s", name, p.itype, p.count, res.ModelName)}, sink)
+	return res, nil
+}
+
+// checkTarget validates the model and environment of a request.
+func checkTarget(model, env string) error {
+	if model == "" {
+		return errorf(ErrInvalid, "no model given: set --model or MODEL_NAME to the model package group name")
+	}
+	if env == "" {
+		return errorf(ErrInvalid, "no environment given for model %s: set --env or DEPLOY_ENVIRONMENT (e.g. dev or prod)", model)
+	}
+	return nil
+}
+
+// instanceSettings applies defaults and checks the values against SageMaker's.
+func instanceSettings(itype string, count int) (string, int, error) {
+	if itype == "" {
+		itype = DefaultInstanceType
+	}
+	if count == 0 {
+		count = DefaultInstanceCount
+	}
+	if count < 0 {
+		return "", 0, errorf(ErrInvalid, "instance count %d is not valid: use 1 or more (ENDPOINT_INSTANCE_COUNT / --instance-count)", count)
+	}
+	if !validInstanceType(itype) {
+		return "", 0, errorf(ErrInvalid, "instance type %q is not a SageMaker hosting instance type (e.g. ml.t2.medium, ml.m5.large, ml.c5.xlarge); check ENDPOINT_INSTANCE_TYPE / --instance-type", itype)
+	}
+	return itype, count, nil
+}
+
+func validInstanceType(t string) bool {
+	for _, v := range types.ProductionVariantInstanceType("").Values() {
+		if string(v) == t {
+			return true
+		}
+	}
+	return false
+}
+
+// configInfo is what an endpoint configuration serves.
+type configInfo struct {
+	Name          string
+	ARN           string
+	ModelName     string
+	Version       Version
+	InstanceType  string
+	InstanceCount int
+	Variant       string
+	CreatedAt     time.Time
+}
+
+// describeConfig reads an endpoint configuration and the version its (first) variant's model serves.
+func (d *Deployer) describeConfig(ctx context.Context, name string) (configInfo, error) {
+	out, err := d.sm.DescribeEndpointConfig(ctx, &sagemaker.DescribeEndpointConfigInput{EndpointConfigName: aws.String(name)})
+	if err != nil {
+		return configInfo{}, fmt.Errorf("describe endpoint configuration %s: %w", name, err)
+	}
+	ci := configInfo{Name: name, ARN: aws.ToString(out.EndpointConfigArn), CreatedAt: aws.ToTime(out.CreationTime)}
+	if len(out.ProductionVariants) == 0 {
+		return ci, fmt.Errorf("endpoint configuration %s has no production variant", name)
+	}
+	pv := out.ProductionVariants[0]
+	ci.ModelName = aws.ToString(pv.ModelName)
+	ci.InstanceType = string(pv.InstanceType)
+	ci.InstanceCount = int(aws.ToInt32(pv.InitialInstanceCount))
+	ci.Variant = aws.ToString(pv.VariantName)
+	v, err := d.modelVersion(ctx, ci.ModelName)
+	if err != nil {
+		return ci, err
+	}
+	ci.Version = v
+	return ci, nil
+}
+
+// findPipelineConfig finds the newest configuration this pipeline made for the model in env that
+// matches the pinned version and the instance settings given (empty / 0 match anything).
+func (d *Deployer) findPipelineConfig(ctx context.Context, model, env, pipelineID string, pinned int, itype string, count int) (configInfo, bool, error) {
+	key := naming.PipelineKey(pipelineID)
+	var cands []types.EndpointConfigSummary
+	p := sagemaker.NewListEndpointConfigsPaginator(d.sm, &sagemaker.ListEndpointConfigsInput{NameContains: aws.String(key), MaxResults: aws.Int32(100)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return configInfo{}, false, fmt.Errorf("list endpoint configurations of pipeline %s: %w", pipelineID, err)
+		}
+		cands = append(cands, page.EndpointConfigs...)
+	}
+	sort.Slice(cands, func(i, j int) bool {
+		return aws.ToTime(cands[i].CreationTime).After(aws.ToTime(cands[j].CreationTime))
+	})
+	for _, c := range cands {
+		tags, err := d.listTags(ctx, aws.ToString(c.EndpointConfigArn))
+		if err != nil {
+			if isNotFound(err) {
+				continue
+			}
+			return configInfo{}, false, err
+		}
+		n, _ := strconv.Atoi(tags[TagVersion])
+		if tags[TagModel] != model || tags[TagEnvironment] != env || tags[TagPipelineID] != pipelineID || (pinned > 0 && n != pinned) {
+			continue
+		}
+		ci, err := d.describeConfig(ctx, aws.ToString(c.EndpointConfigName))
+		if err != nil {
+			if isNotFound(err) {
+				continue
+			}
+			return configInfo{}, false, err
+		}
+		if (itype != "" && ci.InstanceType != itype) || (count > 0 && ci.InstanceCount != count) {
+			continue
+		}
+		return ci, true, nil
+	}
+	return configInfo{}, false, nil
+}

@@ -1,0 +1,211 @@
+package deploy_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/sagemaker"
+	"github.com/aws/smithy-go/middleware"
+
+	"github.com/sagedeploy/sagedeploy/deploy"
+	"github.com/sagedeploy/sagedeploy/examples/abalone"
+	"github.com/sagedeploy/sagedeploy/localsm"
+)
+
+// local is a local SageMaker started for one test.
+type local struct {
+	t   testing.TB
+	srv *localsm.Server
+	url string
+}
+
+func startLocal(t testing.TB) *local {
+	t.Helper()
+	srv, err := localsm.Start(context.Background(), localsm.Options{Addr: "127.0.0.1:0", DataDir: t.TempDir(), Logger: quietLogger()})
+	if err != nil {
+		t.Fatalf("the deployer's tests need the local SageMaker (localsm.Start): %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := srv.Close(ctx); err != nil {
+			t.Errorf("close local SageMaker: %v", err)
+		}
+	})
+	return &local{t: t, srv: srv, url: srv.URL()}
+}
+
+func quietLogger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(discard{}, &slog.HandlerOptions{Level: slog.LevelError}))
+}
+
+type discard struct{}
+
+func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+// calls records the AWS operations a deployer made.
+type calls struct {
+	mu  sync.Mutex
+	ops map[string]int
+}
+
+func (c *calls) middleware(stack *middleware.Stack) error {
+	return stack.Initialize.Add(middleware.InitializeMiddlewareFunc("record", func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+		op := awsmiddleware.GetServiceID(ctx) + "/" + awsmiddleware.GetOperationName(ctx)
+		c.mu.Lock()
+		if c.ops == nil {
+			c.ops = map[string]int{}
+		}
+		c.ops[op]++
+		c.mu.Unlock()
+		return next.HandleInitialize(ctx, in)
+	}), middleware.After)
+}
+
+func (c *calls) count(op string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ops[op]
+}
+
+func (c *calls) names() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]string, 0, len(c.ops))
+	for k := range c.ops {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// events collects progress events.
+type events struct {
+	mu  sync.Mutex
+	all []deploy.Event
+}
+
+func (e *events) add(ev deploy.Event) {
+	e.mu.Lock()
+	e.all = append(e.all, ev)
+	e.mu.Unlock()
+}
+
+func (e *events) text() string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var b strings.Builder
+	for _, ev := range e.all {
+		if !ev.Tick {
+			fmt.Fprintf(&b, "[%s] %s\n", ev.Phase, ev.Message)
+		}
+	}
+	return b.String()
+}
+
+type deployerOpt func(*deploy.Options)
+
+// deployer builds a deployer against the local SageMaker, recording its calls.
+func (l *local) deployer(rec *calls, opts ...deployerOpt) (*deploy.Deployer, *events) {
+	l.t.Helper()
+	ev := &events{}
+	o := deploy.Options{
+		Region:      "us-east-1",
+		EndpointURL: l.url,
+		Credentials: credentials.NewStaticCredentialsProvider("AKIADEPLOYTEST", "secret", ""),
+		Progress:    ev.add,
+		Logger:      quietLogger(),
+	}
+	if rec != nil {
+		o.APIOptions = append(o.APIOptions, rec.middleware)
+	}
+	for _, f := range opts {
+		f(&o)
+	}
+	d, err := deploy.New(context.Background(), o)
+	if err != nil {
+		l.t.Fatalf("deploy.New: %v", err)
+	}
+	return d, ev
+}
+
+// register adds abalone version v (its artifact) to group, approved or not.
+func register(t testing.TB, d *deploy.Deployer, group string, v int, approve bool) deploy.RegisterResult {
+	t.Helper()
+	data, err := abalone.Artifact(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := d.Register(context.Background(), deploy.RegisterRequest{
+		Model: group, Artifact: fmt.Sprintf("model-v%d.tar.gz", v), ArtifactData: data, Bucket: "models", Approve: approve,
+	})
+	if err != nil {
+		t.Fatalf("register %s v%d: %v", group, v, err)
+	}
+	return res
+}
+
+// registerData adds an arbitrary artifact as a version.
+func registerData(t *testing.T, d *deploy.Deployer, group string, data []byte, approve bool) deploy.RegisterResult {
+	t.Helper()
+	res, err := d.Register(context.Background(), deploy.RegisterRequest{Model: group, Artifact: "x.tar.gz", ArtifactData: data, Bucket: "models", Approve: approve})
+	if err != nil {
+		t.Fatalf("register %s: %v", group, err)
+	}
+	return res
+}
+
+// sm is a plain SageMaker client on the local SageMaker, for assertions.
+func (l *local) sm() *sagemaker.Client {
+	return sagemaker.New(sagemaker.Options{
+		Region:       "us-east-1",
+		BaseEndpoint: aws.String(l.url),
+		Credentials:  credentials.NewStaticCredentialsProvider("AKIAASSERT", "secret", ""),
+	})
+}
+
+// predictions parses an answer of one number per line (or comma-separated).
+func predictions(t *testing.T, body string) []string {
+	t.Helper()
+	var out []string
+	for _, f := range strings.FieldsFunc(strings.TrimSpace(body), func(r rune) bool { return r == '\n' || r == ',' }) {
+		out = append(out, strings.TrimSpace(f))
+	}
+	return out
+}
+
+var _ = bytes.NewReader
+
+// deleteObject removes an uploaded artifact, to make a version whose artifact is missing.
+func deleteObject(t *testing.T, l *local, url string) {
+	t.Helper()
+	rest := strings.TrimPrefix(url, "s3://")
+	bucket, key, _ := strings.Cut(rest, "/")
+	c := s3.New(s3.Options{Region: "us-east-1", BaseEndpoint: aws.String(l.url), UsePathStyle: true,
+		Credentials: credentials.NewStaticCredentialsProvider("AKIAASSERT", "secret", "")})
+	if _, err := c.DeleteObject(context.Background(), &s3.DeleteObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)}); err != nil {
+		t.Fatalf("delete %s: %v", url, err)
+	}
+}
+
+func describeModel(t *testing.T, l *local, name string) string {
+	t.Helper()
+	out, err := l.sm().DescribeModel(context.Background(), &sagemaker.DescribeModelInput{ModelName: aws.String(name)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return aws.ToString(out.ExecutionRoleArn)
+}
+
+func abaloneArtifact(v int) ([]byte, error) { return abalone.Artifact(v) }

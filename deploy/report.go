@@ -1,0 +1,144 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/sagedeploy/sagedeploy/releases"
+)
+
+// tracker collects an operation's events and, once its release exists on the release server,
+// forwards them there. Reporting never fails the operation: errors are logged once and reporting
+// stops for that release.
+type tracker struct {
+	d      *Deployer
+	mu     sync.Mutex
+	buf    []Event
+	id     string
+	active bool
+	warned bool
+}
+
+func (d *Deployer) newTracker() *tracker { return &tracker{d: d} }
+
+// sink is the event sink handed to emit.
+func (t *tracker) sink(e Event) {
+	if e.Tick || t.d.opts.Releases == nil {
+		return
+	}
+	t.mu.Lock()
+	if !t.active {
+		if t.id == "" {
+			t.buf = append(t.buf, e)
+		}
+		t.mu.Unlock()
+		return
+	}
+	id := t.id
+	t.mu.Unlock()
+	t.send(id, e)
+}
+
+func (t *tracker) send(id string, e Event) {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	_, err := t.d.opts.Releases.AddEvent(ctx, id, releases.Event{Time: e.Time, Phase: e.Phase, Message: e.Message, EndpointStatus: e.EndpointStatus})
+	if err != nil {
+		t.fail(err)
+	}
+}
+
+func (t *tracker) fail(err error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.active = false
+	if !t.warned {
+		t.warned = true
+		t.d.log.Warn("release reporting failed; the deployment goes on without it", "release", t.id, "error", err)
+	}
+}
+
+// start records the release; when the environment's gate holds it pending, it waits for the
+// approval (a rejection is ErrRejected; other errors while waiting are retried, since going on
+// would bypass the gate). Reporting errors are logged and the release goes on unreported.
+func (t *tracker) start(ctx context.Context, s releases.ReleaseStart, sink func(Event)) (string, error) {
+	c := t.d.opts.Releases
+	if c == nil {
+		return "", nil
+	}
+	r, err := c.StartRelease(ctx, s)
+	if err != nil {
+		t.fail(err)
+		return "", nil
+	}
+	t.mu.Lock()
+	t.id, t.active = r.ID, true
+	buf := t.buf
+	t.buf = nil
+	t.mu.Unlock()
+	for _, e := range buf {
+		t.send(r.ID, e)
+	}
+	if r.Status != releases.StatusPending {
+		return r.ID, nil
+	}
+	t.d.emit(Event{Phase: "approval", Message: fmt.Sprintf("release %s of %s to %s waits for an approval on %s", r.ID, s.Model, s.Environment, c.BaseURL())}, sink)
+	poll := t.d.opts.ApprovalPoll
+	if poll <= 0 {
+		poll = 2 * time.Second
+	}
+	for {
+		got, err := c.WaitApproval(ctx, r.ID, poll)
+		switch {
+		case errors.Is(err, releases.ErrRejected):
+			who := ""
+			if got.RejectedBy != "" {
+				who = " by " + got.RejectedBy
+			}
+			return r.ID, errorf(ErrRejected, "release %s of %s to %s was rejected%s at the approval gate; nothing was changed", r.ID, s.Model, s.Environment, who)
+		case err == nil:
+			by := ""
+			if got.ApprovedBy != "" {
+				by = " by " + got.ApprovedBy
+			}
+			t.d.emit(Event{Phase: "approval", Message: "approved" + by}, sink)
+			return r.ID, nil
+		case ctx.Err() != nil:
+			return r.ID, fmt.Errorf("wait for the approval of release %s: %w", r.ID, ctx.Err())
+		}
+		t.d.log.Warn("checking the approval failed; retrying", "release", r.ID, "error", err)
+		if err := sleep(ctx, poll); err != nil {
+			return r.ID, fmt.Errorf("wait for the approval of release %s: %w", r.ID, err)
+		}
+	}
+}
+
+// finish records the outcome, with a context of its own so that a timed-out operation still
+// reports it.
+func (t *tracker) finish(f releases.ReleaseFinish) {
+	t.mu.Lock()
+	id, active := t.id, t.active
+	t.mu.Unlock()
+	if !active || id == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if _, err := t.d.opts.Releases.FinishRelease(ctx, id, f); err != nil {
+		t.fail(err)
+	}
+}
+
+// trigger is who started an operation, unless the request says.
+func trigger(given *releases.Trigger, pipelineID, projectID string) releases.Trigger {
+	if given != nil {
+		return *given
+	}
+	if pipelineID != "" {
+		return releases.Trigger{Type: "pipeline", PipelineID: pipelineID, ProjectID: projectID}
+	}
+	return releases.Trigger{Type: "cli", ProjectID: projectID}
+}

@@ -1,0 +1,130 @@
+package deploy
+
+import (
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sagemaker/types"
+)
+
+// Strategy types.
+const (
+	AllAtOnce = "all-at-once"
+	Canary    = "canary"
+	Linear    = "linear"
+)
+
+// Strategy is how an update shifts traffic to the new version (SageMaker's blue/green
+// DeploymentConfig). The zero value is all at once, SageMaker's default.
+type Strategy struct {
+	// Type is AllAtOnce (default), Canary or Linear.
+	Type string `json:"type,omitempty"`
+	// Percent is the canary's share of capacity (1–50), or the size of each linear step (10–50).
+	Percent int `json:"percent,omitempty"`
+	// Bake is how long traffic stays on each step before the next one (and, all at once, how long
+	// the old fleet stays ready for an alarm-driven rollback). Whole seconds, at most 1h.
+	Bake time.Duration `json:"bake,omitempty"`
+	// RollbackAlarms are CloudWatch alarms that make SageMaker roll the update back when they fire.
+	RollbackAlarms []string `json:"rollback_alarms,omitempty"`
+}
+
+// totalBake is how long the traffic shift itself waits, on top of provisioning.
+func (s Strategy) totalBake() time.Duration {
+	switch s.Type {
+	case Canary:
+		return s.Bake
+	case Linear:
+		if s.Percent <= 0 {
+			return 0
+		}
+		steps := int(math.Ceil(100 / float64(s.Percent)))
+		return time.Duration(steps) * s.Bake
+	}
+	return s.Bake
+}
+
+// DeploymentConfig maps the strategy to SageMaker's DeploymentConfig; nil for the default
+// (all at once, no alarms, no bake).
+func (s Strategy) DeploymentConfig() (*types.DeploymentConfig, error) {
+	if s.Bake < 0 || s.Bake > time.Hour || s.Bake%time.Second != 0 {
+		return nil, errorf(ErrInvalid, "--bake %s is not valid: SageMaker waits whole seconds, at most 1h, between traffic shifts", s.Bake)
+	}
+	bake := aws.Int32(int32(s.Bake / time.Second))
+	var routing *types.TrafficRoutingConfig
+	switch s.Type {
+	case "", AllAtOnce:
+		if s.Percent != 0 {
+			return nil, errorf(ErrInvalid, "a percentage only applies to --canary or --linear")
+		}
+		if len(s.RollbackAlarms) == 0 && s.Bake == 0 {
+			return nil, nil
+		}
+		routing = &types.TrafficRoutingConfig{Type: types.TrafficRoutingConfigTypeAllAtOnce, WaitIntervalInSeconds: bake}
+	case Canary:
+		if s.Percent < 1 || s.Percent > 50 {
+			return nil, errorf(ErrInvalid, "--canary %d is not valid: the canary takes 1 to 50 percent of capacity", s.Percent)
+		}
+		if s.Bake == 0 {
+			return nil, errorf(ErrInvalid, "--canary needs --bake: how long the canary serves before the rest of the traffic moves, e.g. --bake 5m")
+		}
+		routing = &types.TrafficRoutingConfig{
+			Type:                  types.TrafficRoutingConfigTypeCanary,
+			CanarySize:            &types.CapacitySize{Type: types.CapacitySizeTypeCapacityPercent, Value: aws.Int32(int32(s.Percent))},
+			WaitIntervalInSeconds: bake,
+		}
+	case Linear:
+		if s.Percent < 10 || s.Percent > 50 {
+			return nil, errorf(ErrInvalid, "--linear %d is not valid: each step moves 10 to 50 percent of capacity", s.Percent)
+		}
+		if s.Bake == 0 {
+			return nil, errorf(ErrInvalid, "--linear needs --bake: how long each step serves before the next one, e.g. --bake 2m")
+		}
+		routing = &types.TrafficRoutingConfig{
+			Type:                  types.TrafficRoutingConfigTypeLinear,
+			LinearStepSize:        &types.CapacitySize{Type: types.CapacitySizeTypeCapacityPercent, Value: aws.Int32(int32(s.Percent))},
+			WaitIntervalInSeconds: bake,
+		}
+	default:
+		return nil, errorf(ErrInvalid, "unknown deployment strategy %q: use all-at-once, canary or linear", s.Type)
+	}
+	policy := &types.BlueGreenUpdatePolicy{TrafficRoutingConfiguration: routing}
+	if total := s.totalBake(); total > 0 {
+		// SageMaker's own bound on the shift must exceed its waits; leave room for provisioning.
+		max := total + 30*time.Minute
+		if max > 4*time.Hour {
+			if total >= 4*time.Hour {
+				return nil, errorf(ErrInvalid, "the traffic shift would bake %s in total; SageMaker allows at most 4h: use a larger step or a shorter --bake", total)
+			}
+			max = 4 * time.Hour
+		}
+		policy.MaximumExecutionTimeoutInSeconds = aws.Int32(int32(max / time.Second))
+	}
+	dc := &types.DeploymentConfig{BlueGreenUpdatePolicy: policy}
+	if len(s.RollbackAlarms) > 0 {
+		alarms := make([]types.Alarm, 0, len(s.RollbackAlarms))
+		for _, a := range s.RollbackAlarms {
+			if a == "" {
+				return nil, errorf(ErrInvalid, "--rollback-alarm needs a CloudWatch alarm name")
+			}
+			alarms = append(alarms, types.Alarm{AlarmName: aws.String(a)})
+		}
+		dc.AutoRollbackConfiguration = &types.AutoRollbackConfig{Alarms: alarms}
+	}
+	return dc, nil
+}
+
+// String renders the strategy for messages.
+func (s Strategy) String() string {
+	switch s.Type {
+	case Canary:
+		return fmt.Sprintf("canary %d%%, bake %s", s.Percent, s.Bake)
+	case Linear:
+		return fmt.Sprintf("linear %d%% steps, bake %s", s.Percent, s.Bake)
+	}
+	if s.Bake > 0 {
+		return fmt.Sprintf("all at once, bake %s", s.Bake)
+	}
+	return "all at once"
+}
