@@ -307,6 +307,7 @@ func build(doc *value) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
+	m.walk = newWalker(m)
 	return m, nil
 }
 

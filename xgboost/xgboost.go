@@ -40,6 +40,7 @@ type Model struct {
 	numTrees int
 	linear   []float32 // gblinear: weight of feature f for group g at f*numGroup+g, then biases
 	isLinear bool
+	walk     *walker // the trees laid out for speed; nil when they have categorical splits
 }
 
 // node is one tree node: 16 bytes, no pointers, so traversal stays in cache.
@@ -111,6 +112,19 @@ func (m *Model) margin(g int, row []float32) float32 {
 	if m.isLinear {
 		return m.linearMargin(g, sum, row)
 	}
+	if m.walk != nil && len(row) >= m.walk.width {
+		var weights []float32
+		if m.weights != nil {
+			weights = m.weights[g]
+		}
+		return m.walk.margin(g, sum, row, weights)
+	}
+	return m.leafMargin(g, sum, row)
+}
+
+// leafMargin adds the leaves of group g's trees for row to sum, walking one tree after another
+// with leaf: the path for categorical splits and for rows shorter than the walker needs.
+func (m *Model) leafMargin(g int, sum float32, row []float32) float32 {
 	roots := m.groups[g]
 	if m.weights != nil {
 		w := m.weights[g]

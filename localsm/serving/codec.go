@@ -26,6 +26,9 @@ func badPayload(status int, format string, args ...any) *payloadError {
 // "nan" and "inf" accepted); an empty field is a missing value. The float64 is then narrowed,
 // as xgboost narrows a float64 array to float32, so predictions match python's bit for bit.
 func parseFloat(field []byte) (float32, bool) {
+	if f, ok := parseDecimal(field); ok {
+		return float32(f), true
+	}
 	field = bytes.TrimSpace(field)
 	if len(field) == 0 {
 		return float32(math.NaN()), true
@@ -40,6 +43,49 @@ func parseFloat(field []byte) (float32, bool) {
 		}
 	}
 	return float32(f), true
+}
+
+// pow10 holds the powers of ten that float64 represents exactly.
+var pow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
+	1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22}
+
+// parseDecimal is the fast path of parseFloat for what CSV features nearly always are: an
+// optional sign, digits and at most one point ("-0.455", "12", ".5"), at most 19 digits in all,
+// nothing around them. When the digits make an integer below 2^53 and there are at most 22
+// after the point, the value is that integer divided by a power of ten, both exact in float64,
+// so the one rounding of the division gives the correctly rounded result: the same bits as
+// strconv.ParseFloat, which takes this path too, without its generality. Anything else says
+// !ok and goes the slow way.
+func parseDecimal(s []byte) (float64, bool) {
+	i, neg := 0, false
+	if len(s) > 0 && (s[0] == '-' || s[0] == '+') {
+		neg, i = s[0] == '-', 1
+	}
+	var mant uint64
+	digits, frac, point := 0, 0, false
+	for ; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= '0' && c <= '9':
+			mant = mant*10 + uint64(c-'0')
+			digits++
+			if point {
+				frac++
+			}
+		case c == '.' && !point:
+			point = true
+		default:
+			return 0, false
+		}
+	}
+	if digits == 0 || digits > 19 || mant >= 1<<53 || frac >= len(pow10) {
+		return 0, false
+	}
+	f := float64(mant) / pow10[frac]
+	if neg {
+		f = -f
+	}
+	return f, true
 }
 
 // csvDelimiter picks the delimiter from the first line, as the container sniffs it: a comma
