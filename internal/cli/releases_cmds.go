@@ -8,12 +8,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -21,6 +18,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/sagedeploy/sagedeploy/agent"
+	"github.com/sagedeploy/sagedeploy/deploy"
 	"github.com/sagedeploy/sagedeploy/releases"
 	"github.com/sagedeploy/sagedeploy/releases/server"
 	"github.com/sagedeploy/sagedeploy/releases/store"
@@ -56,6 +54,7 @@ func defaultDataDir() string {
 // addReleaseCommands registers `sagedeploy server ...` and `sagedeploy agent`.
 func addReleaseCommands(root *cobra.Command, g *globals) {
 	root.AddCommand(newServerCmd(g), newAgentCmd(g))
+	addFirstRunCommands(root, g) // up_cmds.go: `up` and `quickstart`, which run the server too
 }
 
 // ReleaseServerConfig is what `sagedeploy server` (and `sagedeploy up`) runs a release server with.
@@ -84,8 +83,12 @@ Then add environments and a token per environment:
   sagedeploy server env add prod --kind sagemaker --region eu-west-1 --requires-approval --position 1
   sagedeploy server token create --env dev --name circleci
 
-Give the deployer the token (SAGEDEPLOY_TOKEN) and the server URL (SAGEDEPLOY_SERVER), and run an
-agent next to your AWS credentials to execute dashboard commands (sagedeploy agent --help).`,
+Give the deployer the server URL and the token (SAGEDEPLOY_RELEASES_URL and
+SAGEDEPLOY_RELEASES_TOKEN, or the orb's CCI_RELEASE_INTEGRATION_TOKEN), and run an agent next to
+your AWS credentials to execute dashboard commands (sagedeploy agent --help).
+
+To try everything on one machine, "sagedeploy up" runs this server together with a local
+SageMaker and an agent.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runReleaseServer(cmd.Context(), g, sf, cfg)
@@ -103,68 +106,27 @@ agent next to your AWS credentials to execute dashboard commands (sagedeploy age
 	return cmd
 }
 
-// ReleaseServer is a release server listening on a port, for `server` and `up`.
+// ReleaseServer is a release server listening on a port, for `server`.
 type ReleaseServer struct {
-	URL    string
-	Server *server.Server
-	Store  *store.Store
-	http   *http.Server
-	done   chan error
-
-	stopOnce sync.Once
-	stopErr  error
+	*server.Running
+	Store *store.Store
 }
 
-// StartReleaseServer opens the store, creates the first admin if there is no user (printing its
-// password once to out), and serves on cfg.Addr until Stop.
+// StartReleaseServer serves st on cfg.Addr until Stop (server.Listen), printing the first
+// admin's password to out when this start created it.
 func StartReleaseServer(ctx context.Context, log *slog.Logger, out io.Writer, st *store.Store, cfg ReleaseServerConfig) (*ReleaseServer, error) {
-	ln, err := net.Listen("tcp", cfg.Addr)
+	r, err := server.Listen(ctx, cfg.Addr, server.Options{Store: st, Logger: log, BaseURL: cfg.BaseURL, CommandTimeout: cfg.CommandTimeout, RunningTimeout: cfg.RunningTimeout})
 	if err != nil {
-		return nil, fmt.Errorf("listen on %s: %w (is another server running there? pick another --addr)", cfg.Addr, err)
+		return nil, fmt.Errorf("%w (--addr)", err)
 	}
-	url := "http://" + ln.Addr().String()
 	base := cfg.BaseURL
 	if base == "" {
-		base = url
+		base = r.URL
 	}
-	srv, err := server.New(server.Options{Store: st, Logger: log, BaseURL: cfg.BaseURL, CommandTimeout: cfg.CommandTimeout, RunningTimeout: cfg.RunningTimeout})
-	if err != nil {
-		ln.Close()
-		return nil, err
+	if r.FirstAdminPassword != "" {
+		fmt.Fprintf(out, "\nFirst start: created dashboard user \"admin\" with password\n\n    %s\n\nIt is shown only this once. Sign in at %s/login and add users in Settings.\n\n", r.FirstAdminPassword, base)
 	}
-	pw, created, err := server.EnsureFirstAdmin(ctx, st, 0)
-	if err != nil {
-		srv.Close()
-		ln.Close()
-		return nil, fmt.Errorf("create the first admin: %w", err)
-	}
-	if created {
-		fmt.Fprintf(out, "\nFirst start: created dashboard user \"admin\" with password\n\n    %s\n\nIt is shown only this once. Sign in at %s/login and add users in Settings.\n\n", pw, base)
-	}
-	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
-		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
-	rs := &ReleaseServer{URL: url, Server: srv, Store: st, http: hs, done: make(chan error, 1)}
-	go func() {
-		err := hs.Serve(ln)
-		if errors.Is(err, http.ErrServerClosed) {
-			err = nil
-		}
-		rs.done <- err
-	}()
-	return rs, nil
-}
-
-// Stop ends open streams and long polls, then shuts the HTTP server down gracefully. Calling it
-// again returns the first result.
-func (rs *ReleaseServer) Stop(ctx context.Context) error {
-	rs.stopOnce.Do(func() {
-		rs.Server.Close()
-		rs.stopErr = rs.http.Shutdown(ctx)
-		if serr := <-rs.done; rs.stopErr == nil {
-			rs.stopErr = serr
-		}
-	})
-	return rs.stopErr
+	return &ReleaseServer{Running: r, Store: st}, nil
 }
 
 func runReleaseServer(ctx context.Context, g *globals, sf *storeFlags, cfg ReleaseServerConfig) error {
@@ -185,14 +147,11 @@ func runReleaseServer(ctx context.Context, g *globals, sf *storeFlags, cfg Relea
 	select {
 	case <-ctx.Done():
 		log.Info("stopping release server")
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
-		defer cancel()
-		return rs.Stop(sctx)
-	case err := <-rs.done:
-		rs.done <- err // for a later Stop
-		rs.Server.Close()
-		return err
+	case <-rs.Done():
 	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+	defer cancel()
+	return rs.Stop(sctx)
 }
 
 func newTokenCmd(g *globals, sf *storeFlags) *cobra.Command {
@@ -230,7 +189,7 @@ once at creation and stored only as a hash.`,
 				return json.NewEncoder(g.stdout).Encode(server.NewToken{Token: t, Secret: secret})
 			}
 			fmt.Fprintf(g.stdout, "%s\n", secret)
-			fmt.Fprintf(g.stderr, "Token %s (%s) for environment %s. It is shown only this once.\nUse it as SAGEDEPLOY_TOKEN for the deployer, or --token for the agent, of %s.\n", t.ID, t.Name, t.Environment, t.Environment)
+			fmt.Fprintf(g.stderr, "Token %s (%s) for environment %s. It is shown only this once.\nUse it as SAGEDEPLOY_RELEASES_TOKEN (or CCI_RELEASE_INTEGRATION_TOKEN) for the deployer, or --token for the agent, of %s.\n", t.ID, t.Name, t.Environment, t.Environment)
 			return nil
 		},
 	}
@@ -474,26 +433,42 @@ and executes them with the deployer, using this machine's AWS credentials (or th
 SageMaker). The server never holds cloud credentials.
 
 Pass one --token per environment the agent serves (tokens are scoped to one environment).
-Each command reports its progress into the release the dashboard shows.`,
-		Example: "  sagedeploy agent --server https://deploy.example.com --token $DEV_TOKEN --token $PROD_TOKEN",
-		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if serverURL == "" {
-				return errors.New("--server is required: the release server's URL, e.g. --server http://127.0.0.1:4571 (env SAGEDEPLOY_SERVER)")
-			}
-			if len(tokens) == 0 {
-				return errors.New("--token is required: an integration token per environment to serve (create one with `sagedeploy server token create --env dev`; env SAGEDEPLOY_TOKEN)")
-			}
-			ex, err := newAgentExecutor(cmd.Context(), g)
-			if err != nil {
-				return err
-			}
-			var clients []*releases.Client
-			for _, t := range tokens {
-				clients = append(clients, releases.NewClient(serverURL, strings.TrimSpace(t), nil))
-			}
-			return agent.Run(cmd.Context(), agent.Options{Clients: clients, Executor: ex, Logger: g.logger(), PollWait: pollWait})
-		},
+Each command reports its progress into the release the dashboard shows.
+
+Credentials are the deployer's: the AWS SDK's default chain (AWS_ACCESS_KEY_ID, AWS_PROFILE, an
+instance role, AWS_ROLE_ARN + AWS_WEB_IDENTITY_TOKEN_FILE, ...), or CircleCI's OIDC token when
+CIRCLE_OIDC_TOKEN_V2 (or CIRCLE_OIDC_TOKEN) and SAGEMAKER_EXECUTION_ROLE_ARN are set. With
+--endpoint-url (a local SageMaker) no AWS account is needed. aws-sdk-go-v2 ignores
+AWS_ENDPOINT_URL for the STS call of AWS_WEB_IDENTITY_TOKEN_FILE credentials: export
+AWS_ENDPOINT_URL_STS too when that call must go elsewhere.`,
+		Example: `  # Serve dev and prod of a release server, with this machine's AWS credentials:
+  sagedeploy agent --server https://deploy.example.com --token $DEV_TOKEN --token $PROD_TOKEN \
+    --region eu-west-1 --execution-role-arn arn:aws:iam::123456789012:role/sagemaker-execution
+
+  # Against a local SageMaker:
+  sagedeploy agent --server http://127.0.0.1:4571 --token $DEV_TOKEN --endpoint-url http://127.0.0.1:4570`,
+		Args: cobra.NoArgs,
+	}
+	aws := bindAgentAWS(cmd)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if serverURL == "" {
+			return errors.New("--server is required: the release server's URL, e.g. --server http://127.0.0.1:4571 (env SAGEDEPLOY_SERVER)")
+		}
+		if len(tokens) == 0 {
+			return errors.New("--token is required: an integration token per environment to serve (create one with `sagedeploy server token create --env dev`; env SAGEDEPLOY_TOKEN)")
+		}
+		if err := aws.load(cmd); err != nil {
+			return err
+		}
+		ex, err := newAgentExecutor(cmd, g, aws)
+		if err != nil {
+			return err
+		}
+		var clients []*releases.Client
+		for _, t := range tokens {
+			clients = append(clients, releases.NewClient(serverURL, strings.TrimSpace(t), nil))
+		}
+		return agent.Run(cmd.Context(), agent.Options{Clients: clients, Executor: ex, Logger: g.logger(), PollWait: pollWait})
 	}
 	cmd.Flags().StringVar(&serverURL, "server", os.Getenv("SAGEDEPLOY_SERVER"), "release server URL (env SAGEDEPLOY_SERVER)")
 	cmd.Flags().StringArrayVar(&tokens, "token", splitTokenList(os.Getenv("SAGEDEPLOY_TOKEN")), "integration token of an environment to serve; repeat for several (env SAGEDEPLOY_TOKEN, comma-separated)")
@@ -501,20 +476,32 @@ Each command reports its progress into the release the dashboard shows.`,
 	return cmd
 }
 
-// newAgentExecutor builds what executes the agent's commands.
-//
-// TODO(lead): wire the deployer here. Its executor reports into each command's release with the
-// token of the command's environment, which agent.ClientFrom(ctx) returns, e.g.:
-//
-//	return agent.ExecutorFunc(func(ctx context.Context, c releases.Command) error {
-//		d, err := deploy.New(ctx, deploy.Options{Releases: agent.ClientFrom(ctx), Logger: g.logger() /* region, endpoint URL, role from flags */})
-//		if err != nil {
-//			return err
-//		}
-//		return d.Execute(ctx, c)
-//	}), nil
-func newAgentExecutor(ctx context.Context, g *globals) (agent.Executor, error) {
-	return nil, errors.New("this build of sagedeploy cannot execute dashboard commands yet: the deployer is not wired into the agent")
+// bindAgentAWS defines the agent's AWS flags, named and read from the environment as the
+// deployer's commands do (see bindConn).
+func bindAgentAWS(cmd *cobra.Command) *conn {
+	c := &conn{b: newBinder(cmd), output: "text"}
+	c.b.str(&c.region, "region", "", "AWS region (default us-east-1)", "REGION_NAME", "AWS_REGION", "AWS_DEFAULT_REGION")
+	c.b.str(&c.endpointURL, "endpoint-url", "", "base URL of every AWS service, e.g. a local SageMaker at http://127.0.0.1:4570", "AWS_ENDPOINT_URL")
+	c.b.str(&c.roleARN, "execution-role-arn", "", "IAM role SageMaker assumes for the models the agent creates (required on AWS)", "SAGEMAKER_EXECUTION_ROLE_ARN")
+	return c
+}
+
+// newAgentExecutor builds what executes the agent's commands: one deployer for the process (its
+// AWS clients and credentials are shared), reporting each command into its release with the
+// token of the command's environment, which agent.ClientFrom(ctx) returns.
+func newAgentExecutor(cmd *cobra.Command, g *globals, c *conn) (agent.Executor, error) {
+	d, err := c.deployer(cmd, g, nil)
+	if err != nil {
+		return nil, err
+	}
+	return deployExecutor(d), nil
+}
+
+// deployExecutor runs commands with d, reporting through the client of the command's environment.
+func deployExecutor(d *deploy.Deployer) agent.Executor {
+	return agent.ExecutorFunc(func(ctx context.Context, cmd releases.Command) error {
+		return d.WithReleases(agent.ClientFrom(ctx)).Execute(ctx, cmd)
+	})
 }
 
 func splitTokenList(s string) []string {
