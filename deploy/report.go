@@ -107,13 +107,28 @@ func (t *tracker) start(ctx context.Context, s releases.ReleaseStart, sink func(
 			t.d.emit(Event{Phase: "approval", Message: "approved" + by}, sink)
 			return r.ID, nil
 		case ctx.Err() != nil:
-			return r.ID, fmt.Errorf("wait for the approval of release %s: %w", r.ID, ctx.Err())
+			return r.ID, t.abandon(r.ID, ctx.Err())
 		}
 		t.d.log.Warn("checking the approval failed; retrying", "release", r.ID, "error", err)
 		if err := sleep(ctx, poll); err != nil {
-			return r.ID, fmt.Errorf("wait for the approval of release %s: %w", r.ID, err)
+			return r.ID, t.abandon(r.ID, err)
 		}
 	}
+}
+
+// abandon cancels a release that was still waiting at the gate when the deployer was stopped, so
+// that no approver approves a deployment nobody will carry out.
+func (t *tracker) abandon(id string, cause error) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	f := releases.ReleaseFinish{Status: releases.StatusCanceled, FailureReason: "the deployer stopped while waiting for an approval; nothing was changed"}
+	if _, err := t.d.opts.Releases.FinishRelease(ctx, id, f); err != nil {
+		t.d.log.Warn("could not cancel the release waiting for an approval", "release", id, "error", err)
+	}
+	t.mu.Lock()
+	t.active = false
+	t.mu.Unlock()
+	return fmt.Errorf("wait for the approval of release %s: %w", id, cause)
 }
 
 // finish records the outcome, with a context of its own so that a timed-out operation still

@@ -1,6 +1,7 @@
 package deploy_test
 
 import (
+	"context"
 	"errors"
 	"net/http/httptest"
 	"strings"
@@ -161,6 +162,25 @@ func TestReleasesAreReportedToTheReleaseServer(t *testing.T) {
 	if models, configs, _ := listNames(t, l); len(models) != len(models0) || len(configs) != len(configs0) {
 		t.Errorf("a release rejected at the gate created resources: models %v → %v, configs %v → %v", models0, models, configs0, configs)
 	}
+	// A deployer stopped while waiting at the gate cancels its release: nobody can approve a
+	// deployment that will never run.
+	stopCtx, stop := context.WithCancel(ctx)
+	go func() {
+		_, err := prod.Deploy(stopCtx, deploy.DeployRequest{Model: "abalone", Environment: "prod", Version: v3.Version.Number})
+		done <- err
+	}()
+	id = waitPending(t, rs)
+	stop()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("deploy stopped at the gate: %v, want context.Canceled", err)
+	}
+	if rel, err := rs.client("prod").Release(ctx, id); err != nil || rel.Status != releases.StatusCanceled {
+		t.Errorf("release of a deployer stopped at the gate is %s (%v), want canceled", rel.Status, err)
+	}
+	if p, _ := rs.st.PendingApprovals(ctx); len(p) != 0 {
+		t.Errorf("approvals still pending after the deployer stopped: %+v", p)
+	}
+	expectVersion(t, prod, "abalone-prod", 1)
 }
 
 func waitPending(t *testing.T, rs *releaseServer) string {

@@ -125,10 +125,18 @@ func (s *Server) streamRelease(w http.ResponseWriter, r *http.Request, rec store
 	}
 }
 
-// humanDuration renders a duration the way people read it: 45s, 3m 12s, 1h 4m.
+// humanDuration renders a duration the way people read it: 340ms, 4.2s, 45s, 3m 12s, 1h 4m.
+// Local releases take well under a second, so sub-second and sub-10s durations keep precision
+// rather than all reading "0s".
 func humanDuration(d time.Duration) string {
 	if d < 0 {
 		d = 0
+	}
+	switch {
+	case d < time.Second:
+		return fmt.Sprintf("%dms", d.Milliseconds())
+	case d < 10*time.Second:
+		return fmt.Sprintf("%.1fs", d.Seconds())
 	}
 	d = d.Round(time.Second)
 	switch {
