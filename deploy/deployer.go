@@ -70,7 +70,8 @@ type Options struct {
 	// Releases, when set, receives a release per deploy, promote, rollback and scale, with its
 	// progress. Reporting failures are logged and never fail the operation.
 	Releases *releases.Client
-	// ApprovalPoll is how often a release pending at an approval gate is checked; 2s when zero.
+	// ApprovalPoll is the longest interval between checks of a release pending at an approval
+	// gate (checks start at 50ms and back off to it); 2s when zero.
 	ApprovalPoll time.Duration
 	// Progress, when set, receives every progress event (including Tick events while waiting).
 	// It is called from the goroutine running the operation.

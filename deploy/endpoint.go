@@ -175,9 +175,15 @@ func (d *Deployer) Deploy(ctx context.Context, req DeployRequest) (DeployResult,
 	if err != nil {
 		return res, err
 	}
+	// replaced is what serves instead of ours when ours does not in the end (replaced by another
+	// deployment, rolled back): the release reports the endpoint as it is afterwards.
+	var replaced *configInfo
 	finish := func(err error, endpointStatus string, serving *Version) {
 		f := releases.ReleaseFinish{Status: releases.StatusSucceeded, EndpointStatus: endpointStatus,
 			InstanceType: res.InstanceType, InstanceCount: res.InstanceCount, ServingVersion: serving.release()}
+		if replaced != nil {
+			f.InstanceType, f.InstanceCount, f.ServingVersion = replaced.InstanceType, replaced.InstanceCount, replaced.Version.release()
+		}
 		if err != nil {
 			f.Status, f.FailureReason = releases.StatusFailed, err.Error()
 		}
@@ -203,6 +209,7 @@ func (d *Deployer) Deploy(ctx context.Context, req DeployRequest) (DeployResult,
 	}
 	out, err := d.pointEndpoint(ctx, pr, sink)
 	res.Created, res.Changed = out.Created, out.Changed
+	replaced = out.Replaced
 	if out.Previous != nil {
 		res.PreviousVersion, res.PreviousConfigName = &out.Previous.Version, out.Previous.Name
 	}
@@ -294,6 +301,9 @@ type pointResult struct {
 	Status   string
 	Previous *configInfo // what served before, when something did
 	Serving  *Version    // what serves afterwards, when known
+	// Replaced is what serves instead of ours when ours does not serve in the end — replaced by
+	// another deployment, or rolled back by SageMaker (InstanceCount as the endpoint runs it).
+	Replaced *configInfo
 }
 
 // pointEndpoint makes the endpoint serve p.Config and waits for the outcome.
@@ -357,6 +367,13 @@ func (d *Deployer) pointEndpoint(ctx context.Context, p pointRequest, sink func(
 			if current == p.Config.Name {
 				res.Status, res.Previous = string(st), nil
 				res.Serving = &p.Config.Version
+				if tags[TagDeploy] != "" {
+					// InService with this configuration: the deployment marked here is over — done, or
+					// killed before it cleared its marker (the attempt this one retries).
+					if err := d.deleteTags(ctx, arn, TagDeploy); err != nil {
+						d.log.Warn("could not clear a finished deployment's marker", "endpoint", p.Endpoint, "error", err)
+					}
+				}
 				d.emit(Event{Phase: "endpoint", Endpoint: p.Endpoint, EndpointStatus: string(st), Message: fmt.Sprintf("endpoint %s already serves %s (%s); nothing to change", p.Endpoint, current, p.Config.Version.String())}, sink)
 				return res, nil
 			}
@@ -423,21 +440,30 @@ func (d *Deployer) pointEndpoint(ctx context.Context, p pointRequest, sink func(
 		d.settle(ctx, arn, p, startSeq, final)
 		return res, nil
 	case final.EndpointStatus == types.EndpointStatusInService:
-		// Either SageMaker rolled our update back, or a later deployment replaced ours after it
-		// succeeded: that one recorded ours in the history before updating.
-		tags, terr := d.listTags(ctx, arn)
-		if terr == nil {
+		// Either SageMaker rolled our update back — to the configuration we replaced, saying why —
+		// or another deployment replaced ours: one that recorded ours in the history before
+		// updating, or one that saw the same configuration serving as we did and updated right
+		// after us (where updates take milliseconds, both pass the "InService" check first).
+		// Either way the release reports what serves instead, on its instances.
+		now, nerr := d.describeConfig(ctx, serving)
+		if nerr == nil {
+			now.InstanceCount = currentInstances(final, now.InstanceCount)
+			res.Replaced, res.Serving = &now, &now.Version
+		}
+		replaced := res.Previous != nil && serving != res.Previous.Name && aws.ToString(final.FailureReason) == ""
+		if tags, terr := d.listTags(ctx, arn); terr == nil {
 			for _, h := range parseHistory(tags) {
 				if h.Seq > startSeq && h.EndpointConfigName == p.Config.Name {
-					res.Serving = nil
-					d.emit(Event{Phase: "wait", Endpoint: p.Endpoint, EndpointStatus: res.Status, Message: fmt.Sprintf("endpoint %s served %s (%s); a later deployment has replaced it since (now %s)", p.Endpoint, p.Config.Name, p.Config.Version.String(), serving)}, sink)
-					return res, nil
+					replaced = true
 				}
 			}
 		}
+		if replaced {
+			d.clearMarker(ctx, arn, p.Marker.ID)
+			d.emit(Event{Phase: "wait", Endpoint: p.Endpoint, EndpointStatus: res.Status, Message: fmt.Sprintf("endpoint %s served %s (%s); a later deployment has replaced it since (now %s)", p.Endpoint, p.Config.Name, p.Config.Version.String(), serving)}, sink)
+			return res, nil
+		}
 		d.clearMarker(ctx, arn, p.Marker.ID)
-		now, _ := d.describeConfig(ctx, serving)
-		res.Serving = &now.Version
 		reason := aws.ToString(final.FailureReason)
 		if reason == "" {
 			reason = "rolled back by SageMaker (no failure reason given)"

@@ -2,7 +2,6 @@ package deploy
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -69,7 +68,9 @@ func (t *tracker) start(ctx context.Context, s releases.ReleaseStart, sink func(
 	if c == nil {
 		return "", nil
 	}
-	r, err := c.StartRelease(ctx, s)
+	// Not cancelable: a release the server made must come back with its id, or a deployer
+	// stopped mid-request would leave it pending at the gate, where nobody should approve it.
+	r, err := c.StartRelease(context.WithoutCancel(ctx), s)
 	if err != nil {
 		t.fail(err)
 		return "", nil
@@ -86,33 +87,40 @@ func (t *tracker) start(ctx context.Context, s releases.ReleaseStart, sink func(
 		return r.ID, nil
 	}
 	t.d.emit(Event{Phase: "approval", Message: fmt.Sprintf("release %s of %s to %s waits for an approval on %s", r.ID, s.Model, s.Environment, c.BaseURL())}, sink)
-	poll := t.d.opts.ApprovalPoll
-	if poll <= 0 {
-		poll = 2 * time.Second
+	maxPoll := t.d.opts.ApprovalPoll
+	if maxPoll <= 0 {
+		maxPoll = 2 * time.Second
 	}
+	// Checks start often and back off to maxPoll: an approval given at once (a script, a user
+	// watching the dashboard) is noticed in tens of milliseconds, not a whole interval later,
+	// while a long wait costs the server no more requests than a fixed interval would.
+	poll := min(50*time.Millisecond, maxPoll)
 	for {
-		got, err := c.WaitApproval(ctx, r.ID, poll)
+		if err := sleep(ctx, poll); err != nil {
+			return r.ID, t.abandon(r.ID, err)
+		}
+		poll = min(maxPoll, poll*3/2)
+		got, err := c.Release(ctx, r.ID)
 		switch {
-		case errors.Is(err, releases.ErrRejected):
+		case err == nil && got.Status == releases.StatusCanceled:
 			who := ""
 			if got.RejectedBy != "" {
 				who = " by " + got.RejectedBy
 			}
 			return r.ID, errorf(ErrRejected, "release %s of %s to %s was rejected%s at the approval gate; nothing was changed", r.ID, s.Model, s.Environment, who)
-		case err == nil:
+		case err == nil && got.Status != releases.StatusPending:
 			by := ""
 			if got.ApprovedBy != "" {
 				by = " by " + got.ApprovedBy
 			}
 			t.d.emit(Event{Phase: "approval", Message: "approved" + by}, sink)
 			return r.ID, nil
+		case err == nil:
+			continue // still waiting
 		case ctx.Err() != nil:
 			return r.ID, t.abandon(r.ID, ctx.Err())
 		}
 		t.d.log.Warn("checking the approval failed; retrying", "release", r.ID, "error", err)
-		if err := sleep(ctx, poll); err != nil {
-			return r.ID, t.abandon(r.ID, err)
-		}
 	}
 }
 

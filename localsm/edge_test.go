@@ -183,6 +183,10 @@ func TestRouting(t *testing.T) {
 	if code != 400 || !strings.Contains(body, "<Code>InvalidAction</Code>") || !strings.Contains(body, "Could not find operation AssumeRole for version 2011-06-15") {
 		t.Fatalf("unknown STS action: %d %s", code, body)
 	}
+	code, body = post("/", "application/x-www-form-urlencoded", "Action=AssumeRoleWithWebIdentity&Version=2011-06-15&%zz", nil)
+	if code != 400 || !strings.Contains(body, "<Code>MalformedInput</Code>") {
+		t.Fatalf("STS form with a malformed escape: %d %s; want STS's 400 MalformedInput", code, body)
+	}
 	code, body = post("/", "application/x-amz-json-1.1", "{}", map[string]string{"X-Amz-Target": "DynamoDB_20120810.ListTables"})
 	if code != 400 || !strings.Contains(body, `"__type":"UnknownOperationException"`) {
 		t.Fatalf("unknown JSON target: %d %s", code, body)

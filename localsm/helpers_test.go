@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -61,11 +62,17 @@ func isolateAWSConfig(t *testing.T) {
 // empty) and stops it when the test ends.
 func startEnv(t *testing.T, dataDir string) *env {
 	t.Helper()
+	return startEnvLogging(t, dataDir, testLogger(t))
+}
+
+// startEnvLogging is startEnv with the server's logs going to log.
+func startEnvLogging(t *testing.T, dataDir string, log *slog.Logger) *env {
+	t.Helper()
 	if dataDir == "" {
 		dataDir = t.TempDir()
 	}
 	ctx := context.Background()
-	srv, err := localsm.Start(ctx, localsm.Options{Addr: "127.0.0.1:0", DataDir: dataDir, Logger: testLogger(t)})
+	srv, err := localsm.Start(ctx, localsm.Options{Addr: "127.0.0.1:0", DataDir: dataDir, Logger: log})
 	if err != nil {
 		t.Fatalf("start local SageMaker: %v", err)
 	}

@@ -228,11 +228,11 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		s.control.ServeHTTP(w, r)
 	case r.Method == http.MethodPost && invocationPath.MatchString(r.URL.Path) && service != "s3" &&
 		!r.URL.Query().Has("uploads") && !r.URL.Query().Has("uploadId"):
-		s.logged("invocation", s.runtime).ServeHTTP(w, r)
+		s.logged("invocation", s.runtime, slog.LevelDebug).ServeHTTP(w, r)
 	case service == "sts" || r.URL.Query().Get("Action") != "" || s.isSTSForm(r):
 		s.sts.ServeHTTP(w, r)
 	default:
-		s.logged("s3", s.s3).ServeHTTP(w, r)
+		s.logged("s3", s.s3, slog.LevelInfo).ServeHTTP(w, r)
 	}
 }
 
@@ -248,8 +248,10 @@ func (s *Server) isSTSForm(r *http.Request) bool {
 	if err != nil {
 		return false
 	}
-	form, err := url.ParseQuery(string(buf))
-	return err == nil && form.Get("Action") != ""
+	// A form with a malformed escape elsewhere still names its Action: STS then says what is
+	// wrong with it, rather than S3 answering "404 page not found".
+	form, _ := url.ParseQuery(string(buf))
+	return form.Get("Action") != ""
 }
 
 type readCloser struct {
@@ -258,12 +260,22 @@ type readCloser struct {
 }
 
 // logged logs each request a handler answers: what, which path, the status and how long.
-func (s *Server) logged(what string, h http.Handler) http.Handler {
+// Successful answers log at okLevel and failures at Info or above: invocations pass okLevel
+// Debug, since a line per prediction would cost a quarter of the runtime's throughput
+// (bench/serving) and drown the control-plane calls a user watches for.
+func (s *Server) logged(what string, h http.Handler, okLevel slog.Level) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		h.ServeHTTP(rec, r)
-		s.log.Info(what+" call", "method", r.Method, "resource", r.URL.Path, "outcome", rec.status, "duration", time.Since(start))
+		lvl := okLevel
+		if rec.status >= 400 {
+			lvl = max(lvl, slog.LevelInfo)
+		}
+		if rec.status >= 500 {
+			lvl = slog.LevelWarn
+		}
+		s.log.Log(r.Context(), lvl, what+" call", "method", r.Method, "resource", r.URL.Path, "outcome", rec.status, "duration", time.Since(start))
 	})
 }
 

@@ -1,10 +1,16 @@
 package localsm_test
 
 import (
+	"context"
 	"log/slog"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sagemaker"
+	smtypes "github.com/aws/aws-sdk-go-v2/service/sagemaker/types"
+	"github.com/aws/aws-sdk-go-v2/service/sagemakerruntime"
 )
 
 // testLogger sends the server's logs to the test log, shown when a test fails or with -v. Lines
@@ -29,3 +35,45 @@ func (w *testWriter) Write(p []byte) (int, error) {
 	}
 	return len(p), nil
 }
+
+// At the default level a user sees every control-plane call and every failed invocation, but
+// not a line per successful prediction.
+func TestCallLogAtInfo(t *testing.T) {
+	isolateAWSConfig(t)
+	var mu sync.Mutex
+	var buf strings.Builder
+	log := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return buf.Write(p)
+	}), &slog.HandlerOptions{Level: slog.LevelInfo}))
+	e := startEnvLogging(t, "", log)
+	e.deployable("m1", "c1", e.uploadArtifact(1), 1)
+	if _, err := e.sm.CreateEndpoint(context.Background(), &sagemaker.CreateEndpointInput{
+		EndpointName: aws.String("logged"), EndpointConfigName: aws.String("c1")}); err != nil {
+		t.Fatal(err)
+	}
+	e.waitStatus("logged", smtypes.EndpointStatusInService)
+	e.predict("logged", 1)
+	rt := sagemakerruntime.NewFromConfig(e.cfg)
+	if _, err := rt.InvokeEndpoint(context.Background(), &sagemakerruntime.InvokeEndpointInput{
+		EndpointName: aws.String("no-such-endpoint"), ContentType: aws.String("text/csv"), Body: []byte("1,2")}); err == nil {
+		t.Fatal("invoking a missing endpoint succeeded")
+	}
+	mu.Lock()
+	out := buf.String()
+	mu.Unlock()
+	if !strings.Contains(out, "op=CreateEndpoint") {
+		t.Errorf("control-plane call CreateEndpoint not logged at info:\n%s", out)
+	}
+	if !strings.Contains(out, "/endpoints/no-such-endpoint/invocations") {
+		t.Errorf("failed invocation not logged at info:\n%s", out)
+	}
+	if strings.Contains(out, "/endpoints/logged/invocations") {
+		t.Errorf("successful invocation logged at info (a line per prediction):\n%s", out)
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

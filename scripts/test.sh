@@ -2,7 +2,7 @@
 # The project's test command (the README's second command, and what CI runs).
 #
 # It makes sure the real parts the tests drive are on the machine — Debian's Chromium for the
-# dashboard's browser tests, the AWS CLI v2 for the CLI smoke test, PostgreSQL for the store tests —
+# dashboard's browser tests, the AWS CLI v2 and boto3 for the smoke test, PostgreSQL for the store tests —
 # installing them with apt-get when it can, starts a throwaway PostgreSQL on loopback, then runs
 # go vet and the whole suite with the race detector.
 set -euo pipefail
@@ -11,6 +11,8 @@ cd "$(dirname "$0")/.."
 need=()
 command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || need+=(chromium)
 [ -x /usr/bin/aws ] || need+=(awscli)
+# boto3 for Debian's python: the AWS SDK for Python half of scripts/smoke-awscli.sh.
+[ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import boto3' >/dev/null 2>&1 || need+=(python3-boto3)
 [ -x /usr/lib/postgresql/15/bin/initdb ] || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""

@@ -54,7 +54,7 @@ func Open(dir string, logger *slog.Logger) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open S3 store %s: %w", dir, err)
 	}
-	faker := gofakes3.New(backend,
+	faker := gofakes3.New(completeBodies{Backend: backend, fs: fs},
 		gofakes3.WithLogger(slogAdapter{logger}),
 		// Clients on the same machine; a skewed clock must not break uploads.
 		gofakes3.WithTimeSkewLimit(0),

@@ -186,6 +186,9 @@ func (s *Store) StartRelease(ctx context.Context, st releases.ReleaseStart) (Rel
 			if err := t.insertRelease(ctx, r); err != nil {
 				return err
 			}
+			if err := t.supersedeRerun(ctx, r, now); err != nil {
+				return err
+			}
 			if err := t.upsertVersion(ctx, st.Model, st.Version, now); err != nil {
 				return err
 			}
@@ -250,6 +253,54 @@ func (s *Store) StartRelease(ctx context.Context, st releases.ReleaseStart) (Rel
 		return err
 	})
 	return out, err
+}
+
+// supersedeRerun closes the releases that an earlier attempt of the same CI pipeline left open on
+// r's component. CI systems re-run a step only after the earlier attempt ended, so a release of
+// that pipeline still running (or waiting at the gate) lost its deployer — killed, or its runner
+// gone — and would otherwise stay open until the running timeout. It ends as failed (canceled
+// when it never started), naming r. Releases of dashboard commands belong to agents: untouched.
+func (t *tx) supersedeRerun(ctx context.Context, r ReleaseRecord, now time.Time) error {
+	if r.Trigger.PipelineID == "" || r.CommandID != "" {
+		return nil
+	}
+	rows, err := t.query(ctx, `SELECT id FROM releases WHERE environment = ? AND model = ? AND trigger_pipeline_id = ?
+		AND status IN ('running', 'pending') AND command_id = '' AND id <> ?`, r.Environment, r.Model, r.Trigger.PipelineID, r.ID)
+	if err != nil {
+		return fmt.Errorf("find earlier releases of pipeline %s: %w", r.Trigger.PipelineID, err)
+	}
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return err
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, id := range ids {
+		old, err := t.release(ctx, id)
+		if err != nil {
+			return err
+		}
+		reason := fmt.Sprintf("Superseded by release %s: pipeline %s ran this step again before this release reported an outcome (its deployer stopped).", r.ID, r.Trigger.PipelineID)
+		if _, err := t.addEvent(ctx, id, releases.Event{Time: now, Phase: "wait", Message: reason}); err != nil {
+			return err
+		}
+		old.Status = releases.StatusFailed
+		if old.StartedAt == nil {
+			old.Status = releases.StatusCanceled
+		}
+		old.FailureReason, old.FinishedAt, old.UpdatedAt = reason, &now, now
+		if err := t.updateRelease(ctx, old); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func nonEmpty(a, b string) string {

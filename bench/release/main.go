@@ -1,0 +1,213 @@
+// Command release times the seed's whole release flow — create-model, the dev endpoint
+// configuration, the dev deploy to InService with a verification invoke, the approval at prod's
+// gate, the prod configuration and the prod deploy — on what `sagedeploy up` runs (allinone: the
+// local SageMaker, the release server and the agent, here in this process), with sagedeploy's
+// deployer reporting every release; and, as the baseline in the same run, the same SageMaker work
+// done with bare SDK calls and a tight DescribeEndpoint loop.
+//
+// Per flow it reports the median and p90 wall time over fresh model groups, each step's median,
+// the SageMaker API calls counted at the local SageMaker's edge by operation (and the release
+// server's), the time each wait went on after the control plane had set the endpoint InService,
+// and how long the deployer took to notice the approval.
+//
+//	go run ./bench/release               # 10 runs of each flow after a warm-up
+//	go run ./bench/release -runs 30
+//
+// It is a program, not a test: `go test ./...` never runs it.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"os/signal"
+	"runtime"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// target is the issue's goal for the whole flow on the local backend.
+const target = 2 * time.Second
+
+func main() {
+	runs := flag.Int("runs", 10, "timed runs of each flow, each on a fresh model group")
+	warmup := flag.Int("warmup", 1, "untimed runs of each flow first")
+	keep := flag.Bool("keep", false, "keep the data directory (local SageMaker state, release database)")
+	flag.Usage = func() {
+		fmt.Fprintf(flag.CommandLine.Output(), "Usage: go run ./bench/release [flags]\n\n"+
+			"Times the seed's release flow (create-model, dev config, dev deploy + verify, approval, prod config,\n"+
+			"prod deploy) with sagedeploy's deployer against bare SDK calls, on a local SageMaker and release server.\n\nFlags:\n")
+		flag.PrintDefaults()
+	}
+	flag.Parse()
+	if *runs < 1 || *warmup < 0 {
+		fmt.Fprintln(os.Stderr, "release bench: need -runs >= 1 and -warmup >= 0")
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Stdout, *runs, *warmup, *keep); err != nil {
+		fmt.Fprintln(os.Stderr, "release bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, out io.Writer, runs, warmup int, keep bool) error {
+	dir, err := os.MkdirTemp("", "sagedeploy-bench-release-")
+	if err != nil {
+		return err
+	}
+	if keep {
+		fmt.Fprintf(os.Stderr, "data in %s\n", dir)
+	} else {
+		defer os.RemoveAll(dir)
+	}
+	s, err := startStack(ctx, dir)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+
+	var ours, base []flowResult
+	for i := -warmup; i < runs; i++ {
+		n := i + warmup
+		group, baseGroup := fmt.Sprintf("flow%d", n), fmt.Sprintf("base%d", n)
+		if _, err := prepare(ctx, s, group); err != nil {
+			return err
+		}
+		arn, err := prepare(ctx, s, baseGroup)
+		if err != nil {
+			return err
+		}
+		// Alternate which flow goes first, so that drift on the machine falls on both.
+		var o, b flowResult
+		flows := []func() error{
+			func() (err error) { o, err = runDeployer(ctx, s, group, fmt.Sprintf("pipeline-%d", n)); return err },
+			func() (err error) { b, err = runBaseline(ctx, s, baseGroup, arn); return err },
+		}
+		if n%2 == 1 {
+			flows[0], flows[1] = flows[1], flows[0]
+		}
+		for _, f := range flows {
+			if err := f(); err != nil {
+				return err
+			}
+		}
+		label := "run"
+		if i < 0 {
+			label = "warm-up"
+		} else {
+			ours, base = append(ours, o), append(base, b)
+		}
+		fmt.Fprintf(os.Stderr, "%s %d: sagedeploy %s, baseline %s\n", label, n+1, ms(o.total), ms(b.total))
+	}
+	report(out, ours, base)
+	return nil
+}
+
+// quantile is the nearest-rank q-quantile.
+func quantile(ds []time.Duration, q float64) time.Duration {
+	s := append([]time.Duration(nil), ds...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	k := int(math.Ceil(q*float64(len(s)))) - 1
+	return s[max(0, min(k, len(s)-1))]
+}
+
+func pick(rs []flowResult, f func(flowResult) time.Duration) []time.Duration {
+	out := make([]time.Duration, len(rs))
+	for i, r := range rs {
+		out[i] = f(r)
+	}
+	return out
+}
+
+func ms(d time.Duration) string {
+	return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000)
+}
+
+func report(w io.Writer, ours, base []flowResult) {
+	fmt.Fprintf(w, "bench/release: the seed's flow on sagedeploy up's stack (allinone, in process)\n")
+	fmt.Fprintf(w, "machine: %d CPUs, %s; %s; %s\n", runtime.NumCPU(), machine(), runtime.Version(), time.Now().UTC().Format("2006-01-02 15:04 UTC"))
+	fmt.Fprintf(w, "runs: %d of each flow, a fresh model group each\n\n", len(ours))
+
+	tot := func(r flowResult) time.Duration { return r.total }
+	om, bm := quantile(pick(ours, tot), 0.5), quantile(pick(base, tot), 0.5)
+	fmt.Fprintf(w, "%-34s %10s %10s %10s %10s\n", "whole flow", "median", "p90", "min", "max")
+	for _, row := range []struct {
+		name string
+		rs   []flowResult
+	}{{"sagedeploy (deployer + releases)", ours}, {"baseline (bare SDK, tight poll)", base}} {
+		d := pick(row.rs, tot)
+		fmt.Fprintf(w, "%-34s %10s %10s %10s %10s\n", row.name, ms(quantile(d, 0.5)), ms(quantile(d, 0.9)), ms(quantile(d, 0)), ms(quantile(d, 1)))
+	}
+	verdict := "met"
+	if quantile(pick(ours, tot), 0.9) > target {
+		verdict = "NOT met"
+	}
+	fmt.Fprintf(w, "ratio sagedeploy/baseline (medians): %.2f×; target whole flow ≤ %s (p90): %s\n\n", float64(om)/float64(bm), target, verdict)
+
+	fmt.Fprintf(w, "%-38s %12s %12s %8s\n", "step (median)", "sagedeploy", "baseline", "ratio")
+	for i, name := range stepNames {
+		st := func(r flowResult) time.Duration { return r.steps[i] }
+		o, b := quantile(pick(ours, st), 0.5), quantile(pick(base, st), 0.5)
+		fmt.Fprintf(w, "%-38s %12s %12s %7.2f×\n", name, ms(o), ms(b), float64(o)/float64(max(b, time.Microsecond)))
+	}
+
+	fmt.Fprintf(w, "\nwait after InService (control plane set InService → waiter knew; LastModifiedTime has ms precision)\n")
+	fmt.Fprintf(w, "%-38s %10s %10s %10s\n", "", "median", "p90", "max")
+	for i, env := range []string{"dev", "prod"} {
+		wt := func(r flowResult) time.Duration { return r.waits[i] }
+		for _, row := range []struct {
+			name string
+			rs   []flowResult
+		}{{"sagedeploy " + env + " deploy", ours}, {"baseline " + env + " (tight poll)", base}} {
+			d := pick(row.rs, wt)
+			fmt.Fprintf(w, "%-38s %10s %10s %10s\n", row.name, ms(quantile(d, 0.5)), ms(quantile(d, 0.9)), ms(quantile(d, 1)))
+		}
+	}
+	ap := pick(ours, func(r flowResult) time.Duration { return r.approval })
+	fmt.Fprintf(w, "%-38s %10s %10s %10s\n", "approval → prod deploy going on", ms(quantile(ap, 0.5)), ms(quantile(ap, 0.9)), ms(quantile(ap, 1)))
+
+	fmt.Fprintf(w, "\nAPI calls per flow (mean over runs), counted at each server's edge\n")
+	fmt.Fprintf(w, "%-48s %10s %10s\n", "local SageMaker", "sagedeploy", "baseline")
+	meanOps := func(rs []flowResult, get func(flowResult) map[string]int) map[string]float64 {
+		out := map[string]float64{}
+		for _, r := range rs {
+			for k, v := range get(r) {
+				out[k] += float64(v) / float64(len(rs))
+			}
+		}
+		return out
+	}
+	smOurs, smBase := meanOps(ours, func(r flowResult) map[string]int { return r.sm }), meanOps(base, func(r flowResult) map[string]int { return r.sm })
+	keys := map[string]int{}
+	for k := range smOurs {
+		keys[k] = 1
+	}
+	for k := range smBase {
+		keys[k] = 1
+	}
+	var so, sb float64
+	for _, k := range sortedKeys(keys) {
+		fmt.Fprintf(w, "  %-46s %10.1f %10.1f\n", k, smOurs[k], smBase[k])
+		so, sb = so+smOurs[k], sb+smBase[k]
+	}
+	fmt.Fprintf(w, "  %-46s %10.1f %10.1f\n", "total", so, sb)
+	rel := meanOps(ours, func(r flowResult) map[string]int { return r.rel })
+	fmt.Fprintf(w, "%-48s %10s\n", "release server", "sagedeploy")
+	var rt float64
+	relKeys := map[string]int{}
+	for k := range rel {
+		relKeys[k] = 1
+	}
+	for _, k := range sortedKeys(relKeys) {
+		fmt.Fprintf(w, "  %-46s %10.1f\n", strings.TrimSpace(k), rel[k])
+		rt += rel[k]
+	}
+	fmt.Fprintf(w, "  %-46s %10.1f\n", "total", rt)
+}
