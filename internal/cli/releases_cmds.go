@@ -452,10 +452,10 @@ AWS_ENDPOINT_URL_STS too when that call must go elsewhere.`,
 	aws := bindAgentAWS(cmd)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if serverURL == "" {
-			return errors.New("--server is required: the release server's URL, e.g. --server http://127.0.0.1:4571 (env SAGEDEPLOY_SERVER)")
+			return errors.New("--server is required: the release server's URL, e.g. --server http://127.0.0.1:4571 (env SAGEDEPLOY_SERVER or SAGEDEPLOY_RELEASES_URL)")
 		}
 		if len(tokens) == 0 {
-			return errors.New("--token is required: an integration token per environment to serve (create one with `sagedeploy server token create --env dev`; env SAGEDEPLOY_TOKEN)")
+			return errors.New("--token is required: an integration token per environment to serve (create one with `sagedeploy server token create --env dev`; env SAGEDEPLOY_TOKEN or SAGEDEPLOY_RELEASES_TOKEN)")
 		}
 		if err := aws.load(cmd); err != nil {
 			return err
@@ -470,8 +470,10 @@ AWS_ENDPOINT_URL_STS too when that call must go elsewhere.`,
 		}
 		return agent.Run(cmd.Context(), agent.Options{Clients: clients, Executor: ex, Logger: g.logger(), PollWait: pollWait})
 	}
-	cmd.Flags().StringVar(&serverURL, "server", os.Getenv("SAGEDEPLOY_SERVER"), "release server URL (env SAGEDEPLOY_SERVER)")
-	cmd.Flags().StringArrayVar(&tokens, "token", splitTokenList(os.Getenv("SAGEDEPLOY_TOKEN")), "integration token of an environment to serve; repeat for several (env SAGEDEPLOY_TOKEN, comma-separated)")
+	// The deployer's SAGEDEPLOY_RELEASES_URL / _TOKEN work too, so the exports `sagedeploy up`
+	// prints start an agent as well as a deployer.
+	cmd.Flags().StringVar(&serverURL, "server", envOr("SAGEDEPLOY_SERVER", os.Getenv("SAGEDEPLOY_RELEASES_URL")), "release server URL (env SAGEDEPLOY_SERVER or SAGEDEPLOY_RELEASES_URL)")
+	cmd.Flags().StringArrayVar(&tokens, "token", splitTokenList(envOr("SAGEDEPLOY_TOKEN", os.Getenv("SAGEDEPLOY_RELEASES_TOKEN"))), "integration token of an environment to serve; repeat for several (env SAGEDEPLOY_TOKEN, comma-separated, or SAGEDEPLOY_RELEASES_TOKEN)")
 	cmd.Flags().DurationVar(&pollWait, "poll-wait", 30*time.Second, "how long one poll waits for a command")
 	return cmd
 }

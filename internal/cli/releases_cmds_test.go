@@ -129,8 +129,9 @@ func TestStartReleaseServerPrintsFirstAdminOnce(t *testing.T) {
 }
 
 func TestAgentCommandExplainsMissingFlags(t *testing.T) {
-	t.Setenv("SAGEDEPLOY_SERVER", "")
-	t.Setenv("SAGEDEPLOY_TOKEN", "")
+	for _, k := range []string{"SAGEDEPLOY_SERVER", "SAGEDEPLOY_TOKEN", "SAGEDEPLOY_RELEASES_URL", "SAGEDEPLOY_RELEASES_TOKEN"} {
+		t.Setenv(k, "")
+	}
 	_, errOut, code := runCLI(t, "", "agent")
 	if code == 0 || !strings.Contains(errOut, "--server is required") {
 		t.Fatalf("agent without --server: %d %s", code, errOut)
