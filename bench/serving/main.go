@@ -62,7 +62,7 @@ func main() {
 	flag.IntVar(&o.threads, "threads", 1, "load generator threads (wrk -t); the load generator shares the machine with the server")
 	flag.StringVar(&rows, "rows", "1,100", "comma-separated CSV rows per request body, one run each")
 	flag.StringVar(&o.sagedeploy, "sagedeploy", "", "sagedeploy binary to run (default: go build ./cmd/sagedeploy into a temporary directory)")
-	flag.StringVar(&o.logLevel, "log-level", "info", "--log-level of `sagedeploy local` (info, its default, logs every invocation; the log goes to a file)")
+	flag.StringVar(&o.logLevel, "log-level", "info", "--log-level of `sagedeploy local` (info, its default, logs control-plane calls and failed invocations; debug logs every invocation; the log goes to a file)")
 	flag.IntVar(&o.workers, "python-workers", runtime.NumCPU(), "gunicorn workers of the Python stack (SageMaker's container: one per core)")
 	flag.StringVar(&o.workerClass, "python-worker-class", "sync", "gunicorn worker class of the Python stack (sync, or gevent when python3-gevent is installed)")
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "run ours in this process (localsm.Start, not the binary) and write a CPU profile of its load runs to this file")
