@@ -185,6 +185,8 @@ func New(ctx context.Context, opts Options) (*Deployer, error) {
 			primary:  cfg.Credentials,
 			fallback: credentials.NewStaticCredentialsProvider("sagedeploy-local", "sagedeploy-local", ""),
 		})
+	default:
+		cfg.Credentials = aws.NewCredentialsCache(&explainedCredentials{inner: cfg.Credentials, region: region})
 	}
 	d := &Deployer{
 		opts:    opts,
@@ -248,6 +250,28 @@ func (f *fallbackCredentials) Retrieve(ctx context.Context) (aws.Credentials, er
 	}
 	return f.fallback.Retrieve(ctx)
 }
+
+// explainedCredentials turns the default chain's failure — a list of every provider it tried,
+// ending in an instance-metadata timeout — into what a user can do about it.
+type explainedCredentials struct {
+	inner  aws.CredentialsProvider
+	region string
+}
+
+func (e *explainedCredentials) Retrieve(ctx context.Context) (aws.Credentials, error) {
+	if e.inner == nil {
+		return aws.Credentials{}, errorf(ErrNoCredentials, "no AWS credentials found for %s; %s", e.region, credentialsHelp)
+	}
+	c, err := e.inner.Retrieve(ctx)
+	if err != nil {
+		return c, errorf(ErrNoCredentials, "no AWS credentials found for %s; %s (the SDK said: %w)", e.region, credentialsHelp, err)
+	}
+	return c, nil
+}
+
+const credentialsHelp = "set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; in CircleCI set " +
+	"SAGEMAKER_EXECUTION_ROLE_ARN so the job's CIRCLE_OIDC_TOKEN assumes that role; or deploy to a local " +
+	"SageMaker with --endpoint-url / AWS_ENDPOINT_URL (see `sagedeploy up`)"
 
 // Identity is who the deployer's calls run as (STS GetCallerIdentity).
 type Identity struct {

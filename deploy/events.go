@@ -79,7 +79,20 @@ var (
 	ErrInvalid = errors.New("invalid request")
 	// ErrRejected: the release was rejected at the release server's approval gate.
 	ErrRejected = errors.New("release rejected")
+	// ErrNoCredentials: the AWS SDK's default chain found no credentials.
+	ErrNoCredentials = errors.New("no AWS credentials")
 )
+
+// Reason returns the error of err's chain that carries one of the kinds above with a full sentence
+// for the user — without the SDK's "operation error ..., get identity: ..." wrapping around it —
+// or err itself when there is none.
+func Reason(err error) error {
+	var ke *kindError
+	if errors.As(err, &ke) {
+		return ke
+	}
+	return err
+}
 
 // kindError is an error of one of the kinds above whose text is a full sentence of its own.
 type kindError struct {

@@ -228,6 +228,11 @@ func exitCode(err error) error {
 	if errors.Is(err, deploy.ErrInvalid) {
 		return &exitError{err: err, code: 2}
 	}
+	if errors.Is(err, deploy.ErrNoCredentials) {
+		// The SDK wraps it in "operation error ..., get identity: get credentials: ..."; the
+		// sentence that says what to do is enough.
+		return deploy.Reason(err)
+	}
 	return err
 }
 
