@@ -236,6 +236,59 @@ func exitCode(err error) error {
 	return err
 }
 
+// rolloutFlags are what deploy and promote share: instance settings, how long to wait, how
+// traffic moves and how the new version is verified.
+type rolloutFlags struct {
+	itype                string
+	count                int
+	timeout, lockTimeout durationValue
+	strat                *strategyFlags
+	ver                  *verifyFlags
+}
+
+// rollout is rolloutFlags parsed. instanceType and instanceCount are empty unless given: the
+// configuration in place (the pipeline's, or what the environment runs) then decides.
+type rollout struct {
+	instanceType         string
+	instanceCount        int
+	timeout, lockTimeout time.Duration
+	strategy             deploy.Strategy
+	verify               *deploy.Verification
+	rollbackOnFailure    bool
+}
+
+// bindRollout defines the shared flags; where and which say what the instance and lock flags apply
+// to in this command's help ("when a configuration is created", "of --to").
+func bindRollout(cmd *cobra.Command, b *binder, where, which string) *rolloutFlags {
+	r := &rolloutFlags{}
+	b.str(&r.itype, "instance-type", deploy.DefaultInstanceType, "instance type, "+where, "ENDPOINT_INSTANCE_TYPE")
+	b.integer(&r.count, "instance-count", deploy.DefaultInstanceCount, "number of instances, "+where, "ENDPOINT_INSTANCE_COUNT")
+	b.duration(&r.timeout, "timeout", "how long to wait for InService (default 30m)")
+	b.duration(&r.lockTimeout, "lock-timeout", "how long to wait for another deployment "+which+" to finish first (default: --timeout)")
+	r.strat = bindStrategy(cmd, b)
+	r.ver = bindVerify(b)
+	return r
+}
+
+func (r *rolloutFlags) parse(b *binder, stdin io.Reader) (rollout, error) {
+	st, err := r.strat.strategy()
+	if err != nil {
+		return rollout{}, err
+	}
+	vr, err := r.ver.verification(stdin)
+	if err != nil {
+		return rollout{}, err
+	}
+	out := rollout{timeout: r.timeout.d, lockTimeout: r.lockTimeout.d, strategy: st, verify: vr, rollbackOnFailure: r.ver.rollbackOnFailure}
+	if b.isGiven("instance-type") {
+		out.instanceType = r.itype
+	}
+	if b.isGiven("instance-count") {
+		out.instanceCount = r.count
+	}
+	return out, nil
+}
+
 // strategyFlags are the deployment strategy flags of deploy and promote.
 type strategyFlags struct {
 	canary, linear int
@@ -403,10 +456,9 @@ settings, so running the step again reuses the configuration.`,
 // ---- deploy / upsert-endpoint ----
 
 func newDeployCmd(g *globals, use string) *cobra.Command {
-	var env, itype, configName, endpointName, desc string
-	var count, version int
+	var env, configName, endpointName, desc string
+	var version int
 	var restore, scale bool
-	var timeout, lockTimeout durationValue
 	cmd := &cobra.Command{
 		Use:   use,
 		Short: "Create or update an environment's endpoint and wait until it serves the new version",
@@ -432,17 +484,12 @@ new version; with --rollback-on-failure a failed check restores the previous ver
 	c := bindConn(cmd)
 	c.b.str(&env, "env", "", "environment (dev, staging, prod, ...)", "DEPLOY_ENVIRONMENT")
 	c.b.integer(&version, "version", 0, "model package version to deploy instead of the pipeline's or the latest Approved one")
-	c.b.str(&itype, "instance-type", deploy.DefaultInstanceType, "instance type, when a configuration is created", "ENDPOINT_INSTANCE_TYPE")
-	c.b.integer(&count, "instance-count", deploy.DefaultInstanceCount, "number of instances, when a configuration is created", "ENDPOINT_INSTANCE_COUNT")
+	ro := bindRollout(cmd, c.b, "when a configuration is created", "of the endpoint")
 	c.b.str(&configName, "endpoint-config-name", "", "deploy this existing endpoint configuration", "ENDPOINT_CONFIGURATION_NAME")
 	c.b.str(&endpointName, "endpoint-name", "", "endpoint to create or update instead of {model}-{environment}", "ENDPOINT_NAME")
 	c.b.str(&desc, "description", "", "model description, shown on the release", "MODEL_DESC")
 	c.b.boolean(&restore, "restore-enabled", true, "let the release dashboard restore earlier versions of this component", "RESTORE_VERSION_ENABLED")
 	c.b.boolean(&scale, "scale-enabled", true, "let the release dashboard scale this component", "SCALE_COMPONENT_ENABLED")
-	c.b.duration(&timeout, "timeout", "how long to wait for InService (default 30m)")
-	c.b.duration(&lockTimeout, "lock-timeout", "how long to wait for another deployment of the endpoint to finish first (default: --timeout)")
-	strat := bindStrategy(cmd, c.b)
-	ver := bindVerify(c.b)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if err := c.load(cmd); err != nil {
 			return err
@@ -453,26 +500,16 @@ new version; with --rollback-on-failure a failed check restores the previous ver
 		if env == "" {
 			return usageErr(errors.New("no environment given: set --env or DEPLOY_ENVIRONMENT (e.g. dev)"))
 		}
-		st, err := strat.strategy()
-		if err != nil {
-			return err
-		}
-		vr, err := ver.verification(g.stdin)
+		r, err := ro.parse(c.b, g.stdin)
 		if err != nil {
 			return err
 		}
 		req := deploy.DeployRequest{
 			Model: c.model, Environment: env, EndpointName: endpointName, EndpointConfigName: configName,
 			Version: version, PipelineID: c.pipelineID, ProjectID: c.projectID, Description: desc,
-			Strategy: st, Verify: vr, RollbackOnFailure: ver.rollbackOnFailure,
-			Timeout: timeout.d, LockTimeout: lockTimeout.d, RestoreEnabled: &restore, ScaleEnabled: &scale,
-		}
-		// Instance settings apply only when given: otherwise the pipeline's configuration decides.
-		if c.b.isGiven("instance-type") {
-			req.InstanceType = itype
-		}
-		if c.b.isGiven("instance-count") {
-			req.InstanceCount = count
+			InstanceType: r.instanceType, InstanceCount: r.instanceCount,
+			Strategy: r.strategy, Verify: r.verify, RollbackOnFailure: r.rollbackOnFailure,
+			Timeout: r.timeout, LockTimeout: r.lockTimeout, RestoreEnabled: &restore, ScaleEnabled: &scale,
 		}
 		return run(g, c, cmd, func(ctx context.Context, d *deploy.Deployer) error {
 			res, err := d.Deploy(ctx, req)
@@ -501,9 +538,7 @@ func deployText(w io.Writer, r deploy.DeployResult) {
 // ---- promote ----
 
 func newPromoteCmd(g *globals) *cobra.Command {
-	var from, to, itype, endpointName, desc string
-	var count int
-	var timeout, lockTimeout durationValue
+	var from, to, endpointName, desc string
 	cmd := &cobra.Command{
 		Use:   "promote",
 		Short: "Deploy to one environment exactly the version another one serves",
@@ -517,14 +552,9 @@ approved", which may have changed since --from was tested. --to gets its own ins
 	c := bindConn(cmd)
 	c.b.str(&from, "from", "dev", "environment whose running version is promoted")
 	c.b.str(&to, "to", "", "environment to deploy it to", "DEPLOY_ENVIRONMENT")
-	c.b.str(&itype, "instance-type", deploy.DefaultInstanceType, "instance type in --to", "ENDPOINT_INSTANCE_TYPE")
-	c.b.integer(&count, "instance-count", deploy.DefaultInstanceCount, "number of instances in --to", "ENDPOINT_INSTANCE_COUNT")
+	ro := bindRollout(cmd, c.b, "in --to", "of --to")
 	c.b.str(&endpointName, "endpoint-name", "", "endpoint of --to instead of {model}-{to}", "ENDPOINT_NAME")
 	c.b.str(&desc, "description", "", "description shown on the release", "MODEL_DESC")
-	c.b.duration(&timeout, "timeout", "how long to wait for InService (default 30m)")
-	c.b.duration(&lockTimeout, "lock-timeout", "how long to wait for another deployment to finish first (default: --timeout)")
-	strat := bindStrategy(cmd, c.b)
-	ver := bindVerify(c.b)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if err := c.load(cmd); err != nil {
 			return err
@@ -535,22 +565,13 @@ approved", which may have changed since --from was tested. --to gets its own ins
 		if to == "" {
 			return usageErr(errors.New("promote needs --to (the environment to deploy to, e.g. prod)"))
 		}
-		st, err := strat.strategy()
-		if err != nil {
-			return err
-		}
-		vr, err := ver.verification(g.stdin)
+		r, err := ro.parse(c.b, g.stdin)
 		if err != nil {
 			return err
 		}
 		req := deploy.PromoteRequest{Model: c.model, From: from, To: to, EndpointName: endpointName, PipelineID: c.pipelineID, ProjectID: c.projectID,
-			Description: desc, Strategy: st, Verify: vr, RollbackOnFailure: ver.rollbackOnFailure, Timeout: timeout.d, LockTimeout: lockTimeout.d}
-		if c.b.isGiven("instance-type") {
-			req.InstanceType = itype
-		}
-		if c.b.isGiven("instance-count") {
-			req.InstanceCount = count
-		}
+			Description: desc, InstanceType: r.instanceType, InstanceCount: r.instanceCount,
+			Strategy: r.strategy, Verify: r.verify, RollbackOnFailure: r.rollbackOnFailure, Timeout: r.timeout, LockTimeout: r.lockTimeout}
 		return run(g, c, cmd, func(ctx context.Context, d *deploy.Deployer) error {
 			res, err := d.Promote(ctx, req)
 			return emit(g.stdout, c.output, res, err, func(w io.Writer) {
