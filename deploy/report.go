@@ -44,7 +44,7 @@ func (t *tracker) sink(e Event) {
 func (t *tracker) send(id string, e Event) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	_, err := t.d.opts.Releases.AddEvent(ctx, id, releases.Event{Time: e.Time, Phase: e.Phase, Message: e.Message, EndpointStatus: e.EndpointStatus})
+	_, err := t.d.opts.Releases.AddEvent(ctx, id, releases.Event{Time: e.Time, Phase: releases.Phase(e.Phase), Message: e.Message, EndpointStatus: e.EndpointStatus})
 	if err != nil {
 		t.fail(err)
 	}

@@ -62,7 +62,7 @@ func withReleases(c *releases.Client) deployerOpt {
 func phases(r releases.Release) string {
 	var p []string
 	for _, e := range r.Events {
-		p = append(p, e.Phase)
+		p = append(p, string(e.Phase))
 	}
 	return strings.Join(p, " ")
 }

@@ -35,11 +35,10 @@ func (s Status) Final() bool {
 
 // Environment is a named stage such as dev or prod.
 type Environment struct {
-	Name string `json:"name"`
-	// Kind is "sagemaker" (AWS) or "local" (sagedeploy local).
-	Kind    string `json:"kind"`
-	Region  string `json:"region,omitempty"`
-	Account string `json:"account,omitempty"`
+	Name    string          `json:"name"`
+	Kind    EnvironmentKind `json:"kind"`
+	Region  string          `json:"region,omitempty"`
+	Account string          `json:"account,omitempty"`
 	// EndpointURL is the local SageMaker's URL for kind "local"; console links point there.
 	EndpointURL string `json:"endpoint_url,omitempty"`
 	// RequiresApproval makes promotions and deploys into this environment wait for an approval.
@@ -60,12 +59,10 @@ type Version struct {
 
 // Trigger says who or what started a release.
 type Trigger struct {
-	// Type is "pipeline" (a CI job), "cli" (a person running sagedeploy), "user" (a dashboard
-	// command, executed by an agent) or "agent".
-	Type       string `json:"type"`
-	User       string `json:"user,omitempty"`
-	PipelineID string `json:"pipeline_id,omitempty"`
-	ProjectID  string `json:"project_id,omitempty"`
+	Type       TriggerType `json:"type"`
+	User       string      `json:"user,omitempty"`
+	PipelineID string      `json:"pipeline_id,omitempty"`
+	ProjectID  string      `json:"project_id,omitempty"`
 }
 
 // Component is what the Releases page calls a model in an environment.
@@ -86,33 +83,33 @@ type Component struct {
 
 // Event is one progress note of a release, in the order the deployer reported it.
 type Event struct {
-	Seq  int       `json:"seq"` // assigned by the server, 1, 2, 3 … per release
-	Time time.Time `json:"time"`
-	// Phase groups events: "resolve", "model", "endpoint-config", "endpoint", "wait", "verify",
-	// "rollback", "scale", "approval".
-	Phase          string `json:"phase"`
-	Message        string `json:"message"`
-	EndpointStatus string `json:"endpoint_status,omitempty"`
+	Seq            int       `json:"seq"` // assigned by the server, 1, 2, 3 … per release
+	Time           time.Time `json:"time"`
+	Phase          Phase     `json:"phase"`
+	Message        string    `json:"message"`
+	EndpointStatus string    `json:"endpoint_status,omitempty"`
 }
 
 // Release is one attempt to make an environment serve a version.
 type Release struct {
-	ID                 string     `json:"id"`
-	Environment        string     `json:"environment"`
-	Model              string     `json:"model"`
-	Kind               Kind       `json:"kind"`
-	Status             Status     `json:"status"`
-	Version            Version    `json:"version"`
-	PreviousVersion    *Version   `json:"previous_version,omitempty"`
-	EndpointName       string     `json:"endpoint_name,omitempty"`
-	EndpointConfigName string     `json:"endpoint_config_name,omitempty"`
-	InstanceType       string     `json:"instance_type,omitempty"`
-	InstanceCount      int        `json:"instance_count,omitempty"`
-	Trigger            Trigger    `json:"trigger"`
-	FailureReason      string     `json:"failure_reason,omitempty"`
-	CreatedAt          time.Time  `json:"created_at"`
-	StartedAt          *time.Time `json:"started_at,omitempty"`
-	FinishedAt         *time.Time `json:"finished_at,omitempty"`
+	ID                 string   `json:"id"`
+	Environment        string   `json:"environment"`
+	Model              string   `json:"model"`
+	Kind               Kind     `json:"kind"`
+	Status             Status   `json:"status"`
+	Version            Version  `json:"version"`
+	PreviousVersion    *Version `json:"previous_version,omitempty"`
+	EndpointName       string   `json:"endpoint_name,omitempty"`
+	EndpointConfigName string   `json:"endpoint_config_name,omitempty"`
+	InstanceType       string   `json:"instance_type,omitempty"`
+	InstanceCount      int      `json:"instance_count,omitempty"`
+	Trigger            Trigger  `json:"trigger"`
+	// Reason classifies why a finished release did not succeed; FailureReason says it in words.
+	Reason        Reason     `json:"reason,omitempty"`
+	FailureReason string     `json:"failure_reason,omitempty"`
+	CreatedAt     time.Time  `json:"created_at"`
+	StartedAt     *time.Time `json:"started_at,omitempty"`
+	FinishedAt    *time.Time `json:"finished_at,omitempty"`
 	// ApprovedBy / RejectedBy name the user who decided at the environment's gate.
 	ApprovedBy string  `json:"approved_by,omitempty"`
 	RejectedBy string  `json:"rejected_by,omitempty"`
@@ -142,7 +139,8 @@ type ReleaseStart struct {
 
 // ReleaseFinish is what the deployer reports when a release ends.
 type ReleaseFinish struct {
-	Status        Status `json:"status"` // succeeded, failed or canceled
+	Status        Status `json:"status"`           // succeeded, failed or canceled
+	Reason        Reason `json:"reason,omitempty"` // required when Status is failed
 	FailureReason string `json:"failure_reason,omitempty"`
 	// ServingVersion is the version the endpoint serves afterwards: the new one on success, the
 	// old one when SageMaker or the deployer rolled back. Nil when unknown.

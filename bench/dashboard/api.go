@@ -98,7 +98,7 @@ func (b *bench) deploy(ctx context.Context, c *releases.Client, env, model strin
 	for k := range events {
 		p := phases[k%len(phases)]
 		t0 := time.Now()
-		if _, err := c.AddEvent(ctx, r.ID, releases.Event{Phase: p.phase, Message: "step " + p.phase + " of " + model + "-" + env, EndpointStatus: p.status}); err != nil {
+		if _, err := c.AddEvent(ctx, r.ID, releases.Event{Phase: releases.Phase(p.phase), Message: "step " + p.phase + " of " + model + "-" + env, EndpointStatus: p.status}); err != nil {
 			return nil, err
 		}
 		lat = append(lat, time.Since(t0))
@@ -276,7 +276,7 @@ func (b *bench) ingest(ctx context.Context) (ingestResult, error) {
 			for k := 0; time.Now().Before(deadline); k++ {
 				p := phases[k%len(phases)]
 				t := time.Now()
-				if _, err := c.AddEvent(ctx, r.ID, releases.Event{Phase: p.phase, Message: fmt.Sprintf("progress %d", k), EndpointStatus: p.status}); err != nil {
+				if _, err := c.AddEvent(ctx, r.ID, releases.Event{Phase: releases.Phase(p.phase), Message: fmt.Sprintf("progress %d", k), EndpointStatus: p.status}); err != nil {
 					fail(err)
 					return
 				}

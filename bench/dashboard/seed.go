@@ -140,7 +140,7 @@ func (h *history) release(i, n int, now time.Time) store.ReleaseRecord {
 			msg, status = rec.FailureReason, "Failed"
 		}
 		at = at.Add(time.Duration(1+r.IntN(60)) * time.Second)
-		rec.Events = append(rec.Events, releases.Event{Time: at, Phase: p.phase, Message: msg, EndpointStatus: status})
+		rec.Events = append(rec.Events, releases.Event{Time: at, Phase: releases.Phase(p.phase), Message: msg, EndpointStatus: status})
 	}
 	return rec
 }

@@ -376,7 +376,7 @@ func newEnvCmd(g *globals, sf *storeFlags) *cobra.Command {
 		},
 	}
 	f := add.Flags()
-	f.StringVar(&e.Kind, "kind", "sagemaker", "sagemaker (AWS) or local (sagedeploy local)")
+	f.StringVar((*string)(&e.Kind), "kind", "sagemaker", "sagemaker (AWS) or local (sagedeploy local)")
 	f.StringVar(&e.Region, "region", "", "AWS region of a sagemaker environment, e.g. eu-west-1")
 	f.StringVar(&e.Account, "account", "", "AWS account id, shown on the dashboard")
 	f.StringVar(&e.EndpointURL, "endpoint-url", "", "URL of the local SageMaker, for a local environment")

@@ -286,7 +286,7 @@ func triggerLabel(t releases.Trigger) string {
 	case t.Type == "pipeline" && t.PipelineID != "":
 		return "pipeline " + t.PipelineID
 	case t.Type != "":
-		return t.Type
+		return string(t.Type)
 	}
 	return "—"
 }
@@ -639,7 +639,7 @@ func (s *Server) saveEnvironment(w http.ResponseWriter, r *http.Request, se sess
 	}
 	f := r.PostForm
 	pos, _ := strconv.Atoi(f.Get("position"))
-	e := releases.Environment{Name: strings.TrimSpace(f.Get("name")), Kind: f.Get("kind"), Region: strings.TrimSpace(f.Get("region")),
+	e := releases.Environment{Name: strings.TrimSpace(f.Get("name")), Kind: releases.EnvironmentKind(f.Get("kind")), Region: strings.TrimSpace(f.Get("region")),
 		Account: strings.TrimSpace(f.Get("account")), EndpointURL: strings.TrimSpace(f.Get("endpoint_url")), RequiresApproval: f.Get("requires_approval") != "", Position: pos}
 	err := s.st.PutEnvironment(r.Context(), e)
 	s.audit(r, p.name(), "environment.save", e.Name, "", e.Name, outcomeOf(s, r, err), fmt.Sprintf("kind=%s region=%s approval=%t position=%d", e.Kind, e.Region, e.RequiresApproval, e.Position))

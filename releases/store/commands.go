@@ -103,11 +103,11 @@ func (s *Store) CreateCommand(ctx context.Context, cmd releases.Command, rel rel
 	return outC, outR, err
 }
 
-func phaseOf(cmd releases.Command) string {
+func phaseOf(cmd releases.Command) releases.Phase {
 	if cmd.Kind == releases.CommandScale {
-		return "scale"
+		return releases.PhaseScale
 	}
-	return "resolve"
+	return releases.PhaseResolve
 }
 
 // describeCommand says in words what a command asks.
