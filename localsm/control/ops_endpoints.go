@@ -14,7 +14,7 @@ import (
 func (c *Control) buildDeploymentLocked(region, endpoint string, cfg *endpointConfigRes, retain *deployment, exclude map[string]bool, strategy *spec.Strategy) (*deployment, error) {
 	dep := &deployment{ConfigName: cfg.Name, Spec: spec.Deployment{Endpoint: endpoint, Config: cfg.Name, Strategy: strategy}}
 	for _, v := range cfg.Variants {
-		m, ok := c.st.models[nameKey(v.ModelName)]
+		m, ok := c.st.models[scoped(region, nameKey(v.ModelName))]
 		if !ok {
 			return nil, errValidation("Could not find model %q.", c.arn(region, "model", nameKey(v.ModelName)))
 		}
@@ -50,8 +50,20 @@ func (c *Control) buildDeploymentLocked(region, endpoint string, cfg *endpointCo
 	return dep, nil
 }
 
+// servedElsewhereLocked refuses an endpoint name another region already uses: the serving layer
+// and the runtime's invocation URL (/endpoints/NAME/invocations) know endpoints by name alone.
+func (c *Control) servedElsewhereLocked(region, name string) error {
+	for _, e := range c.st.endpoints {
+		if e.Region != region && nameKey(e.Name) == nameKey(name) {
+			return errValidation("Cannot create endpoint %q in %s: endpoint %q already exists in %s, and sagedeploy local serves invocations by endpoint name alone, so one endpoint name can live in one region at a time. Delete it there or choose another name.",
+				name, region, e.ARN, e.Region)
+		}
+	}
+	return nil
+}
+
 func (c *Control) findEndpointLocked(region, name string) (*endpointRes, error) {
-	e, ok := c.st.endpoints[nameKey(name)]
+	e, ok := c.st.endpoints[scoped(region, nameKey(name))]
 	if !ok {
 		return nil, errValidation("Could not find endpoint %q.", c.arn(region, "endpoint", nameKey(name)))
 	}
@@ -76,9 +88,12 @@ func (c *Control) createEndpoint(ctx context.Context, r *request) (any, error) {
 	if c.closed {
 		return nil, errInternal(errClosed)
 	}
-	key := nameKey(in.EndpointName)
+	key := r.key(in.EndpointName)
 	if existing, ok := c.st.endpoints[key]; ok {
 		return nil, errValidation("Cannot create already existing endpoint %q.", existing.ARN)
+	}
+	if err := c.servedElsewhereLocked(r.region, in.EndpointName); err != nil {
+		return nil, err
 	}
 	cfg, err := c.findConfigLocked(r.region, in.EndpointConfigName)
 	if err != nil {
@@ -89,9 +104,10 @@ func (c *Control) createEndpoint(ctx context.Context, r *request) (any, error) {
 		return nil, err
 	}
 	now := c.now()
-	e := &endpointRes{Name: in.EndpointName, ARN: c.arn(r.region, "endpoint", key), Created: now, Modified: now,
-		Seq: c.nextSeq(), Gen: 1, Status: statusCreating, ConfigName: cfg.Name,
-		Pending: &pendingDeploy{Deployment: *dep, Start: now}, LastDeploymentConfig: dc, Tags: in.Tags}
+	arn := c.arn(r.region, "endpoint", nameKey(in.EndpointName))
+	e := &endpointRes{base: base{ARN: arn, Region: r.region, Tags: in.Tags}, Name: in.EndpointName,
+		Created: now, Modified: now, Seq: c.nextSeq(), Gen: 1, Status: statusCreating, ConfigName: cfg.Name,
+		Pending: &pendingDeploy{Deployment: *dep, Start: now}, LastDeploymentConfig: dc}
 	if err := c.put(ctx, kindEndpoint, key, e); err != nil {
 		return nil, err
 	}
@@ -165,7 +181,7 @@ func (c *Control) updateEndpoint(ctx context.Context, r *request) (any, error) {
 	e.Modified = c.now()
 	e.Pending = &pendingDeploy{Deployment: *dep, Start: e.Modified}
 	e.LastDeploymentConfig = dc
-	key := nameKey(e.Name)
+	key := r.key(e.Name)
 	if err := c.put(ctx, kindEndpoint, key, e); err != nil {
 		return nil, err
 	}
@@ -249,7 +265,7 @@ func (c *Control) updateEndpointWeightsAndCapacities(ctx context.Context, r *req
 	e.Status = statusUpdating
 	e.FailureReason = ""
 	e.Modified = c.now()
-	key := nameKey(e.Name)
+	key := r.key(e.Name)
 	if err := c.put(ctx, kindEndpoint, key, e); err != nil {
 		return nil, err
 	}
@@ -277,7 +293,7 @@ func (c *Control) deleteEndpoint(ctx context.Context, r *request) (any, error) {
 	e.Gen++
 	e.Status = statusDeleting
 	e.Modified = c.now()
-	key := nameKey(e.Name)
+	key := r.key(e.Name)
 	if err := c.put(ctx, kindEndpoint, key, e); err != nil {
 		return nil, err
 	}
@@ -403,7 +419,7 @@ func (c *Control) listEndpoints(ctx context.Context, r *request) (any, error) {
 	c.mu.Lock()
 	var items []listItem
 	for _, e := range c.st.endpoints {
-		if !q.keep(e.Name, e.Created) || (statusEquals != "" && e.Status != statusEquals) {
+		if e.Region != r.region || !q.keep(e.Name, e.Created) || (statusEquals != "" && e.Status != statusEquals) {
 			continue
 		}
 		if (before != nil && !e.Modified.Before(*before)) || (after != nil && !e.Modified.After(*after)) {
