@@ -2,6 +2,7 @@ package localsm_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -69,11 +70,15 @@ func startEnv(t *testing.T, dataDir string) *env {
 // startEnvLogging is startEnv with the server's logs going to log.
 func startEnvLogging(t *testing.T, dataDir string, log *slog.Logger) *env {
 	t.Helper()
-	if dataDir == "" {
-		dataDir = t.TempDir()
-	}
-	srv := localsmtest.Start(t, localsm.Options{DataDir: dataDir, Logger: log})
-	return env{t: t, srv: srv, dataDir: dataDir, cfg: clientConfig(t, srv, testRegion)}.withClients()
+	return startEnvWith(t, localsm.Options{DataDir: dataDir, Logger: log})
+}
+
+// startEnvWith is startEnv with options of its own; DataDir defaults to a new temporary one.
+func startEnvWith(t *testing.T, opts localsm.Options) *env {
+	t.Helper()
+	opts.DataDir = cmp.Or(opts.DataDir, t.TempDir())
+	srv := localsmtest.Start(t, opts)
+	return env{t: t, srv: srv, dataDir: opts.DataDir, cfg: clientConfig(t, srv, testRegion)}.withClients()
 }
 
 // clientConfig is an SDK configuration for srv, signing for region with test credentials.
