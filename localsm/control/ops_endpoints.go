@@ -2,6 +2,7 @@ package control
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"time"
 
@@ -191,14 +192,17 @@ func (c *Control) updateEndpoint(ctx context.Context, r *request) (any, error) {
 	return map[string]any{"EndpointArn": e.ARN}, nil
 }
 
+// desiredVariant is one entry of UpdateEndpointWeightsAndCapacities.
+type desiredVariant struct {
+	VariantName          string
+	DesiredWeight        *float64
+	DesiredInstanceCount *int
+}
+
 func (c *Control) updateEndpointWeightsAndCapacities(ctx context.Context, r *request) (any, error) {
 	var in struct {
 		EndpointName                string
-		DesiredWeightsAndCapacities []struct {
-			VariantName          string
-			DesiredWeight        *float64
-			DesiredInstanceCount *int
-		}
+		DesiredWeightsAndCapacities []desiredVariant
 	}
 	if err := bind(r.input, &in); err != nil {
 		return nil, err
@@ -219,46 +223,9 @@ func (c *Control) updateEndpointWeightsAndCapacities(ctx context.Context, r *req
 		return nil, errValidation("Cannot update endpoint %q in status %s; weights and capacities change only on an InService endpoint.", cur.ARN, cur.Status)
 	}
 	e := clone(cur)
-	var updates []spec.VariantUpdate
-	var missing []string
-	seen := map[string]bool{}
-	for _, d := range in.DesiredWeightsAndCapacities {
-		if d.DesiredWeight == nil && d.DesiredInstanceCount == nil {
-			return nil, errValidation("Variant %s: give DesiredWeight, DesiredInstanceCount or both.", d.VariantName)
-		}
-		if seen[d.VariantName] {
-			return nil, errValidation("Variant %s appears more than once in DesiredWeightsAndCapacities.", d.VariantName)
-		}
-		seen[d.VariantName] = true
-		found := false
-		for i := range e.Current.Variants {
-			v := &e.Current.Variants[i]
-			if v.Name != d.VariantName {
-				continue
-			}
-			found = true
-			if d.DesiredWeight != nil {
-				v.DesiredWeight = *d.DesiredWeight
-			}
-			if d.DesiredInstanceCount != nil {
-				v.DesiredInstanceCount = *d.DesiredInstanceCount
-			}
-		}
-		if !found {
-			missing = append(missing, d.VariantName)
-			continue
-		}
-		updates = append(updates, spec.VariantUpdate{VariantName: d.VariantName, Weight: d.DesiredWeight, InstanceCount: d.DesiredInstanceCount})
-	}
-	if len(missing) > 0 {
-		return nil, errValidation("The variant(s) %q are not present in endpoint %q (endpoint configuration %s).", missing, e.ARN, e.ConfigName)
-	}
-	total := 0.0
-	for _, v := range e.Current.Variants {
-		total += v.DesiredWeight
-	}
-	if total <= 0 {
-		return nil, errValidation("The weights of endpoint %q would all be 0; at least one variant must receive traffic.", e.ARN)
+	updates, err := applyDesired(e, in.DesiredWeightsAndCapacities)
+	if err != nil {
+		return nil, err
 	}
 	previous := cur.Current
 	e.Gen++
@@ -273,6 +240,47 @@ func (c *Control) updateEndpointWeightsAndCapacities(ctx context.Context, r *req
 	gen, name := e.Gen, e.Name
 	c.startJobLocked(key, func(ctx context.Context) { c.runWeights(ctx, key, gen, name, updates, previous) })
 	return map[string]any{"EndpointArn": e.ARN}, nil
+}
+
+// applyDesired sets the desired weights and counts on e's current variants and returns them as
+// the serving layer's updates, refusing what SageMaker refuses.
+func applyDesired(e *endpointRes, desired []desiredVariant) ([]spec.VariantUpdate, error) {
+	var updates []spec.VariantUpdate
+	var missing []string
+	seen := map[string]bool{}
+	for _, d := range desired {
+		if d.DesiredWeight == nil && d.DesiredInstanceCount == nil {
+			return nil, errValidation("Variant %s: give DesiredWeight, DesiredInstanceCount or both.", d.VariantName)
+		}
+		if seen[d.VariantName] {
+			return nil, errValidation("Variant %s appears more than once in DesiredWeightsAndCapacities.", d.VariantName)
+		}
+		seen[d.VariantName] = true
+		i := slices.IndexFunc(e.Current.Variants, func(v variantState) bool { return v.Name == d.VariantName })
+		if i < 0 {
+			missing = append(missing, d.VariantName)
+			continue
+		}
+		v := &e.Current.Variants[i]
+		if d.DesiredWeight != nil {
+			v.DesiredWeight = *d.DesiredWeight
+		}
+		if d.DesiredInstanceCount != nil {
+			v.DesiredInstanceCount = *d.DesiredInstanceCount
+		}
+		updates = append(updates, spec.VariantUpdate{VariantName: d.VariantName, Weight: d.DesiredWeight, InstanceCount: d.DesiredInstanceCount})
+	}
+	if len(missing) > 0 {
+		return nil, errValidation("The variant(s) %q are not present in endpoint %q (endpoint configuration %s).", missing, e.ARN, e.ConfigName)
+	}
+	total := 0.0
+	for _, v := range e.Current.Variants {
+		total += v.DesiredWeight
+	}
+	if total <= 0 {
+		return nil, errValidation("The weights of endpoint %q would all be 0; at least one variant must receive traffic.", e.ARN)
+	}
+	return updates, nil
 }
 
 func (c *Control) deleteEndpoint(ctx context.Context, r *request) (any, error) {

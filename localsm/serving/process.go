@@ -104,14 +104,10 @@ func startProcess(ctx context.Context, m *Model, o StartOptions) (Instance, erro
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(filepath.Dir(o.LogPath), 0o755); err != nil {
-		ports.Release(port)
-		return nil, fmt.Errorf("create log directory: %w", err)
-	}
-	logFile, err := os.OpenFile(o.LogPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	logFile, err := openLog(o.LogPath)
 	if err != nil {
 		ports.Release(port)
-		return nil, fmt.Errorf("open model server log: %w", err)
+		return nil, err
 	}
 	fmt.Fprintf(logFile, "%s sagedeploy: starting instance %s of variant %s of endpoint %s: /bin/sh -c %q on port %d, model in %s\n",
 		time.Now().Format(time.RFC3339), o.InstanceID, o.Variant, o.Endpoint, m.command, port, m.dir)
@@ -125,14 +121,7 @@ func startProcess(ctx context.Context, m *Model, o StartOptions) (Instance, erro
 		ports.Release(port)
 		return nil, fmt.Errorf("start process container %q: %w", m.command, err)
 	}
-	transport := &http.Transport{
-		Proxy:               nil,
-		DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
-		MaxIdleConns:        512,
-		MaxIdleConnsPerHost: 512,
-		IdleConnTimeout:     90 * time.Second,
-		DisableCompression:  true,
-	}
+	transport := newTransport()
 	base := "http://127.0.0.1:" + strconv.Itoa(port)
 	p := &process{
 		model: m, opts: o, ports: ports, port: port, cmd: cmd,
@@ -213,6 +202,31 @@ func (p *process) ping(ctx context.Context) error {
 		return errors.New("GET /ping answered " + resp.Status)
 	}
 	return nil
+}
+
+// openLog opens a process's log for appending, creating its directory.
+func openLog(path string) (*os.File, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("create log directory: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("open model server log: %w", err)
+	}
+	return f, nil
+}
+
+// newTransport is a process's own connection pool: loopback only, no proxy, many idle
+// connections so that concurrent invocations reuse them.
+func newTransport() *http.Transport {
+	return &http.Transport{
+		Proxy:               nil,
+		DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
+		MaxIdleConns:        512,
+		MaxIdleConnsPerHost: 512,
+		IdleConnTimeout:     90 * time.Second,
+		DisableCompression:  true,
+	}
 }
 
 // shellCommand runs a simple command with exec, so that the model server is the process we
