@@ -105,6 +105,7 @@ func TestKilledProcessContainerIsReplaced(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	killed := time.Now()
 	if err := syscall.Kill(victim, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +115,9 @@ func TestKilledProcessContainerIsReplaced(t *testing.T) {
 	_, err = invoke(octx)
 	cancel()
 	apiError(t, err, "ModelError", "killed by signal killed")
+	t.Logf("an invocation during the outage failed %s after the kill", time.Since(killed).Round(time.Millisecond))
 
+	opened := time.Now()
 	if err := os.WriteFile(filepath.Join(gate, "open"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -122,6 +125,7 @@ func TestKilledProcessContainerIsReplaced(t *testing.T) {
 	for {
 		pid, err := invoke(ctx)
 		if err == nil && pid != victim {
+			t.Logf("a new process serves %s after the replacement was let start", time.Since(opened).Round(time.Millisecond))
 			break
 		}
 		if time.Now().After(deadline) {
