@@ -63,14 +63,19 @@ func buildModelServer(t *testing.T) string {
 	return bin
 }
 
-// TestKilledProcessContainerIsReplaced: a process container killed with SIGKILL is replaced, as
-// SageMaker replaces a failed instance: the death is logged, invocations during the outage fail
-// at once with a ModelError instead of hanging, and the endpoint serves again from a new process.
-func TestKilledProcessContainerIsReplaced(t *testing.T) {
+// scorer is an endpoint served by the test model server as a process container, pinged every
+// 50ms, with the server's warnings and errors in logs.
+type scorer struct {
+	t    *testing.T
+	e    *env
+	rt   *sagemakerruntime.Client
+	logs logLines
+}
+
+// startScorer deploys endpoint "scorer". The first process serves at once; a replacement waits
+// until a file named open exists in gate, so that a test can hold an outage open.
+func startScorer(t *testing.T, gate string) *scorer {
 	isolateAWSConfig(t)
-	gate := t.TempDir()
-	// The first start serves at once; a replacement waits until the test opens the gate, so
-	// that the outage is long enough to be observed.
 	command := "if [ -e " + gate + "/started ]; then while [ ! -e " + gate + "/open ]; do sleep 0.02; done; fi; touch " +
 		gate + "/started; exec " + buildModelServer(t)
 	logs := make(logLines, 1000)
@@ -87,32 +92,57 @@ func TestKilledProcessContainerIsReplaced(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.waitStatus("scorer", smtypes.EndpointStatusInService)
-	rt := sagemakerruntime.NewFromConfig(e.cfg)
-	invoke := func(ctx context.Context) (int, error) {
-		out, err := rt.InvokeEndpoint(ctx, &sagemakerruntime.InvokeEndpointInput{EndpointName: aws.String("scorer"),
-			ContentType: aws.String("text/csv"), Body: []byte("1,2")})
-		if err != nil {
-			return 0, err
-		}
-		var got struct{ Pid int }
-		if err := json.Unmarshal(out.Body, &got); err != nil {
-			t.Fatalf("answer %q: %v", out.Body, err)
-		}
-		return got.Pid, nil
+	return &scorer{t: t, e: e, rt: sagemakerruntime.NewFromConfig(e.cfg), logs: logs}
+}
+
+// invoke returns the pid of the process that answered.
+func (s *scorer) invoke(ctx context.Context) (int, error) {
+	out, err := s.rt.InvokeEndpoint(ctx, &sagemakerruntime.InvokeEndpointInput{EndpointName: aws.String("scorer"),
+		ContentType: aws.String("text/csv"), Body: []byte("1,2")})
+	if err != nil {
+		return 0, err
 	}
-	victim, err := invoke(ctx)
+	var got struct{ Pid int }
+	if err := json.Unmarshal(out.Body, &got); err != nil {
+		s.t.Fatalf("answer %q: %v", out.Body, err)
+	}
+	return got.Pid, nil
+}
+
+// waitServedByAnother waits until a process other than old answers.
+func (s *scorer) waitServedByAnother(old int) {
+	s.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		pid, err := s.invoke(context.Background())
+		if err == nil && pid != old {
+			return
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("the endpoint does not serve from a new process 30s after process %d failed (last: pid %d, %v)", old, pid, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestKilledProcessContainerIsReplaced: a process container killed with SIGKILL is replaced, as
+// SageMaker replaces a failed instance: the death is logged, invocations during the outage fail
+// at once with a ModelError instead of hanging, and the endpoint serves again from a new process.
+func TestKilledProcessContainerIsReplaced(t *testing.T) {
+	gate := t.TempDir()
+	s := startScorer(t, gate)
+	victim, err := s.invoke(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-
 	killed := time.Now()
 	if err := syscall.Kill(victim, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	logs.wait(t, "model server process exited")
+	s.logs.wait(t, "model server process exited")
 	// A bound, not a timing assertion: a hang would block here until the deadline.
-	octx, cancel := context.WithTimeout(ctx, 20*time.Second)
-	_, err = invoke(octx)
+	octx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	_, err = s.invoke(octx)
 	cancel()
 	apiError(t, err, "ModelError", "killed by signal killed")
 	t.Logf("an invocation during the outage failed %s after the kill", time.Since(killed).Round(time.Millisecond))
@@ -121,19 +151,29 @@ func TestKilledProcessContainerIsReplaced(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(gate, "open"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		pid, err := invoke(ctx)
-		if err == nil && pid != victim {
-			t.Logf("a new process serves %s after the replacement was let start", time.Since(opened).Round(time.Millisecond))
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the endpoint does not serve from a new process 30s after its process was killed (last: pid %d, %v)", pid, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if out := e.waitStatus("scorer", smtypes.EndpointStatusInService); aws.ToInt32(out.ProductionVariants[0].CurrentInstanceCount) != 1 {
+	s.waitServedByAnother(victim)
+	t.Logf("a new process serves %s after the replacement was let start", time.Since(opened).Round(time.Millisecond))
+	if out := s.e.waitStatus("scorer", smtypes.EndpointStatusInService); aws.ToInt32(out.ProductionVariants[0].CurrentInstanceCount) != 1 {
 		t.Errorf("after the replacement the endpoint reports %d instances", aws.ToInt32(out.ProductionVariants[0].CurrentInstanceCount))
 	}
+}
+
+// TestHungProcessContainerIsReplaced: a process that still exists but no longer answers (here
+// stopped with SIGSTOP) fails its pings, is killed and replaced, and both steps are logged.
+func TestHungProcessContainerIsReplaced(t *testing.T) {
+	gate := t.TempDir()
+	if err := os.WriteFile(filepath.Join(gate, "open"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := startScorer(t, gate)
+	victim, err := s.invoke(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(victim, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	s.logs.wait(t, "model server is unhealthy; killing it to be replaced")
+	s.logs.wait(t, "model server process exited")
+	s.waitServedByAnother(victim)
 }
