@@ -150,10 +150,12 @@ func TestFailedCreateAndRolledBackUpdate(t *testing.T) {
 	if _, err := e.sm.UpdateEndpoint(ctx, &sagemaker.UpdateEndpointInput{EndpointName: aws.String("svc"), EndpointConfigName: aws.String("missing-cfg")}); err != nil {
 		t.Fatal(err)
 	}
-	// AWS passes through RollingBack and returns to InService on the previous configuration with
-	// the failure's reason.
-	e.waitStatus("svc", smtypes.EndpointStatusRollingBack)
-	out = e.waitStatus("svc", smtypes.EndpointStatusInService)
+	// SageMaker goes from Updating straight back to InService on the previous configuration,
+	// with the failure's reason (RollingBack belongs to failed weight and capacity changes).
+	out = e.waitLeaves("svc", smtypes.EndpointStatusUpdating)
+	if out.EndpointStatus != smtypes.EndpointStatusInService {
+		t.Fatalf("a failed update went from Updating to %s, want InService", out.EndpointStatus)
+	}
 	if aws.ToString(out.EndpointConfigName) != "good-cfg" {
 		t.Fatalf("after a failed update the endpoint reports config %s, want the previous good-cfg", aws.ToString(out.EndpointConfigName))
 	}

@@ -2,6 +2,7 @@ package localsm_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/sagedeploy/sagedeploy/examples/abalone"
 	"github.com/sagedeploy/sagedeploy/localsm"
+	"github.com/sagedeploy/sagedeploy/localsm/localsmtest"
 )
 
 const (
@@ -68,23 +70,22 @@ func startEnv(t *testing.T, dataDir string) *env {
 // startEnvLogging is startEnv with the server's logs going to log.
 func startEnvLogging(t *testing.T, dataDir string, log *slog.Logger) *env {
 	t.Helper()
-	if dataDir == "" {
-		dataDir = t.TempDir()
-	}
-	ctx := context.Background()
-	srv, err := localsm.Start(ctx, localsm.Options{Addr: "127.0.0.1:0", DataDir: dataDir, Logger: log})
-	if err != nil {
-		t.Fatalf("start local SageMaker: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := srv.Close(ctx); err != nil {
-			t.Errorf("close local SageMaker: %v", err)
-		}
-	})
-	cfg, err := config.LoadDefaultConfig(ctx,
-		config.WithRegion(testRegion),
+	return startEnvWith(t, localsm.Options{DataDir: dataDir, Logger: log})
+}
+
+// startEnvWith is startEnv with options of its own; DataDir defaults to a new temporary one.
+func startEnvWith(t *testing.T, opts localsm.Options) *env {
+	t.Helper()
+	opts.DataDir = cmp.Or(opts.DataDir, t.TempDir())
+	srv := localsmtest.Start(t, opts)
+	return env{t: t, srv: srv, dataDir: opts.DataDir, cfg: clientConfig(t, srv, testRegion)}.withClients()
+}
+
+// clientConfig is an SDK configuration for srv, signing for region with test credentials.
+func clientConfig(t *testing.T, srv *localsm.Server, region string) aws.Config {
+	t.Helper()
+	cfg, err := config.LoadDefaultConfig(context.Background(),
+		config.WithRegion(region),
 		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("AKIALOCALTEST", "local-secret", "")),
 		config.WithBaseEndpoint(srv.URL()),
 		config.WithRetryMaxAttempts(1),
@@ -92,11 +93,15 @@ func startEnvLogging(t *testing.T, dataDir string, log *slog.Logger) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{t: t, srv: srv, dataDir: dataDir, cfg: cfg,
-		sm:  sagemaker.NewFromConfig(cfg),
-		s3:  s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = true }),
-		sts: sts.NewFromConfig(cfg),
-	}
+	return cfg
+}
+
+// withClients makes e's SDK clients from e.cfg.
+func (e env) withClients() *env {
+	e.sm = sagemaker.NewFromConfig(e.cfg)
+	e.s3 = s3.NewFromConfig(e.cfg, func(o *s3.Options) { o.UsePathStyle = true })
+	e.sts = sts.NewFromConfig(e.cfg)
+	return &e
 }
 
 // uploadArtifact puts abalone model version v into the test bucket and returns its s3:// URL.
@@ -185,6 +190,25 @@ func (e *env) waitStatus(name string, want smtypes.EndpointStatus) *sagemaker.De
 		time.Sleep(50 * time.Millisecond)
 	}
 	e.t.Fatalf("endpoint %s did not reach %s within 60s; last status %s (%s)", name, want, last.EndpointStatus, aws.ToString(last.FailureReason))
+	return nil
+}
+
+// waitLeaves polls DescribeEndpoint until the endpoint is no longer from and returns what it
+// became, so a test can assert the transition itself.
+func (e *env) waitLeaves(name string, from smtypes.EndpointStatus) *sagemaker.DescribeEndpointOutput {
+	e.t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		out, err := e.sm.DescribeEndpoint(context.Background(), &sagemaker.DescribeEndpointInput{EndpointName: aws.String(name)})
+		if err != nil {
+			e.t.Fatalf("describe endpoint %s: %v", name, err)
+		}
+		if out.EndpointStatus != from {
+			return out
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	e.t.Fatalf("endpoint %s is still %s after 60s", name, from)
 	return nil
 }
 

@@ -45,6 +45,8 @@ type Options struct {
 	ImageMap map[string]string
 	// MaxBodyBytes bounds invocation bodies; 0 means SageMaker's 6 MB.
 	MaxBodyBytes int64
+	// PingInterval is how often serving process containers are pinged; 0 means every 5 s.
+	PingInterval time.Duration
 	Logger       *slog.Logger
 	// DefaultRegion names the region in ARNs when a request is not signed (SigV4 requests carry
 	// their signing region, which is used instead). Default "us-east-1".
@@ -128,7 +130,8 @@ func Start(ctx context.Context, opts Options) (srv *Server, err error) {
 		return nil, fmt.Errorf("local SageMaker: %w", err)
 	}
 	s.runtime, err = runtime.New(runtime.Options{Artifacts: s.s3, ImageMap: opts.ImageMap,
-		WorkDir: filepath.Join(opts.DataDir, "runtime"), MaxBodyBytes: opts.MaxBodyBytes, Logger: opts.Logger})
+		WorkDir: filepath.Join(opts.DataDir, "runtime"), MaxBodyBytes: opts.MaxBodyBytes, PingInterval: opts.PingInterval,
+		Logger: opts.Logger})
 	if err != nil {
 		return nil, fmt.Errorf("local SageMaker: serving layer: %w", err)
 	}

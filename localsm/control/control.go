@@ -3,13 +3,14 @@
 // errors, ARNs, pagination and endpoint lifecycle, persisted in a Store and deployed through a
 // spec.Serving.
 //
-// One account, one namespace: a resource's ARN names the region its create request was signed
-// for, but names are not partitioned by region (a local tool is used from one region at a time,
-// and a CLI defaulting to another region should still see the deployer's endpoints).
+// One account, one namespace per region, as in AWS: a request works on the region its SigV4
+// credential scope names (DefaultRegion when unsigned), so a model created through eu-west-1 is
+// neither listed in us-east-1 nor blocks the same name there, and ARNs carry that region.
 package control
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -37,8 +38,9 @@ type Options struct {
 	Account string
 	// DefaultRegion is used when a request carries no SigV4 credential scope; default "us-east-1".
 	DefaultRegion string
-	// RollbackHold is how long a failed update shows RollingBack before the endpoint is back
-	// InService on its previous configuration; default one second.
+	// RollbackHold is how long a failed UpdateEndpointWeightsAndCapacities shows RollingBack
+	// before the endpoint is back InService with its previous weights and counts; default one
+	// second.
 	RollbackHold time.Duration
 	// MaxRequestBytes bounds a control-plane request body; default 2 MiB.
 	MaxRequestBytes int64
@@ -74,6 +76,9 @@ type request struct {
 	input  map[string]any
 }
 
+// key is the key of a model, configuration or endpoint named name in the request's region.
+func (r *request) key(name string) string { return scoped(r.region, nameKey(name)) }
+
 type operation func(ctx context.Context, r *request) (any, error)
 
 // New loads the stored state and returns a Control. Call Restore to make endpoints serve again.
@@ -81,32 +86,24 @@ func New(ctx context.Context, opts Options) (*Control, error) {
 	if opts.Store == nil || opts.Serving == nil {
 		return nil, errors.New("control: Store and Serving are required")
 	}
-	if opts.Account == "" {
-		opts.Account = "000000000000"
-	}
+	opts.Account = cmp.Or(opts.Account, "000000000000")
+	opts.DefaultRegion = cmp.Or(opts.DefaultRegion, "us-east-1")
+	opts.RollbackHold = cmp.Or(opts.RollbackHold, time.Second)
+	opts.MaxRequestBytes = cmp.Or(opts.MaxRequestBytes, 2<<20)
 	if !regexp.MustCompile(`^[0-9]{12}$`).MatchString(opts.Account) {
 		return nil, fmt.Errorf("control: account %q must be 12 digits, as AWS account ids are", opts.Account)
 	}
-	if opts.DefaultRegion == "" {
-		opts.DefaultRegion = "us-east-1"
-	}
-	if opts.RollbackHold == 0 {
-		opts.RollbackHold = time.Second
-	}
-	if opts.MaxRequestBytes == 0 {
-		opts.MaxRequestBytes = 2 << 20
+	if opts.Now == nil {
+		opts.Now = time.Now
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
-	}
-	if opts.Now == nil {
-		opts.Now = time.Now
 	}
 	m, err := loadServiceModel()
 	if err != nil {
 		return nil, err
 	}
-	st, err := loadState(ctx, opts.Store)
+	st, err := loadState(ctx, opts.Store, opts.DefaultRegion)
 	if err != nil {
 		return nil, err
 	}

@@ -284,6 +284,23 @@ func (c *cp) waitStatus(name string, want smtypes.EndpointStatus) *sagemaker.Des
 	}
 }
 
+// waitLeaves polls until the endpoint's status is no longer from and returns what it became: the
+// next status a client sees, so a test can assert the transition itself.
+func (c *cp) waitLeaves(name string, from smtypes.EndpointStatus) *sagemaker.DescribeEndpointOutput {
+	c.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		out := c.describe(name)
+		if out.EndpointStatus != from {
+			return out
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("endpoint %s is still %s after 30s", name, from)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // call posts a raw JSON 1.1 request and returns the status and decoded body.
 func (c *cp) call(op, body string) (int, string) {
 	c.t.Helper()

@@ -143,9 +143,10 @@ func (c *Control) runCreate(ctx context.Context, key string, gen int64, dep depl
 	c.logOutcome("create", dep.Spec.Endpoint, dep.ConfigName, start, err)
 }
 
-// runUpdate moves an endpoint to a new configuration: Updating → InService on the new one; on
-// failure RollingBack, then InService on the previous configuration with FailureReason set, as
-// AWS does. An endpoint that was not serving (OutOfService) returns to OutOfService.
+// runUpdate moves an endpoint to a new configuration: Updating → InService on the new one. On
+// failure it goes straight back to InService on the previous configuration with FailureReason
+// set, as SageMaker shows a failed UpdateEndpoint (RollingBack is for failed weight and capacity
+// changes). An endpoint that was not serving (OutOfService) returns to OutOfService.
 func (c *Control) runUpdate(ctx context.Context, key string, gen int64, dep deployment, before string) {
 	start := time.Now()
 	err := c.deploy(ctx, dep.Spec)
@@ -163,21 +164,17 @@ func (c *Control) runUpdate(ctx context.Context, key string, gen int64, dep depl
 		})
 		return
 	}
-	c.rollBack(ctx, key, gen, before, failureReason(err))
+	c.transition(key, gen, func(e *endpointRes) {
+		e.Pending = nil
+		e.Status = before
+		e.FailureReason = failureReason(err)
+	})
 }
 
-// rollBack shows RollingBack for a moment, then the status the endpoint had before the change.
-func (c *Control) rollBack(ctx context.Context, key string, gen int64, before, reason string) {
-	if before != statusInService {
-		c.transition(key, gen, func(e *endpointRes) {
-			e.Pending = nil
-			e.Status = before
-			e.FailureReason = reason
-		})
-		return
-	}
+// rollBack shows RollingBack for RollbackHold, then InService with the previous weights and
+// counts, as SageMaker shows a failed UpdateEndpointWeightsAndCapacities.
+func (c *Control) rollBack(ctx context.Context, key string, gen int64, reason string) {
 	if !c.transition(key, gen, func(e *endpointRes) {
-		e.Pending = nil
 		e.Status = statusRollingBack
 		e.FailureReason = reason
 	}) {
@@ -213,7 +210,7 @@ func (c *Control) runWeights(ctx context.Context, key string, gen int64, endpoin
 		return
 	}
 	c.transition(key, gen, func(e *endpointRes) { e.Current = previous })
-	c.rollBack(ctx, key, gen, statusInService, failureReason(err))
+	c.rollBack(ctx, key, gen, failureReason(err))
 }
 
 // runDelete stops the endpoint's servers and forgets it: Deleting → gone.

@@ -84,14 +84,18 @@ func TestEndpointStatusOverTime(t *testing.T) {
 		t.Fatalf("times after update: created %v (was %v), modified %v", out.CreationTime, created, out.LastModifiedTime)
 	}
 
-	// A failed update: RollingBack, then InService on the previous configuration, with the reason.
+	// A failed update: Updating, then straight back to InService on the previous configuration
+	// with the reason, as SageMaker shows it (never RollingBack, which belongs to failed weight
+	// and capacity changes).
 	if _, err := c.sm.UpdateEndpoint(ctx, &sagemaker.UpdateEndpointInput{EndpointName: aws.String("ep"), EndpointConfigName: aws.String("cfg1")}); err != nil {
 		t.Fatal(err)
 	}
 	serving.waitStarted(t, "deploy ep cfg1")
 	serving.finish(t, errors.New("container for variant AllTraffic did not pass its health check"))
-	c.waitStatus("ep", smtypes.EndpointStatusRollingBack)
-	out = c.waitStatus("ep", smtypes.EndpointStatusInService)
+	out = c.waitLeaves("ep", smtypes.EndpointStatusUpdating)
+	if out.EndpointStatus != smtypes.EndpointStatusInService || out.PendingDeploymentSummary != nil {
+		t.Fatalf("a failed update went from Updating to %s (pending %+v), want InService", out.EndpointStatus, out.PendingDeploymentSummary)
+	}
 	if aws.ToString(out.EndpointConfigName) != "cfg2" || aws.ToString(out.FailureReason) != "container for variant AllTraffic did not pass its health check" {
 		t.Fatalf("after failed update: config %s, reason %q", aws.ToString(out.EndpointConfigName), aws.ToString(out.FailureReason))
 	}

@@ -1,6 +1,7 @@
 package control
 
 import (
+	"cmp"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -83,18 +84,9 @@ func (q listQuery) keep(name string, created time.Time) bool {
 // page sorts items and cuts the page the query asks for. defaultOrder is the operation's
 // documented default sort order.
 func (q listQuery) page(op string, items []listItem, defaultOrder string, defaultMax int) ([]any, string, error) {
-	sortBy := q.SortBy
-	if sortBy == "" {
-		sortBy = "CreationTime"
-	}
-	order := q.SortOrder
-	if order == "" {
-		order = defaultOrder
-	}
-	max := q.MaxResults
-	if max == 0 {
-		max = defaultMax
-	}
+	sortBy := cmp.Or(q.SortBy, "CreationTime")
+	order := cmp.Or(q.SortOrder, defaultOrder)
+	max := cmp.Or(q.MaxResults, defaultMax)
 	key := func(it listItem) string {
 		switch sortBy {
 		case "Name":

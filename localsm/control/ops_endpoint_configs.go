@@ -25,7 +25,7 @@ func (c *Control) createEndpointConfig(ctx context.Context, r *request) (any, er
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	key := nameKey(in.EndpointConfigName)
+	key := r.key(in.EndpointConfigName)
 	if existing, ok := c.st.configs[key]; ok {
 		return nil, errValidation("Cannot create already existing endpoint configuration %q.", existing.ARN)
 	}
@@ -39,7 +39,7 @@ func (c *Control) createEndpointConfig(ctx context.Context, r *request) (any, er
 			return nil, errValidation("Endpoint configuration %s has more than one production variant named %s; variant names must be unique.", in.EndpointConfigName, v.VariantName)
 		}
 		seen[strings.ToLower(v.VariantName)] = true
-		if _, ok := c.st.models[nameKey(v.ModelName)]; !ok {
+		if _, ok := c.st.models[r.key(v.ModelName)]; !ok {
 			return nil, errValidation("Could not find model %q.", c.arn(r.region, "model", nameKey(v.ModelName)))
 		}
 		serverless := len(v.ServerlessConfig) > 0
@@ -70,8 +70,9 @@ func (c *Control) createEndpointConfig(ctx context.Context, r *request) (any, er
 	if total <= 0 {
 		return nil, errValidation("Endpoint configuration %s gives every production variant a weight of 0; at least one variant must receive traffic.", in.EndpointConfigName)
 	}
-	cfg := &endpointConfigRes{Name: in.EndpointConfigName, ARN: c.arn(r.region, "endpoint-config", key),
-		Created: c.now(), Seq: c.nextSeq(), Input: input, Variants: variants, Tags: in.Tags}
+	arn := c.arn(r.region, "endpoint-config", nameKey(in.EndpointConfigName))
+	cfg := &endpointConfigRes{base: base{ARN: arn, Region: r.region, Tags: in.Tags}, Name: in.EndpointConfigName,
+		Created: c.now(), Seq: c.nextSeq(), Input: input, Variants: variants}
 	if err := c.put(ctx, kindEndpointConfig, key, cfg); err != nil {
 		return nil, err
 	}
@@ -80,7 +81,7 @@ func (c *Control) createEndpointConfig(ctx context.Context, r *request) (any, er
 }
 
 func (c *Control) findConfigLocked(region, name string) (*endpointConfigRes, error) {
-	cfg, ok := c.st.configs[nameKey(name)]
+	cfg, ok := c.st.configs[scoped(region, nameKey(name))]
 	if !ok {
 		return nil, errValidation("Could not find endpoint configuration %q.", c.arn(region, "endpoint-config", nameKey(name)))
 	}
@@ -111,10 +112,10 @@ func (c *Control) deleteEndpointConfig(ctx context.Context, r *request) (any, er
 	}
 	// As on AWS, deleting a configuration an endpoint uses is allowed: the endpoint keeps serving
 	// the snapshot it was deployed from.
-	if err := c.persist(ctx, nil, DocKey{kindEndpointConfig, nameKey(name)}); err != nil {
+	if err := c.persist(ctx, nil, DocKey{kindEndpointConfig, r.key(name)}); err != nil {
 		return nil, err
 	}
-	delete(c.st.configs, nameKey(name))
+	delete(c.st.configs, r.key(name))
 	return nil, nil
 }
 
@@ -126,7 +127,7 @@ func (c *Control) listEndpointConfigs(ctx context.Context, r *request) (any, err
 	c.mu.Lock()
 	var items []listItem
 	for _, cfg := range c.st.configs {
-		if q.keep(cfg.Name, cfg.Created) {
+		if cfg.Region == r.region && q.keep(cfg.Name, cfg.Created) {
 			items = append(items, listItem{name: cfg.Name, created: cfg.Created, seq: cfg.Seq,
 				out: map[string]any{"EndpointConfigName": cfg.Name, "EndpointConfigArn": cfg.ARN, "CreationTime": epoch(cfg.Created)}})
 		}

@@ -2,6 +2,7 @@ package control
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"time"
 
@@ -14,7 +15,7 @@ import (
 func (c *Control) buildDeploymentLocked(region, endpoint string, cfg *endpointConfigRes, retain *deployment, exclude map[string]bool, strategy *spec.Strategy) (*deployment, error) {
 	dep := &deployment{ConfigName: cfg.Name, Spec: spec.Deployment{Endpoint: endpoint, Config: cfg.Name, Strategy: strategy}}
 	for _, v := range cfg.Variants {
-		m, ok := c.st.models[nameKey(v.ModelName)]
+		m, ok := c.st.models[scoped(region, nameKey(v.ModelName))]
 		if !ok {
 			return nil, errValidation("Could not find model %q.", c.arn(region, "model", nameKey(v.ModelName)))
 		}
@@ -50,8 +51,20 @@ func (c *Control) buildDeploymentLocked(region, endpoint string, cfg *endpointCo
 	return dep, nil
 }
 
+// servedElsewhereLocked refuses an endpoint name another region already uses: the serving layer
+// and the runtime's invocation URL (/endpoints/NAME/invocations) know endpoints by name alone.
+func (c *Control) servedElsewhereLocked(region, name string) error {
+	for _, e := range c.st.endpoints {
+		if e.Region != region && nameKey(e.Name) == nameKey(name) {
+			return errValidation("Cannot create endpoint %q in %s: endpoint %q already exists in %s, and sagedeploy local serves invocations by endpoint name alone, so one endpoint name can live in one region at a time. Delete it there or choose another name.",
+				name, region, e.ARN, e.Region)
+		}
+	}
+	return nil
+}
+
 func (c *Control) findEndpointLocked(region, name string) (*endpointRes, error) {
-	e, ok := c.st.endpoints[nameKey(name)]
+	e, ok := c.st.endpoints[scoped(region, nameKey(name))]
 	if !ok {
 		return nil, errValidation("Could not find endpoint %q.", c.arn(region, "endpoint", nameKey(name)))
 	}
@@ -76,9 +89,12 @@ func (c *Control) createEndpoint(ctx context.Context, r *request) (any, error) {
 	if c.closed {
 		return nil, errInternal(errClosed)
 	}
-	key := nameKey(in.EndpointName)
+	key := r.key(in.EndpointName)
 	if existing, ok := c.st.endpoints[key]; ok {
 		return nil, errValidation("Cannot create already existing endpoint %q.", existing.ARN)
+	}
+	if err := c.servedElsewhereLocked(r.region, in.EndpointName); err != nil {
+		return nil, err
 	}
 	cfg, err := c.findConfigLocked(r.region, in.EndpointConfigName)
 	if err != nil {
@@ -89,9 +105,10 @@ func (c *Control) createEndpoint(ctx context.Context, r *request) (any, error) {
 		return nil, err
 	}
 	now := c.now()
-	e := &endpointRes{Name: in.EndpointName, ARN: c.arn(r.region, "endpoint", key), Created: now, Modified: now,
-		Seq: c.nextSeq(), Gen: 1, Status: statusCreating, ConfigName: cfg.Name,
-		Pending: &pendingDeploy{Deployment: *dep, Start: now}, LastDeploymentConfig: dc, Tags: in.Tags}
+	arn := c.arn(r.region, "endpoint", nameKey(in.EndpointName))
+	e := &endpointRes{base: base{ARN: arn, Region: r.region, Tags: in.Tags}, Name: in.EndpointName,
+		Created: now, Modified: now, Seq: c.nextSeq(), Gen: 1, Status: statusCreating, ConfigName: cfg.Name,
+		Pending: &pendingDeploy{Deployment: *dep, Start: now}, LastDeploymentConfig: dc}
 	if err := c.put(ctx, kindEndpoint, key, e); err != nil {
 		return nil, err
 	}
@@ -165,7 +182,7 @@ func (c *Control) updateEndpoint(ctx context.Context, r *request) (any, error) {
 	e.Modified = c.now()
 	e.Pending = &pendingDeploy{Deployment: *dep, Start: e.Modified}
 	e.LastDeploymentConfig = dc
-	key := nameKey(e.Name)
+	key := r.key(e.Name)
 	if err := c.put(ctx, kindEndpoint, key, e); err != nil {
 		return nil, err
 	}
@@ -175,14 +192,17 @@ func (c *Control) updateEndpoint(ctx context.Context, r *request) (any, error) {
 	return map[string]any{"EndpointArn": e.ARN}, nil
 }
 
+// desiredVariant is one entry of UpdateEndpointWeightsAndCapacities.
+type desiredVariant struct {
+	VariantName          string
+	DesiredWeight        *float64
+	DesiredInstanceCount *int
+}
+
 func (c *Control) updateEndpointWeightsAndCapacities(ctx context.Context, r *request) (any, error) {
 	var in struct {
 		EndpointName                string
-		DesiredWeightsAndCapacities []struct {
-			VariantName          string
-			DesiredWeight        *float64
-			DesiredInstanceCount *int
-		}
+		DesiredWeightsAndCapacities []desiredVariant
 	}
 	if err := bind(r.input, &in); err != nil {
 		return nil, err
@@ -203,10 +223,32 @@ func (c *Control) updateEndpointWeightsAndCapacities(ctx context.Context, r *req
 		return nil, errValidation("Cannot update endpoint %q in status %s; weights and capacities change only on an InService endpoint.", cur.ARN, cur.Status)
 	}
 	e := clone(cur)
+	updates, err := applyDesired(e, in.DesiredWeightsAndCapacities)
+	if err != nil {
+		return nil, err
+	}
+	previous := cur.Current
+	e.Gen++
+	e.Status = statusUpdating
+	e.FailureReason = ""
+	e.Modified = c.now()
+	key := r.key(e.Name)
+	if err := c.put(ctx, kindEndpoint, key, e); err != nil {
+		return nil, err
+	}
+	c.st.endpoints[key] = e
+	gen, name := e.Gen, e.Name
+	c.startJobLocked(key, func(ctx context.Context) { c.runWeights(ctx, key, gen, name, updates, previous) })
+	return map[string]any{"EndpointArn": e.ARN}, nil
+}
+
+// applyDesired sets the desired weights and counts on e's current variants and returns them as
+// the serving layer's updates, refusing what SageMaker refuses.
+func applyDesired(e *endpointRes, desired []desiredVariant) ([]spec.VariantUpdate, error) {
 	var updates []spec.VariantUpdate
 	var missing []string
 	seen := map[string]bool{}
-	for _, d := range in.DesiredWeightsAndCapacities {
+	for _, d := range desired {
 		if d.DesiredWeight == nil && d.DesiredInstanceCount == nil {
 			return nil, errValidation("Variant %s: give DesiredWeight, DesiredInstanceCount or both.", d.VariantName)
 		}
@@ -214,23 +256,17 @@ func (c *Control) updateEndpointWeightsAndCapacities(ctx context.Context, r *req
 			return nil, errValidation("Variant %s appears more than once in DesiredWeightsAndCapacities.", d.VariantName)
 		}
 		seen[d.VariantName] = true
-		found := false
-		for i := range e.Current.Variants {
-			v := &e.Current.Variants[i]
-			if v.Name != d.VariantName {
-				continue
-			}
-			found = true
-			if d.DesiredWeight != nil {
-				v.DesiredWeight = *d.DesiredWeight
-			}
-			if d.DesiredInstanceCount != nil {
-				v.DesiredInstanceCount = *d.DesiredInstanceCount
-			}
-		}
-		if !found {
+		i := slices.IndexFunc(e.Current.Variants, func(v variantState) bool { return v.Name == d.VariantName })
+		if i < 0 {
 			missing = append(missing, d.VariantName)
 			continue
+		}
+		v := &e.Current.Variants[i]
+		if d.DesiredWeight != nil {
+			v.DesiredWeight = *d.DesiredWeight
+		}
+		if d.DesiredInstanceCount != nil {
+			v.DesiredInstanceCount = *d.DesiredInstanceCount
 		}
 		updates = append(updates, spec.VariantUpdate{VariantName: d.VariantName, Weight: d.DesiredWeight, InstanceCount: d.DesiredInstanceCount})
 	}
@@ -244,19 +280,7 @@ func (c *Control) updateEndpointWeightsAndCapacities(ctx context.Context, r *req
 	if total <= 0 {
 		return nil, errValidation("The weights of endpoint %q would all be 0; at least one variant must receive traffic.", e.ARN)
 	}
-	previous := cur.Current
-	e.Gen++
-	e.Status = statusUpdating
-	e.FailureReason = ""
-	e.Modified = c.now()
-	key := nameKey(e.Name)
-	if err := c.put(ctx, kindEndpoint, key, e); err != nil {
-		return nil, err
-	}
-	c.st.endpoints[key] = e
-	gen, name := e.Gen, e.Name
-	c.startJobLocked(key, func(ctx context.Context) { c.runWeights(ctx, key, gen, name, updates, previous) })
-	return map[string]any{"EndpointArn": e.ARN}, nil
+	return updates, nil
 }
 
 func (c *Control) deleteEndpoint(ctx context.Context, r *request) (any, error) {
@@ -277,7 +301,7 @@ func (c *Control) deleteEndpoint(ctx context.Context, r *request) (any, error) {
 	e.Gen++
 	e.Status = statusDeleting
 	e.Modified = c.now()
-	key := nameKey(e.Name)
+	key := r.key(e.Name)
 	if err := c.put(ctx, kindEndpoint, key, e); err != nil {
 		return nil, err
 	}
@@ -403,7 +427,7 @@ func (c *Control) listEndpoints(ctx context.Context, r *request) (any, error) {
 	c.mu.Lock()
 	var items []listItem
 	for _, e := range c.st.endpoints {
-		if !q.keep(e.Name, e.Created) || (statusEquals != "" && e.Status != statusEquals) {
+		if e.Region != r.region || !q.keep(e.Name, e.Created) || (statusEquals != "" && e.Status != statusEquals) {
 			continue
 		}
 		if (before != nil && !e.Modified.Before(*before)) || (after != nil && !e.Modified.After(*after)) {

@@ -27,7 +27,8 @@ func (c *Control) createModel(ctx context.Context, r *request) (any, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	arn := c.arn(r.region, "model", nameKey(in.ModelName))
-	if existing, ok := c.st.models[nameKey(in.ModelName)]; ok {
+	key := r.key(in.ModelName)
+	if existing, ok := c.st.models[key]; ok {
 		return nil, errValidation("Cannot create already existing model %q.", existing.ARN)
 	}
 	var containers []containerIn
@@ -58,12 +59,12 @@ func (c *Control) createModel(ctx context.Context, r *request) (any, error) {
 	}
 	input := copyMap(r.input)
 	delete(input, "Tags")
-	m := &modelRes{Name: in.ModelName, ARN: arn, Created: c.now(), Seq: c.nextSeq(), Input: input,
-		Containers: resolved, Tags: in.Tags}
-	if err := c.put(ctx, kindModel, nameKey(m.Name), m); err != nil {
+	m := &modelRes{base: base{ARN: arn, Region: r.region, Tags: in.Tags}, Name: in.ModelName,
+		Created: c.now(), Seq: c.nextSeq(), Input: input, Containers: resolved}
+	if err := c.put(ctx, kindModel, key, m); err != nil {
 		return nil, err
 	}
-	c.st.models[nameKey(m.Name)] = m
+	c.st.models[key] = m
 	return map[string]any{"ModelArn": arn}, nil
 }
 
@@ -107,7 +108,7 @@ func (c *Control) describeModel(ctx context.Context, r *request) (any, error) {
 	name, _ := r.input["ModelName"].(string)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	m, ok := c.st.models[nameKey(name)]
+	m, ok := c.st.models[r.key(name)]
 	if !ok {
 		return nil, errValidation("Could not find model %q.", c.arn(r.region, "model", nameKey(name)))
 	}
@@ -122,13 +123,14 @@ func (c *Control) deleteModel(ctx context.Context, r *request) (any, error) {
 	name, _ := r.input["ModelName"].(string)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, ok := c.st.models[nameKey(name)]; !ok {
+	key := r.key(name)
+	if _, ok := c.st.models[key]; !ok {
 		return nil, errValidation("Could not find model %q.", c.arn(r.region, "model", nameKey(name)))
 	}
-	if err := c.persist(ctx, nil, DocKey{kindModel, nameKey(name)}); err != nil {
+	if err := c.persist(ctx, nil, DocKey{kindModel, key}); err != nil {
 		return nil, err
 	}
-	delete(c.st.models, nameKey(name))
+	delete(c.st.models, key)
 	return nil, nil
 }
 
@@ -140,7 +142,7 @@ func (c *Control) listModels(ctx context.Context, r *request) (any, error) {
 	c.mu.Lock()
 	var items []listItem
 	for _, m := range c.st.models {
-		if !q.keep(m.Name, m.Created) {
+		if m.Region != r.region || !q.keep(m.Name, m.Created) {
 			continue
 		}
 		items = append(items, listItem{name: m.Name, created: m.Created, seq: m.Seq,

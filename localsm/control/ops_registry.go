@@ -32,7 +32,7 @@ func (c *Control) findGroupLocked(region, ref string) (*groupRes, error) {
 	if !ok {
 		return nil, errValidation("%s is not a model package group ARN (arn:aws:sagemaker:REGION:ACCOUNT:model-package-group/NAME).", ref)
 	}
-	g, ok := c.st.groups[name]
+	g, ok := c.st.groups[scoped(region, name)]
 	if !ok {
 		return nil, errValidation("ModelPackageGroup %s does not exist.", c.arn(region, "model-package-group", name))
 	}
@@ -46,7 +46,7 @@ func (c *Control) findPackageLocked(region, ref string) (*packageRes, error) {
 	if !ok {
 		return nil, errValidation("%s is not a model package ARN (arn:aws:sagemaker:REGION:ACCOUNT:model-package/GROUP/VERSION).", ref)
 	}
-	p, ok := c.st.packages[name]
+	p, ok := c.st.packages[scoped(region, name)]
 	if !ok {
 		return nil, errValidation("ModelPackage %s does not exist.", c.arn(region, "model-package", name))
 	}
@@ -64,16 +64,17 @@ func (c *Control) createModelPackageGroup(ctx context.Context, r *request) (any,
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if g, ok := c.st.groups[in.ModelPackageGroupName]; ok {
+	key := scoped(r.region, in.ModelPackageGroupName)
+	if g, ok := c.st.groups[key]; ok {
 		return nil, errValidation("Model Package Group already exists: %s", g.ARN)
 	}
-	g := &groupRes{Name: in.ModelPackageGroupName, Created: c.now(), Seq: c.nextSeq(),
-		ARN:         c.arn(r.region, "model-package-group", in.ModelPackageGroupName),
-		Description: in.ModelPackageGroupDescription, Tags: in.Tags}
-	if err := c.put(ctx, kindGroup, g.Name, g); err != nil {
+	arn := c.arn(r.region, "model-package-group", in.ModelPackageGroupName)
+	g := &groupRes{base: base{ARN: arn, Region: r.region, Tags: in.Tags}, Name: in.ModelPackageGroupName,
+		Created: c.now(), Seq: c.nextSeq(), Description: in.ModelPackageGroupDescription}
+	if err := c.put(ctx, kindGroup, key, g); err != nil {
 		return nil, err
 	}
-	c.st.groups[g.Name] = g
+	c.st.groups[key] = g
 	return map[string]any{"ModelPackageGroupArn": g.ARN}, nil
 }
 
@@ -107,7 +108,7 @@ func (c *Control) listModelPackageGroups(ctx context.Context, r *request) (any, 
 	c.mu.Lock()
 	var items []listItem
 	for _, g := range c.st.groups {
-		if q.keep(g.Name, g.Created) {
+		if g.Region == r.region && q.keep(g.Name, g.Created) {
 			items = append(items, listItem{name: g.Name, created: g.Created, seq: g.Seq, out: groupSummary(g)})
 		}
 	}
@@ -136,7 +137,7 @@ func (c *Control) createModelPackage(ctx context.Context, r *request) (any, erro
 	if in.ClientToken != "" {
 		// Idempotent retry: the same token returns the package it created.
 		for _, p := range c.st.packages {
-			if p.ClientToken == in.ClientToken {
+			if p.Region == r.region && p.ClientToken == in.ClientToken {
 				return map[string]any{"ModelPackageArn": p.ARN}, nil
 			}
 		}
@@ -144,7 +145,8 @@ func (c *Control) createModelPackage(ctx context.Context, r *request) (any, erro
 	input := copyMap(r.input)
 	delete(input, "Tags")
 	delete(input, "ClientToken")
-	p := &packageRes{Created: c.now(), Seq: c.nextSeq(), ClientToken: in.ClientToken, Input: input, Tags: in.Tags}
+	p := &packageRes{base: base{Region: r.region, Tags: in.Tags}, Created: c.now(), Seq: c.nextSeq(),
+		ClientToken: in.ClientToken, Input: input}
 	var group *groupRes
 	switch {
 	case in.ModelPackageGroupName != "" && in.ModelPackageName != "":
@@ -166,7 +168,7 @@ func (c *Control) createModelPackage(ctx context.Context, r *request) (any, erro
 		}
 		input["ModelPackageGroupName"] = g.Name
 	case in.ModelPackageName != "":
-		if existing, ok := c.st.packages[in.ModelPackageName]; ok {
+		if existing, ok := c.st.packages[scoped(r.region, in.ModelPackageName)]; ok {
 			return nil, errConflict("Model Package already exists: %s", existing.ARN)
 		}
 		if in.ModelApprovalStatus != "" {
@@ -177,27 +179,35 @@ func (c *Control) createModelPackage(ctx context.Context, r *request) (any, erro
 	default:
 		return nil, errValidation("Missing ARN: give ModelPackageGroupName to register a version in a model package group, or ModelPackageName for an unversioned package.")
 	}
-	docs := []Document{}
+	if err := c.savePackageLocked(ctx, p, group); err != nil {
+		return nil, err
+	}
+	return map[string]any{"ModelPackageArn": p.ARN}, nil
+}
+
+// savePackageLocked persists a new package and, for a version, its group's version counter in
+// one write, then installs both.
+func (c *Control) savePackageLocked(ctx context.Context, p *packageRes, group *groupRes) error {
 	d, err := doc(kindPackage, p.key(), p)
 	if err != nil {
-		return nil, errInternal(err)
+		return errInternal(err)
 	}
-	docs = append(docs, d)
+	docs := []Document{d}
 	if group != nil {
-		gd, err := doc(kindGroup, group.Name, group)
+		gd, err := doc(kindGroup, scoped(group.Region, group.Name), group)
 		if err != nil {
-			return nil, errInternal(err)
+			return errInternal(err)
 		}
 		docs = append(docs, gd)
 	}
 	if err := c.persist(ctx, docs); err != nil {
-		return nil, err
+		return err
 	}
 	if group != nil {
-		c.st.groups[group.Name] = group
+		c.st.groups[scoped(group.Region, group.Name)] = group
 	}
 	c.st.packages[p.key()] = p
-	return map[string]any{"ModelPackageArn": p.ARN}, nil
+	return nil
 }
 
 func packageSummary(p *packageRes) map[string]any {
@@ -263,6 +273,8 @@ func (c *Control) listModelPackages(ctx context.Context, r *request) (any, error
 	var items []listItem
 	for _, p := range c.st.packages {
 		switch {
+		case p.Region != r.region:
+			continue
 		case pkgType == "Versioned" && p.Version == 0, pkgType == "Unversioned" && p.Version > 0:
 			continue
 		case group != "" && p.Group != group:

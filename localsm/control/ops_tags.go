@@ -5,69 +5,51 @@ import (
 	"strings"
 )
 
-// taggable finds the resource an ARN names and returns its tag list and a way to save new tags.
-func (c *Control) taggableLocked(arn string) (tags *[]tag, save func(ctx context.Context) error, ok bool) {
-	for key, m := range c.st.models {
-		if strings.EqualFold(m.ARN, arn) {
-			n := clone(m)
-			return &n.Tags, func(ctx context.Context) error {
-				if err := c.put(ctx, kindModel, key, n); err != nil {
-					return err
-				}
-				c.st.models[key] = n
-				return nil
-			}, true
-		}
+// taggable is a resource found by ARN, copied so that its tags can change: tags is the copy's
+// tag list, save persists the copy and installs it.
+type taggable struct {
+	tags *[]tag
+	save func(ctx context.Context) error
+}
+
+// taggableLocked finds the resource an ARN names in region. Model, configuration and endpoint
+// ARNs match regardless of case (AWS lower-cases those names in ARNs); registry ARNs exactly.
+func (c *Control) taggableLocked(region, arn string) (taggable, bool) {
+	if t, ok := findTaggable(c, kindModel, c.st.models, region, arn, true); ok {
+		return t, true
 	}
-	for key, v := range c.st.configs {
-		if strings.EqualFold(v.ARN, arn) {
-			n := clone(v)
-			return &n.Tags, func(ctx context.Context) error {
-				if err := c.put(ctx, kindEndpointConfig, key, n); err != nil {
-					return err
-				}
-				c.st.configs[key] = n
-				return nil
-			}, true
-		}
+	if t, ok := findTaggable(c, kindEndpointConfig, c.st.configs, region, arn, true); ok {
+		return t, true
 	}
-	for key, v := range c.st.endpoints {
-		if strings.EqualFold(v.ARN, arn) {
-			n := clone(v)
-			return &n.Tags, func(ctx context.Context) error {
-				if err := c.put(ctx, kindEndpoint, key, n); err != nil {
-					return err
-				}
-				c.st.endpoints[key] = n
-				return nil
-			}, true
-		}
+	if t, ok := findTaggable(c, kindEndpoint, c.st.endpoints, region, arn, true); ok {
+		return t, true
 	}
-	for key, v := range c.st.groups {
-		if v.ARN == arn {
-			n := clone(v)
-			return &n.Tags, func(ctx context.Context) error {
-				if err := c.put(ctx, kindGroup, key, n); err != nil {
-					return err
-				}
-				c.st.groups[key] = n
-				return nil
-			}, true
-		}
+	if t, ok := findTaggable(c, kindGroup, c.st.groups, region, arn, false); ok {
+		return t, true
 	}
-	for key, v := range c.st.packages {
-		if v.ARN == arn {
-			n := clone(v)
-			return &n.Tags, func(ctx context.Context) error {
-				if err := c.put(ctx, kindPackage, key, n); err != nil {
-					return err
-				}
-				c.st.packages[key] = n
-				return nil
-			}, true
+	return findTaggable(c, kindPackage, c.st.packages, region, arn, false)
+}
+
+// findTaggable looks for arn among the resources of one kind.
+func findTaggable[T any, P interface {
+	*T
+	resource
+}](c *Control, kind string, m map[string]P, region, arn string, fold bool) (taggable, bool) {
+	for key, v := range m {
+		b := v.meta()
+		if b.Region != region || !(b.ARN == arn || fold && strings.EqualFold(b.ARN, arn)) {
+			continue
 		}
+		n := P(clone((*T)(v)))
+		return taggable{tags: &n.meta().Tags, save: func(ctx context.Context) error {
+			if err := c.put(ctx, kind, key, n); err != nil {
+				return err
+			}
+			m[key] = n
+			return nil
+		}}, true
 	}
-	return nil, nil, false
+	return taggable{}, false
 }
 
 func errNoTaggable(arn string) error {
@@ -84,10 +66,11 @@ func (c *Control) addTags(ctx context.Context, r *request) (any, error) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	tags, save, ok := c.taggableLocked(in.ResourceArn)
+	t, ok := c.taggableLocked(r.region, in.ResourceArn)
 	if !ok {
 		return nil, errNoTaggable(in.ResourceArn)
 	}
+	tags := t.tags
 	for _, t := range in.Tags {
 		replaced := false
 		for i := range *tags {
@@ -103,7 +86,7 @@ func (c *Control) addTags(ctx context.Context, r *request) (any, error) {
 	if len(*tags) > 50 {
 		return nil, apiErr(400, "ResourceLimitExceeded", "Resource %s would have %d tags; at most 50 are allowed.", in.ResourceArn, len(*tags))
 	}
-	if err := save(ctx); err != nil {
+	if err := t.save(ctx); err != nil {
 		return nil, err
 	}
 	return map[string]any{"Tags": tagList(in.Tags)}, nil
@@ -119,10 +102,11 @@ func (c *Control) deleteTags(ctx context.Context, r *request) (any, error) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	tags, save, ok := c.taggableLocked(in.ResourceArn)
+	t, ok := c.taggableLocked(r.region, in.ResourceArn)
 	if !ok {
 		return nil, errNoTaggable(in.ResourceArn)
 	}
+	tags := t.tags
 	kept := (*tags)[:0:0]
 	for _, t := range *tags {
 		if !contains(in.TagKeys, t.Key) {
@@ -130,7 +114,7 @@ func (c *Control) deleteTags(ctx context.Context, r *request) (any, error) {
 		}
 	}
 	*tags = kept
-	if err := save(ctx); err != nil {
+	if err := t.save(ctx); err != nil {
 		return nil, err
 	}
 	return nil, nil
@@ -143,10 +127,10 @@ func (c *Control) listTags(ctx context.Context, r *request) (any, error) {
 		return nil, err
 	}
 	c.mu.Lock()
-	tags, _, ok := c.taggableLocked(arn)
+	found, ok := c.taggableLocked(r.region, arn)
 	var items []listItem
 	if ok {
-		for i, t := range *tags {
+		for i, t := range *found.tags {
 			// Tags keep the order they were added in.
 			items = append(items, listItem{name: t.Key, seq: int64(i), out: map[string]any{"Key": t.Key, "Value": t.Value}})
 		}

@@ -190,6 +190,8 @@ func (v *validator) structure(shapeName string, obj map[string]any, path string)
 	return nil
 }
 
+// value checks val against a shape: a wrong JSON type is a SerializationException at once;
+// broken constraints are collected as problems, reported together as AWS does.
 func (v *validator) value(shapeName string, val any, path string) error {
 	s := v.m.Shapes[shapeName]
 	switch s.Type {
@@ -200,82 +202,13 @@ func (v *validator) value(shapeName string, val any, path string) error {
 		}
 		return v.structure(shapeName, obj, path)
 	case "list":
-		arr, ok := val.([]any)
-		if !ok {
-			return errSerialization("Expected a list at '%s', found %s", path, jsonKind(val))
-		}
-		v.length(s, float64(len(arr)), val, path)
-		for i, item := range arr {
-			if item == nil {
-				v.fail(fmt.Sprintf("%s.%d.member", path, i+1), nil, "Member must not be null")
-				continue
-			}
-			if err := v.value(s.Member, item, fmt.Sprintf("%s.%d.member", path, i+1)); err != nil {
-				return err
-			}
-		}
+		return v.list(s, val, path)
 	case "map":
-		obj, ok := val.(map[string]any)
-		if !ok {
-			return errSerialization("Expected a map at '%s', found %s", path, jsonKind(val))
-		}
-		v.length(s, float64(len(obj)), val, path)
-		keys := make([]string, 0, len(obj))
-		for k := range obj {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			sub := validator{m: v.m}
-			if err := sub.value(s.Key, k, path); err != nil {
-				return err
-			}
-			if len(sub.problems) > 0 {
-				v.fail(path, k, "Map keys must satisfy constraint: ["+constraintsOf(sub.problems)+"]")
-			}
-			sub.problems = nil
-			if obj[k] == nil {
-				continue
-			}
-			if err := sub.value(s.Value, obj[k], path); err != nil {
-				return err
-			}
-			if len(sub.problems) > 0 {
-				v.fail(path, obj[k], "Map value must satisfy constraint: ["+constraintsOf(sub.problems)+"]")
-			}
-		}
+		return v.mapValue(s, val, path)
 	case "string":
-		str, ok := val.(string)
-		if !ok {
-			return errSerialization("Expected a string at '%s', found %s", path, jsonKind(val))
-		}
-		v.length(s, float64(utf16Len(str)), val, path)
-		if len(s.Enum) > 0 && !contains(s.Enum, str) {
-			v.fail(path, val, "Member must satisfy enum value set: ["+strings.Join(s.Enum, ", ")+"]")
-		}
-		if s.match != nil && !s.match(str) {
-			v.fail(path, val, "Member must satisfy regular expression pattern: "+s.Pattern)
-		}
-	case "integer", "long":
-		n, ok := val.(json.Number)
-		if !ok {
-			return errSerialization("Expected a number at '%s', found %s", path, jsonKind(val))
-		}
-		i, err := strconv.ParseInt(string(n), 10, 64)
-		if err != nil || (s.Type == "integer" && (i > math.MaxInt32 || i < math.MinInt32)) {
-			return errSerialization("Expected an %s at '%s', found %s", s.Type, path, n)
-		}
-		v.rangeOf(s, float64(i), val, path)
-	case "float", "double":
-		n, ok := val.(json.Number)
-		if !ok {
-			return errSerialization("Expected a number at '%s', found %s", path, jsonKind(val))
-		}
-		f, err := n.Float64()
-		if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
-			return errSerialization("Expected a number at '%s', found %s", path, n)
-		}
-		v.rangeOf(s, f, val, path)
+		return v.str(s, val, path)
+	case "integer", "long", "float", "double":
+		return v.number(s, val, path)
 	case "boolean":
 		if _, ok := val.(bool); !ok {
 			return errSerialization("Expected a boolean at '%s', found %s", path, jsonKind(val))
@@ -289,6 +222,97 @@ func (v *validator) value(shapeName string, val any, path string) error {
 			return errSerialization("Expected base64 text at '%s', found %s", path, jsonKind(val))
 		}
 	}
+	return nil
+}
+
+func (v *validator) list(s *shapeDef, val any, path string) error {
+	arr, ok := val.([]any)
+	if !ok {
+		return errSerialization("Expected a list at '%s', found %s", path, jsonKind(val))
+	}
+	v.length(s, float64(len(arr)), val, path)
+	for i, item := range arr {
+		p := fmt.Sprintf("%s.%d.member", path, i+1)
+		if item == nil {
+			v.fail(p, nil, "Member must not be null")
+			continue
+		}
+		if err := v.value(s.Member, item, p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// mapValue checks a map's size, then each key and value, in key order so that messages are
+// stable; AWS reports a bad key or value as one problem of the map.
+func (v *validator) mapValue(s *shapeDef, val any, path string) error {
+	obj, ok := val.(map[string]any)
+	if !ok {
+		return errSerialization("Expected a map at '%s', found %s", path, jsonKind(val))
+	}
+	v.length(s, float64(len(obj)), val, path)
+	keys := make([]string, 0, len(obj))
+	for k := range obj {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		sub := validator{m: v.m}
+		if err := sub.value(s.Key, k, path); err != nil {
+			return err
+		}
+		if len(sub.problems) > 0 {
+			v.fail(path, k, "Map keys must satisfy constraint: ["+constraintsOf(sub.problems)+"]")
+		}
+		sub.problems = nil
+		if obj[k] == nil {
+			continue
+		}
+		if err := sub.value(s.Value, obj[k], path); err != nil {
+			return err
+		}
+		if len(sub.problems) > 0 {
+			v.fail(path, obj[k], "Map value must satisfy constraint: ["+constraintsOf(sub.problems)+"]")
+		}
+	}
+	return nil
+}
+
+func (v *validator) str(s *shapeDef, val any, path string) error {
+	str, ok := val.(string)
+	if !ok {
+		return errSerialization("Expected a string at '%s', found %s", path, jsonKind(val))
+	}
+	v.length(s, float64(utf16Len(str)), val, path)
+	if len(s.Enum) > 0 && !contains(s.Enum, str) {
+		v.fail(path, val, "Member must satisfy enum value set: ["+strings.Join(s.Enum, ", ")+"]")
+	}
+	if s.match != nil && !s.match(str) {
+		v.fail(path, val, "Member must satisfy regular expression pattern: "+s.Pattern)
+	}
+	return nil
+}
+
+// number checks integers (which must fit their type) and floats (which must be finite).
+func (v *validator) number(s *shapeDef, val any, path string) error {
+	n, ok := val.(json.Number)
+	if !ok {
+		return errSerialization("Expected a number at '%s', found %s", path, jsonKind(val))
+	}
+	if s.Type == "integer" || s.Type == "long" {
+		i, err := strconv.ParseInt(string(n), 10, 64)
+		if err != nil || (s.Type == "integer" && (i > math.MaxInt32 || i < math.MinInt32)) {
+			return errSerialization("Expected an %s at '%s', found %s", s.Type, path, n)
+		}
+		v.rangeOf(s, float64(i), val, path)
+		return nil
+	}
+	f, err := n.Float64()
+	if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
+		return errSerialization("Expected a number at '%s', found %s", path, n)
+	}
+	v.rangeOf(s, f, val, path)
 	return nil
 }
 

@@ -2,6 +2,7 @@ package control
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -25,17 +26,29 @@ type tag struct {
 	Value string `json:"Value"`
 }
 
+// base is what every resource has: its ARN, the region it lives in and its tags. Each region is
+// a namespace of its own, as in AWS: the same name in two regions is two resources.
+type base struct {
+	ARN    string `json:"arn"`
+	Region string `json:"region,omitempty"`
+	Tags   []tag  `json:"tags,omitempty"`
+}
+
+func (b *base) meta() *base { return b }
+
+// resource is a pointer to one of the resource types, all of which embed base.
+type resource interface{ meta() *base }
+
 // modelRes is a SageMaker model.
 type modelRes struct {
+	base
 	Name    string    `json:"name"`
-	ARN     string    `json:"arn"`
 	Created time.Time `json:"created"`
 	Seq     int64     `json:"seq"`
 	// Input is the CreateModel request (without Tags), echoed by DescribeModel.
 	Input map[string]any `json:"input"`
 	// Containers are the containers with model packages resolved, as the serving layer needs them.
 	Containers []spec.Container `json:"containers"`
-	Tags       []tag            `json:"tags,omitempty"`
 }
 
 // configVariant is the part of a ProductionVariant that deploys need.
@@ -51,13 +64,12 @@ type configVariant struct {
 
 // endpointConfigRes is an endpoint configuration; immutable once created.
 type endpointConfigRes struct {
+	base
 	Name     string          `json:"name"`
-	ARN      string          `json:"arn"`
 	Created  time.Time       `json:"created"`
 	Seq      int64           `json:"seq"`
 	Input    map[string]any  `json:"input"`
 	Variants []configVariant `json:"variants"`
-	Tags     []tag           `json:"tags,omitempty"`
 }
 
 // variantState is what an endpoint reports about one of its production variants.
@@ -106,8 +118,8 @@ const (
 
 // endpointRes is an endpoint.
 type endpointRes struct {
+	base
 	Name     string    `json:"name"`
-	ARN      string    `json:"arn"`
 	Created  time.Time `json:"created"`
 	Modified time.Time `json:"modified"`
 	Seq      int64     `json:"seq"`
@@ -126,24 +138,22 @@ type endpointRes struct {
 	Pending *pendingDeploy `json:"pending,omitempty"`
 	// LastDeploymentConfig is the DeploymentConfig of the latest create or update.
 	LastDeploymentConfig map[string]any `json:"lastDeploymentConfig,omitempty"`
-	Tags                 []tag          `json:"tags,omitempty"`
 }
 
 // groupRes is a model package group.
 type groupRes struct {
+	base
 	Name        string    `json:"name"`
-	ARN         string    `json:"arn"`
 	Created     time.Time `json:"created"`
 	Seq         int64     `json:"seq"`
 	Description string    `json:"description,omitempty"`
 	// LastVersion is the highest version ever given in the group; versions are never reused.
-	LastVersion int   `json:"lastVersion"`
-	Tags        []tag `json:"tags,omitempty"`
+	LastVersion int `json:"lastVersion"`
 }
 
 // packageRes is a model package: a version in a group, or an unversioned package.
 type packageRes struct {
-	ARN   string `json:"arn"`
+	base
 	Name  string `json:"name"`
 	Group string `json:"group,omitempty"`
 	// Version is 0 for unversioned packages.
@@ -155,10 +165,10 @@ type packageRes struct {
 	// Input is the CreateModelPackage request (without Tags and ClientToken), updated by
 	// UpdateModelPackage.
 	Input map[string]any `json:"input"`
-	Tags  []tag          `json:"tags,omitempty"`
 }
 
-func (p *packageRes) key() string { return packageKey(p.Group, p.Name, p.Version) }
+// key is the package's key in its region.
+func (p *packageRes) key() string { return scoped(p.Region, packageKey(p.Group, p.Name, p.Version)) }
 
 func packageKey(group, name string, version int) string {
 	if version > 0 {
@@ -184,43 +194,115 @@ type state struct {
 // case-insensitively (and lower-cases them in ARNs) but preserves their case otherwise.
 func nameKey(name string) string { return strings.ToLower(name) }
 
-func loadState(ctx context.Context, store Store) (*state, error) {
-	st := &state{
+// scoped is a resource's key in its region: the key of its document in the store and of the
+// state's maps. Resource names cannot hold a colon, so the region prefix is unambiguous.
+func scoped(region, key string) string { return region + ":" + key }
+
+// arnRegion is the region field of an ARN, "" when there is none.
+func arnRegion(arn string) string {
+	parts := strings.SplitN(arn, ":", 5)
+	if len(parts) < 5 {
+		return ""
+	}
+	return parts[3]
+}
+
+func newState() *state {
+	return &state{
 		models: map[string]*modelRes{}, configs: map[string]*endpointConfigRes{},
 		endpoints: map[string]*endpointRes{}, groups: map[string]*groupRes{}, packages: map[string]*packageRes{},
 	}
+}
+
+// loadState reads every document. Documents written before regions were namespaces (keys
+// without a region) are moved into the region their ARN names — the region they were created
+// through, so a user keeps seeing them where they made them — or defaultRegion, and rewritten.
+func loadState(ctx context.Context, store Store, defaultRegion string) (*state, error) {
 	docs, err := store.Load(ctx)
 	if err != nil {
 		return nil, err
 	}
+	st := newState()
+	var puts []Document
+	var deletes []DocKey
 	for _, d := range docs {
-		var target any
-		switch d.Kind {
-		case kindModel:
-			v := &modelRes{}
-			st.models[d.Key], target = v, v
-		case kindEndpointConfig:
-			v := &endpointConfigRes{}
-			st.configs[d.Key], target = v, v
-		case kindEndpoint:
-			v := &endpointRes{}
-			st.endpoints[d.Key], target = v, v
-		case kindGroup:
-			v := &groupRes{}
-			st.groups[d.Key], target = v, v
-		case kindPackage:
-			v := &packageRes{}
-			st.packages[d.Key], target = v, v
-		default:
-			return nil, fmt.Errorf("load state: unknown document kind %q (store written by a newer sagedeploy?)", d.Kind)
+		region, _, regional := strings.Cut(d.Key, ":")
+		if !regional {
+			region = ""
 		}
-		dec := json.NewDecoder(bytes.NewReader(d.Body))
-		dec.UseNumber()
-		if err := dec.Decode(target); err != nil {
-			return nil, fmt.Errorf("load state: %s %s: %w", d.Kind, d.Key, err)
+		// Decode first, under a provisional key, to learn the ARN of an old document.
+		v, err := decodeDoc(d)
+		if err != nil {
+			return nil, err
+		}
+		b := v.meta()
+		if !regional {
+			region = cmp.Or(arnRegion(b.ARN), defaultRegion)
+		}
+		b.Region = cmp.Or(b.Region, region)
+		key := d.Key
+		if !regional {
+			key = scoped(b.Region, d.Key)
+			nd, err := doc(d.Kind, key, v)
+			if err != nil {
+				return nil, err
+			}
+			puts, deletes = append(puts, nd), append(deletes, DocKey{d.Kind, d.Key})
+		}
+		if err := st.install(d.Kind, key, v); err != nil {
+			return nil, err
+		}
+	}
+	if len(puts) > 0 {
+		if err := store.Write(ctx, puts, deletes); err != nil {
+			return nil, fmt.Errorf("load state: give %d resources their region: %w", len(puts), err)
 		}
 	}
 	return st, nil
+}
+
+// decodeDoc decodes a stored document into a new resource of its kind.
+func decodeDoc(d Document) (resource, error) {
+	var v resource
+	switch d.Kind {
+	case kindModel:
+		v = &modelRes{}
+	case kindEndpointConfig:
+		v = &endpointConfigRes{}
+	case kindEndpoint:
+		v = &endpointRes{}
+	case kindGroup:
+		v = &groupRes{}
+	case kindPackage:
+		v = &packageRes{}
+	default:
+		return nil, fmt.Errorf("load state: unknown document kind %q (store written by a newer sagedeploy?)", d.Kind)
+	}
+	dec := json.NewDecoder(bytes.NewReader(d.Body))
+	dec.UseNumber()
+	if err := dec.Decode(v); err != nil {
+		return nil, fmt.Errorf("load state: %s %s: %w", d.Kind, d.Key, err)
+	}
+	return v, nil
+}
+
+// install puts a decoded resource into its map.
+func (st *state) install(kind, key string, v resource) error {
+	switch r := v.(type) {
+	case *modelRes:
+		st.models[key] = r
+	case *endpointConfigRes:
+		st.configs[key] = r
+	case *endpointRes:
+		st.endpoints[key] = r
+	case *groupRes:
+		st.groups[key] = r
+	case *packageRes:
+		st.packages[key] = r
+	default:
+		return fmt.Errorf("load state: %s %s: unexpected %T", kind, key, v)
+	}
+	return nil
 }
 
 func (st *state) maxSeq() int64 {

@@ -226,6 +226,7 @@ func (r *Runtime) startInstance(ctx context.Context, ep *endpoint, config string
 			Endpoint: ep.name, Variant: v.name, InstanceID: instID,
 			LogPath:       r.logPath(ep.name, config, v.name, instID),
 			HealthTimeout: r.opts.HealthTimeout,
+			PingInterval:  r.opts.PingInterval,
 			Ports:         r.ports,
 			OnExit:        func() { r.replaceDead(ep, v, inst) },
 			Logger:        r.log,

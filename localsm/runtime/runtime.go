@@ -35,7 +35,9 @@ type Options struct {
 	MaxBodyBytes int64
 	// HealthTimeout bounds how long a new instance may take to answer GET /ping; 0 means 60s.
 	HealthTimeout time.Duration
-	Logger        *slog.Logger
+	// PingInterval is how often serving process containers are pinged (serving.StartOptions).
+	PingInterval time.Duration
+	Logger       *slog.Logger
 }
 
 const (

@@ -137,6 +137,10 @@ type StartOptions struct {
 	LogPath string
 	// HealthTimeout bounds how long a process may take to answer GET /ping.
 	HealthTimeout time.Duration
+	// PingInterval is how often a healthy process is pinged again (GET /ping) while it serves;
+	// one failing maxPingFailures pings in a row is killed, and OnExit replaces it. 0 means
+	// DefaultPingInterval; negative turns the checks off.
+	PingInterval time.Duration
 	// Ports hands out process ports; share one between all instances of a runtime.
 	Ports *Ports
 	// OnExit is called (on its own goroutine) when a process stops without being asked to.

@@ -2,6 +2,7 @@ package serving
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -31,6 +32,13 @@ const (
 	invokeTimeout = 60 * time.Second
 	// defaultHealthTimeout is SageMaker's: a container has to answer /ping soon after start.
 	defaultHealthTimeout = 60 * time.Second
+	// DefaultPingInterval is how often a serving process container is pinged.
+	DefaultPingInterval = 5 * time.Second
+	// pingTimeout is SageMaker's: a container must answer GET /ping within two seconds.
+	pingTimeout = 2 * time.Second
+	// maxPingFailures is how many pings in a row a serving container may fail before it is
+	// replaced; one slow answer under load is not a dead server.
+	maxPingFailures = 3
 )
 
 // Ports hands out loopback ports to model server processes, never the same one twice at a time.
@@ -89,25 +97,17 @@ func startProcess(ctx context.Context, m *Model, o StartOptions) (Instance, erro
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	if o.HealthTimeout <= 0 {
-		o.HealthTimeout = defaultHealthTimeout
-	}
-	ports := o.Ports
-	if ports == nil {
-		ports = &Ports{}
-	}
+	o.HealthTimeout = cmp.Or(max(o.HealthTimeout, 0), defaultHealthTimeout)
+	o.PingInterval = cmp.Or(o.PingInterval, DefaultPingInterval)
+	ports := cmp.Or(o.Ports, &Ports{})
 	port, err := ports.Acquire()
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(filepath.Dir(o.LogPath), 0o755); err != nil {
-		ports.Release(port)
-		return nil, fmt.Errorf("create log directory: %w", err)
-	}
-	logFile, err := os.OpenFile(o.LogPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	logFile, err := openLog(o.LogPath)
 	if err != nil {
 		ports.Release(port)
-		return nil, fmt.Errorf("open model server log: %w", err)
+		return nil, err
 	}
 	fmt.Fprintf(logFile, "%s sagedeploy: starting instance %s of variant %s of endpoint %s: /bin/sh -c %q on port %d, model in %s\n",
 		time.Now().Format(time.RFC3339), o.InstanceID, o.Variant, o.Endpoint, m.command, port, m.dir)
@@ -121,14 +121,7 @@ func startProcess(ctx context.Context, m *Model, o StartOptions) (Instance, erro
 		ports.Release(port)
 		return nil, fmt.Errorf("start process container %q: %w", m.command, err)
 	}
-	transport := &http.Transport{
-		Proxy:               nil,
-		DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
-		MaxIdleConns:        512,
-		MaxIdleConnsPerHost: 512,
-		IdleConnTimeout:     90 * time.Second,
-		DisableCompression:  true,
-	}
+	transport := newTransport()
 	base := "http://127.0.0.1:" + strconv.Itoa(port)
 	p := &process{
 		model: m, opts: o, ports: ports, port: port, cmd: cmd,
@@ -154,7 +147,86 @@ func startProcess(ctx context.Context, m *Model, o StartOptions) (Instance, erro
 		p.Stop(context.Background())
 		return nil, err
 	}
+	if o.PingInterval > 0 {
+		go p.watch(o.PingInterval)
+	}
 	return p, nil
+}
+
+// watch keeps pinging a healthy process, as SageMaker keeps checking an InService instance.
+// After maxPingFailures failed pings in a row it kills the process group: the process then
+// exits like one that died by itself, and its owner (OnExit) replaces it, as SageMaker replaces
+// an unhealthy instance. It ends when the process does.
+func (p *process) watch(interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	failures := 0
+	for {
+		select {
+		case <-p.done:
+			return
+		case <-t.C:
+		}
+		pctx, cancel := context.WithTimeout(context.Background(), pingTimeout)
+		err := p.ping(pctx)
+		cancel()
+		if err == nil || p.stopping.Load() {
+			failures = 0
+			continue
+		}
+		failures++
+		p.opts.Logger.Warn("model server failed a health check", "endpoint", p.opts.Endpoint, "variant", p.opts.Variant,
+			"instance", p.opts.InstanceID, "failures", failures, "error", err)
+		if failures >= maxPingFailures && !p.stopping.Load() {
+			p.opts.Logger.Error("model server is unhealthy; killing it to be replaced", "endpoint", p.opts.Endpoint,
+				"variant", p.opts.Variant, "instance", p.opts.InstanceID, "failed pings", failures, "log", p.opts.LogPath)
+			syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+			return
+		}
+	}
+}
+
+// ping asks the process for GET /ping once; an error says what went wrong.
+func (p *process) ping(ctx context.Context) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.pingURL, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := p.client.Do(req)
+	if err != nil {
+		return errors.New("GET /ping: connection failed")
+	}
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return errors.New("GET /ping answered " + resp.Status)
+	}
+	return nil
+}
+
+// openLog opens a process's log for appending, creating its directory.
+func openLog(path string) (*os.File, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("create log directory: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("open model server log: %w", err)
+	}
+	return f, nil
+}
+
+// newTransport is a process's own connection pool: loopback only, no proxy, many idle
+// connections so that concurrent invocations reuse them.
+func newTransport() *http.Transport {
+	return &http.Transport{
+		Proxy:               nil,
+		DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
+		MaxIdleConns:        512,
+		MaxIdleConnsPerHost: 512,
+		IdleConnTimeout:     90 * time.Second,
+		DisableCompression:  true,
+	}
 }
 
 // shellCommand runs a simple command with exec, so that the model server is the process we
@@ -212,21 +284,13 @@ func (p *process) waitHealthy(ctx context.Context) error {
 	interval := 10 * time.Millisecond
 	var last string
 	for {
-		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		req, _ := http.NewRequestWithContext(pctx, http.MethodGet, p.pingURL, nil)
-		resp, err := p.client.Do(req)
-		if err == nil {
-			io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				cancel()
-				return nil
-			}
-			last = "GET /ping answered " + resp.Status
-		} else {
-			last = "GET /ping: connection failed"
-		}
+		pctx, cancel := context.WithTimeout(ctx, pingTimeout)
+		err := p.ping(pctx)
 		cancel()
+		if err == nil {
+			return nil
+		}
+		last = err.Error()
 		timer := time.NewTimer(interval)
 		select {
 		case <-p.done:
@@ -295,6 +359,10 @@ func (p *process) Alive() bool {
 func (p *process) LogPath() string { return p.opts.LogPath }
 
 func (p *process) Invoke(ctx context.Context, inv *Invocation) error {
+	if !p.Alive() {
+		// Answer at once while the process is being replaced, rather than dialling a dead port.
+		return fmt.Errorf("the model server process %s", exitText(p.exitErr))
+	}
 	ctx, cancel := context.WithTimeout(ctx, invokeTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.invokeURL, bytes.NewReader(inv.Body))

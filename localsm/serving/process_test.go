@@ -3,6 +3,7 @@ package serving
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -273,5 +274,107 @@ func TestCompoundCommandStopsGracefully(t *testing.T) {
 	logText, _ := os.ReadFile(o.LogPath)
 	if !strings.Contains(string(logText), "modelserver: stopped") {
 		t.Errorf("the model server under a shell was killed before it could shut down; log:\n%s", logText)
+	}
+}
+
+// logRecorder is a slog handler that hands every message to a channel, so a test can wait for
+// a warning or error as an event.
+type logRecorder struct{ msgs chan string }
+
+func newLogRecorder() *logRecorder { return &logRecorder{msgs: make(chan string, 1000)} }
+
+func (l *logRecorder) Enabled(_ context.Context, level slog.Level) bool {
+	return level >= slog.LevelWarn
+}
+func (l *logRecorder) Handle(_ context.Context, r slog.Record) error {
+	select {
+	case l.msgs <- r.Message:
+	default:
+	}
+	return nil
+}
+func (l *logRecorder) WithAttrs([]slog.Attr) slog.Handler { return l }
+func (l *logRecorder) WithGroup(string) slog.Handler      { return l }
+
+// wait waits for a message containing want.
+func (l *logRecorder) wait(t *testing.T, want string) {
+	t.Helper()
+	deadline := time.After(30 * time.Second)
+	for {
+		select {
+		case m := <-l.msgs:
+			if strings.Contains(m, want) {
+				return
+			}
+		case <-deadline:
+			t.Fatalf("no log line %q", want)
+		}
+	}
+}
+
+// TestProcessFailingPingsIsKilledToBeReplaced: a serving process that stops answering GET /ping
+// with 200 is killed after a few failed checks and reported through OnExit, so that the runtime
+// replaces it, as SageMaker replaces an unhealthy instance; the kill is logged and invocations
+// then fail at once instead of hanging.
+func TestProcessFailingPingsIsKilledToBeReplaced(t *testing.T) {
+	m, _ := prepareProcess(t, nil)
+	o := startOpts(t, 20*time.Second)
+	o.PingInterval = 20 * time.Millisecond
+	exited := make(chan struct{})
+	o.OnExit = func() { close(exited) }
+	logs := newLogRecorder()
+	o.Logger = slog.New(logs)
+	inst, err := m.Start(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inst.Stop(context.Background())
+	inv := &Invocation{Body: []byte("sicken")}
+	if err := inst.Invoke(context.Background(), inv); err != nil || inv.Status != 200 {
+		t.Fatalf("invoke: %v, status %d", err, inv.Status)
+	}
+	select {
+	case <-exited:
+	case <-time.After(30 * time.Second):
+		t.Fatal("a process failing its pings was never reported as stopped")
+	}
+	logs.wait(t, "model server is unhealthy; killing it to be replaced")
+	if inst.Alive() {
+		t.Error("Alive after the process was killed")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err = inst.Invoke(ctx, &Invocation{Body: []byte("1")})
+	if err == nil || !strings.Contains(err.Error(), "killed by signal killed") {
+		t.Errorf("invoking the killed process: %v", err)
+	}
+}
+
+// TestHealthyProcessKeepsServing: periodic pings leave a healthy process alone.
+func TestHealthyProcessKeepsServing(t *testing.T) {
+	m, _ := prepareProcess(t, nil)
+	o := startOpts(t, 20*time.Second)
+	o.PingInterval = 5 * time.Millisecond
+	logs := newLogRecorder()
+	o.Logger = slog.New(logs)
+	inst, err := m.Start(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inst.Stop(context.Background())
+	// Enough invocations for many ping rounds to pass in between.
+	for range 50 {
+		inv := &Invocation{Body: []byte("sleep:2ms")}
+		if err := inst.Invoke(context.Background(), inv); err != nil || inv.Status != 200 {
+			t.Fatalf("invoke: %v, status %d", err, inv.Status)
+		}
+	}
+	select {
+	case msg := <-logs.msgs:
+		t.Errorf("a healthy process was reported: %s", msg)
+	default:
+	}
+	if !inst.Alive() {
+		t.Error("a healthy process was stopped")
 	}
 }

@@ -57,6 +57,9 @@ type Strategy struct {
 
 // Deployment is everything needed to make an endpoint serve an endpoint configuration.
 type Deployment struct {
+	// Endpoint is the endpoint's name. The control plane keeps regions apart, but lets one
+	// endpoint name live in one region at a time, so that the serving layer and the runtime's
+	// invocation URL (/endpoints/NAME/invocations) know endpoints by name alone.
 	Endpoint string
 	Config   string
 	Variants []Variant

@@ -108,35 +108,7 @@ var (
 func (h *Handler) assumeRoleWithWebIdentity(w http.ResponseWriter, r *http.Request, p url.Values, start time.Time) {
 	const op = "AssumeRoleWithWebIdentity"
 	roleArn, sessionName, token := p.Get("RoleArn"), p.Get("RoleSessionName"), p.Get("WebIdentityToken")
-	var problems []string
-	check := func(ok bool, msg string) {
-		if !ok {
-			problems = append(problems, msg)
-		}
-	}
-	check(roleArn != "", "Value null at 'roleArn' failed to satisfy constraint: Member must not be null")
-	check(sessionName != "", "Value null at 'roleSessionName' failed to satisfy constraint: Member must not be null")
-	check(token != "", "Value null at 'webIdentityToken' failed to satisfy constraint: Member must not be null")
-	if sessionName != "" {
-		check(sessionNamePattern.MatchString(sessionName), fmt.Sprintf("Value '%s' at 'roleSessionName' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\w+=,.@-]*", sessionName))
-	}
-	if token != "" {
-		check(len(token) >= 4 && len(token) <= 20000, "Value at 'webIdentityToken' failed to satisfy constraint: Member must have length between 4 and 20000")
-	}
-	duration := time.Hour
-	if d := p.Get("DurationSeconds"); d != "" {
-		n, err := strconv.Atoi(d)
-		switch {
-		case err != nil:
-			problems = append(problems, fmt.Sprintf("Value '%s' at 'durationSeconds' failed to satisfy constraint: Member must be a number", d))
-		case n < 900:
-			problems = append(problems, fmt.Sprintf("Value '%d' at 'durationSeconds' failed to satisfy constraint: Member must have value greater than or equal to 900", n))
-		case n > 43200:
-			problems = append(problems, fmt.Sprintf("Value '%d' at 'durationSeconds' failed to satisfy constraint: Member must have value less than or equal to 43200", n))
-		default:
-			duration = time.Duration(n) * time.Second
-		}
-	}
+	duration, problems := validateWebIdentity(p)
 	if len(problems) > 0 {
 		noun := "errors"
 		if len(problems) == 1 {
@@ -152,7 +124,6 @@ func (h *Handler) assumeRoleWithWebIdentity(w http.ResponseWriter, r *http.Reque
 			fmt.Sprintf("%s is not a valid role ARN (arn:aws:iam::ACCOUNT:role/NAME)", roleArn))
 		return
 	}
-	account, roleName := m[1], m[2]
 	claims, err := parseJWT(token)
 	if err != nil {
 		h.fail(w, r, op, start, http.StatusBadRequest, "Sender", "InvalidIdentityToken", err.Error())
@@ -164,6 +135,68 @@ func (h *Handler) assumeRoleWithWebIdentity(w http.ResponseWriter, r *http.Reque
 			fmt.Sprintf("Token expired: current date/time %d must be before the expiration date/time %d", now.Unix(), claims.Exp))
 		return
 	}
+	res := h.startSession(m[1], m[2], sessionName, now, duration)
+	res.SubjectFromWebIdentityToken, res.Audience, res.Provider = claims.Sub, claims.audience(), providerOf(claims.Iss)
+	h.respond(w, r, op, start, struct {
+		XMLName xml.Name          `xml:"AssumeRoleWithWebIdentityResponse"`
+		Xmlns   string            `xml:"xmlns,attr"`
+		Result  webIdentityResult `xml:"AssumeRoleWithWebIdentityResult"`
+		Meta    meta              `xml:"ResponseMetadata"`
+	}{Xmlns: namespace, Result: res, Meta: meta{RequestID: requestID()}}, "role", res.AssumedRoleUser.Arn)
+}
+
+// validateWebIdentity checks AssumeRoleWithWebIdentity's parameters as STS does, returning every
+// problem in STS's words, and the session duration asked for (an hour by default).
+func validateWebIdentity(p url.Values) (time.Duration, []string) {
+	roleArn, sessionName, token := p.Get("RoleArn"), p.Get("RoleSessionName"), p.Get("WebIdentityToken")
+	var problems []string
+	check := func(ok bool, msg string) {
+		if !ok {
+			problems = append(problems, msg)
+		}
+	}
+	check(roleArn != "", "Value null at 'roleArn' failed to satisfy constraint: Member must not be null")
+	check(sessionName != "", "Value null at 'roleSessionName' failed to satisfy constraint: Member must not be null")
+	check(token != "", "Value null at 'webIdentityToken' failed to satisfy constraint: Member must not be null")
+	if sessionName != "" {
+		check(sessionNamePattern.MatchString(sessionName), fmt.Sprintf("Value '%s' at 'roleSessionName' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\w+=,.@-]*", sessionName))
+	}
+	if token != "" {
+		check(len(token) >= 4 && len(token) <= 20000, "Value at 'webIdentityToken' failed to satisfy constraint: Member must have length between 4 and 20000")
+	}
+	d := p.Get("DurationSeconds")
+	if d == "" {
+		return time.Hour, problems
+	}
+	n, err := strconv.Atoi(d)
+	switch {
+	case err != nil:
+		problems = append(problems, fmt.Sprintf("Value '%s' at 'durationSeconds' failed to satisfy constraint: Member must be a number", d))
+	case n < 900:
+		problems = append(problems, fmt.Sprintf("Value '%d' at 'durationSeconds' failed to satisfy constraint: Member must have value greater than or equal to 900", n))
+	case n > 43200:
+		problems = append(problems, fmt.Sprintf("Value '%d' at 'durationSeconds' failed to satisfy constraint: Member must have value less than or equal to 43200", n))
+	}
+	return time.Duration(n) * time.Second, problems
+}
+
+type assumedRoleUser struct {
+	Arn           string `xml:"Arn"`
+	AssumedRoleID string `xml:"AssumedRoleId"`
+}
+
+// webIdentityResult is AssumeRoleWithWebIdentityResult.
+type webIdentityResult struct {
+	SubjectFromWebIdentityToken string          `xml:"SubjectFromWebIdentityToken"`
+	Audience                    string          `xml:"Audience,omitempty"`
+	AssumedRoleUser             assumedRoleUser `xml:"AssumedRoleUser"`
+	Credentials                 credentials     `xml:"Credentials"`
+	Provider                    string          `xml:"Provider,omitempty"`
+}
+
+// startSession issues temporary credentials for the role and remembers them, so that
+// GetCallerIdentity signed with them names the assumed role. Expired sessions are forgotten.
+func (h *Handler) startSession(account, roleName, sessionName string, now time.Time, duration time.Duration) webIdentityResult {
 	keyID := "ASIA" + randomString(16, upperAlnum)
 	roleID := "AROA" + randomString(17, upperAlnum)
 	creds := credentials{
@@ -181,34 +214,16 @@ func (h *Handler) assumeRoleWithWebIdentity(w http.ResponseWriter, r *http.Reque
 	}
 	h.sessions[keyID] = session{arn: assumed, userID: roleID + ":" + sessionName, account: account, expires: now.Add(duration)}
 	h.mu.Unlock()
+	return webIdentityResult{Credentials: creds,
+		AssumedRoleUser: assumedRoleUser{Arn: assumed, AssumedRoleID: roleID + ":" + sessionName}}
+}
 
-	provider := claims.Iss
-	if u, err := url.Parse(claims.Iss); err == nil && u.Host != "" {
-		provider = u.Host + strings.TrimSuffix(u.Path, "/")
+// providerOf is STS's Provider for an issuer URL: its host and path.
+func providerOf(iss string) string {
+	if u, err := url.Parse(iss); err == nil && u.Host != "" {
+		return u.Host + strings.TrimSuffix(u.Path, "/")
 	}
-	type assumedRoleUser struct {
-		Arn           string `xml:"Arn"`
-		AssumedRoleID string `xml:"AssumedRoleId"`
-	}
-	type result struct {
-		SubjectFromWebIdentityToken string          `xml:"SubjectFromWebIdentityToken"`
-		Audience                    string          `xml:"Audience,omitempty"`
-		AssumedRoleUser             assumedRoleUser `xml:"AssumedRoleUser"`
-		Credentials                 credentials     `xml:"Credentials"`
-		Provider                    string          `xml:"Provider,omitempty"`
-	}
-	h.respond(w, r, op, start, struct {
-		XMLName xml.Name `xml:"AssumeRoleWithWebIdentityResponse"`
-		Xmlns   string   `xml:"xmlns,attr"`
-		Result  result   `xml:"AssumeRoleWithWebIdentityResult"`
-		Meta    meta     `xml:"ResponseMetadata"`
-	}{Xmlns: namespace, Result: result{
-		SubjectFromWebIdentityToken: claims.Sub,
-		Audience:                    claims.audience(),
-		AssumedRoleUser:             assumedRoleUser{Arn: assumed, AssumedRoleID: roleID + ":" + sessionName},
-		Credentials:                 creds,
-		Provider:                    provider,
-	}, Meta: meta{RequestID: requestID()}}, "role", assumed)
+	return iss
 }
 
 func (h *Handler) getCallerIdentity(w http.ResponseWriter, r *http.Request, start time.Time) {

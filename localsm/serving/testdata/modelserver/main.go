@@ -4,7 +4,8 @@
 //
 // MODEL_SERVER_MODE changes its behaviour: "exit" exits at once with status 3, "unhealthy"
 // answers GET /ping with 503, "child" starts a long sleep child in its process group and
-// prints its pid, "abrupt" dies on SIGTERM without finishing requests. MODEL_SERVER_DELAY delays every answer. A request body "fail" gets a 400; "sleep:DURATION" answers after a delay.
+// prints its pid, "abrupt" dies on SIGTERM without finishing requests. MODEL_SERVER_DELAY delays every answer. A request body "fail" gets a 400; "sleep:DURATION" answers after a delay;
+// "sicken" makes every later GET /ping answer 500 while invocations still work.
 package main
 
 import (
@@ -18,6 +19,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -55,9 +57,10 @@ func main() {
 		fmt.Printf("modelserver: child pid %d\n", c.Process.Pid)
 	}
 
+	var sick atomic.Bool
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /ping", func(w http.ResponseWriter, r *http.Request) {
-		if mode == "unhealthy" {
+		if mode == "unhealthy" || sick.Load() {
 			http.Error(w, "not ready", http.StatusServiceUnavailable)
 			return
 		}
@@ -70,6 +73,9 @@ func main() {
 			return
 		}
 		b := string(raw)
+		if b == "sicken" {
+			sick.Store(true)
+		}
 		if b == "fail" {
 			http.Error(w, "bad input: fail", http.StatusBadRequest)
 			return
