@@ -1,10 +1,10 @@
 package xgboost
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // snapshotHeader starts the buffer xgboost 1.0 to 1.5 pickled as a Booster's state: the header,
@@ -62,26 +62,21 @@ func decodePickle(data []byte) (value, string, error) {
 	if err != nil {
 		return value{}, "", formatProblem(pickleFormatName, len(data), err)
 	}
-	what := fmt.Sprintf("Python pickle (protocol %d) of %s", proto, article(root.describe()))
+	of := root.describe()
+	if root.kind != pyObject && root.kind != pyGlobal {
+		of = "a " + of
+	}
+	what := fmt.Sprintf("Python pickle (protocol %d) of %s", proto, of)
 	raw, err := boosterBytes(root)
 	if err != nil {
 		return value{}, "", unsupported("the model file is a %s, %v", what, err)
 	}
 	doc, format, err := decode(raw, false)
 	if err != nil {
-		return value{}, "", fmt.Errorf("the model file is a %s; the booster inside: %w", what, err)
+		inner := strings.TrimPrefix(err.Error(), ErrUnsupportedFormat.Error()+": ")
+		return value{}, "", unsupported("the model file is a %s; the booster inside it is unreadable: %s", what, inner)
 	}
 	return doc, fmt.Sprintf("%s holding an %s", what, format), nil
-}
-
-func article(s string) string {
-	if s == "" {
-		return s
-	}
-	if bytes.ContainsRune([]byte("aeiouAEIOU"), rune(s[0])) {
-		return "an " + s
-	}
-	return "a " + s
 }
 
 // boosterBytes returns the serialized model of the first Booster in the pickled value: the
