@@ -99,7 +99,9 @@ func identify(data []byte) string {
 	const resave = "load it with xgboost in Python, re-save it with booster.save_model('xgboost-model.json') and package that file as xgboost-model in model.tar.gz"
 	switch {
 	case len(data) >= 2 && data[0] == 0x1f && data[1] == 0x8b:
-		return "this is a gzip archive (such as model.tar.gz), not the model file: extract it and use the xgboost-model file inside"
+		return "this is a gzip archive (such as model.tar.gz, or a joblib dump made with compress=), not the model file: extract it and use the xgboost-model file inside, or joblib.dump the model again without compress"
+	case len(data) >= 2 && data[0] == 0x78 && (uint(data[0])<<8|uint(data[1]))%31 == 0:
+		return "this is zlib-compressed data, such as a joblib dump made with compress=; load it in Python and joblib.dump it again without compress, or save the model with booster.save_model('xgboost-model')"
 	case len(data) >= 262 && string(data[257:262]) == "ustar":
 		return "this is a tar archive, not the model file: extract it and use the xgboost-model file inside"
 	case bytes.HasPrefix(data, []byte("PK\x03\x04")):

@@ -557,10 +557,8 @@ func (e *refusedGlobal) Error() string {
 }
 
 func (u *unpickler) call(op byte) error {
-	var kwargs *pyValue
-	if op == 0x92 {
-		var err error
-		if kwargs, err = u.pop(); err != nil {
+	if op == 0x92 { // NEWOBJ_EX: keyword arguments, which no reconstructor here takes
+		if _, err := u.pop(); err != nil {
 			return err
 		}
 	}
@@ -578,7 +576,6 @@ func (u *unpickler) call(op byte) error {
 	if args.kind != pyTuple {
 		return u.errorf("the pickle calls %s with a %s instead of an argument tuple: it is garbled", fn.s, args.describe())
 	}
-	_ = kwargs
 	switch fn.s {
 	case "builtins.bytearray", "__builtin__.bytearray", "_codecs.encode":
 		b, err := toBytes(fn.s, args.items)

@@ -85,6 +85,7 @@ func TestLoadRefusesWhatIsNotAModel(t *testing.T) {
 		{"truncated python pickle", pickled[:len(pickled)-40], []string{"Python pickle", "truncated"}},
 		{"truncated legacy binary", legacy[:len(legacy)-9], []string{"legacy binary model", "truncated", "attribute"}},
 		{"truncated legacy binary without magic", legacy[4 : len(legacy)/2], []string{"legacy binary model", "truncated", "tree"}},
+		{"compressed joblib dump", []byte("x^\xedX\x00\x00"), []string{"zlib-compressed", "joblib.dump it again without compress"}},
 		{"base64 legacy binary", []byte("bs64AAAAAA=="), []string{"base64", "no longer supported"}},
 		{"model.tar.gz", art, []string{"gzip archive", "not the model file", "xgboost-model"}},
 		{"tar", gunzip(t, art), []string{"tar archive", "not the model file"}},
