@@ -1,6 +1,7 @@
 package xgboost_test
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"math"
@@ -186,3 +187,41 @@ func TestBrokenFormatsAreRefused(t *testing.T) {
 
 // legacyNode is the offset of node i's parent field from the first node.
 func legacyNode(i int) int { return 20 * i }
+
+// Layouts python xgboost 1.7 no longer writes, built from a 1.7 file the way older versions
+// laid them out: the pickled state of xgboost 1.0 to 1.5 ("CONFIG-offset:", the legacy model,
+// then the JSON configuration), and a legacy file of xgboost < 1.0, which saved base_score in
+// margin space. Both must predict as the 1.7 file does.
+func TestOlderLayouts(t *testing.T) {
+	legacy := formatFile(t, "binary.legacy.bin")
+	want := loadBytes(t, legacy)
+	rows := inputs(t, "all10", "full")
+
+	snapshot := binary.LittleEndian.AppendUint64([]byte("CONFIG-offset:"), uint64(len(legacy)))
+	snapshot = append(append(snapshot, legacy...), `{"learner":{"objective":{"name":"binary:logistic"}}}`...)
+
+	old := append([]byte(nil), legacy...)
+	p := math.Float32frombits(binary.LittleEndian.Uint32(old[4:]))
+	margin := float32(-math.Log(1/float64(p) - 1))
+	binary.LittleEndian.PutUint32(old[4:], math.Float32bits(margin))
+	binary.LittleEndian.PutUint32(old[4+20:], 0)  // major_version
+	binary.LittleEndian.PutUint32(old[4+24:], 90) // minor_version
+
+	for name, data := range map[string][]byte{"1.0-1.5 snapshot": snapshot, "0.90 legacy": old} {
+		m := loadBytes(t, data)
+		for i, row := range rows {
+			if got, w := m.Predict(row)[0], want.Predict(row)[0]; math.Abs(float64(got-w)) > 1e-6 {
+				t.Fatalf("%s: row %d predicts %v, the 1.7 file %v", name, i+1, got, w)
+			}
+		}
+	}
+}
+
+func loadBytes(t *testing.T, data []byte) *xgboost.Model {
+	t.Helper()
+	m, err := xgboost.Load(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}

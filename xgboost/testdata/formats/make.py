@@ -15,8 +15,9 @@ saves each one in the formats SageMaker training jobs and users produce:
                            before 0.82, which 1.7 still loads but can no longer write, so it is
                            made by stripping the magic (the script checks python loads it)
   <task>.booster-p2.pkl    pickle.dump(booster, protocol=2)
+  <task>.booster-p3.pkl    pickle.dump(booster, protocol=3)
   <task>.booster-p5.pkl    pickle.dump(booster, protocol=5)
-  <task>.sklearn.pkl       pickle.dump(XGBRegressor/XGBClassifier/XGBRanker) (default protocol)
+  <task>.sklearn.pkl       pickle.dump(XGBRegressor/XGBClassifier/XGBRanker) (default protocol, 4)
   <task>.sklearn.joblib    joblib.dump of the same (uncompressed)
 
 Every file is loaded back with python and must predict exactly as the trained booster does;
@@ -88,6 +89,7 @@ def files_of(est):
         "legacy.bin": legacy,
         "nomagic.bin": legacy[4:],
         "booster-p2.pkl": pickle.dumps(booster, protocol=2),
+        "booster-p3.pkl": pickle.dumps(booster, protocol=3),
         "booster-p5.pkl": pickle.dumps(booster, protocol=5),
         "sklearn.pkl": pickle.dumps(est),
         "sklearn.joblib": buf.getvalue(),
