@@ -21,7 +21,7 @@ func isPickle(data []byte) bool {
 func decodeLegacy(data []byte, base, fileSize int) (value, string, error) {
 	doc, err := parseLegacy(data, base)
 	if err != nil {
-		return value{}, "", formatProblem(legacyFormatName, fileSize, err)
+		return value{}, "", formatProblem("an "+legacyFormatName, fileSize, err)
 	}
 	return doc, legacyFormatName, nil
 }
@@ -40,16 +40,17 @@ func decodeSnapshot(data []byte, fileSize int) (value, string, error) {
 	return doc, "XGBoost serialization snapshot", err
 }
 
-// formatProblem words a reader's error for the person who uploaded the file.
+// formatProblem words a reader's error for the person who uploaded the file; format is what
+// the file was recognized as, with its article.
 func formatProblem(format string, size int, err error) error {
 	var se *syntaxError
 	if errors.As(err, &se) {
 		if se.eof {
-			return unsupported("the model file is a %s but it is truncated: %s (byte %d of %d); upload the complete file", format, se.msg, se.offset, size)
+			return unsupported("the model file is %s but it is truncated: %s (byte %d of %d); upload the complete file", format, se.msg, se.offset, size)
 		}
-		return unsupported("the model file is a %s but it is garbled: %s (at byte %d of %d)", format, se.msg, se.offset, size)
+		return unsupported("the model file is %s but it is garbled: %s (at byte %d of %d)", format, se.msg, se.offset, size)
 	}
-	return unsupported("the model file is a %s but %v", format, err)
+	return unsupported("the model file is %s but %v", format, err)
 }
 
 // decodePickle finds the Booster in a pickle and decodes the model bytes it holds.
@@ -60,7 +61,7 @@ func decodePickle(data []byte) (value, string, error) {
 		return value{}, "", unsupported("%v", refused)
 	}
 	if err != nil {
-		return value{}, "", formatProblem(pickleFormatName, len(data), err)
+		return value{}, "", formatProblem("a "+pickleFormatName, len(data), err)
 	}
 	of := root.describe()
 	if root.kind != pyObject && root.kind != pyGlobal {

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/sagedeploy/sagedeploy/examples/abalone"
+	"github.com/sagedeploy/sagedeploy/localsm/spec"
 )
 
 // formatsDir holds the legacy binary, pickle and joblib fixtures of package xgboost, made by
@@ -155,5 +156,30 @@ func TestXGBoostPickledClassifierAnswers(t *testing.T) {
 	}
 	if got := doc.Predictions[0].Score; math.Abs(got-want) > 1e-5 {
 		t.Errorf("libsvm row 1 scores %v, python's predict_proba[:, 1] says %v", got, want)
+	}
+}
+
+// A truncated legacy model or pickle fails the container with a reason naming the artifact,
+// the file and what is wrong with it.
+func TestXGBoostBrokenTrainingArtifacts(t *testing.T) {
+	url := "s3://models/abalone/model.tar.gz"
+	for _, c := range []struct {
+		file, name string
+		words      []string
+	}{
+		{"reg.legacy.bin", "xgboost-model", []string{"XGBoost legacy binary model", "truncated", "tree"}},
+		{"multi.sklearn.joblib", "model.joblib", []string{"Python pickle", "truncated"}},
+	} {
+		data, err := os.ReadFile(filepath.Join(formatsDir, c.file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		archive := makeTar(t, true, tarEntry{name: c.name, body: string(data[:len(data)/2])})
+		_, err = Prepare(t.Context(), spec.Container{Image: xgbImage, ModelDataURL: url}, Source{Artifacts: memArtifacts{url: archive}})
+		for _, w := range append([]string{url, c.name}, c.words...) {
+			if err == nil || !strings.Contains(err.Error(), w) {
+				t.Errorf("half of %s: error %v does not say %q", c.file, err, w)
+			}
+		}
 	}
 }
