@@ -2,8 +2,10 @@
 # Smoke test of `sagedeploy local` with real AWS clients: Debian's AWS CLI v2 (/usr/bin/aws) runs
 # the registry → model → endpoint config → endpoint → update sequence, uploads the model
 # artifacts with `aws s3 cp` and checks real predictions; then boto3 (/usr/bin/python3) checks the
-# same endpoint. It builds the binary into a temporary directory, starts it on a free port over
-# a temporary data directory, and stops it on exit. Any failure exits non-zero and says what failed.
+# same endpoint; then a model in XGBoost's legacy binary format, as SageMaker training jobs write
+# it, is registered, deployed, invoked with CSV and compared with python xgboost. It builds the
+# binary into a temporary directory, starts it on a free port over a temporary data directory,
+# and stops it on exit. Any failure exits non-zero and says what failed.
 #
 # Debian's AWS CLI 2.9 and boto3 1.26 predate AWS_ENDPOINT_URL, so the endpoint is passed
 # explicitly (--endpoint-url, endpoint_url).
@@ -199,6 +201,55 @@ except ClientError as e:
 ident = sts.get_caller_identity()
 assert ident["Account"] == "000000000000", ident
 print("boto3: ok")
+EOF
+
+step "deploying a legacy-binary model (xgboost-model as SageMaker training writes it)"
+# The model is python xgboost 1.7.4's booster.save_model("xgboost-model") (legacy binary, "binf"),
+# committed with python's predictions for every abalone row (xgboost/testdata/formats/make.py).
+fmt="$root/xgboost/testdata/formats"
+mkdir -p "$work/legacy"
+cp "$fmt/reg.legacy.bin" "$work/legacy/xgboost-model"
+[ "$(head -c 4 "$work/legacy/xgboost-model")" = binf ] || fail "reg.legacy.bin does not start with binf"
+tar czf "$work/legacy.tar.gz" -C "$work/legacy" xgboost-model || fail "tar the legacy model"
+aws s3 cp "$work/legacy.tar.gz" s3://smoke-models/abalone-legacy/v1/model.tar.gz >/dev/null || fail "aws s3 cp legacy model"
+aws sagemaker create-model-package-group --model-package-group-name abalone-legacy >/dev/null || fail "create-model-package-group abalone-legacy"
+spec="{\"Containers\":[{\"Image\":\"$image\",\"ModelDataUrl\":\"s3://smoke-models/abalone-legacy/v1/model.tar.gz\"}],\"SupportedContentTypes\":[\"text/csv\"],\"SupportedResponseMIMETypes\":[\"text/csv\"]}"
+legacy_arn=$(aws sagemaker create-model-package --model-package-group-name abalone-legacy --inference-specification "$spec" | q 'd["ModelPackageArn"]') \
+  || fail "create-model-package abalone-legacy"
+aws sagemaker update-model-package --model-package-arn "$legacy_arn" --model-approval-status Approved >/dev/null || fail "approve abalone-legacy/1"
+aws sagemaker create-model --model-name abalone-legacy-v1 --execution-role-arn "$role" \
+  --primary-container "ModelPackageName=$legacy_arn" >/dev/null || fail "create-model abalone-legacy-v1"
+aws sagemaker create-endpoint-config --endpoint-config-name abalone-legacy-v1 \
+  --production-variants "VariantName=AllTraffic,ModelName=abalone-legacy-v1,InstanceType=ml.m5.large,InitialInstanceCount=1" >/dev/null \
+  || fail "create-endpoint-config abalone-legacy-v1"
+aws sagemaker create-endpoint --endpoint-name abalone-legacy-dev --endpoint-config-name abalone-legacy-v1 >/dev/null || fail "create-endpoint abalone-legacy-dev"
+aws sagemaker wait endpoint-in-service --endpoint-name abalone-legacy-dev \
+  || fail "legacy model endpoint did not reach InService: $(aws sagemaker describe-endpoint --endpoint-name abalone-legacy-dev | q 'd.get("FailureReason")')"
+# The first 50 abalone rows as the model's features: Sex one-hot (F, I, M), then the measurements.
+"$PY" - "$art/abalone.csv" "$work/legacy-rows.csv" <<'EOF' || fail "build the legacy model's request rows"
+import csv, sys
+rows = list(csv.reader(open(sys.argv[1])))[1:51]
+with open(sys.argv[2], "w") as f:
+    for r in rows:
+        f.write(",".join(["1" if r[0] == s else "0" for s in "FIM"] + r[1:8]) + "\n")
+EOF
+aws sagemaker-runtime invoke-endpoint --endpoint-name abalone-legacy-dev --content-type text/csv --accept text/csv \
+  --body "fileb://$work/legacy-rows.csv" "$work/legacy-pred.csv" >/dev/null || fail "invoke-endpoint abalone-legacy-dev"
+"$PY" - "$work/legacy-pred.csv" "$fmt/reg.expected.txt" "$work/legacy/xgboost-model" "$work/legacy-rows.csv" <<'EOF' \
+  || fail "the legacy model's predictions differ from python xgboost's"
+import sys
+got = [float(x) for x in open(sys.argv[1]).read().split()]
+want = [float(x) for x in open(sys.argv[2]).read().split()[:50]]
+try:  # python xgboost itself on the same file and rows, when it is installed
+    import numpy as np
+    import xgboost as xgb
+    live = xgb.Booster(model_file=sys.argv[3]).predict(xgb.DMatrix(np.loadtxt(sys.argv[4], delimiter=",")))
+    assert all(abs(a - float(b)) <= 1e-5 for a, b in zip(want, live)), "committed predictions differ from python's"
+    print("smoke-awscli: python xgboost %s predicts the same" % xgb.__version__)
+except ImportError:
+    print("smoke-awscli: python xgboost not installed; compared with its committed predictions")
+if len(got) != 50 or any(abs(a - b) > 1e-5 for a, b in zip(got, want)):
+    sys.exit(f"got {got}\nwant {want}")
 EOF
 
 step "stopping sagedeploy local"

@@ -38,7 +38,8 @@ func BenchmarkPredict(b *testing.B) {
 }
 
 func BenchmarkLoad(b *testing.B) {
-	for _, name := range []string{"squarederror.json", "squarederror.ubj"} {
+	for _, name := range []string{"squarederror.json", "squarederror.ubj", "formats/multi.legacy.bin",
+		"formats/multi.booster-p5.pkl", "formats/multi.sklearn.joblib", "multi_softprob.ubj"} {
 		data := readFile(b, "testdata/"+name)
 		b.Run(name, func(b *testing.B) {
 			b.SetBytes(int64(len(data)))

@@ -14,10 +14,13 @@ import (
 // maxGroups bounds num_class so that a corrupt header cannot make Load allocate gigabytes.
 const maxGroups = 1 << 16
 
-// Load reads a model, detecting JSON or UBJSON from the bytes. Every error wraps
-// ErrUnsupportedFormat and says what the bytes look like instead.
+// Load reads a model, detecting its format from the bytes: JSON, UBJSON, XGBoost's legacy
+// binary format (with or without its "binf" magic), the serialization snapshot python xgboost
+// pickles, or a Python pickle or joblib dump of a Booster or scikit-learn estimator (read
+// without running anything). Every error wraps ErrUnsupportedFormat and says what the bytes
+// look like instead, or which part of the file is truncated or garbled.
 func Load(data []byte) (*Model, error) {
-	doc, format, err := decode(data)
+	doc, format, err := decode(data, true)
 	if err != nil {
 		return nil, err
 	}
@@ -33,7 +36,8 @@ func unsupported(format string, args ...any) error {
 }
 
 // decode detects the format and parses the document, or explains what the bytes are instead.
-func decode(data []byte) (value, string, error) {
+// Pickles are read only at the top: the model bytes inside one are never a pickle.
+func decode(data []byte, pickles bool) (value, string, error) {
 	text := bytes.TrimPrefix(data, []byte("\xef\xbb\xbf")) // a UTF-8 byte-order mark
 	trimmed := bytes.TrimLeft(text, " \t\r\n")
 	switch {
@@ -41,20 +45,39 @@ func decode(data []byte) (value, string, error) {
 		return value{}, "", unsupported("the model file is empty (0 bytes)")
 	case len(trimmed) == 0:
 		return value{}, "", unsupported("the model file holds only whitespace")
+	case pickles && isPickle(data):
+		return decodePickle(data)
+	case bytes.HasPrefix(data, []byte(snapshotHeader)):
+		return decodeSnapshot(data, len(data))
+	case bytes.HasPrefix(data, []byte(legacyMagic)):
+		return decodeLegacy(data, 0, len(data))
 	case len(data) >= 2 && data[0] == '{' && isUBJSONKey(data[1]):
 		v, err := parseUBJSON(data)
 		if err != nil {
 			return value{}, "", syntaxProblem("UBJSON (XGBoost's binary JSON)", len(data), err)
 		}
-		return v, "UBJSON document", nil
+		return unwrapSnapshot(v, "UBJSON document")
 	case trimmed[0] == '{' || trimmed[0] == '[':
 		v, err := parseJSON(text)
 		if err != nil {
 			return value{}, "", syntaxProblem("JSON", len(data), err)
 		}
-		return v, "JSON document", nil
+		return unwrapSnapshot(v, "JSON document")
+	case looksLegacy(data):
+		return decodeLegacy(data, 0, len(data))
 	}
 	return value{}, "", unsupported("%s", identify(data))
+}
+
+// unwrapSnapshot returns the model of a serialization snapshot ({"Model": ..., "Config": ...},
+// what python xgboost ≥ 1.6 pickles as a Booster's state), or the document itself.
+func unwrapSnapshot(v value, format string) (value, string, error) {
+	if v.get("learner") == nil {
+		if model := v.get("Model"); model != nil && model.get("learner") != nil {
+			return *model, "XGBoost serialization snapshot (" + format + ")", nil
+		}
+	}
+	return v, format, nil
 }
 
 // isUBJSONKey reports whether b can follow '{' in UBJSON: the length marker of the first key,
@@ -75,23 +98,16 @@ func syntaxProblem(format string, size int, err error) error {
 func identify(data []byte) string {
 	const resave = "load it with xgboost in Python, re-save it with booster.save_model('xgboost-model.json') and package that file as xgboost-model in model.tar.gz"
 	switch {
-	case len(data) >= 2 && data[0] == 0x80 && data[1] >= 2 && data[1] <= 5:
-		return fmt.Sprintf("this is a Python pickle (protocol %d), e.g. a Booster or XGBRegressor saved with pickle or joblib, which only Python can read; %s", data[1], resave)
 	case len(data) >= 2 && data[0] == 0x1f && data[1] == 0x8b:
-		return "this is a gzip archive (such as model.tar.gz), not the model file: extract it and use the xgboost-model file inside"
+		return "this is a gzip archive (such as model.tar.gz, or a joblib dump made with compress=), not the model file: extract it and use the xgboost-model file inside, or joblib.dump the model again without compress"
+	case len(data) >= 2 && data[0] == 0x78 && (uint(data[0])<<8|uint(data[1]))%31 == 0:
+		return "this is zlib-compressed data, such as a joblib dump made with compress=; load it in Python and joblib.dump it again without compress, or save the model with booster.save_model('xgboost-model')"
 	case len(data) >= 262 && string(data[257:262]) == "ustar":
 		return "this is a tar archive, not the model file: extract it and use the xgboost-model file inside"
 	case bytes.HasPrefix(data, []byte("PK\x03\x04")):
 		return "this is a zip archive, not the model file: extract it and use the model file inside"
 	case bytes.HasPrefix(data, []byte("bs64")):
 		return "this is XGBoost's legacy binary format encoded in base64 (written by old R and JVM packages), which is no longer supported; " + resave
-	}
-	if objective, ok := legacyObjective(data); ok {
-		about := ""
-		if objective != "" {
-			about = fmt.Sprintf(" (objective %s)", objective)
-		}
-		return fmt.Sprintf("this is a model in XGBoost's legacy binary format%s, deprecated since xgboost 1.0; %s", about, resave)
 	}
 	head := data[:min(len(data), 16)]
 	if isText(head) {
@@ -100,8 +116,9 @@ func identify(data []byte) string {
 	return fmt.Sprintf("this is not an XGBoost JSON or UBJSON model (it starts with bytes % x); save the model with booster.save_model('xgboost-model.json')", head)
 }
 
-// legacyObjective recognizes the legacy binary format: an optional "binf" magic, a 136-byte
-// parameter block, then the objective name as a little-endian uint64 length and its bytes.
+// legacyObjective recognizes the legacy binary format without relying on its magic (absent
+// before xgboost 0.82): an optional "binf", a 136-byte parameter block, then the objective
+// name as a little-endian uint64 length and its bytes.
 func legacyObjective(data []byte) (string, bool) {
 	body, magic := bytes.CutPrefix(data, []byte("binf"))
 	const paramSize = 136

@@ -1,8 +1,11 @@
-// Package xgboost loads XGBoost models saved as JSON or UBJSON and predicts from dense rows, with
-// the same results as the xgboost library. It depends on nothing outside the standard library.
+// Package xgboost loads XGBoost models and predicts from dense rows, with the same results as
+// the xgboost library. It depends on nothing outside the standard library.
 //
 // It reads what xgboost ≥ 1.0 writes with booster.save_model("model.json") or
-// save_model("model.ubj"): gbtree, dart and gblinear boosters, numerical and categorical
+// save_model("model.ubj"); the legacy binary format (booster.save_model("xgboost-model"), what
+// SageMaker training jobs store), with or without its "binf" magic; and Python pickles and
+// joblib dumps of a Booster or a scikit-learn estimator, read without running anything. It
+// evaluates gbtree, dart and gblinear boosters, numerical and categorical
 // splits, and the objectives of regression, binary and multi-class classification, counts and
 // survival (see Objectives). Predictions are computed as xgboost computes them, in float32 and
 // in the same order, so they equal the Python library's.
@@ -14,9 +17,9 @@ import (
 	"slices"
 )
 
-// ErrUnsupportedFormat is wrapped by every Load error: the bytes are not a JSON or UBJSON
-// XGBoost model this package can evaluate (a Python pickle, the legacy binary format, an
-// archive, a truncated file, an unknown objective, ...). The message says what was found and
+// ErrUnsupportedFormat is wrapped by every Load error: the bytes are not an XGBoost model this
+// package can evaluate (an archive, a truncated or garbled file, a pickle of something else or
+// naming a function it would have to run, an unknown objective, ...). The message says what was found and
 // what to do, in words meant for the person who uploaded the model.
 var ErrUnsupportedFormat = errors.New("unsupported model format")
 

@@ -70,6 +70,7 @@ func TestLoadRefusesWhatIsNotAModel(t *testing.T) {
 	squared := readFile(t, "testdata/squarederror.json")
 	squaredUBJ := readFile(t, "testdata/squarederror.ubj")
 	legacy := readFile(t, "testdata/legacy.bin")
+	pickled := readFile(t, "testdata/pickle.pkl")
 	art, err := abalone.Artifact(1)
 	if err != nil {
 		t.Fatal(err)
@@ -81,9 +82,11 @@ func TestLoadRefusesWhatIsNotAModel(t *testing.T) {
 	}{
 		{"empty", nil, []string{"empty"}},
 		{"whitespace", []byte(" \n\t "), []string{"only whitespace"}},
-		{"python pickle", readFile(t, "testdata/pickle.pkl"), []string{"Python pickle (protocol 4)", "save_model('xgboost-model.json')"}},
-		{"legacy binary", legacy, []string{"legacy binary format", "objective reg:squarederror", "re-save it with booster.save_model('xgboost-model.json')"}},
-		{"legacy binary without magic", legacy[4:], []string{"legacy binary format", "re-save it with booster.save_model('xgboost-model.json')"}},
+		{"truncated python pickle", pickled[:len(pickled)-40], []string{"Python pickle", "truncated"}},
+		{"truncated legacy binary", legacy[:len(legacy)-9], []string{"legacy binary model", "truncated", "attribute"}},
+		{"truncated legacy binary without magic", legacy[4 : len(legacy)/2], []string{"legacy binary model", "truncated", "tree"}},
+		{"compressed joblib dump", []byte("x^\xedX\x00\x00"), []string{"zlib-compressed", "joblib.dump it again without compress"}},
+		{"base64 legacy binary", []byte("bs64AAAAAA=="), []string{"base64", "no longer supported"}},
 		{"model.tar.gz", art, []string{"gzip archive", "not the model file", "xgboost-model"}},
 		{"tar", gunzip(t, art), []string{"tar archive", "not the model file"}},
 		{"zip", []byte("PK\x03\x04\x14\x00\x00\x00"), []string{"zip archive"}},

@@ -194,6 +194,8 @@ func TestXGBoostRefusesBadRequestsAsTheContainerDoes(t *testing.T) {
 
 func TestXGBoostArtifacts(t *testing.T) {
 	model := readTestdata(t, "binary_logistic.json")
+	// pickle.pkl is a pickle whose loading would run os.system (made with a class whose
+	// __reduce__ returns it): the one kind of pickle the server must refuse by name.
 	pickle := readTestdata(t, "pickle.pkl")
 	url := "s3://models/m/model.tar.gz"
 	prepare := func(archive []byte) error {
@@ -219,7 +221,8 @@ func TestXGBoostArtifacts(t *testing.T) {
 		archive []byte
 		words   []string
 	}{
-		{"pickle", makeTar(t, true, tarEntry{name: "xgboost-model", body: string(pickle)}), []string{url, "xgboost-model", "pickle"}},
+		{"pickle that runs code", makeTar(t, true, tarEntry{name: "xgboost-model", body: string(pickle)}),
+			[]string{url, "xgboost-model", "pickle", "posix.system", "never runs code"}},
 		{"no model file", makeTar(t, true, tarEntry{name: "._xgboost-model", body: "x"}), []string{url, "holds no model file", "xgboost-model"}},
 		{"nothing loadable", makeTar(t, true, tarEntry{name: "a.txt", body: "a"}, tarEntry{name: "b.pkl", body: string(pickle)}),
 			[]string{url, "a.txt", "b.pkl", "name the model file xgboost-model"}},

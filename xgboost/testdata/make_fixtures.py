@@ -21,8 +21,9 @@ categorical-edges.csv adds rows whose category code is negative, fractional or u
 An input marked "missing" has the cells listed in missing-cells.csv (row,column; 0-based; about
 10% of all10 cells, drawn with a fixed seed) set to NaN, both for training and prediction.
 
-It also writes files that Load must refuse: pickle.pkl (a pickled Booster), legacy.bin (the
-legacy binary format) and config.json (booster.save_config(), a configuration, not a model). Everything is deterministic (fixed seeds, nthread=1).
+It also writes pickle.pkl (a pickled Booster) and legacy.bin (the legacy binary format), whose
+truncations Load must refuse (formats/make.py makes the full set of those formats), and
+config.json (booster.save_config(), a configuration, not a model), which Load must refuse. Everything is deterministic (fixed seeds, nthread=1).
 """
 
 import csv
