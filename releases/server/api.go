@@ -40,7 +40,7 @@ func (s *Server) apiNotFound(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	s.writeError(w, r, errorf(http.StatusNotFound, "no API route %s %s; the routes are listed in the README (they start with /api/v1/)", r.Method, r.URL.Path))
+	s.writeError(w, r, releases.Errorf(releases.ENOTFOUND, "no API route %s %s; the routes are listed in the README (they start with /api/v1/)", r.Method, r.URL.Path))
 }
 
 // ReleaseView is a release as the API answers it: the release with its events, and the command
@@ -74,7 +74,7 @@ func (s *Server) releaseView(ctx context.Context, r store.ReleaseRecord, withEve
 // tokenOnly answers 403 for users on routes only the deployer and agents use.
 func tokenOnly(p principal, doing string) error {
 	if p.token == nil {
-		return errorf(http.StatusForbidden, "only an integration token can %s (Authorization: Bearer <token>); create one in Settings", doing)
+		return releases.Errorf(releases.EFORBIDDEN, "only an integration token can %s (Authorization: Bearer <token>); create one in Settings", doing)
 	}
 	return nil
 }
@@ -86,7 +86,7 @@ func (s *Server) releaseFor(ctx context.Context, p principal, id string) (store.
 		return rec, err
 	}
 	if p.token != nil && p.token.Environment != rec.Environment {
-		return rec, errorf(http.StatusForbidden, "release %s belongs to environment %s; this integration token belongs to environment %s", id, rec.Environment, p.token.Environment)
+		return rec, releases.Errorf(releases.EFORBIDDEN, "release %s belongs to environment %s; this integration token belongs to environment %s", id, rec.Environment, p.token.Environment)
 	}
 	return rec, nil
 }
@@ -112,17 +112,17 @@ func (s *Server) apiStartRelease(w http.ResponseWriter, r *http.Request, p princ
 	if err := missing("the release start", miss, `{"environment": "dev", "model": "abalone", "kind": "deploy", "version": {"number": 3}}`); err != nil {
 		return err
 	}
-	if !store.ValidKind(st.Kind) {
-		return errorf(http.StatusBadRequest, "release kind %q is not valid: use deploy, promote, restore or scale", st.Kind)
+	if !releases.ValidKind(st.Kind) {
+		return releases.Errorf(releases.EINVALID, "release kind %q is not valid: use deploy, promote, restore or scale", st.Kind)
 	}
 	if st.ID == "" && st.Kind != releases.KindScale && st.Version.Number <= 0 {
-		return errorf(http.StatusBadRequest, "the %s of %s in %s names no version: set version.number (the model package version), e.g. {\"version\": {\"number\": 3}}", st.Kind, st.Model, st.Environment)
+		return releases.Errorf(releases.EINVALID, "the %s of %s in %s names no version: set version.number (the model package version), e.g. {\"version\": {\"number\": 3}}", st.Kind, st.Model, st.Environment)
 	}
 	if st.Version.Number < 0 || st.InstanceCount < 0 {
-		return errorf(http.StatusBadRequest, "version number and instance count cannot be negative")
+		return releases.Errorf(releases.EINVALID, "version number and instance count cannot be negative")
 	}
 	if p.token.Environment != st.Environment {
-		return errorf(http.StatusForbidden, "this integration token belongs to environment %s; it cannot report releases of %s to environment %s (use a token of %s)", p.token.Environment, st.Model, st.Environment, st.Environment)
+		return releases.Errorf(releases.EFORBIDDEN, "this integration token belongs to environment %s; it cannot report releases of %s to environment %s (use a token of %s)", p.token.Environment, st.Model, st.Environment, st.Environment)
 	}
 	rec, err := s.st.StartRelease(r.Context(), st)
 	if err != nil {
@@ -191,10 +191,10 @@ func (s *Server) apiFinishRelease(w http.ResponseWriter, r *http.Request, p prin
 		return missing("the release finish", []string{"status"}, `{"status": "succeeded", "serving_version": {"number": 3}}`)
 	}
 	if !f.Status.Final() {
-		return errorf(http.StatusBadRequest, "status %q does not end a release: use succeeded, failed or canceled", f.Status)
+		return releases.Errorf(releases.EINVALID, "status %q does not end a release: use succeeded, failed or canceled", f.Status)
 	}
 	if f.InstanceCount < 0 {
-		return errorf(http.StatusBadRequest, "instance count cannot be negative")
+		return releases.Errorf(releases.EINVALID, "instance count cannot be negative")
 	}
 	wasFinal := rec.Status.Final()
 	out, err := s.st.FinishRelease(r.Context(), rec.ID, f)
@@ -223,7 +223,7 @@ func (s *Server) apiListReleases(w http.ResponseWriter, r *http.Request, p princ
 	if l := q.Get("limit"); l != "" {
 		n, err := strconv.Atoi(l)
 		if err != nil || n < 1 || n > 200 {
-			return errorf(http.StatusBadRequest, "limit %q is not valid: use a number from 1 to 200", l)
+			return releases.Errorf(releases.EINVALID, "limit %q is not valid: use a number from 1 to 200", l)
 		}
 		f.Limit = n
 	}
@@ -236,7 +236,7 @@ func (s *Server) apiListReleases(w http.ResponseWriter, r *http.Request, p princ
 		}
 	}
 	if f.Status != "" && !f.Status.Final() && f.Status != releases.StatusPending && f.Status != releases.StatusRunning {
-		return errorf(http.StatusBadRequest, "status %q is not valid: use pending, running, succeeded, failed or canceled", f.Status)
+		return releases.Errorf(releases.EINVALID, "status %q is not valid: use pending, running, succeeded, failed or canceled", f.Status)
 	}
 	page, err := s.st.ListReleases(r.Context(), f)
 	if err != nil {
@@ -343,7 +343,7 @@ func (s *Server) apiNextCommand(w http.ResponseWriter, r *http.Request, p princi
 	if v := r.URL.Query().Get("wait"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil || d < 0 {
-			return errorf(http.StatusBadRequest, "wait %q is not a duration: use e.g. 30s", v)
+			return releases.Errorf(releases.EINVALID, "wait %q is not a duration: use e.g. 30s", v)
 		}
 		wait = d
 	}
@@ -394,7 +394,7 @@ func (s *Server) apiCommandResult(w http.ResponseWriter, r *http.Request, p prin
 		return missing("the command result", []string{"status"}, `{"status": "succeeded"}`)
 	}
 	if !res.Status.Final() {
-		return errorf(http.StatusBadRequest, "status %q does not end a command: use succeeded or failed", res.Status)
+		return releases.Errorf(releases.EINVALID, "status %q does not end a command: use succeeded or failed", res.Status)
 	}
 	id := r.PathValue("id")
 	before, _ := s.st.Command(r.Context(), id)
@@ -612,13 +612,13 @@ func (s *Server) apiCommand(w http.ResponseWriter, r *http.Request, p principal)
 	switch kind {
 	case releases.CommandRestore, releases.CommandRollback, releases.CommandScale, releases.CommandPromote:
 	default:
-		return errorf(http.StatusNotFound, "unknown command %q: use restore, rollback, scale or promote", kind)
+		return releases.Errorf(releases.ENOTFOUND, "unknown command %q: use restore, rollback, scale or promote", kind)
 	}
 	var body CommandRequest
 	if err := decodeOptionalJSON(r, &body, "the "+string(kind)+" command"); err != nil {
 		return err
 	}
-	c, rel, err := s.issueCommand(r, p, commandRequest{kind: kind, env: r.PathValue("env"), model: r.PathValue("model"), version: body.Version, instances: body.Instances, to: body.To})
+	c, rel, err := s.issueCommand(r, p, releases.CommandRequest{Kind: kind, Environment: r.PathValue("env"), Model: r.PathValue("model"), Version: body.Version, Instances: body.Instances, To: body.To})
 	if err != nil {
 		return err
 	}
@@ -764,7 +764,7 @@ func (s *Server) apiAddUser(w http.ResponseWriter, r *http.Request, p principal)
 func (s *Server) addUser(r *http.Request, p principal, name, role, password string) (string, error) {
 	var err error
 	if !store.ValidRole(role) {
-		err = errorf(http.StatusBadRequest, "role %q is not valid: use viewer, deployer or admin", role)
+		err = releases.Errorf(releases.EINVALID, "role %q is not valid: use viewer, deployer or admin", role)
 	}
 	var pw string
 	if err == nil {
@@ -782,7 +782,7 @@ func (s *Server) apiAudit(w http.ResponseWriter, r *http.Request, p principal) e
 	if b := r.URL.Query().Get("before"); b != "" {
 		v, err := strconv.ParseInt(b, 10, 64)
 		if err != nil {
-			return errorf(http.StatusBadRequest, "before %q is not an audit entry id", b)
+			return releases.Errorf(releases.EINVALID, "before %q is not an audit entry id", b)
 		}
 		before = v
 	}

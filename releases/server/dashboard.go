@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"html/template"
@@ -12,7 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sagedeploy/sagedeploy/internal/buildinfo"
 	"github.com/sagedeploy/sagedeploy/releases"
 	"github.com/sagedeploy/sagedeploy/releases/store"
 	"github.com/sagedeploy/sagedeploy/releases/web"
@@ -63,7 +63,7 @@ func (s *Server) dashboardRoutes(m *http.ServeMux) {
 	m.HandleFunc("POST /settings/users", s.page(s.newUser))
 	m.HandleFunc("GET /audit", s.page(s.auditPage))
 	m.HandleFunc("/", s.page(func(w http.ResponseWriter, r *http.Request, se session) error {
-		return errorf(http.StatusNotFound, "there is no page at %s", r.URL.Path)
+		return releases.Errorf(releases.ENOTFOUND, "there is no page at %s", r.URL.Path)
 	}))
 }
 
@@ -85,18 +85,18 @@ func (s *Server) page(h dashHandler) http.HandlerFunc {
 				http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
 				return
 			}
-			s.renderError(w, r, nil, errorf(http.StatusUnauthorized, "your session has ended; sign in again"))
+			s.renderError(w, r, nil, releases.Errorf(releases.EUNAUTHORIZED, "your session has ended; sign in again"))
 			return
 		}
 		sess := session{user: u, s: se}
 		if r.Method == http.MethodPost {
 			if err := r.ParseForm(); err != nil {
-				s.renderError(w, r, &sess, errorf(http.StatusBadRequest, "the form could not be read: %v", err))
+				s.renderError(w, r, &sess, releases.Errorf(releases.EINVALID, "the form could not be read: %v", err))
 				return
 			}
 			if !sameSecret(r.PostForm.Get(csrfField), se.CSRF) {
 				s.audit(r, u.Name, "csrf.rejected", "", "", r.URL.Path, "denied", "form without a valid CSRF token")
-				s.renderError(w, r, &sess, errorf(http.StatusForbidden, "This form was not sent by a page of this dashboard: its security (CSRF) token is missing or stale, so nothing was changed. Reload the page and try again."))
+				s.renderError(w, r, &sess, releases.Errorf(releases.EFORBIDDEN, "This form was not sent by a page of this dashboard: its security (CSRF) token is missing or stale, so nothing was changed. Reload the page and try again."))
 				return
 			}
 		}
@@ -112,7 +112,7 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name
 		http.Error(w, "no template "+name, http.StatusInternalServerError)
 		return
 	}
-	d.Version = buildinfo.Get().Version
+	d.Version = cmp.Or(s.opts.Version, "(unknown version)")
 	if sess != nil {
 		d.User = &sess.user
 		d.CSRF = sess.s.CSRF
@@ -177,10 +177,11 @@ func redirectFlash(w http.ResponseWriter, r *http.Request, target, msg string, i
 
 func (s *Server) templateFuncs() template.FuncMap {
 	return template.FuncMap{
-		"tone":  tone,
-		"label": statusLabel,
-		"str":   func(v any) string { return fmt.Sprint(v) },
-		"ago":   func(t any) string { return ago(s.st.Now(), t) },
+		"tone":   tone,
+		"reason": reasonText,
+		"label":  statusLabel,
+		"str":    func(v any) string { return fmt.Sprint(v) },
+		"ago":    func(t any) string { return ago(s.st.Now(), t) },
 		"when": func(t time.Time) string {
 			return t.UTC().Format("2006-01-02 15:04:05 UTC")
 		},
@@ -522,7 +523,7 @@ func (s *Server) releaseAction(w http.ResponseWriter, r *http.Request, se sessio
 		_, err = s.cancelRelease(r, se.principal(), id)
 		msg = "Canceled."
 	default:
-		return errorf(http.StatusNotFound, "there is no action %q on releases", r.PathValue("decision"))
+		return releases.Errorf(releases.ENOTFOUND, "there is no action %q on releases", r.PathValue("decision"))
 	}
 	if err != nil {
 		if statusOf(err) == http.StatusInternalServerError || statusOf(err) == http.StatusNotFound {
@@ -547,13 +548,13 @@ func (s *Server) componentPage(w http.ResponseWriter, r *http.Request, se sessio
 func (s *Server) componentCommand(w http.ResponseWriter, r *http.Request, se session) error {
 	env, model := r.PathValue("env"), r.PathValue("model")
 	back := "/components/" + url.PathEscape(env) + "/" + url.PathEscape(model)
-	req := commandRequest{kind: releases.CommandKind(r.PathValue("command")), env: env, model: model, to: r.PostForm.Get("to")}
+	req := releases.CommandRequest{Kind: releases.CommandKind(r.PathValue("command")), Environment: env, Model: model, To: r.PostForm.Get("to")}
 	var convErr error
 	if v := r.PostForm.Get("version"); v != "" {
-		req.version, convErr = strconv.Atoi(v)
+		req.Version, convErr = strconv.Atoi(v)
 	}
 	if v := r.PostForm.Get("instances"); v != "" && convErr == nil {
-		req.instances, convErr = strconv.Atoi(v)
+		req.Instances, convErr = strconv.Atoi(v)
 	}
 	if convErr != nil {
 		redirectFlash(w, r, back, "Enter a whole number.", true)
@@ -729,4 +730,12 @@ func (s *Server) auditPage(w http.ResponseWriter, r *http.Request, se session) e
 	}
 	s.render(w, r, http.StatusOK, "audit", &se, pageData{Title: "Audit log", Nav: "audit", Data: data})
 	return nil
+}
+
+// reasonText is a failure reason as the dashboard says it; nothing for a release without one.
+func reasonText(r releases.Reason) string {
+	if r == "" {
+		return ""
+	}
+	return r.Text()
 }

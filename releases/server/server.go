@@ -45,6 +45,9 @@ type Options struct {
 	// StreamPoll is how often event streams and long polls re-read the store besides being woken
 	// (which covers several servers sharing one Postgres). Default 2s.
 	StreamPoll time.Duration
+	// Version is the sagedeploy version the dashboard shows in its footer; the binary sets it
+	// from its build stamp, so this package needs no knowledge of how it was built.
+	Version string
 }
 
 // Server is an embeddable release server.

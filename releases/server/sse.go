@@ -7,24 +7,27 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/sagedeploy/sagedeploy/releases"
 	"github.com/sagedeploy/sagedeploy/releases/store"
 )
 
 // streamState is the "release" event of a release stream: what the release page updates in place.
 type streamState struct {
-	ID               string     `json:"id"`
-	Status           string     `json:"status"`
-	AwaitingApproval bool       `json:"awaiting_approval"`
-	FailureReason    string     `json:"failure_reason,omitempty"`
-	ApprovedBy       string     `json:"approved_by,omitempty"`
-	RejectedBy       string     `json:"rejected_by,omitempty"`
-	StartedAt        *time.Time `json:"started_at,omitempty"`
-	FinishedAt       *time.Time `json:"finished_at,omitempty"`
-	Duration         string     `json:"duration,omitempty"`
-	CommandState     string     `json:"command_state,omitempty"`
-	CommandNote      string     `json:"command_note,omitempty"`
-	Version          int        `json:"version,omitempty"`
-	InstanceCount    int        `json:"instance_count,omitempty"`
+	ID               string                `json:"id"`
+	Status           string                `json:"status"`
+	AwaitingApproval bool                  `json:"awaiting_approval"`
+	Reason           releases.Reason       `json:"reason,omitempty"`
+	ReasonText       string                `json:"reason_text,omitempty"`
+	FailureReason    string                `json:"failure_reason,omitempty"`
+	ApprovedBy       string                `json:"approved_by,omitempty"`
+	RejectedBy       string                `json:"rejected_by,omitempty"`
+	StartedAt        *time.Time            `json:"started_at,omitempty"`
+	FinishedAt       *time.Time            `json:"finished_at,omitempty"`
+	Duration         string                `json:"duration,omitempty"`
+	CommandState     releases.CommandState `json:"command_state,omitempty"`
+	CommandNote      string                `json:"command_note,omitempty"`
+	Version          int                   `json:"version,omitempty"`
+	InstanceCount    int                   `json:"instance_count,omitempty"`
 }
 
 func (s *Server) apiStream(w http.ResponseWriter, r *http.Request) {
@@ -87,6 +90,7 @@ func (s *Server) streamRelease(w http.ResponseWriter, r *http.Request, rec store
 			return
 		}
 		st := streamState{ID: cur.ID, Status: string(cur.Status), AwaitingApproval: cur.AwaitingApproval(), FailureReason: cur.FailureReason,
+			Reason: cur.Reason, ReasonText: reasonText(cur.Reason),
 			ApprovedBy: cur.ApprovedBy, RejectedBy: cur.RejectedBy, StartedAt: cur.StartedAt, FinishedAt: cur.FinishedAt,
 			Version: cur.Version.Number, InstanceCount: cur.InstanceCount}
 		if cur.StartedAt != nil {

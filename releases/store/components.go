@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -72,7 +73,7 @@ func (t *tx) componentStarted(ctx context.Context, r ReleaseRecord, restore, sca
 	if err != nil {
 		return err
 	}
-	c.endpoint = nonEmpty(r.EndpointName, c.endpoint)
+	c.endpoint = cmp.Or(r.EndpointName, c.endpoint)
 	if c.endpoint == "" {
 		c.endpoint = r.Model + "-" + r.Environment
 	}
@@ -140,7 +141,7 @@ func (t *tx) componentFinished(ctx context.Context, r ReleaseRecord, f releases.
 	case f.Status == releases.StatusSucceeded && r.InstanceCount > 0:
 		c.count = r.InstanceCount
 	}
-	c.endpoint = nonEmpty(c.endpoint, nonEmpty(r.EndpointName, r.Model+"-"+r.Environment))
+	c.endpoint = cmp.Or(c.endpoint, r.EndpointName, r.Model+"-"+r.Environment)
 	c.lastRelease = r.ID
 	return t.putComponent(ctx, c, now)
 }

@@ -168,6 +168,13 @@ var migrations = []migration{
 		// walk the component's whole history.
 		`CREATE INDEX releases_env_model_status ON releases (environment, model, status, created_at)`,
 	}},
+	{3, "typed failure reason of finished releases", []string{
+		`ALTER TABLE releases ADD COLUMN reason TEXT NOT NULL DEFAULT ''`,
+		// Gate decisions and cancels left their mark before the column existed; failures did not
+		// say whose they were, so they stay without a reason.
+		`UPDATE releases SET reason = 'rejected' WHERE status = 'canceled' AND rejected_by <> ''`,
+		`UPDATE releases SET reason = 'canceled' WHERE status = 'canceled' AND rejected_by = ''`,
+	}},
 }
 
 // SchemaVersion is the newest migration this build knows.
