@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net/http"
@@ -228,9 +229,7 @@ func (s *Server) apiListReleases(w http.ResponseWriter, r *http.Request, p princ
 		f.Limit = n
 	}
 	if p.token != nil {
-		if f.Environment == "" {
-			f.Environment = p.token.Environment
-		}
+		f.Environment = cmp.Or(f.Environment, p.token.Environment)
 		if err := p.canSee(f.Environment); err != nil {
 			return err
 		}

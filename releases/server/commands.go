@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net/http"
@@ -23,11 +24,7 @@ func (s *Server) issueCommand(r *http.Request, p principal, req releases.Command
 	if err == nil {
 		c, rec, err = s.st.CreateCommand(r.Context(), cmd, rel, gate)
 	}
-	env := cmd.Environment
-	if env == "" {
-		env = req.Environment
-	}
-	s.audit(r, p.name(), "command."+string(req.Kind), env, req.Model, rec.ID, outcomeOf(s, r, err), commandDetail(req, cmd))
+	s.audit(r, p.name(), "command."+string(req.Kind), cmp.Or(cmd.Environment, req.Environment), req.Model, rec.ID, outcomeOf(s, r, err), commandDetail(req, cmd))
 	if err != nil {
 		return c, rec, err
 	}

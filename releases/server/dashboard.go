@@ -151,13 +151,10 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name
 
 func (s *Server) renderError(w http.ResponseWriter, r *http.Request, sess *session, err error) {
 	status := statusOf(err)
-	heading := map[int]string{
+	heading := cmp.Or(map[int]string{
 		http.StatusBadRequest: "That did not work", http.StatusUnauthorized: "Sign in required", http.StatusForbidden: "Not allowed",
 		http.StatusNotFound: "Not found", http.StatusConflict: "That cannot be done right now",
-	}[status]
-	if heading == "" {
-		heading = "Something went wrong"
-	}
+	}[status], "Something went wrong")
 	back, label := "/", "Back to the overview"
 	if sess == nil {
 		back, label = "/login", "Sign in"

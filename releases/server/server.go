@@ -4,6 +4,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -73,21 +74,15 @@ func New(opts Options) (*Server, error) {
 	if opts.Store == nil {
 		return nil, errors.New("release server: no store")
 	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
-	}
+	opts.Logger = cmp.Or(opts.Logger, slog.New(slog.DiscardHandler))
 	opts.BaseURL = strings.TrimRight(opts.BaseURL, "/")
-	def := func(d *time.Duration, v time.Duration) {
-		if *d <= 0 {
-			*d = v
-		}
-	}
-	def(&opts.CommandTimeout, 5*time.Minute)
-	def(&opts.RunningTimeout, 30*time.Minute)
-	def(&opts.SweepInterval, 30*time.Second)
-	def(&opts.SessionTTL, 12*time.Hour)
-	def(&opts.MaxPollWait, 60*time.Second)
-	def(&opts.StreamPoll, 2*time.Second)
+	// A negative duration means the default, like zero.
+	opts.CommandTimeout = cmp.Or(max(opts.CommandTimeout, 0), 5*time.Minute)
+	opts.RunningTimeout = cmp.Or(max(opts.RunningTimeout, 0), 30*time.Minute)
+	opts.SweepInterval = cmp.Or(max(opts.SweepInterval, 0), 30*time.Second)
+	opts.SessionTTL = cmp.Or(max(opts.SessionTTL, 0), 12*time.Hour)
+	opts.MaxPollWait = cmp.Or(max(opts.MaxPollWait, 0), 60*time.Second)
+	opts.StreamPoll = cmp.Or(max(opts.StreamPoll, 0), 2*time.Second)
 
 	s := &Server{opts: opts, st: opts.Store, log: opts.Logger, notify: newNotifier(), agents: newPresence(), metrics: newMetrics(opts.Store)}
 	var err error
@@ -285,9 +280,4 @@ func (s *Server) Sweep(ctx context.Context) error {
 	return err
 }
 
-func (s *Server) baseForNotes() string {
-	if s.opts.BaseURL != "" {
-		return s.opts.BaseURL
-	}
-	return "<server URL>"
-}
+func (s *Server) baseForNotes() string { return cmp.Or(s.opts.BaseURL, "<server URL>") }

@@ -1,8 +1,10 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"time"
@@ -73,44 +75,13 @@ func (s *Server) streamRelease(w http.ResponseWriter, r *http.Request, rec store
 	keepalive := time.NewTicker(20 * time.Second)
 	defer keepalive.Stop()
 	var lastState []byte
-	id := rec.ID
 	for {
-		woken := s.notify.wait(releaseKey(id))
-		evs, err := s.st.Events(ctx, id, after)
+		woken := s.notify.wait(releaseKey(rec.ID))
+		final, err := s.streamOnce(ctx, w, rec.ID, &after, &lastState)
 		if err != nil {
 			return
 		}
-		for _, e := range evs {
-			b, _ := json.Marshal(e)
-			fmt.Fprintf(w, "id: %d\nevent: progress\ndata: %s\n\n", e.Seq, b)
-			after = e.Seq
-		}
-		cur, err := s.st.Release(ctx, id)
-		if err != nil {
-			return
-		}
-		st := streamState{ID: cur.ID, Status: string(cur.Status), AwaitingApproval: cur.AwaitingApproval(), FailureReason: cur.FailureReason,
-			Reason: cur.Reason, ReasonText: reasonText(cur.Reason),
-			ApprovedBy: cur.ApprovedBy, RejectedBy: cur.RejectedBy, StartedAt: cur.StartedAt, FinishedAt: cur.FinishedAt,
-			Version: cur.Version.Number, InstanceCount: cur.InstanceCount}
-		if cur.StartedAt != nil {
-			st.Duration = humanDuration(cur.Duration(s.st.Now()))
-		}
-		if cur.CommandID != "" {
-			if c, err := s.st.Command(ctx, cur.CommandID); err == nil {
-				st.CommandState, st.CommandNote = c.State, c.Note
-			}
-		}
-		b, _ := json.Marshal(st)
-		// The duration of a running release changes every read; compare without it.
-		cmp := st
-		cmp.Duration = ""
-		cb, _ := json.Marshal(cmp)
-		if string(cb) != string(lastState) {
-			fmt.Fprintf(w, "event: release\ndata: %s\n\n", b)
-			lastState = cb
-		}
-		if cur.Status.Final() {
+		if final {
 			fmt.Fprintf(w, "event: end\ndata: {}\n\n")
 			fl.Flush()
 			return
@@ -127,6 +98,50 @@ func (s *Server) streamRelease(w http.ResponseWriter, r *http.Request, rec store
 			return
 		}
 	}
+}
+
+// streamOnce writes the events after *after and, when it changed since *lastState, the
+// release's state; final says whether the release has ended.
+func (s *Server) streamOnce(ctx context.Context, w io.Writer, id string, after *int, lastState *[]byte) (final bool, err error) {
+	evs, err := s.st.Events(ctx, id, *after)
+	if err != nil {
+		return false, err
+	}
+	for _, e := range evs {
+		b, _ := json.Marshal(e)
+		fmt.Fprintf(w, "id: %d\nevent: progress\ndata: %s\n\n", e.Seq, b)
+		*after = e.Seq
+	}
+	cur, err := s.st.Release(ctx, id)
+	if err != nil {
+		return false, err
+	}
+	st := s.streamStateOf(ctx, cur)
+	b, _ := json.Marshal(st)
+	// The duration of a running release changes every read; compare without it.
+	st.Duration = ""
+	cb, _ := json.Marshal(st)
+	if string(cb) != string(*lastState) {
+		fmt.Fprintf(w, "event: release\ndata: %s\n\n", b)
+		*lastState = cb
+	}
+	return cur.Status.Final(), nil
+}
+
+func (s *Server) streamStateOf(ctx context.Context, cur store.ReleaseRecord) streamState {
+	st := streamState{ID: cur.ID, Status: string(cur.Status), AwaitingApproval: cur.AwaitingApproval(), FailureReason: cur.FailureReason,
+		Reason: cur.Reason, ReasonText: reasonText(cur.Reason),
+		ApprovedBy: cur.ApprovedBy, RejectedBy: cur.RejectedBy, StartedAt: cur.StartedAt, FinishedAt: cur.FinishedAt,
+		Version: cur.Version.Number, InstanceCount: cur.InstanceCount}
+	if cur.StartedAt != nil {
+		st.Duration = humanDuration(cur.Duration(s.st.Now()))
+	}
+	if cur.CommandID != "" {
+		if c, err := s.st.Command(ctx, cur.CommandID); err == nil {
+			st.CommandState, st.CommandNote = c.State, c.Note
+		}
+	}
+	return st
 }
 
 // humanDuration renders a duration the way people read it: 340ms, 4.2s, 45s, 3m 12s, 1h 4m.
