@@ -239,18 +239,13 @@ func firstLine(s string) string {
 
 // AppliedMigrations lists the schema versions recorded in the database, oldest first.
 func (s *Store) AppliedMigrations(ctx context.Context) ([]int, error) {
-	rows, err := s.query(ctx, `SELECT version FROM schema_migrations ORDER BY version`)
+	out, err := queryAll(ctx, s, func(r scanner) (int, error) {
+		var v int
+		err := r.Scan(&v)
+		return v, err
+	}, `SELECT version FROM schema_migrations ORDER BY version`)
 	if err != nil {
 		return nil, fmt.Errorf("read applied migrations: %w", err)
 	}
-	defer rows.Close()
-	var out []int
-	for rows.Next() {
-		var v int
-		if err := rows.Scan(&v); err != nil {
-			return nil, err
-		}
-		out = append(out, v)
-	}
-	return out, rows.Err()
+	return out, nil
 }
