@@ -28,7 +28,11 @@ func (s *Server) api(h apiHandler) http.HandlerFunc {
 	}
 }
 
-func (s *Server) apiNotFound(w http.ResponseWriter, r *http.Request) {
+// jsonAPI serves /api/v1: the deployer's and agent's reports, commands, and the JSON views of
+// what the dashboard shows. It shares the server's store, auth, audit and notifications.
+type jsonAPI struct{ *Server }
+
+func (s jsonAPI) apiNotFound(w http.ResponseWriter, r *http.Request) {
 	for _, m := range []string{http.MethodGet, http.MethodPost} {
 		if m == r.Method {
 			continue
@@ -92,7 +96,7 @@ func (s *Server) releaseFor(ctx context.Context, p principal, id string) (store.
 	return rec, nil
 }
 
-func (s *Server) apiStartRelease(w http.ResponseWriter, r *http.Request, p principal) error {
+func (s jsonAPI) apiStartRelease(w http.ResponseWriter, r *http.Request, p principal) error {
 	if err := tokenOnly(p, "report releases"); err != nil {
 		return err
 	}
@@ -138,7 +142,7 @@ func (s *Server) apiStartRelease(w http.ResponseWriter, r *http.Request, p princ
 	return nil
 }
 
-func (s *Server) apiGetRelease(w http.ResponseWriter, r *http.Request, p principal) error {
+func (s jsonAPI) apiGetRelease(w http.ResponseWriter, r *http.Request, p principal) error {
 	rec, err := s.releaseFor(r.Context(), p, r.PathValue("id"))
 	if err != nil {
 		return err
@@ -151,7 +155,7 @@ func (s *Server) apiGetRelease(w http.ResponseWriter, r *http.Request, p princip
 	return nil
 }
 
-func (s *Server) apiAddEvent(w http.ResponseWriter, r *http.Request, p principal) error {
+func (s jsonAPI) apiAddEvent(w http.ResponseWriter, r *http.Request, p principal) error {
 	if err := tokenOnly(p, "report progress"); err != nil {
 		return err
 	}
@@ -176,7 +180,7 @@ func (s *Server) apiAddEvent(w http.ResponseWriter, r *http.Request, p principal
 	return nil
 }
 
-func (s *Server) apiFinishRelease(w http.ResponseWriter, r *http.Request, p principal) error {
+func (s jsonAPI) apiFinishRelease(w http.ResponseWriter, r *http.Request, p principal) error {
 	if err := tokenOnly(p, "finish releases"); err != nil {
 		return err
 	}
@@ -214,7 +218,7 @@ func (s *Server) apiFinishRelease(w http.ResponseWriter, r *http.Request, p prin
 	return nil
 }
 
-func (s *Server) apiListReleases(w http.ResponseWriter, r *http.Request, p principal) error {
+func (s jsonAPI) apiListReleases(w http.ResponseWriter, r *http.Request, p principal) error {
 	q := r.URL.Query()
 	f := store.ReleaseFilter{Environment: q.Get("environment"), Model: q.Get("model"), Status: releases.Status(q.Get("status")),
 		Before: q.Get("before"), After: q.Get("after")}
@@ -245,15 +249,15 @@ func (s *Server) apiListReleases(w http.ResponseWriter, r *http.Request, p princ
 	return nil
 }
 
-func (s *Server) apiApprove(w http.ResponseWriter, r *http.Request, p principal) error {
+func (s jsonAPI) apiApprove(w http.ResponseWriter, r *http.Request, p principal) error {
 	return s.decide(w, r, p, true)
 }
 
-func (s *Server) apiReject(w http.ResponseWriter, r *http.Request, p principal) error {
+func (s jsonAPI) apiReject(w http.ResponseWriter, r *http.Request, p principal) error {
 	return s.decide(w, r, p, false)
 }
 
-func (s *Server) decide(w http.ResponseWriter, r *http.Request, p principal, approve bool) error {
+func (s jsonAPI) decide(w http.ResponseWriter, r *http.Request, p principal, approve bool) error {
 	var body struct {
 		Reason string `json:"reason"`
 	}
@@ -302,7 +306,7 @@ func (s *Server) decideRelease(r *http.Request, p principal, id string, approve 
 	return rec, nil
 }
 
-func (s *Server) apiCancel(w http.ResponseWriter, r *http.Request, p principal) error {
+func (s jsonAPI) apiCancel(w http.ResponseWriter, r *http.Request, p principal) error {
 	rec, err := s.cancelRelease(r, p, r.PathValue("id"))
 	if err != nil {
 		return err
@@ -334,7 +338,7 @@ func (s *Server) cancelRelease(r *http.Request, p principal, id string) (store.R
 	return rec, err
 }
 
-func (s *Server) apiNextCommand(w http.ResponseWriter, r *http.Request, p principal) error {
+func (s jsonAPI) apiNextCommand(w http.ResponseWriter, r *http.Request, p principal) error {
 	if err := tokenOnly(p, "take commands"); err != nil {
 		return err
 	}
@@ -381,7 +385,7 @@ func (s *Server) apiNextCommand(w http.ResponseWriter, r *http.Request, p princi
 	}
 }
 
-func (s *Server) apiCommandResult(w http.ResponseWriter, r *http.Request, p principal) error {
+func (s jsonAPI) apiCommandResult(w http.ResponseWriter, r *http.Request, p principal) error {
 	if err := tokenOnly(p, "report command results"); err != nil {
 		return err
 	}
@@ -413,7 +417,7 @@ func (s *Server) apiCommandResult(w http.ResponseWriter, r *http.Request, p prin
 	return nil
 }
 
-func (s *Server) apiListCommands(w http.ResponseWriter, r *http.Request, p principal) error {
+func (s jsonAPI) apiListCommands(w http.ResponseWriter, r *http.Request, p principal) error {
 	env := r.URL.Query().Get("environment")
 	if p.token != nil {
 		if env == "" {
@@ -434,7 +438,7 @@ func (s *Server) apiListCommands(w http.ResponseWriter, r *http.Request, p princ
 	return nil
 }
 
-func (s *Server) apiGetCommand(w http.ResponseWriter, r *http.Request, p principal) error {
+func (s jsonAPI) apiGetCommand(w http.ResponseWriter, r *http.Request, p principal) error {
 	c, err := s.st.Command(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return err
@@ -471,7 +475,7 @@ func (s *Server) environmentViews(ctx context.Context, p principal) ([]Environme
 	return out, nil
 }
 
-func (s *Server) apiEnvironments(w http.ResponseWriter, r *http.Request, p principal) error {
+func (s jsonAPI) apiEnvironments(w http.ResponseWriter, r *http.Request, p principal) error {
 	envs, err := s.environmentViews(r.Context(), p)
 	if err != nil {
 		return err
@@ -480,7 +484,7 @@ func (s *Server) apiEnvironments(w http.ResponseWriter, r *http.Request, p princ
 	return nil
 }
 
-func (s *Server) apiPutEnvironment(w http.ResponseWriter, r *http.Request, p principal) error {
+func (s jsonAPI) apiPutEnvironment(w http.ResponseWriter, r *http.Request, p principal) error {
 	if err := p.needRole(store.RoleAdmin, "manage environments"); err != nil {
 		return err
 	}
@@ -499,7 +503,7 @@ func (s *Server) apiPutEnvironment(w http.ResponseWriter, r *http.Request, p pri
 		return err
 	}
 	err := s.st.PutEnvironment(r.Context(), e)
-	s.audit(r, p.name(), "environment.save", e.Name, "", e.Name, outcomeOf(s, r, err), fmt.Sprintf("kind=%s region=%s approval=%t position=%d", e.Kind, e.Region, e.RequiresApproval, e.Position))
+	s.audit(r, p.name(), "environment.save", e.Name, "", e.Name, outcomeOf(s.Server, r, err), fmt.Sprintf("kind=%s region=%s approval=%t position=%d", e.Kind, e.Region, e.RequiresApproval, e.Position))
 	if err != nil {
 		return err
 	}
@@ -518,7 +522,7 @@ func outcomeOf(s *Server, r *http.Request, err error) string {
 	return s.publicMessage(r, err)
 }
 
-func (s *Server) apiComponents(w http.ResponseWriter, r *http.Request, p principal) error {
+func (s jsonAPI) apiComponents(w http.ResponseWriter, r *http.Request, p principal) error {
 	list, err := s.st.Components(r.Context())
 	if err != nil {
 		return err
@@ -586,7 +590,7 @@ func (s *Server) componentDetail(ctx context.Context, env, model string) (Compon
 	return d, nil
 }
 
-func (s *Server) apiComponent(w http.ResponseWriter, r *http.Request, p principal) error {
+func (s jsonAPI) apiComponent(w http.ResponseWriter, r *http.Request, p principal) error {
 	env, model := r.PathValue("env"), r.PathValue("model")
 	if err := p.canSee(env); err != nil {
 		return err
@@ -606,7 +610,7 @@ type CommandRequest struct {
 	To        string `json:"to,omitempty"`        // promote: the target environment (default: the next one)
 }
 
-func (s *Server) apiCommand(w http.ResponseWriter, r *http.Request, p principal) error {
+func (s jsonAPI) apiCommand(w http.ResponseWriter, r *http.Request, p principal) error {
 	kind := releases.CommandKind(r.PathValue("command"))
 	switch kind {
 	case releases.CommandRestore, releases.CommandRollback, releases.CommandScale, releases.CommandPromote:
@@ -629,7 +633,7 @@ func (s *Server) apiCommand(w http.ResponseWriter, r *http.Request, p principal)
 	return nil
 }
 
-func (s *Server) apiApprovals(w http.ResponseWriter, r *http.Request, p principal) error {
+func (s jsonAPI) apiApprovals(w http.ResponseWriter, r *http.Request, p principal) error {
 	list, err := s.st.PendingApprovals(r.Context())
 	if err != nil {
 		return err
@@ -644,7 +648,7 @@ func (s *Server) apiApprovals(w http.ResponseWriter, r *http.Request, p principa
 	return nil
 }
 
-func (s *Server) apiTokens(w http.ResponseWriter, r *http.Request, p principal) error {
+func (s jsonAPI) apiTokens(w http.ResponseWriter, r *http.Request, p principal) error {
 	if err := p.needRole(store.RoleAdmin, "manage tokens"); err != nil {
 		return err
 	}
@@ -665,7 +669,7 @@ type NewToken struct {
 	Secret string `json:"token"`
 }
 
-func (s *Server) apiCreateToken(w http.ResponseWriter, r *http.Request, p principal) error {
+func (s jsonAPI) apiCreateToken(w http.ResponseWriter, r *http.Request, p principal) error {
 	if err := p.needRole(store.RoleAdmin, "manage tokens"); err != nil {
 		return err
 	}
@@ -696,7 +700,7 @@ func (s *Server) createToken(r *http.Request, p principal, env, name string) (Ne
 	return NewToken{Token: t, Secret: secret}, err
 }
 
-func (s *Server) apiRevokeToken(w http.ResponseWriter, r *http.Request, p principal) error {
+func (s jsonAPI) apiRevokeToken(w http.ResponseWriter, r *http.Request, p principal) error {
 	if err := p.needRole(store.RoleAdmin, "manage tokens"); err != nil {
 		return err
 	}
@@ -714,7 +718,7 @@ func (s *Server) revokeToken(r *http.Request, p principal, id string) (store.Tok
 	return t, err
 }
 
-func (s *Server) apiUsers(w http.ResponseWriter, r *http.Request, p principal) error {
+func (s jsonAPI) apiUsers(w http.ResponseWriter, r *http.Request, p principal) error {
 	if err := p.needRole(store.RoleAdmin, "manage users"); err != nil {
 		return err
 	}
@@ -726,7 +730,7 @@ func (s *Server) apiUsers(w http.ResponseWriter, r *http.Request, p principal) e
 	return nil
 }
 
-func (s *Server) apiAddUser(w http.ResponseWriter, r *http.Request, p principal) error {
+func (s jsonAPI) apiAddUser(w http.ResponseWriter, r *http.Request, p principal) error {
 	if err := p.needRole(store.RoleAdmin, "manage users"); err != nil {
 		return err
 	}
@@ -773,7 +777,7 @@ func (s *Server) addUser(r *http.Request, p principal, name, role, password stri
 	return pw, err
 }
 
-func (s *Server) apiAudit(w http.ResponseWriter, r *http.Request, p principal) error {
+func (s jsonAPI) apiAudit(w http.ResponseWriter, r *http.Request, p principal) error {
 	if err := p.needRole(store.RoleViewer, "read the audit log"); err != nil {
 		return err
 	}
@@ -796,7 +800,7 @@ func (s *Server) apiAudit(w http.ResponseWriter, r *http.Request, p principal) e
 	return nil
 }
 
-func (s *Server) apiMe(w http.ResponseWriter, r *http.Request, p principal) error {
+func (s jsonAPI) apiMe(w http.ResponseWriter, r *http.Request, p principal) error {
 	if p.token != nil {
 		writeJSON(w, http.StatusOK, map[string]string{"kind": "token", "name": p.token.Name, "environment": p.token.Environment})
 		return nil

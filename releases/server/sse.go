@@ -13,6 +13,9 @@ import (
 	"github.com/sagedeploy/sagedeploy/releases/store"
 )
 
+// streams serves server-sent events of a release's progress, for the API and the release page.
+type streams struct{ *Server }
+
 // streamState is the "release" event of a release stream: what the release page updates in place.
 type streamState struct {
 	ID               string                `json:"id"`
@@ -32,7 +35,7 @@ type streamState struct {
 	InstanceCount    int                   `json:"instance_count,omitempty"`
 }
 
-func (s *Server) apiStream(w http.ResponseWriter, r *http.Request) {
+func (s streams) apiStream(w http.ResponseWriter, r *http.Request) {
 	p, err := s.authenticate(r)
 	if err != nil {
 		s.writeError(w, r, err)
@@ -49,7 +52,7 @@ func (s *Server) apiStream(w http.ResponseWriter, r *http.Request) {
 // streamRelease sends a release's events as server-sent events ("progress", with the event's
 // seq as id, so a reconnecting browser resumes with Last-Event-ID), its state whenever it changes
 // ("release"), and "end" once it is final.
-func (s *Server) streamRelease(w http.ResponseWriter, r *http.Request, rec store.ReleaseRecord) {
+func (s streams) streamRelease(w http.ResponseWriter, r *http.Request, rec store.ReleaseRecord) {
 	fl, ok := w.(http.Flusher)
 	if !ok {
 		http.Error(w, "streaming is not supported by this connection", http.StatusInternalServerError)
@@ -102,7 +105,7 @@ func (s *Server) streamRelease(w http.ResponseWriter, r *http.Request, rec store
 
 // streamOnce writes the events after *after and, when it changed since *lastState, the
 // release's state; final says whether the release has ended.
-func (s *Server) streamOnce(ctx context.Context, w io.Writer, id string, after *int, lastState *[]byte) (final bool, err error) {
+func (s streams) streamOnce(ctx context.Context, w io.Writer, id string, after *int, lastState *[]byte) (final bool, err error) {
 	evs, err := s.st.Events(ctx, id, *after)
 	if err != nil {
 		return false, err
@@ -128,7 +131,7 @@ func (s *Server) streamOnce(ctx context.Context, w io.Writer, id string, after *
 	return cur.Status.Final(), nil
 }
 
-func (s *Server) streamStateOf(ctx context.Context, cur store.ReleaseRecord) streamState {
+func (s streams) streamStateOf(ctx context.Context, cur store.ReleaseRecord) streamState {
 	st := streamState{ID: cur.ID, Status: string(cur.Status), AwaitingApproval: cur.AwaitingApproval(), FailureReason: cur.FailureReason,
 		Reason: cur.Reason, ReasonText: reasonText(cur.Reason),
 		ApprovedBy: cur.ApprovedBy, RejectedBy: cur.RejectedBy, StartedAt: cur.StartedAt, FinishedAt: cur.FinishedAt,
