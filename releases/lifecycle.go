@@ -3,6 +3,7 @@ package releases
 import (
 	"cmp"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -29,6 +30,44 @@ func ValidKind(k Kind) bool {
 // AwaitingApproval reports whether the release waits at its environment's gate.
 func (r Release) AwaitingApproval() bool {
 	return r.Status == StatusPending && r.NeedsApproval && r.ApprovedBy == "" && r.RejectedBy == ""
+}
+
+// Check refuses a start report that no release could accept, naming what is wrong.
+func (st ReleaseStart) Check() error {
+	var miss []string
+	for _, f := range []struct{ name, value string }{{"environment", st.Environment}, {"model", st.Model}, {"kind", string(st.Kind)}} {
+		if f.value == "" {
+			miss = append(miss, f.name)
+		}
+	}
+	if len(miss) > 0 {
+		return Errorf(EINVALID, "the release start is missing %s; for example %s", strings.Join(miss, ", "), `{"environment": "dev", "model": "abalone", "kind": "deploy", "version": {"number": 3}}`)
+	}
+	if !ValidKind(st.Kind) {
+		return Errorf(EINVALID, "release kind %q is not valid: use deploy, promote, restore or scale", st.Kind)
+	}
+	if st.ID == "" && st.Kind != KindScale && st.Version.Number <= 0 {
+		return Errorf(EINVALID, "the %s of %s in %s names no version: set version.number (the model package version), e.g. {\"version\": {\"number\": 3}}", st.Kind, st.Model, st.Environment)
+	}
+	if st.Version.Number < 0 || st.InstanceCount < 0 {
+		return Errorf(EINVALID, "version number and instance count cannot be negative")
+	}
+	return nil
+}
+
+// Check refuses a finish report that cannot end any release.
+func (f ReleaseFinish) Check() error {
+	switch {
+	case f.Status == "":
+		return Errorf(EINVALID, "the release finish is missing status; for example %s", `{"status": "succeeded", "serving_version": {"number": 3}}`)
+	case !f.Status.Final():
+		return Errorf(EINVALID, "status %q does not end a release: use succeeded, failed or canceled", f.Status)
+	case f.Reason != "" && !f.Reason.Valid():
+		return Errorf(EINVALID, "reason %q is not valid: use rolled-back, verification-failed, timed-out, failed, errored or canceled", f.Reason)
+	case f.InstanceCount < 0:
+		return Errorf(EINVALID, "instance count cannot be negative")
+	}
+	return nil
 }
 
 // Open starts a release a deployer reports on its own: pending at the gate when env's gate holds
@@ -125,11 +164,8 @@ func Cancel(r *Release, cmd CommandState, user string, now time.Time) error {
 // already ended with the same status, so that a retried report is harmless. A failure reported
 // without a reason (older clients) counts as ReasonErrored.
 func Finish(r *Release, f ReleaseFinish, now time.Time) (changed bool, err error) {
-	if !f.Status.Final() {
-		return false, Errorf(EINVALID, "status %q does not end a release: use succeeded, failed or canceled", f.Status)
-	}
-	if f.Reason != "" && !f.Reason.Valid() {
-		return false, Errorf(EINVALID, "reason %q of release %s is not valid: use rolled-back, verification-failed, timed-out, failed, errored or canceled", f.Reason, r.ID)
+	if err := f.Check(); err != nil {
+		return false, err
 	}
 	if r.Status.Final() {
 		if r.Status == f.Status {

@@ -361,3 +361,28 @@ func TestReasonTexts(t *testing.T) {
 		t.Error("an unknown reason is valid")
 	}
 }
+
+func TestReportChecks(t *testing.T) {
+	v3 := releases.Version{Number: 3}
+	for _, tc := range []struct {
+		name  string
+		err   error
+		code  string
+		parts []string
+	}{
+		{"a complete start", releases.ReleaseStart{Environment: "dev", Model: "abalone", Kind: releases.KindDeploy, Version: v3}.Check(), "", nil},
+		{"a scale needs no version", releases.ReleaseStart{Environment: "dev", Model: "abalone", Kind: releases.KindScale}.Check(), "", nil},
+		{"a start into a command's release needs no version", releases.ReleaseStart{ID: "r1", Environment: "dev", Model: "abalone", Kind: releases.KindRestore}.Check(), "", nil},
+		{"a start without names", releases.ReleaseStart{Kind: releases.KindDeploy}.Check(), releases.EINVALID, []string{"missing environment, model"}},
+		{"an unknown kind", releases.ReleaseStart{Environment: "dev", Model: "abalone", Kind: "yolo"}.Check(), releases.EINVALID, []string{`"yolo"`, "deploy, promote, restore or scale"}},
+		{"a deploy without a version", releases.ReleaseStart{Environment: "dev", Model: "abalone", Kind: releases.KindDeploy}.Check(), releases.EINVALID, []string{"names no version"}},
+		{"negative instances", releases.ReleaseStart{Environment: "dev", Model: "abalone", Kind: releases.KindDeploy, Version: v3, InstanceCount: -1}.Check(), releases.EINVALID, []string{"negative"}},
+		{"a finish", releases.ReleaseFinish{Status: releases.StatusFailed, Reason: releases.ReasonRolledBack}.Check(), "", nil},
+		{"a finish without status", releases.ReleaseFinish{}.Check(), releases.EINVALID, []string{"missing status"}},
+		{"a finish that ends nothing", releases.ReleaseFinish{Status: releases.StatusPending}.Check(), releases.EINVALID, []string{`"pending"`}},
+		{"a finish with an unknown reason", releases.ReleaseFinish{Status: releases.StatusFailed, Reason: "gremlins"}.Check(), releases.EINVALID, []string{`"gremlins"`}},
+		{"a finish with negative instances", releases.ReleaseFinish{Status: releases.StatusSucceeded, InstanceCount: -2}.Check(), releases.EINVALID, []string{"negative"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) { wantErr(t, tc.err, tc.code, tc.parts...) })
+	}
+}

@@ -104,27 +104,8 @@ func (s jsonAPI) apiStartRelease(w http.ResponseWriter, r *http.Request, p princ
 	if err := decodeJSON(r, &st, "the release start"); err != nil {
 		return err
 	}
-	var miss []string
-	if st.Environment == "" {
-		miss = append(miss, "environment")
-	}
-	if st.Model == "" {
-		miss = append(miss, "model")
-	}
-	if st.Kind == "" {
-		miss = append(miss, "kind")
-	}
-	if err := missing("the release start", miss, `{"environment": "dev", "model": "abalone", "kind": "deploy", "version": {"number": 3}}`); err != nil {
+	if err := st.Check(); err != nil {
 		return err
-	}
-	if !releases.ValidKind(st.Kind) {
-		return releases.Errorf(releases.EINVALID, "release kind %q is not valid: use deploy, promote, restore or scale", st.Kind)
-	}
-	if st.ID == "" && st.Kind != releases.KindScale && st.Version.Number <= 0 {
-		return releases.Errorf(releases.EINVALID, "the %s of %s in %s names no version: set version.number (the model package version), e.g. {\"version\": {\"number\": 3}}", st.Kind, st.Model, st.Environment)
-	}
-	if st.Version.Number < 0 || st.InstanceCount < 0 {
-		return releases.Errorf(releases.EINVALID, "version number and instance count cannot be negative")
 	}
 	if p.token.Environment != st.Environment {
 		return releases.Errorf(releases.EFORBIDDEN, "this integration token belongs to environment %s; it cannot report releases of %s to environment %s (use a token of %s)", p.token.Environment, st.Model, st.Environment, st.Environment)
@@ -192,14 +173,8 @@ func (s jsonAPI) apiFinishRelease(w http.ResponseWriter, r *http.Request, p prin
 	if err := decodeJSON(r, &f, "the release finish"); err != nil {
 		return err
 	}
-	if f.Status == "" {
-		return missing("the release finish", []string{"status"}, `{"status": "succeeded", "serving_version": {"number": 3}}`)
-	}
-	if !f.Status.Final() {
-		return releases.Errorf(releases.EINVALID, "status %q does not end a release: use succeeded, failed or canceled", f.Status)
-	}
-	if f.InstanceCount < 0 {
-		return releases.Errorf(releases.EINVALID, "instance count cannot be negative")
+	if err := f.Check(); err != nil {
+		return err
 	}
 	wasFinal := rec.Status.Final()
 	out, err := s.st.FinishRelease(r.Context(), rec.ID, f)

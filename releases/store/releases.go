@@ -32,9 +32,6 @@ func (r ReleaseRecord) Duration(now time.Time) time.Duration {
 	return end.Sub(*r.StartedAt)
 }
 
-// ValidKind reports whether k is a release kind.
-func ValidKind(k releases.Kind) bool { return releases.ValidKind(k) }
-
 const releaseCols = `id, environment, model, kind, status, version_json, previous_version_json, endpoint_name,
 	endpoint_config_name, instance_type, instance_count, trigger_type, trigger_user, trigger_pipeline_id,
 	trigger_project_id, failure_reason, reason, needs_approval, approved_by, rejected_by, command_id, created_at,
