@@ -171,7 +171,8 @@ var migrations = []migration{
 	{3, "typed failure reason of finished releases", []string{
 		`ALTER TABLE releases ADD COLUMN reason TEXT NOT NULL DEFAULT ''`,
 		// Gate decisions and cancels left their mark before the column existed; failures did not
-		// say whose they were, so they stay without a reason.
+		// say whose they were, so they stay without a reason. Literals, not Go constants: a
+		// migration means the same forever.
 		`UPDATE releases SET reason = 'rejected' WHERE status = 'canceled' AND rejected_by <> ''`,
 		`UPDATE releases SET reason = 'canceled' WHERE status = 'canceled' AND rejected_by = ''`,
 	}},
