@@ -1,6 +1,7 @@
 // Package releases holds the release domain — environments, components, versions, releases with
-// their progress events, and the commands the dashboard sends to agents — and the HTTP client that
-// the deployer and the agent use to talk to a release server.
+// their progress events, and the commands the dashboard sends to agents — with the rules of their
+// lifecycle (pure functions that refuse with a coded *Error), and the HTTP client that the
+// deployer and the agent use to talk to a release server.
 package releases
 
 import "time"
