@@ -242,6 +242,13 @@ func (r Reason) Valid() bool {
 	return false
 }
 
+// Issue links a planned command and its release as they are created: the release pending, at
+// the gate when gated; the command waiting at the gate too, or queued for an agent.
+func Issue(cmd *Command, rel *Release, gated bool) {
+	rel.Status, rel.NeedsApproval, rel.CommandID = StatusPending, gated, cmd.ID
+	cmd.State, cmd.ReleaseID = NewCommandState(gated), rel.ID
+}
+
 // NewCommandState is where a new command starts: at the gate when its release needs an approval,
 // else queued for an agent.
 func NewCommandState(gated bool) CommandState {

@@ -345,8 +345,17 @@ func TestCompleteCommand(t *testing.T) {
 			}
 		})
 	}
-	if releases.NewCommandState(true) != releases.CommandAwaitingApproval || releases.NewCommandState(false) != releases.CommandQueued {
-		t.Fatal("a new command starts at the gate when gated, queued otherwise")
+	for _, gated := range []bool{true, false} {
+		cmd, rel := releases.Command{ID: "c1"}, releases.Release{ID: "r1"}
+		releases.Issue(&cmd, &rel, gated)
+		want := releases.CommandQueued
+		if gated {
+			want = releases.CommandAwaitingApproval
+		}
+		if cmd.State != want || cmd.ReleaseID != "r1" || rel.CommandID != "c1" || rel.Status != releases.StatusPending ||
+			rel.NeedsApproval != gated || rel.AwaitingApproval() != gated {
+			t.Fatalf("issued (gated %v): %+v / %+v", gated, cmd, rel)
+		}
 	}
 }
 

@@ -60,9 +60,8 @@ func (s *Store) CreateCommand(ctx context.Context, cmd releases.Command, rel rel
 			return err
 		}
 		now := s.Now()
-		cmd.ID, cmd.CreatedAt, cmd.State = newID(), now, releases.NewCommandState(needsApproval)
-		rel.ID, rel.Status, rel.CreatedAt = newID(), releases.StatusPending, now
-		rel.NeedsApproval, rel.CommandID, cmd.ReleaseID = needsApproval, cmd.ID, rel.ID
+		cmd.ID, cmd.CreatedAt, rel.ID, rel.CreatedAt = newID(), now, newID(), now
+		releases.Issue(&cmd, &rel, needsApproval)
 		if err := t.insertRelease(ctx, ReleaseRecord{Release: rel, UpdatedAt: now}); err != nil {
 			return err
 		}
