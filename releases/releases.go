@@ -1,6 +1,7 @@
 // Package releases holds the release domain — environments, components, versions, releases with
-// their progress events, and the commands the dashboard sends to agents — and the HTTP client that
-// the deployer and the agent use to talk to a release server.
+// their progress events, and the commands the dashboard sends to agents — with the rules of their
+// lifecycle (pure functions that refuse with a coded *Error), and the HTTP client that the
+// deployer and the agent use to talk to a release server.
 package releases
 
 import "time"
@@ -111,9 +112,13 @@ type Release struct {
 	StartedAt     *time.Time `json:"started_at,omitempty"`
 	FinishedAt    *time.Time `json:"finished_at,omitempty"`
 	// ApprovedBy / RejectedBy name the user who decided at the environment's gate.
-	ApprovedBy string  `json:"approved_by,omitempty"`
-	RejectedBy string  `json:"rejected_by,omitempty"`
-	Events     []Event `json:"events,omitempty"` // filled on single-release reads
+	ApprovedBy string `json:"approved_by,omitempty"`
+	RejectedBy string `json:"rejected_by,omitempty"`
+	// NeedsApproval is set when the release was created into a gated environment.
+	NeedsApproval bool `json:"needs_approval"`
+	// CommandID names the dashboard command that created the release, if any.
+	CommandID string  `json:"command_id,omitempty"`
+	Events    []Event `json:"events,omitempty"` // filled on single-release reads
 }
 
 // ReleaseStart is what the deployer reports when it begins a release.
@@ -174,6 +179,8 @@ type Command struct {
 	ReleaseID       string      `json:"release_id"`
 	RequestedBy     string      `json:"requested_by"`
 	CreatedAt       time.Time   `json:"created_at"`
+	// State is where the command is in its delivery; the release lifecycle moves it.
+	State CommandState `json:"state"`
 }
 
 // CommandResult is what the agent reports when a command ends.

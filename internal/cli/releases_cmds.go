@@ -19,6 +19,7 @@ import (
 
 	"github.com/sagedeploy/sagedeploy/agent"
 	"github.com/sagedeploy/sagedeploy/deploy"
+	"github.com/sagedeploy/sagedeploy/internal/buildinfo"
 	"github.com/sagedeploy/sagedeploy/releases"
 	"github.com/sagedeploy/sagedeploy/releases/server"
 	"github.com/sagedeploy/sagedeploy/releases/store"
@@ -115,7 +116,7 @@ type ReleaseServer struct {
 // StartReleaseServer serves st on cfg.Addr until Stop (server.Listen), printing the first
 // admin's password to out when this start created it.
 func StartReleaseServer(ctx context.Context, log *slog.Logger, out io.Writer, st *store.Store, cfg ReleaseServerConfig) (*ReleaseServer, error) {
-	r, err := server.Listen(ctx, cfg.Addr, server.Options{Store: st, Logger: log, BaseURL: cfg.BaseURL, CommandTimeout: cfg.CommandTimeout, RunningTimeout: cfg.RunningTimeout})
+	r, err := server.Listen(ctx, cfg.Addr, server.Options{Store: st, Logger: log, BaseURL: cfg.BaseURL, CommandTimeout: cfg.CommandTimeout, RunningTimeout: cfg.RunningTimeout, Version: buildinfo.Version()})
 	if err != nil {
 		return nil, fmt.Errorf("%w (--addr)", err)
 	}

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net/http"
@@ -27,7 +28,11 @@ func (s *Server) api(h apiHandler) http.HandlerFunc {
 	}
 }
 
-func (s *Server) apiNotFound(w http.ResponseWriter, r *http.Request) {
+// jsonAPI serves /api/v1: the deployer's and agent's reports, commands, and the JSON views of
+// what the dashboard shows. It shares the server's store, auth, audit and notifications.
+type jsonAPI struct{ *Server }
+
+func (s jsonAPI) apiNotFound(w http.ResponseWriter, r *http.Request) {
 	for _, m := range []string{http.MethodGet, http.MethodPost} {
 		if m == r.Method {
 			continue
@@ -40,7 +45,7 @@ func (s *Server) apiNotFound(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	s.writeError(w, r, errorf(http.StatusNotFound, "no API route %s %s; the routes are listed in the README (they start with /api/v1/)", r.Method, r.URL.Path))
+	s.writeError(w, r, releases.Errorf(releases.ENOTFOUND, "no API route %s %s; the routes are listed in the README (they start with /api/v1/)", r.Method, r.URL.Path))
 }
 
 // ReleaseView is a release as the API answers it: the release with its events, and the command
@@ -74,7 +79,7 @@ func (s *Server) releaseView(ctx context.Context, r store.ReleaseRecord, withEve
 // tokenOnly answers 403 for users on routes only the deployer and agents use.
 func tokenOnly(p principal, doing string) error {
 	if p.token == nil {
-		return errorf(http.StatusForbidden, "only an integration token can %s (Authorization: Bearer <token>); create one in Settings", doing)
+		return releases.Errorf(releases.EFORBIDDEN, "only an integration token can %s (Authorization: Bearer <token>); create one in Settings", doing)
 	}
 	return nil
 }
@@ -86,12 +91,12 @@ func (s *Server) releaseFor(ctx context.Context, p principal, id string) (store.
 		return rec, err
 	}
 	if p.token != nil && p.token.Environment != rec.Environment {
-		return rec, errorf(http.StatusForbidden, "release %s belongs to environment %s; this integration token belongs to environment %s", id, rec.Environment, p.token.Environment)
+		return rec, releases.Errorf(releases.EFORBIDDEN, "release %s belongs to environment %s; this integration token belongs to environment %s", id, rec.Environment, p.token.Environment)
 	}
 	return rec, nil
 }
 
-func (s *Server) apiStartRelease(w http.ResponseWriter, r *http.Request, p principal) error {
+func (s jsonAPI) apiStartRelease(w http.ResponseWriter, r *http.Request, p principal) error {
 	if err := tokenOnly(p, "report releases"); err != nil {
 		return err
 	}
@@ -99,30 +104,11 @@ func (s *Server) apiStartRelease(w http.ResponseWriter, r *http.Request, p princ
 	if err := decodeJSON(r, &st, "the release start"); err != nil {
 		return err
 	}
-	var miss []string
-	if st.Environment == "" {
-		miss = append(miss, "environment")
-	}
-	if st.Model == "" {
-		miss = append(miss, "model")
-	}
-	if st.Kind == "" {
-		miss = append(miss, "kind")
-	}
-	if err := missing("the release start", miss, `{"environment": "dev", "model": "abalone", "kind": "deploy", "version": {"number": 3}}`); err != nil {
+	if err := st.Check(); err != nil {
 		return err
 	}
-	if !store.ValidKind(st.Kind) {
-		return errorf(http.StatusBadRequest, "release kind %q is not valid: use deploy, promote, restore or scale", st.Kind)
-	}
-	if st.ID == "" && st.Kind != releases.KindScale && st.Version.Number <= 0 {
-		return errorf(http.StatusBadRequest, "the %s of %s in %s names no version: set version.number (the model package version), e.g. {\"version\": {\"number\": 3}}", st.Kind, st.Model, st.Environment)
-	}
-	if st.Version.Number < 0 || st.InstanceCount < 0 {
-		return errorf(http.StatusBadRequest, "version number and instance count cannot be negative")
-	}
 	if p.token.Environment != st.Environment {
-		return errorf(http.StatusForbidden, "this integration token belongs to environment %s; it cannot report releases of %s to environment %s (use a token of %s)", p.token.Environment, st.Model, st.Environment, st.Environment)
+		return releases.Errorf(releases.EFORBIDDEN, "this integration token belongs to environment %s; it cannot report releases of %s to environment %s (use a token of %s)", p.token.Environment, st.Model, st.Environment, st.Environment)
 	}
 	rec, err := s.st.StartRelease(r.Context(), st)
 	if err != nil {
@@ -137,7 +123,7 @@ func (s *Server) apiStartRelease(w http.ResponseWriter, r *http.Request, p princ
 	return nil
 }
 
-func (s *Server) apiGetRelease(w http.ResponseWriter, r *http.Request, p principal) error {
+func (s jsonAPI) apiGetRelease(w http.ResponseWriter, r *http.Request, p principal) error {
 	rec, err := s.releaseFor(r.Context(), p, r.PathValue("id"))
 	if err != nil {
 		return err
@@ -150,7 +136,7 @@ func (s *Server) apiGetRelease(w http.ResponseWriter, r *http.Request, p princip
 	return nil
 }
 
-func (s *Server) apiAddEvent(w http.ResponseWriter, r *http.Request, p principal) error {
+func (s jsonAPI) apiAddEvent(w http.ResponseWriter, r *http.Request, p principal) error {
 	if err := tokenOnly(p, "report progress"); err != nil {
 		return err
 	}
@@ -175,7 +161,7 @@ func (s *Server) apiAddEvent(w http.ResponseWriter, r *http.Request, p principal
 	return nil
 }
 
-func (s *Server) apiFinishRelease(w http.ResponseWriter, r *http.Request, p principal) error {
+func (s jsonAPI) apiFinishRelease(w http.ResponseWriter, r *http.Request, p principal) error {
 	if err := tokenOnly(p, "finish releases"); err != nil {
 		return err
 	}
@@ -187,14 +173,8 @@ func (s *Server) apiFinishRelease(w http.ResponseWriter, r *http.Request, p prin
 	if err := decodeJSON(r, &f, "the release finish"); err != nil {
 		return err
 	}
-	if f.Status == "" {
-		return missing("the release finish", []string{"status"}, `{"status": "succeeded", "serving_version": {"number": 3}}`)
-	}
-	if !f.Status.Final() {
-		return errorf(http.StatusBadRequest, "status %q does not end a release: use succeeded, failed or canceled", f.Status)
-	}
-	if f.InstanceCount < 0 {
-		return errorf(http.StatusBadRequest, "instance count cannot be negative")
+	if err := f.Check(); err != nil {
+		return err
 	}
 	wasFinal := rec.Status.Final()
 	out, err := s.st.FinishRelease(r.Context(), rec.ID, f)
@@ -213,7 +193,7 @@ func (s *Server) apiFinishRelease(w http.ResponseWriter, r *http.Request, p prin
 	return nil
 }
 
-func (s *Server) apiListReleases(w http.ResponseWriter, r *http.Request, p principal) error {
+func (s jsonAPI) apiListReleases(w http.ResponseWriter, r *http.Request, p principal) error {
 	q := r.URL.Query()
 	f := store.ReleaseFilter{Environment: q.Get("environment"), Model: q.Get("model"), Status: releases.Status(q.Get("status")),
 		Before: q.Get("before"), After: q.Get("after")}
@@ -223,20 +203,18 @@ func (s *Server) apiListReleases(w http.ResponseWriter, r *http.Request, p princ
 	if l := q.Get("limit"); l != "" {
 		n, err := strconv.Atoi(l)
 		if err != nil || n < 1 || n > 200 {
-			return errorf(http.StatusBadRequest, "limit %q is not valid: use a number from 1 to 200", l)
+			return releases.Errorf(releases.EINVALID, "limit %q is not valid: use a number from 1 to 200", l)
 		}
 		f.Limit = n
 	}
 	if p.token != nil {
-		if f.Environment == "" {
-			f.Environment = p.token.Environment
-		}
+		f.Environment = cmp.Or(f.Environment, p.token.Environment)
 		if err := p.canSee(f.Environment); err != nil {
 			return err
 		}
 	}
 	if f.Status != "" && !f.Status.Final() && f.Status != releases.StatusPending && f.Status != releases.StatusRunning {
-		return errorf(http.StatusBadRequest, "status %q is not valid: use pending, running, succeeded, failed or canceled", f.Status)
+		return releases.Errorf(releases.EINVALID, "status %q is not valid: use pending, running, succeeded, failed or canceled", f.Status)
 	}
 	page, err := s.st.ListReleases(r.Context(), f)
 	if err != nil {
@@ -246,15 +224,15 @@ func (s *Server) apiListReleases(w http.ResponseWriter, r *http.Request, p princ
 	return nil
 }
 
-func (s *Server) apiApprove(w http.ResponseWriter, r *http.Request, p principal) error {
+func (s jsonAPI) apiApprove(w http.ResponseWriter, r *http.Request, p principal) error {
 	return s.decide(w, r, p, true)
 }
 
-func (s *Server) apiReject(w http.ResponseWriter, r *http.Request, p principal) error {
+func (s jsonAPI) apiReject(w http.ResponseWriter, r *http.Request, p principal) error {
 	return s.decide(w, r, p, false)
 }
 
-func (s *Server) decide(w http.ResponseWriter, r *http.Request, p principal, approve bool) error {
+func (s jsonAPI) decide(w http.ResponseWriter, r *http.Request, p principal, approve bool) error {
 	var body struct {
 		Reason string `json:"reason"`
 	}
@@ -303,7 +281,7 @@ func (s *Server) decideRelease(r *http.Request, p principal, id string, approve 
 	return rec, nil
 }
 
-func (s *Server) apiCancel(w http.ResponseWriter, r *http.Request, p principal) error {
+func (s jsonAPI) apiCancel(w http.ResponseWriter, r *http.Request, p principal) error {
 	rec, err := s.cancelRelease(r, p, r.PathValue("id"))
 	if err != nil {
 		return err
@@ -335,7 +313,7 @@ func (s *Server) cancelRelease(r *http.Request, p principal, id string) (store.R
 	return rec, err
 }
 
-func (s *Server) apiNextCommand(w http.ResponseWriter, r *http.Request, p principal) error {
+func (s jsonAPI) apiNextCommand(w http.ResponseWriter, r *http.Request, p principal) error {
 	if err := tokenOnly(p, "take commands"); err != nil {
 		return err
 	}
@@ -343,7 +321,7 @@ func (s *Server) apiNextCommand(w http.ResponseWriter, r *http.Request, p princi
 	if v := r.URL.Query().Get("wait"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil || d < 0 {
-			return errorf(http.StatusBadRequest, "wait %q is not a duration: use e.g. 30s", v)
+			return releases.Errorf(releases.EINVALID, "wait %q is not a duration: use e.g. 30s", v)
 		}
 		wait = d
 	}
@@ -382,7 +360,7 @@ func (s *Server) apiNextCommand(w http.ResponseWriter, r *http.Request, p princi
 	}
 }
 
-func (s *Server) apiCommandResult(w http.ResponseWriter, r *http.Request, p principal) error {
+func (s jsonAPI) apiCommandResult(w http.ResponseWriter, r *http.Request, p principal) error {
 	if err := tokenOnly(p, "report command results"); err != nil {
 		return err
 	}
@@ -394,7 +372,7 @@ func (s *Server) apiCommandResult(w http.ResponseWriter, r *http.Request, p prin
 		return missing("the command result", []string{"status"}, `{"status": "succeeded"}`)
 	}
 	if !res.Status.Final() {
-		return errorf(http.StatusBadRequest, "status %q does not end a command: use succeeded or failed", res.Status)
+		return releases.Errorf(releases.EINVALID, "status %q does not end a command: use succeeded or failed", res.Status)
 	}
 	id := r.PathValue("id")
 	before, _ := s.st.Command(r.Context(), id)
@@ -414,7 +392,7 @@ func (s *Server) apiCommandResult(w http.ResponseWriter, r *http.Request, p prin
 	return nil
 }
 
-func (s *Server) apiListCommands(w http.ResponseWriter, r *http.Request, p principal) error {
+func (s jsonAPI) apiListCommands(w http.ResponseWriter, r *http.Request, p principal) error {
 	env := r.URL.Query().Get("environment")
 	if p.token != nil {
 		if env == "" {
@@ -435,7 +413,7 @@ func (s *Server) apiListCommands(w http.ResponseWriter, r *http.Request, p princ
 	return nil
 }
 
-func (s *Server) apiGetCommand(w http.ResponseWriter, r *http.Request, p principal) error {
+func (s jsonAPI) apiGetCommand(w http.ResponseWriter, r *http.Request, p principal) error {
 	c, err := s.st.Command(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return err
@@ -472,7 +450,7 @@ func (s *Server) environmentViews(ctx context.Context, p principal) ([]Environme
 	return out, nil
 }
 
-func (s *Server) apiEnvironments(w http.ResponseWriter, r *http.Request, p principal) error {
+func (s jsonAPI) apiEnvironments(w http.ResponseWriter, r *http.Request, p principal) error {
 	envs, err := s.environmentViews(r.Context(), p)
 	if err != nil {
 		return err
@@ -481,7 +459,7 @@ func (s *Server) apiEnvironments(w http.ResponseWriter, r *http.Request, p princ
 	return nil
 }
 
-func (s *Server) apiPutEnvironment(w http.ResponseWriter, r *http.Request, p principal) error {
+func (s jsonAPI) apiPutEnvironment(w http.ResponseWriter, r *http.Request, p principal) error {
 	if err := p.needRole(store.RoleAdmin, "manage environments"); err != nil {
 		return err
 	}
@@ -500,7 +478,7 @@ func (s *Server) apiPutEnvironment(w http.ResponseWriter, r *http.Request, p pri
 		return err
 	}
 	err := s.st.PutEnvironment(r.Context(), e)
-	s.audit(r, p.name(), "environment.save", e.Name, "", e.Name, outcomeOf(s, r, err), fmt.Sprintf("kind=%s region=%s approval=%t position=%d", e.Kind, e.Region, e.RequiresApproval, e.Position))
+	s.audit(r, p.name(), "environment.save", e.Name, "", e.Name, outcomeOf(s.Server, r, err), fmt.Sprintf("kind=%s region=%s approval=%t position=%d", e.Kind, e.Region, e.RequiresApproval, e.Position))
 	if err != nil {
 		return err
 	}
@@ -519,7 +497,7 @@ func outcomeOf(s *Server, r *http.Request, err error) string {
 	return s.publicMessage(r, err)
 }
 
-func (s *Server) apiComponents(w http.ResponseWriter, r *http.Request, p principal) error {
+func (s jsonAPI) apiComponents(w http.ResponseWriter, r *http.Request, p principal) error {
 	list, err := s.st.Components(r.Context())
 	if err != nil {
 		return err
@@ -587,7 +565,7 @@ func (s *Server) componentDetail(ctx context.Context, env, model string) (Compon
 	return d, nil
 }
 
-func (s *Server) apiComponent(w http.ResponseWriter, r *http.Request, p principal) error {
+func (s jsonAPI) apiComponent(w http.ResponseWriter, r *http.Request, p principal) error {
 	env, model := r.PathValue("env"), r.PathValue("model")
 	if err := p.canSee(env); err != nil {
 		return err
@@ -607,18 +585,18 @@ type CommandRequest struct {
 	To        string `json:"to,omitempty"`        // promote: the target environment (default: the next one)
 }
 
-func (s *Server) apiCommand(w http.ResponseWriter, r *http.Request, p principal) error {
+func (s jsonAPI) apiCommand(w http.ResponseWriter, r *http.Request, p principal) error {
 	kind := releases.CommandKind(r.PathValue("command"))
 	switch kind {
 	case releases.CommandRestore, releases.CommandRollback, releases.CommandScale, releases.CommandPromote:
 	default:
-		return errorf(http.StatusNotFound, "unknown command %q: use restore, rollback, scale or promote", kind)
+		return releases.Errorf(releases.ENOTFOUND, "unknown command %q: use restore, rollback, scale or promote", kind)
 	}
 	var body CommandRequest
 	if err := decodeOptionalJSON(r, &body, "the "+string(kind)+" command"); err != nil {
 		return err
 	}
-	c, rel, err := s.issueCommand(r, p, commandRequest{kind: kind, env: r.PathValue("env"), model: r.PathValue("model"), version: body.Version, instances: body.Instances, to: body.To})
+	c, rel, err := s.issueCommand(r, p, releases.CommandRequest{Kind: kind, Environment: r.PathValue("env"), Model: r.PathValue("model"), Version: body.Version, Instances: body.Instances, To: body.To})
 	if err != nil {
 		return err
 	}
@@ -630,7 +608,7 @@ func (s *Server) apiCommand(w http.ResponseWriter, r *http.Request, p principal)
 	return nil
 }
 
-func (s *Server) apiApprovals(w http.ResponseWriter, r *http.Request, p principal) error {
+func (s jsonAPI) apiApprovals(w http.ResponseWriter, r *http.Request, p principal) error {
 	list, err := s.st.PendingApprovals(r.Context())
 	if err != nil {
 		return err
@@ -645,7 +623,7 @@ func (s *Server) apiApprovals(w http.ResponseWriter, r *http.Request, p principa
 	return nil
 }
 
-func (s *Server) apiTokens(w http.ResponseWriter, r *http.Request, p principal) error {
+func (s jsonAPI) apiTokens(w http.ResponseWriter, r *http.Request, p principal) error {
 	if err := p.needRole(store.RoleAdmin, "manage tokens"); err != nil {
 		return err
 	}
@@ -666,7 +644,7 @@ type NewToken struct {
 	Secret string `json:"token"`
 }
 
-func (s *Server) apiCreateToken(w http.ResponseWriter, r *http.Request, p principal) error {
+func (s jsonAPI) apiCreateToken(w http.ResponseWriter, r *http.Request, p principal) error {
 	if err := p.needRole(store.RoleAdmin, "manage tokens"); err != nil {
 		return err
 	}
@@ -697,7 +675,7 @@ func (s *Server) createToken(r *http.Request, p principal, env, name string) (Ne
 	return NewToken{Token: t, Secret: secret}, err
 }
 
-func (s *Server) apiRevokeToken(w http.ResponseWriter, r *http.Request, p principal) error {
+func (s jsonAPI) apiRevokeToken(w http.ResponseWriter, r *http.Request, p principal) error {
 	if err := p.needRole(store.RoleAdmin, "manage tokens"); err != nil {
 		return err
 	}
@@ -715,7 +693,7 @@ func (s *Server) revokeToken(r *http.Request, p principal, id string) (store.Tok
 	return t, err
 }
 
-func (s *Server) apiUsers(w http.ResponseWriter, r *http.Request, p principal) error {
+func (s jsonAPI) apiUsers(w http.ResponseWriter, r *http.Request, p principal) error {
 	if err := p.needRole(store.RoleAdmin, "manage users"); err != nil {
 		return err
 	}
@@ -727,7 +705,7 @@ func (s *Server) apiUsers(w http.ResponseWriter, r *http.Request, p principal) e
 	return nil
 }
 
-func (s *Server) apiAddUser(w http.ResponseWriter, r *http.Request, p principal) error {
+func (s jsonAPI) apiAddUser(w http.ResponseWriter, r *http.Request, p principal) error {
 	if err := p.needRole(store.RoleAdmin, "manage users"); err != nil {
 		return err
 	}
@@ -764,7 +742,7 @@ func (s *Server) apiAddUser(w http.ResponseWriter, r *http.Request, p principal)
 func (s *Server) addUser(r *http.Request, p principal, name, role, password string) (string, error) {
 	var err error
 	if !store.ValidRole(role) {
-		err = errorf(http.StatusBadRequest, "role %q is not valid: use viewer, deployer or admin", role)
+		err = releases.Errorf(releases.EINVALID, "role %q is not valid: use viewer, deployer or admin", role)
 	}
 	var pw string
 	if err == nil {
@@ -774,7 +752,7 @@ func (s *Server) addUser(r *http.Request, p principal, name, role, password stri
 	return pw, err
 }
 
-func (s *Server) apiAudit(w http.ResponseWriter, r *http.Request, p principal) error {
+func (s jsonAPI) apiAudit(w http.ResponseWriter, r *http.Request, p principal) error {
 	if err := p.needRole(store.RoleViewer, "read the audit log"); err != nil {
 		return err
 	}
@@ -782,7 +760,7 @@ func (s *Server) apiAudit(w http.ResponseWriter, r *http.Request, p principal) e
 	if b := r.URL.Query().Get("before"); b != "" {
 		v, err := strconv.ParseInt(b, 10, 64)
 		if err != nil {
-			return errorf(http.StatusBadRequest, "before %q is not an audit entry id", b)
+			return releases.Errorf(releases.EINVALID, "before %q is not an audit entry id", b)
 		}
 		before = v
 	}
@@ -797,7 +775,7 @@ func (s *Server) apiAudit(w http.ResponseWriter, r *http.Request, p principal) e
 	return nil
 }
 
-func (s *Server) apiMe(w http.ResponseWriter, r *http.Request, p principal) error {
+func (s jsonAPI) apiMe(w http.ResponseWriter, r *http.Request, p principal) error {
 	if p.token != nil {
 		writeJSON(w, http.StatusOK, map[string]string{"kind": "token", "name": p.token.Name, "environment": p.token.Environment})
 		return nil

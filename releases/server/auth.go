@@ -79,7 +79,7 @@ func AddUser(ctx context.Context, st *store.Store, name, role, password string, 
 	if password == "" {
 		password = GeneratePassword()
 	} else if len(password) < minPasswordChars {
-		return "", errorf(http.StatusBadRequest, "the password for %s is too short: use at least %d characters, or leave it empty to have one generated", name, minPasswordChars)
+		return "", releases.Errorf(releases.EINVALID, "the password for %s is too short: use at least %d characters, or leave it empty to have one generated", name, minPasswordChars)
 	}
 	h, err := HashPassword(password, cost)
 	if err != nil {
@@ -154,9 +154,9 @@ func (p principal) needRole(r, doing string) error {
 		return nil
 	}
 	if p.token != nil {
-		return errorf(http.StatusForbidden, "an integration token cannot %s: sign in as a user with the %s role", doing, r)
+		return releases.Errorf(releases.EFORBIDDEN, "an integration token cannot %s: sign in as a user with the %s role", doing, r)
 	}
-	return errorf(http.StatusForbidden, "user %s has the %s role; to %s you need the %s role: ask an admin", p.user.Name, p.user.Role, doing, r)
+	return releases.Errorf(releases.EFORBIDDEN, "user %s has the %s role; to %s you need the %s role: ask an admin", p.user.Name, p.user.Role, doing, r)
 }
 
 // canCommand answers 403 unless the principal may issue commands into env: a deployer or admin,
@@ -164,7 +164,7 @@ func (p principal) needRole(r, doing string) error {
 func (p principal) canCommand(env, doing string) error {
 	if p.token != nil {
 		if p.token.Environment != env {
-			return errorf(http.StatusForbidden, "this integration token belongs to environment %s; it cannot %s in environment %s (use a token of %s)", p.token.Environment, doing, env, env)
+			return releases.Errorf(releases.EFORBIDDEN, "this integration token belongs to environment %s; it cannot %s in environment %s (use a token of %s)", p.token.Environment, doing, env, env)
 		}
 		return nil
 	}
@@ -174,7 +174,7 @@ func (p principal) canCommand(env, doing string) error {
 // canSee answers 403 when a token asks about another environment than its own.
 func (p principal) canSee(env string) error {
 	if p.token != nil && p.token.Environment != env {
-		return errorf(http.StatusForbidden, "this integration token belongs to environment %s and cannot read environment %s", p.token.Environment, env)
+		return releases.Errorf(releases.EFORBIDDEN, "this integration token belongs to environment %s and cannot read environment %s", p.token.Environment, env)
 	}
 	return nil
 }
@@ -188,7 +188,7 @@ func (s *Server) authenticate(r *http.Request) (principal, error) {
 		secret := strings.TrimSpace(strings.TrimPrefix(authz, "Bearer "))
 		t, err := s.st.TokenByHash(r.Context(), HashToken(secret))
 		if errors.Is(err, store.ErrNotFound) {
-			return principal{}, errorf(http.StatusUnauthorized, "the integration token is unknown or was revoked: create one in Settings or with `sagedeploy server token create --env ENV`")
+			return principal{}, releases.Errorf(releases.EUNAUTHORIZED, "the integration token is unknown or was revoked: create one in Settings or with `sagedeploy server token create --env ENV`")
 		}
 		if err != nil {
 			return principal{}, err
@@ -198,7 +198,7 @@ func (s *Server) authenticate(r *http.Request) (principal, error) {
 	case strings.HasPrefix(authz, "Basic "):
 		name, pw, ok := r.BasicAuth()
 		if !ok {
-			return principal{}, errorf(http.StatusUnauthorized, "malformed basic credentials")
+			return principal{}, releases.Errorf(releases.EUNAUTHORIZED, "malformed basic credentials")
 		}
 		u, err := s.checkPassword(r.Context(), name, pw)
 		if err != nil {
@@ -207,15 +207,15 @@ func (s *Server) authenticate(r *http.Request) (principal, error) {
 		}
 		return principal{user: &u}, nil
 	case authz != "":
-		return principal{}, errorf(http.StatusUnauthorized, "unsupported Authorization scheme: use \"Bearer <integration token>\" or basic credentials of a user")
+		return principal{}, releases.Errorf(releases.EUNAUTHORIZED, "unsupported Authorization scheme: use \"Bearer <integration token>\" or basic credentials of a user")
 	}
 	se, u, err := s.sessionOf(r)
 	if err != nil {
-		return principal{}, errorf(http.StatusUnauthorized, "authentication required: pass an integration token (Authorization: Bearer <token>) or sign in to the dashboard")
+		return principal{}, releases.Errorf(releases.EUNAUTHORIZED, "authentication required: pass an integration token (Authorization: Bearer <token>) or sign in to the dashboard")
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		if !sameSecret(r.Header.Get(csrfHeader), se.CSRF) {
-			return principal{}, errorf(http.StatusForbidden, "missing or wrong %s header: requests made with a dashboard session must carry the page's CSRF token", csrfHeader)
+			return principal{}, releases.Errorf(releases.EFORBIDDEN, "missing or wrong %s header: requests made with a dashboard session must carry the page's CSRF token", csrfHeader)
 		}
 	}
 	return principal{user: &u, session: &se}, nil
@@ -242,7 +242,7 @@ func (s *Server) checkPassword(ctx context.Context, name, password string) (stor
 		hash = s.dummyHash
 	}
 	if bcrypt.CompareHashAndPassword(hash, []byte(password)) != nil || err != nil {
-		return store.User{}, errorf(http.StatusUnauthorized, "wrong user name or password")
+		return store.User{}, releases.Errorf(releases.EUNAUTHORIZED, "wrong user name or password")
 	}
 	return u, nil
 }

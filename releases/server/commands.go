@@ -1,6 +1,8 @@
 package server
 
 import (
+	"cmp"
+	"errors"
 	"fmt"
 	"net/http"
 
@@ -8,42 +10,21 @@ import (
 	"github.com/sagedeploy/sagedeploy/releases/store"
 )
 
-// maxInstances bounds a scale command; SageMaker's own quotas are usually far lower.
-const maxInstances = 100
-
-type commandRequest struct {
-	kind       releases.CommandKind
-	env, model string
-	version    int
-	instances  int
-	to         string // promote: target environment
-}
-
 // issueCommand validates a dashboard or API command, creates it with the pending release the agent
 // will report into, wakes the environment's agents, and audits the attempt either way.
-func (s *Server) issueCommand(r *http.Request, p principal, req commandRequest) (store.CommandRecord, store.ReleaseRecord, error) {
+func (s *Server) issueCommand(r *http.Request, p principal, req releases.CommandRequest) (store.CommandRecord, store.ReleaseRecord, error) {
+	req.RequestedBy = p.name()
+	req.Trigger = releases.Trigger{Type: releases.TriggerUser, User: p.name()}
+	if p.token != nil {
+		req.Trigger.Type = releases.TriggerPipeline
+	}
 	cmd, rel, gate, err := s.planCommand(r, p, req)
 	var c store.CommandRecord
 	var rec store.ReleaseRecord
 	if err == nil {
 		c, rec, err = s.st.CreateCommand(r.Context(), cmd, rel, gate)
 	}
-	detail := ""
-	switch req.kind {
-	case releases.CommandRestore:
-		detail = fmt.Sprintf("version=%d", req.version)
-	case releases.CommandScale:
-		detail = fmt.Sprintf("instances=%d", req.instances)
-	case releases.CommandPromote:
-		detail = fmt.Sprintf("from=%s to=%s", req.env, cmd.Environment)
-	case releases.CommandRollback:
-		detail = fmt.Sprintf("to version=%d", cmd.Version)
-	}
-	env := cmd.Environment
-	if env == "" {
-		env = req.env
-	}
-	s.audit(r, p.name(), "command."+string(req.kind), env, req.model, rec.ID, outcomeOf(s, r, err), detail)
+	s.audit(r, p.name(), "command."+string(req.Kind), cmp.Or(cmd.Environment, req.Environment), req.Model, rec.ID, outcomeOf(s, r, err), commandDetail(req, cmd))
 	if err != nil {
 		return c, rec, err
 	}
@@ -53,127 +34,107 @@ func (s *Server) issueCommand(r *http.Request, p principal, req commandRequest) 
 	return c, rec, nil
 }
 
-// planCommand turns a request into the command and its release, checking everything a user could
-// get wrong before anything is stored.
-func (s *Server) planCommand(r *http.Request, p principal, req commandRequest) (releases.Command, releases.Release, bool, error) {
-	ctx := r.Context()
-	var cmd releases.Command
-	var rel releases.Release
-	if req.env == "" || req.model == "" {
-		return cmd, rel, false, errorf(http.StatusBadRequest, "name the environment and the model of the command")
-	}
-	env, err := s.st.Environment(ctx, req.env)
-	if err != nil {
-		return cmd, rel, false, err
-	}
-	comp, err := s.st.Component(ctx, req.env, req.model)
-	if err != nil {
-		return cmd, rel, false, err
-	}
-	trigger := releases.Trigger{Type: "user", User: p.name()}
-	if p.token != nil {
-		trigger = releases.Trigger{Type: "pipeline", User: p.name()}
-	}
-	cmd = releases.Command{Kind: req.kind, Environment: env.Name, Model: req.model, RequestedBy: p.name()}
-	rel = releases.Release{Environment: env.Name, Model: req.model, EndpointName: comp.EndpointName, InstanceType: comp.InstanceType,
-		InstanceCount: comp.InstanceCount, Trigger: trigger, PreviousVersion: comp.CurrentVersion}
-	gate := false
-	current := 0
-	if comp.CurrentVersion != nil {
-		current = comp.CurrentVersion.Number
-	}
-
-	switch req.kind {
+// commandDetail is what the audit log says about a command beside its kind.
+func commandDetail(req releases.CommandRequest, cmd releases.Command) string {
+	switch req.Kind {
 	case releases.CommandRestore:
-		if err := p.canCommand(env.Name, "restore versions"); err != nil {
-			return cmd, rel, false, err
-		}
-		if req.version <= 0 {
-			return cmd, rel, false, errorf(http.StatusBadRequest, "restore of %s in %s needs the version to serve again, e.g. {\"version\": 3}", req.model, env.Name)
-		}
-		if !comp.RestoreEnabled {
-			return cmd, rel, false, errorf(http.StatusConflict, "restoring versions is disabled for %s in %s (it was deployed with enable_restore_version=false); deploy the version you want instead", req.model, env.Name)
-		}
-		if req.version == current {
-			return cmd, rel, false, errorf(http.StatusConflict, "%s in %s already serves version %d; pick another version to restore", req.model, env.Name, current)
-		}
-		v, err := s.st.Version(ctx, req.model, req.version)
-		if err != nil {
-			return cmd, rel, false, err
-		}
-		cmd.Version = v.Number
-		rel.Kind, rel.Version = releases.KindRestore, v
-
-	case releases.CommandRollback:
-		if err := p.canCommand(env.Name, "roll back"); err != nil {
-			return cmd, rel, false, err
-		}
-		if !comp.RestoreEnabled {
-			return cmd, rel, false, errorf(http.StatusConflict, "rolling back is disabled for %s in %s (it was deployed with enable_restore_version=false)", req.model, env.Name)
-		}
-		prev, err := s.st.PreviousVersion(ctx, env.Name, req.model)
-		if err != nil {
-			return cmd, rel, false, errorf(http.StatusConflict, "%s", err.Error())
-		}
-		// The server names the version it expects the rollback to serve; the executor may
-		// resolve it itself and report what it did.
-		cmd.Version = prev.Number
-		rel.Kind, rel.Version = releases.KindRestore, prev.Version
-
+		return fmt.Sprintf("version=%d", req.Version)
 	case releases.CommandScale:
-		if err := p.canCommand(env.Name, "scale endpoints"); err != nil {
-			return cmd, rel, false, err
-		}
-		if req.instances <= 0 || req.instances > maxInstances {
-			return cmd, rel, false, errorf(http.StatusBadRequest, "scaling %s in %s needs an instance count from 1 to %d, e.g. {\"instances\": 2}", req.model, env.Name, maxInstances)
-		}
-		if !comp.ScaleEnabled {
-			return cmd, rel, false, errorf(http.StatusConflict, "scaling is disabled for %s in %s (it was deployed with enable_scaling_component=false)", req.model, env.Name)
-		}
-		if req.instances == comp.InstanceCount {
-			return cmd, rel, false, errorf(http.StatusConflict, "%s in %s already runs %d instance(s)", req.model, env.Name, comp.InstanceCount)
-		}
-		cmd.Instances = req.instances
-		rel.Kind, rel.InstanceCount = releases.KindScale, req.instances
-		if comp.CurrentVersion != nil {
-			rel.Version = *comp.CurrentVersion
-		}
-
+		return fmt.Sprintf("instances=%d", req.Instances)
 	case releases.CommandPromote:
-		if comp.CurrentVersion == nil {
-			return cmd, rel, false, errorf(http.StatusConflict, "%s in %s serves no version yet, so there is nothing to promote; deploy it there first", req.model, env.Name)
-		}
-		var target releases.Environment
-		if req.to != "" {
-			target, err = s.st.Environment(ctx, req.to)
-		} else {
-			target, err = s.st.NextEnvironment(ctx, env.Name)
-		}
-		if err != nil {
-			return cmd, rel, false, err
-		}
-		if target.Name == env.Name {
-			return cmd, rel, false, errorf(http.StatusBadRequest, "promote %s from %s to a different environment", req.model, env.Name)
-		}
-		if err := p.canCommand(target.Name, "promote into "+target.Name); err != nil {
-			return cmd, rel, false, err
-		}
-		var prev *releases.Version
-		if tc, err := s.st.Component(ctx, target.Name, req.model); err == nil {
-			if tc.CurrentVersion != nil && tc.CurrentVersion.Number == comp.CurrentVersion.Number {
-				return cmd, rel, false, errorf(http.StatusConflict, "%s in %s already serves version %d, the version %s serves", req.model, target.Name, tc.CurrentVersion.Number, env.Name)
-			}
-			prev = tc.CurrentVersion
-			rel.EndpointName, rel.InstanceType, rel.InstanceCount = tc.EndpointName, tc.InstanceType, tc.InstanceCount
-		} else {
-			rel.EndpointName = req.model + "-" + target.Name
-		}
-		cmd.Environment, cmd.FromEnvironment, cmd.Version = target.Name, env.Name, comp.CurrentVersion.Number
-		rel.Environment, rel.Kind, rel.Version, rel.PreviousVersion = target.Name, releases.KindPromote, *comp.CurrentVersion, prev
-		gate = target.RequiresApproval
-
-	default:
-		return cmd, rel, false, errorf(http.StatusBadRequest, "unknown command %q: use restore, rollback, scale or promote", req.kind)
+		return fmt.Sprintf("from=%s to=%s", req.Environment, cmd.Environment)
+	case releases.CommandRollback:
+		return fmt.Sprintf("to version=%d", cmd.Version)
 	}
-	return cmd, rel, gate, nil
+	return ""
+}
+
+// commandVerb says what a command on a component does, for the permission check's message.
+func commandVerb(k releases.CommandKind) string {
+	switch k {
+	case releases.CommandRestore:
+		return "restore versions"
+	case releases.CommandRollback:
+		return "roll back"
+	case releases.CommandScale:
+		return "scale endpoints"
+	}
+	return ""
+}
+
+// planCommand looks up what the rules of package releases need to turn a request into the
+// command and its release, and checks that the principal may ask for it; the rules decide.
+func (s *Server) planCommand(r *http.Request, p principal, req releases.CommandRequest) (releases.Command, releases.Release, bool, error) {
+	ctx := r.Context()
+	if req.Environment == "" || req.Model == "" {
+		return releases.Command{}, releases.Release{}, false, req.Check()
+	}
+	env, err := s.st.Environment(ctx, req.Environment)
+	if err != nil {
+		return releases.Command{}, releases.Release{}, false, err
+	}
+	comp, err := s.st.Component(ctx, env.Name, req.Model)
+	if err != nil {
+		return releases.Command{}, releases.Release{}, false, err
+	}
+	if req.Kind == releases.CommandPromote {
+		return s.planPromote(r, p, req, comp.Component)
+	}
+	if verb := commandVerb(req.Kind); verb != "" {
+		if err := p.canCommand(env.Name, verb); err != nil {
+			return releases.Command{}, releases.Release{}, false, err
+		}
+	}
+	if err := req.Check(); err != nil {
+		return releases.Command{}, releases.Release{}, false, err
+	}
+	cmd, rel, err := s.planOnComponent(r, req, comp.Component)
+	return cmd, rel, false, err
+}
+
+// planOnComponent plans a command that changes the component it names: none of them waits at a gate.
+func (s *Server) planOnComponent(r *http.Request, req releases.CommandRequest, comp releases.Component) (releases.Command, releases.Release, error) {
+	switch req.Kind {
+	case releases.CommandRestore:
+		v, err := s.st.Version(r.Context(), req.Model, req.Version)
+		if err != nil {
+			return releases.Command{}, releases.Release{}, err
+		}
+		return releases.PlanRestore(req, comp, v)
+	case releases.CommandRollback:
+		prev, err := s.st.PreviousVersion(r.Context(), comp.Environment, req.Model)
+		return releases.PlanRollback(req, comp, prev.Version, err)
+	}
+	return releases.PlanScale(req, comp)
+}
+
+// planPromote plans serving in the target environment what comp serves.
+func (s *Server) planPromote(r *http.Request, p principal, req releases.CommandRequest, comp releases.Component) (releases.Command, releases.Release, bool, error) {
+	ctx := r.Context()
+	if err := releases.CanPromote(req, comp); err != nil {
+		return releases.Command{}, releases.Release{}, false, err
+	}
+	var target releases.Environment
+	var err error
+	if req.To != "" {
+		target, err = s.st.Environment(ctx, req.To)
+	} else {
+		target, err = s.st.NextEnvironment(ctx, comp.Environment)
+	}
+	if err != nil {
+		return releases.Command{}, releases.Release{}, false, err
+	}
+	if target.Name != comp.Environment {
+		if err := p.canCommand(target.Name, "promote into "+target.Name); err != nil {
+			return releases.Command{}, releases.Release{}, false, err
+		}
+	}
+	var into *releases.Component
+	switch tc, err := s.st.Component(ctx, target.Name, req.Model); {
+	case err == nil:
+		into = &tc.Component
+	case !errors.Is(err, store.ErrNotFound):
+		return releases.Command{}, releases.Release{}, false, err
+	}
+	return releases.PlanPromote(req, comp, target, into)
 }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"html/template"
@@ -12,7 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sagedeploy/sagedeploy/internal/buildinfo"
 	"github.com/sagedeploy/sagedeploy/releases"
 	"github.com/sagedeploy/sagedeploy/releases/store"
 	"github.com/sagedeploy/sagedeploy/releases/web"
@@ -43,7 +43,12 @@ type session struct {
 
 func (se session) principal() principal { return principal{user: &se.user, session: &se.s} }
 
-func (s *Server) dashboardRoutes(m *http.ServeMux) {
+// dashboard serves the server-rendered pages and their forms. It shares the server's store,
+// templates, audit and notifications; the JSON API and the event streams are beside it.
+type dashboard struct{ *Server }
+
+// routes registers the pages and forms.
+func (s dashboard) routes(m *http.ServeMux) {
 	m.Handle("GET /static/", http.StripPrefix("/static/", staticHandler()))
 	m.HandleFunc("GET /login", s.loginPage)
 	m.HandleFunc("POST /login", s.login)
@@ -63,7 +68,7 @@ func (s *Server) dashboardRoutes(m *http.ServeMux) {
 	m.HandleFunc("POST /settings/users", s.page(s.newUser))
 	m.HandleFunc("GET /audit", s.page(s.auditPage))
 	m.HandleFunc("/", s.page(func(w http.ResponseWriter, r *http.Request, se session) error {
-		return errorf(http.StatusNotFound, "there is no page at %s", r.URL.Path)
+		return releases.Errorf(releases.ENOTFOUND, "there is no page at %s", r.URL.Path)
 	}))
 }
 
@@ -77,7 +82,7 @@ func staticHandler() http.Handler {
 
 // page requires a signed-in user (else redirects to the sign-in page), checks the CSRF token of
 // every state-changing form, and renders errors as a page.
-func (s *Server) page(h dashHandler) http.HandlerFunc {
+func (s dashboard) page(h dashHandler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		se, u, err := s.sessionOf(r)
 		if err != nil {
@@ -85,18 +90,18 @@ func (s *Server) page(h dashHandler) http.HandlerFunc {
 				http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
 				return
 			}
-			s.renderError(w, r, nil, errorf(http.StatusUnauthorized, "your session has ended; sign in again"))
+			s.renderError(w, r, nil, releases.Errorf(releases.EUNAUTHORIZED, "your session has ended; sign in again"))
 			return
 		}
 		sess := session{user: u, s: se}
 		if r.Method == http.MethodPost {
 			if err := r.ParseForm(); err != nil {
-				s.renderError(w, r, &sess, errorf(http.StatusBadRequest, "the form could not be read: %v", err))
+				s.renderError(w, r, &sess, releases.Errorf(releases.EINVALID, "the form could not be read: %v", err))
 				return
 			}
 			if !sameSecret(r.PostForm.Get(csrfField), se.CSRF) {
 				s.audit(r, u.Name, "csrf.rejected", "", "", r.URL.Path, "denied", "form without a valid CSRF token")
-				s.renderError(w, r, &sess, errorf(http.StatusForbidden, "This form was not sent by a page of this dashboard: its security (CSRF) token is missing or stale, so nothing was changed. Reload the page and try again."))
+				s.renderError(w, r, &sess, releases.Errorf(releases.EFORBIDDEN, "This form was not sent by a page of this dashboard: its security (CSRF) token is missing or stale, so nothing was changed. Reload the page and try again."))
 				return
 			}
 		}
@@ -106,13 +111,13 @@ func (s *Server) page(h dashHandler) http.HandlerFunc {
 	}
 }
 
-func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name string, sess *session, d pageData) {
+func (s dashboard) render(w http.ResponseWriter, r *http.Request, status int, name string, sess *session, d pageData) {
 	t, ok := s.pages[name]
 	if !ok {
 		http.Error(w, "no template "+name, http.StatusInternalServerError)
 		return
 	}
-	d.Version = buildinfo.Get().Version
+	d.Version = cmp.Or(s.opts.Version, "(unknown version)")
 	if sess != nil {
 		d.User = &sess.user
 		d.CSRF = sess.s.CSRF
@@ -149,15 +154,12 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name
 	_, _ = w.Write(buf.Bytes())
 }
 
-func (s *Server) renderError(w http.ResponseWriter, r *http.Request, sess *session, err error) {
+func (s dashboard) renderError(w http.ResponseWriter, r *http.Request, sess *session, err error) {
 	status := statusOf(err)
-	heading := map[int]string{
+	heading := cmp.Or(map[int]string{
 		http.StatusBadRequest: "That did not work", http.StatusUnauthorized: "Sign in required", http.StatusForbidden: "Not allowed",
 		http.StatusNotFound: "Not found", http.StatusConflict: "That cannot be done right now",
-	}[status]
-	if heading == "" {
-		heading = "Something went wrong"
-	}
+	}[status], "Something went wrong")
 	back, label := "/", "Back to the overview"
 	if sess == nil {
 		back, label = "/login", "Sign in"
@@ -177,10 +179,11 @@ func redirectFlash(w http.ResponseWriter, r *http.Request, target, msg string, i
 
 func (s *Server) templateFuncs() template.FuncMap {
 	return template.FuncMap{
-		"tone":  tone,
-		"label": statusLabel,
-		"str":   func(v any) string { return fmt.Sprint(v) },
-		"ago":   func(t any) string { return ago(s.st.Now(), t) },
+		"tone":   tone,
+		"reason": reasonText,
+		"label":  statusLabel,
+		"str":    func(v any) string { return fmt.Sprint(v) },
+		"ago":    func(t any) string { return ago(s.st.Now(), t) },
 		"when": func(t time.Time) string {
 			return t.UTC().Format("2006-01-02 15:04:05 UTC")
 		},
@@ -328,7 +331,7 @@ func safeNext(next string) string {
 	return next
 }
 
-func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) {
+func (s dashboard) loginPage(w http.ResponseWriter, r *http.Request) {
 	if _, _, err := s.sessionOf(r); err == nil {
 		http.Redirect(w, r, safeNext(r.URL.Query().Get("next")), http.StatusSeeOther)
 		return
@@ -338,14 +341,14 @@ func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) {
 
 // renderLogin shows the sign-in form. Before a session exists, CSRF is a double-submit token: the
 // same random value in a cookie and in the form.
-func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, status int, username, msg string) {
+func (s dashboard) renderLogin(w http.ResponseWriter, r *http.Request, status int, username, msg string) {
 	tok := randomString(24)
 	http.SetCookie(w, &http.Cookie{Name: loginCSRFCookie, Value: tok, Path: "/login", HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: s.secureCookies(r), MaxAge: 3600})
 	next := safeNext(r.FormValue("next"))
 	s.render(w, r, status, "login", nil, pageData{Title: "Sign in", CSRF: tok, Data: map[string]string{"Next": next, "Username": username, "Error": msg}})
 }
 
-func (s *Server) login(w http.ResponseWriter, r *http.Request) {
+func (s dashboard) login(w http.ResponseWriter, r *http.Request) {
 	if err := r.ParseForm(); err != nil {
 		s.renderLogin(w, r, http.StatusBadRequest, "", "The form could not be read; try again.")
 		return
@@ -373,7 +376,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, safeNext(r.PostForm.Get("next")), http.StatusSeeOther)
 }
 
-func (s *Server) logout(w http.ResponseWriter, r *http.Request, se session) error {
+func (s dashboard) logout(w http.ResponseWriter, r *http.Request, se session) error {
 	if err := s.st.DeleteSession(r.Context(), se.s.IDHash); err != nil {
 		return err
 	}
@@ -390,7 +393,7 @@ type overviewRow struct {
 	Cells []overviewCell
 }
 
-func (s *Server) overviewPage(w http.ResponseWriter, r *http.Request, se session) error {
+func (s dashboard) overviewPage(w http.ResponseWriter, r *http.Request, se session) error {
 	ctx := r.Context()
 	envs, err := s.st.Environments(ctx)
 	if err != nil {
@@ -433,7 +436,7 @@ func (s *Server) overviewPage(w http.ResponseWriter, r *http.Request, se session
 	return nil
 }
 
-func (s *Server) releasesPage(w http.ResponseWriter, r *http.Request, se session) error {
+func (s dashboard) releasesPage(w http.ResponseWriter, r *http.Request, se session) error {
 	ctx := r.Context()
 	q := r.URL.Query()
 	f := store.ReleaseFilter{Environment: q.Get("environment"), Model: q.Get("model"), Status: releases.Status(q.Get("status")),
@@ -463,7 +466,7 @@ func (s *Server) releasesPage(w http.ResponseWriter, r *http.Request, se session
 	return nil
 }
 
-func (s *Server) releasePage(w http.ResponseWriter, r *http.Request, se session) error {
+func (s dashboard) releasePage(w http.ResponseWriter, r *http.Request, se session) error {
 	ctx := r.Context()
 	rec, err := s.st.Release(ctx, r.PathValue("id"))
 	if err != nil {
@@ -485,7 +488,7 @@ func (s *Server) releasePage(w http.ResponseWriter, r *http.Request, se session)
 	return nil
 }
 
-func (s *Server) dashStream(w http.ResponseWriter, r *http.Request) {
+func (s dashboard) dashStream(w http.ResponseWriter, r *http.Request) {
 	if _, _, err := s.sessionOf(r); err != nil {
 		http.Error(w, "sign in first", http.StatusUnauthorized)
 		return
@@ -495,10 +498,10 @@ func (s *Server) dashStream(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), statusOf(err))
 		return
 	}
-	s.streamRelease(w, r, rec)
+	streams{s.Server}.streamRelease(w, r, rec)
 }
 
-func (s *Server) releaseAction(w http.ResponseWriter, r *http.Request, se session) error {
+func (s dashboard) releaseAction(w http.ResponseWriter, r *http.Request, se session) error {
 	id := r.PathValue("id")
 	back := "/releases/" + id
 	if ref := r.Referer(); strings.Contains(ref, "/approvals") {
@@ -522,7 +525,7 @@ func (s *Server) releaseAction(w http.ResponseWriter, r *http.Request, se sessio
 		_, err = s.cancelRelease(r, se.principal(), id)
 		msg = "Canceled."
 	default:
-		return errorf(http.StatusNotFound, "there is no action %q on releases", r.PathValue("decision"))
+		return releases.Errorf(releases.ENOTFOUND, "there is no action %q on releases", r.PathValue("decision"))
 	}
 	if err != nil {
 		if statusOf(err) == http.StatusInternalServerError || statusOf(err) == http.StatusNotFound {
@@ -535,7 +538,7 @@ func (s *Server) releaseAction(w http.ResponseWriter, r *http.Request, se sessio
 	return nil
 }
 
-func (s *Server) componentPage(w http.ResponseWriter, r *http.Request, se session) error {
+func (s dashboard) componentPage(w http.ResponseWriter, r *http.Request, se session) error {
 	d, err := s.componentDetail(r.Context(), r.PathValue("env"), r.PathValue("model"))
 	if err != nil {
 		return err
@@ -544,16 +547,16 @@ func (s *Server) componentPage(w http.ResponseWriter, r *http.Request, se sessio
 	return nil
 }
 
-func (s *Server) componentCommand(w http.ResponseWriter, r *http.Request, se session) error {
+func (s dashboard) componentCommand(w http.ResponseWriter, r *http.Request, se session) error {
 	env, model := r.PathValue("env"), r.PathValue("model")
 	back := "/components/" + url.PathEscape(env) + "/" + url.PathEscape(model)
-	req := commandRequest{kind: releases.CommandKind(r.PathValue("command")), env: env, model: model, to: r.PostForm.Get("to")}
+	req := releases.CommandRequest{Kind: releases.CommandKind(r.PathValue("command")), Environment: env, Model: model, To: r.PostForm.Get("to")}
 	var convErr error
 	if v := r.PostForm.Get("version"); v != "" {
-		req.version, convErr = strconv.Atoi(v)
+		req.Version, convErr = strconv.Atoi(v)
 	}
 	if v := r.PostForm.Get("instances"); v != "" && convErr == nil {
-		req.instances, convErr = strconv.Atoi(v)
+		req.Instances, convErr = strconv.Atoi(v)
 	}
 	if convErr != nil {
 		redirectFlash(w, r, back, "Enter a whole number.", true)
@@ -589,7 +592,7 @@ func commandTitle(c releases.Command) string {
 	return string(c.Kind)
 }
 
-func (s *Server) approvalsPage(w http.ResponseWriter, r *http.Request, se session) error {
+func (s dashboard) approvalsPage(w http.ResponseWriter, r *http.Request, se session) error {
 	list, err := s.st.PendingApprovals(r.Context())
 	if err != nil {
 		return err
@@ -606,7 +609,7 @@ type settingsData struct {
 	NewUser  map[string]string
 }
 
-func (s *Server) settingsData(r *http.Request, se session) (settingsData, error) {
+func (s dashboard) settingsData(r *http.Request, se session) (settingsData, error) {
 	var d settingsData
 	var err error
 	if d.Envs, err = s.environmentViews(r.Context(), se.principal()); err != nil {
@@ -623,7 +626,7 @@ func (s *Server) settingsData(r *http.Request, se session) (settingsData, error)
 	return d, nil
 }
 
-func (s *Server) settingsPage(w http.ResponseWriter, r *http.Request, se session) error {
+func (s dashboard) settingsPage(w http.ResponseWriter, r *http.Request, se session) error {
 	d, err := s.settingsData(r, se)
 	if err != nil {
 		return err
@@ -632,7 +635,7 @@ func (s *Server) settingsPage(w http.ResponseWriter, r *http.Request, se session
 	return nil
 }
 
-func (s *Server) saveEnvironment(w http.ResponseWriter, r *http.Request, se session) error {
+func (s dashboard) saveEnvironment(w http.ResponseWriter, r *http.Request, se session) error {
 	p := se.principal()
 	if err := p.needRole(store.RoleAdmin, "manage environments"); err != nil {
 		return err
@@ -642,7 +645,7 @@ func (s *Server) saveEnvironment(w http.ResponseWriter, r *http.Request, se sess
 	e := releases.Environment{Name: strings.TrimSpace(f.Get("name")), Kind: releases.EnvironmentKind(f.Get("kind")), Region: strings.TrimSpace(f.Get("region")),
 		Account: strings.TrimSpace(f.Get("account")), EndpointURL: strings.TrimSpace(f.Get("endpoint_url")), RequiresApproval: f.Get("requires_approval") != "", Position: pos}
 	err := s.st.PutEnvironment(r.Context(), e)
-	s.audit(r, p.name(), "environment.save", e.Name, "", e.Name, outcomeOf(s, r, err), fmt.Sprintf("kind=%s region=%s approval=%t position=%d", e.Kind, e.Region, e.RequiresApproval, e.Position))
+	s.audit(r, p.name(), "environment.save", e.Name, "", e.Name, outcomeOf(s.Server, r, err), fmt.Sprintf("kind=%s region=%s approval=%t position=%d", e.Kind, e.Region, e.RequiresApproval, e.Position))
 	if err != nil {
 		redirectFlash(w, r, "/settings", s.publicMessage(r, err), true)
 		return nil
@@ -651,7 +654,7 @@ func (s *Server) saveEnvironment(w http.ResponseWriter, r *http.Request, se sess
 	return nil
 }
 
-func (s *Server) newToken(w http.ResponseWriter, r *http.Request, se session) error {
+func (s dashboard) newToken(w http.ResponseWriter, r *http.Request, se session) error {
 	p := se.principal()
 	if err := p.needRole(store.RoleAdmin, "manage tokens"); err != nil {
 		return err
@@ -671,7 +674,7 @@ func (s *Server) newToken(w http.ResponseWriter, r *http.Request, se session) er
 	return nil
 }
 
-func (s *Server) revokeTokenForm(w http.ResponseWriter, r *http.Request, se session) error {
+func (s dashboard) revokeTokenForm(w http.ResponseWriter, r *http.Request, se session) error {
 	p := se.principal()
 	if err := p.needRole(store.RoleAdmin, "manage tokens"); err != nil {
 		return err
@@ -685,7 +688,7 @@ func (s *Server) revokeTokenForm(w http.ResponseWriter, r *http.Request, se sess
 	return nil
 }
 
-func (s *Server) newUser(w http.ResponseWriter, r *http.Request, se session) error {
+func (s dashboard) newUser(w http.ResponseWriter, r *http.Request, se session) error {
 	p := se.principal()
 	if err := p.needRole(store.RoleAdmin, "manage users"); err != nil {
 		return err
@@ -709,7 +712,7 @@ func (s *Server) newUser(w http.ResponseWriter, r *http.Request, se session) err
 	return nil
 }
 
-func (s *Server) auditPage(w http.ResponseWriter, r *http.Request, se session) error {
+func (s dashboard) auditPage(w http.ResponseWriter, r *http.Request, se session) error {
 	var before int64
 	if b := r.URL.Query().Get("before"); b != "" {
 		before, _ = strconv.ParseInt(b, 10, 64)
@@ -729,4 +732,12 @@ func (s *Server) auditPage(w http.ResponseWriter, r *http.Request, se session) e
 	}
 	s.render(w, r, http.StatusOK, "audit", &se, pageData{Title: "Audit log", Nav: "audit", Data: data})
 	return nil
+}
+
+// reasonText is a failure reason as the dashboard says it; nothing for a release without one.
+func reasonText(r releases.Reason) string {
+	if r == "" {
+		return ""
+	}
+	return r.Text()
 }

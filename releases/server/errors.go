@@ -9,11 +9,11 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/sagedeploy/sagedeploy/releases/store"
+	"github.com/sagedeploy/sagedeploy/releases"
 )
 
-// httpError is an error with the HTTP status it answers with. Its message is shown to the user
-// as it is, so it says what was wrong and what to do.
+// httpError is a refusal of the HTTP layer itself (a body too large, a method not allowed) that no
+// domain code describes. Its message is shown to the user as it is.
 type httpError struct {
 	status int
 	msg    string
@@ -25,20 +25,30 @@ func errorf(status int, format string, args ...any) error {
 	return &httpError{status: status, msg: fmt.Sprintf(format, args...)}
 }
 
-// statusOf maps an error to its HTTP status; store errors carry their meaning.
-func statusOf(err error) int {
-	var he *httpError
-	switch {
-	case errors.As(err, &he):
-		return he.status
-	case errors.Is(err, store.ErrInvalid):
+// codeStatus is the one place where the release domain's error codes become HTTP statuses.
+func codeStatus(code string) int {
+	switch code {
+	case releases.EINVALID:
 		return http.StatusBadRequest
-	case errors.Is(err, store.ErrNotFound):
+	case releases.ENOTFOUND:
 		return http.StatusNotFound
-	case errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrExists):
+	case releases.ECONFLICT:
 		return http.StatusConflict
+	case releases.EUNAUTHORIZED:
+		return http.StatusUnauthorized
+	case releases.EFORBIDDEN:
+		return http.StatusForbidden
 	}
 	return http.StatusInternalServerError
+}
+
+// statusOf maps an error to its HTTP status: by its domain code, or the HTTP layer's own status.
+func statusOf(err error) int {
+	var he *httpError
+	if errors.As(err, &he) {
+		return he.status
+	}
+	return codeStatus(releases.ErrorCode(err))
 }
 
 // publicMessage is what the user sees for err: its own message, except for unexpected errors,
@@ -76,7 +86,7 @@ func decodeOptionalJSON(r *http.Request, v any, what string) error {
 func decodeBody(r *http.Request, v any, what string, optional bool) error {
 	data, err := io.ReadAll(io.LimitReader(r.Body, 1<<20+1))
 	if err != nil {
-		return errorf(http.StatusBadRequest, "read %s: %v", what, err)
+		return releases.Errorf(releases.EINVALID, "read %s: %v", what, err)
 	}
 	if len(data) > 1<<20 {
 		return errorf(http.StatusRequestEntityTooLarge, "%s is larger than 1 MiB", what)
@@ -85,7 +95,7 @@ func decodeBody(r *http.Request, v any, what string, optional bool) error {
 		if optional {
 			return nil
 		}
-		return errorf(http.StatusBadRequest, "the request has no body: send %s as a JSON object", what)
+		return releases.Errorf(releases.EINVALID, "the request has no body: send %s as a JSON object", what)
 	}
 	// The Content-Type is not checked: `curl -d` labels JSON as a form, and cross-site forms cannot
 	// use this API anyway (sessions need the CSRF header, tokens are never sent by a browser).
@@ -96,18 +106,18 @@ func decodeBody(r *http.Request, v any, what string, optional bool) error {
 		var te *json.UnmarshalTypeError
 		switch {
 		case errors.As(err, &se):
-			return errorf(http.StatusBadRequest, "%s is not valid JSON (at byte %d): %v", what, se.Offset, err)
+			return releases.Errorf(releases.EINVALID, "%s is not valid JSON (at byte %d): %v", what, se.Offset, err)
 		case errors.As(err, &te):
-			return errorf(http.StatusBadRequest, "%s: field %q must be %s, not %s", what, te.Field, jsonType(te.Type.Kind().String()), te.Value)
+			return releases.Errorf(releases.EINVALID, "%s: field %q must be %s, not %s", what, te.Field, jsonType(te.Type.Kind().String()), te.Value)
 		case strings.HasPrefix(err.Error(), "json: unknown field"):
-			return errorf(http.StatusBadRequest, "%s: %s", what, strings.TrimPrefix(err.Error(), "json: "))
+			return releases.Errorf(releases.EINVALID, "%s: %s", what, strings.TrimPrefix(err.Error(), "json: "))
 		case errors.Is(err, io.ErrUnexpectedEOF):
-			return errorf(http.StatusBadRequest, "%s is not valid JSON: it ends too early", what)
+			return releases.Errorf(releases.EINVALID, "%s is not valid JSON: it ends too early", what)
 		}
-		return errorf(http.StatusBadRequest, "%s is not valid JSON: %v", what, err)
+		return releases.Errorf(releases.EINVALID, "%s is not valid JSON: %v", what, err)
 	}
 	if dec.More() {
-		return errorf(http.StatusBadRequest, "%s: unexpected data after the JSON object", what)
+		return releases.Errorf(releases.EINVALID, "%s: unexpected data after the JSON object", what)
 	}
 	return nil
 }
@@ -135,5 +145,5 @@ func missing(what string, fields []string, example string) error {
 	if len(fields) == 0 {
 		return nil
 	}
-	return errorf(http.StatusBadRequest, "%s is missing %s; for example %s", what, strings.Join(fields, ", "), example)
+	return releases.Errorf(releases.EINVALID, "%s is missing %s; for example %s", what, strings.Join(fields, ", "), example)
 }

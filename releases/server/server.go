@@ -4,6 +4,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -45,6 +46,9 @@ type Options struct {
 	// StreamPoll is how often event streams and long polls re-read the store besides being woken
 	// (which covers several servers sharing one Postgres). Default 2s.
 	StreamPoll time.Duration
+	// Version is the sagedeploy version the dashboard shows in its footer; the binary sets it
+	// from its build stamp, so this package needs no knowledge of how it was built.
+	Version string
 }
 
 // Server is an embeddable release server.
@@ -70,21 +74,15 @@ func New(opts Options) (*Server, error) {
 	if opts.Store == nil {
 		return nil, errors.New("release server: no store")
 	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
-	}
+	opts.Logger = cmp.Or(opts.Logger, slog.New(slog.DiscardHandler))
 	opts.BaseURL = strings.TrimRight(opts.BaseURL, "/")
-	def := func(d *time.Duration, v time.Duration) {
-		if *d <= 0 {
-			*d = v
-		}
-	}
-	def(&opts.CommandTimeout, 5*time.Minute)
-	def(&opts.RunningTimeout, 30*time.Minute)
-	def(&opts.SweepInterval, 30*time.Second)
-	def(&opts.SessionTTL, 12*time.Hour)
-	def(&opts.MaxPollWait, 60*time.Second)
-	def(&opts.StreamPoll, 2*time.Second)
+	// A negative duration means the default, like zero.
+	opts.CommandTimeout = cmp.Or(max(opts.CommandTimeout, 0), 5*time.Minute)
+	opts.RunningTimeout = cmp.Or(max(opts.RunningTimeout, 0), 30*time.Minute)
+	opts.SweepInterval = cmp.Or(max(opts.SweepInterval, 0), 30*time.Second)
+	opts.SessionTTL = cmp.Or(max(opts.SessionTTL, 0), 12*time.Hour)
+	opts.MaxPollWait = cmp.Or(max(opts.MaxPollWait, 0), 60*time.Second)
+	opts.StreamPoll = cmp.Or(max(opts.StreamPoll, 0), 2*time.Second)
 
 	s := &Server{opts: opts, st: opts.Store, log: opts.Logger, notify: newNotifier(), agents: newPresence(), metrics: newMetrics(opts.Store)}
 	var err error
@@ -116,39 +114,40 @@ func (s *Server) Store() *store.Store { return s.st }
 func (s *Server) routes() {
 	m := http.NewServeMux()
 	s.mux = m
+	a := jsonAPI{s}
 	// Deployer and agent (integration tokens); reads also for users.
-	m.HandleFunc("POST /api/v1/releases", s.api(s.apiStartRelease))
-	m.HandleFunc("GET /api/v1/releases", s.api(s.apiListReleases))
-	m.HandleFunc("GET /api/v1/releases/{id}", s.api(s.apiGetRelease))
-	m.HandleFunc("POST /api/v1/releases/{id}/events", s.api(s.apiAddEvent))
-	m.HandleFunc("POST /api/v1/releases/{id}/finish", s.api(s.apiFinishRelease))
-	m.HandleFunc("GET /api/v1/releases/{id}/stream", s.apiStream)
-	m.HandleFunc("POST /api/v1/releases/{id}/approve", s.api(s.apiApprove))
-	m.HandleFunc("POST /api/v1/releases/{id}/reject", s.api(s.apiReject))
-	m.HandleFunc("POST /api/v1/releases/{id}/cancel", s.api(s.apiCancel))
-	m.HandleFunc("GET /api/v1/agent/commands/next", s.api(s.apiNextCommand))
-	m.HandleFunc("POST /api/v1/agent/commands/{id}/result", s.api(s.apiCommandResult))
-	m.HandleFunc("GET /api/v1/commands", s.api(s.apiListCommands))
-	m.HandleFunc("GET /api/v1/commands/{id}", s.api(s.apiGetCommand))
-	m.HandleFunc("GET /api/v1/environments", s.api(s.apiEnvironments))
-	m.HandleFunc("POST /api/v1/environments", s.api(s.apiPutEnvironment))
-	m.HandleFunc("GET /api/v1/components", s.api(s.apiComponents))
-	m.HandleFunc("GET /api/v1/components/{env}/{model}", s.api(s.apiComponent))
-	m.HandleFunc("POST /api/v1/components/{env}/{model}/{command}", s.api(s.apiCommand))
-	m.HandleFunc("GET /api/v1/approvals", s.api(s.apiApprovals))
-	m.HandleFunc("GET /api/v1/tokens", s.api(s.apiTokens))
-	m.HandleFunc("POST /api/v1/tokens", s.api(s.apiCreateToken))
-	m.HandleFunc("POST /api/v1/tokens/{id}/revoke", s.api(s.apiRevokeToken))
-	m.HandleFunc("GET /api/v1/users", s.api(s.apiUsers))
-	m.HandleFunc("POST /api/v1/users", s.api(s.apiAddUser))
-	m.HandleFunc("GET /api/v1/audit", s.api(s.apiAudit))
-	m.HandleFunc("GET /api/v1/me", s.api(s.apiMe))
-	m.HandleFunc("/api/", s.apiNotFound)
+	m.HandleFunc("POST /api/v1/releases", s.api(a.apiStartRelease))
+	m.HandleFunc("GET /api/v1/releases", s.api(a.apiListReleases))
+	m.HandleFunc("GET /api/v1/releases/{id}", s.api(a.apiGetRelease))
+	m.HandleFunc("POST /api/v1/releases/{id}/events", s.api(a.apiAddEvent))
+	m.HandleFunc("POST /api/v1/releases/{id}/finish", s.api(a.apiFinishRelease))
+	m.HandleFunc("GET /api/v1/releases/{id}/stream", streams{s}.apiStream)
+	m.HandleFunc("POST /api/v1/releases/{id}/approve", s.api(a.apiApprove))
+	m.HandleFunc("POST /api/v1/releases/{id}/reject", s.api(a.apiReject))
+	m.HandleFunc("POST /api/v1/releases/{id}/cancel", s.api(a.apiCancel))
+	m.HandleFunc("GET /api/v1/agent/commands/next", s.api(a.apiNextCommand))
+	m.HandleFunc("POST /api/v1/agent/commands/{id}/result", s.api(a.apiCommandResult))
+	m.HandleFunc("GET /api/v1/commands", s.api(a.apiListCommands))
+	m.HandleFunc("GET /api/v1/commands/{id}", s.api(a.apiGetCommand))
+	m.HandleFunc("GET /api/v1/environments", s.api(a.apiEnvironments))
+	m.HandleFunc("POST /api/v1/environments", s.api(a.apiPutEnvironment))
+	m.HandleFunc("GET /api/v1/components", s.api(a.apiComponents))
+	m.HandleFunc("GET /api/v1/components/{env}/{model}", s.api(a.apiComponent))
+	m.HandleFunc("POST /api/v1/components/{env}/{model}/{command}", s.api(a.apiCommand))
+	m.HandleFunc("GET /api/v1/approvals", s.api(a.apiApprovals))
+	m.HandleFunc("GET /api/v1/tokens", s.api(a.apiTokens))
+	m.HandleFunc("POST /api/v1/tokens", s.api(a.apiCreateToken))
+	m.HandleFunc("POST /api/v1/tokens/{id}/revoke", s.api(a.apiRevokeToken))
+	m.HandleFunc("GET /api/v1/users", s.api(a.apiUsers))
+	m.HandleFunc("POST /api/v1/users", s.api(a.apiAddUser))
+	m.HandleFunc("GET /api/v1/audit", s.api(a.apiAudit))
+	m.HandleFunc("GET /api/v1/me", s.api(a.apiMe))
+	m.HandleFunc("/api/", a.apiNotFound)
 
 	m.HandleFunc("GET /healthz", s.healthz)
 	m.Handle("GET /metrics", s.metrics.handler())
 
-	s.dashboardRoutes(m)
+	dashboard{s}.routes(m)
 }
 
 // statusWriter remembers the status code for logs and metrics, and passes flushes through for
@@ -282,9 +281,4 @@ func (s *Server) Sweep(ctx context.Context) error {
 	return err
 }
 
-func (s *Server) baseForNotes() string {
-	if s.opts.BaseURL != "" {
-		return s.opts.BaseURL
-	}
-	return "<server URL>"
-}
+func (s *Server) baseForNotes() string { return cmp.Or(s.opts.BaseURL, "<server URL>") }

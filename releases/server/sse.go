@@ -1,33 +1,41 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"time"
 
+	"github.com/sagedeploy/sagedeploy/releases"
 	"github.com/sagedeploy/sagedeploy/releases/store"
 )
 
+// streams serves server-sent events of a release's progress, for the API and the release page.
+type streams struct{ *Server }
+
 // streamState is the "release" event of a release stream: what the release page updates in place.
 type streamState struct {
-	ID               string     `json:"id"`
-	Status           string     `json:"status"`
-	AwaitingApproval bool       `json:"awaiting_approval"`
-	FailureReason    string     `json:"failure_reason,omitempty"`
-	ApprovedBy       string     `json:"approved_by,omitempty"`
-	RejectedBy       string     `json:"rejected_by,omitempty"`
-	StartedAt        *time.Time `json:"started_at,omitempty"`
-	FinishedAt       *time.Time `json:"finished_at,omitempty"`
-	Duration         string     `json:"duration,omitempty"`
-	CommandState     string     `json:"command_state,omitempty"`
-	CommandNote      string     `json:"command_note,omitempty"`
-	Version          int        `json:"version,omitempty"`
-	InstanceCount    int        `json:"instance_count,omitempty"`
+	ID               string                `json:"id"`
+	Status           string                `json:"status"`
+	AwaitingApproval bool                  `json:"awaiting_approval"`
+	Reason           releases.Reason       `json:"reason,omitempty"`
+	ReasonText       string                `json:"reason_text,omitempty"`
+	FailureReason    string                `json:"failure_reason,omitempty"`
+	ApprovedBy       string                `json:"approved_by,omitempty"`
+	RejectedBy       string                `json:"rejected_by,omitempty"`
+	StartedAt        *time.Time            `json:"started_at,omitempty"`
+	FinishedAt       *time.Time            `json:"finished_at,omitempty"`
+	Duration         string                `json:"duration,omitempty"`
+	CommandState     releases.CommandState `json:"command_state,omitempty"`
+	CommandNote      string                `json:"command_note,omitempty"`
+	Version          int                   `json:"version,omitempty"`
+	InstanceCount    int                   `json:"instance_count,omitempty"`
 }
 
-func (s *Server) apiStream(w http.ResponseWriter, r *http.Request) {
+func (s streams) apiStream(w http.ResponseWriter, r *http.Request) {
 	p, err := s.authenticate(r)
 	if err != nil {
 		s.writeError(w, r, err)
@@ -44,7 +52,7 @@ func (s *Server) apiStream(w http.ResponseWriter, r *http.Request) {
 // streamRelease sends a release's events as server-sent events ("progress", with the event's
 // seq as id, so a reconnecting browser resumes with Last-Event-ID), its state whenever it changes
 // ("release"), and "end" once it is final.
-func (s *Server) streamRelease(w http.ResponseWriter, r *http.Request, rec store.ReleaseRecord) {
+func (s streams) streamRelease(w http.ResponseWriter, r *http.Request, rec store.ReleaseRecord) {
 	fl, ok := w.(http.Flusher)
 	if !ok {
 		http.Error(w, "streaming is not supported by this connection", http.StatusInternalServerError)
@@ -70,43 +78,13 @@ func (s *Server) streamRelease(w http.ResponseWriter, r *http.Request, rec store
 	keepalive := time.NewTicker(20 * time.Second)
 	defer keepalive.Stop()
 	var lastState []byte
-	id := rec.ID
 	for {
-		woken := s.notify.wait(releaseKey(id))
-		evs, err := s.st.Events(ctx, id, after)
+		woken := s.notify.wait(releaseKey(rec.ID))
+		final, err := s.streamOnce(ctx, w, rec.ID, &after, &lastState)
 		if err != nil {
 			return
 		}
-		for _, e := range evs {
-			b, _ := json.Marshal(e)
-			fmt.Fprintf(w, "id: %d\nevent: progress\ndata: %s\n\n", e.Seq, b)
-			after = e.Seq
-		}
-		cur, err := s.st.Release(ctx, id)
-		if err != nil {
-			return
-		}
-		st := streamState{ID: cur.ID, Status: string(cur.Status), AwaitingApproval: cur.AwaitingApproval(), FailureReason: cur.FailureReason,
-			ApprovedBy: cur.ApprovedBy, RejectedBy: cur.RejectedBy, StartedAt: cur.StartedAt, FinishedAt: cur.FinishedAt,
-			Version: cur.Version.Number, InstanceCount: cur.InstanceCount}
-		if cur.StartedAt != nil {
-			st.Duration = humanDuration(cur.Duration(s.st.Now()))
-		}
-		if cur.CommandID != "" {
-			if c, err := s.st.Command(ctx, cur.CommandID); err == nil {
-				st.CommandState, st.CommandNote = c.State, c.Note
-			}
-		}
-		b, _ := json.Marshal(st)
-		// The duration of a running release changes every read; compare without it.
-		cmp := st
-		cmp.Duration = ""
-		cb, _ := json.Marshal(cmp)
-		if string(cb) != string(lastState) {
-			fmt.Fprintf(w, "event: release\ndata: %s\n\n", b)
-			lastState = cb
-		}
-		if cur.Status.Final() {
+		if final {
 			fmt.Fprintf(w, "event: end\ndata: {}\n\n")
 			fl.Flush()
 			return
@@ -123,6 +101,50 @@ func (s *Server) streamRelease(w http.ResponseWriter, r *http.Request, rec store
 			return
 		}
 	}
+}
+
+// streamOnce writes the events after *after and, when it changed since *lastState, the
+// release's state; final says whether the release has ended.
+func (s streams) streamOnce(ctx context.Context, w io.Writer, id string, after *int, lastState *[]byte) (final bool, err error) {
+	evs, err := s.st.Events(ctx, id, *after)
+	if err != nil {
+		return false, err
+	}
+	for _, e := range evs {
+		b, _ := json.Marshal(e)
+		fmt.Fprintf(w, "id: %d\nevent: progress\ndata: %s\n\n", e.Seq, b)
+		*after = e.Seq
+	}
+	cur, err := s.st.Release(ctx, id)
+	if err != nil {
+		return false, err
+	}
+	st := s.streamStateOf(ctx, cur)
+	b, _ := json.Marshal(st)
+	// The duration of a running release changes every read; compare without it.
+	st.Duration = ""
+	cb, _ := json.Marshal(st)
+	if string(cb) != string(*lastState) {
+		fmt.Fprintf(w, "event: release\ndata: %s\n\n", b)
+		*lastState = cb
+	}
+	return cur.Status.Final(), nil
+}
+
+func (s streams) streamStateOf(ctx context.Context, cur store.ReleaseRecord) streamState {
+	st := streamState{ID: cur.ID, Status: string(cur.Status), AwaitingApproval: cur.AwaitingApproval(), FailureReason: cur.FailureReason,
+		Reason: cur.Reason, ReasonText: reasonText(cur.Reason),
+		ApprovedBy: cur.ApprovedBy, RejectedBy: cur.RejectedBy, StartedAt: cur.StartedAt, FinishedAt: cur.FinishedAt,
+		Version: cur.Version.Number, InstanceCount: cur.InstanceCount}
+	if cur.StartedAt != nil {
+		st.Duration = humanDuration(cur.Duration(s.st.Now()))
+	}
+	if cur.CommandID != "" {
+		if c, err := s.st.Command(ctx, cur.CommandID); err == nil {
+			st.CommandState, st.CommandNote = c.State, c.Note
+		}
+	}
+	return st
 }
 
 // humanDuration renders a duration the way people read it: 340ms, 4.2s, 45s, 3m 12s, 1h 4m.

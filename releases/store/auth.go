@@ -103,22 +103,17 @@ func (s *Store) User(ctx context.Context, name string) (User, error) {
 
 // Users lists all users by name.
 func (s *Store) Users(ctx context.Context) ([]User, error) {
-	rows, err := s.query(ctx, `SELECT name, role, created_at FROM users ORDER BY name`)
+	out, err := queryAll(ctx, s, func(r scanner) (User, error) {
+		var u User
+		var created int64
+		err := r.Scan(&u.Name, &u.Role, &created)
+		u.CreatedAt = fromMicros(created)
+		return u, err
+	}, `SELECT name, role, created_at FROM users ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("list users: %w", err)
 	}
-	defer rows.Close()
-	var out []User
-	for rows.Next() {
-		var u User
-		var created int64
-		if err := rows.Scan(&u.Name, &u.Role, &created); err != nil {
-			return nil, err
-		}
-		u.CreatedAt = fromMicros(created)
-		out = append(out, u)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // CountUsers says how many users exist (zero on a fresh server).
@@ -231,20 +226,11 @@ func (s *Store) Token(ctx context.Context, id string) (Token, error) {
 
 // Tokens lists tokens, newest first, revoked ones included.
 func (s *Store) Tokens(ctx context.Context) ([]Token, error) {
-	rows, err := s.query(ctx, `SELECT `+tokenCols+` FROM tokens ORDER BY created_at DESC, id`)
+	out, err := queryAll(ctx, s, scanToken, `SELECT `+tokenCols+` FROM tokens ORDER BY created_at DESC, id`)
 	if err != nil {
 		return nil, fmt.Errorf("list tokens: %w", err)
 	}
-	defer rows.Close()
-	var out []Token
-	for rows.Next() {
-		t, err := scanToken(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, t)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // RevokeToken makes a token unusable from now on.
@@ -310,20 +296,17 @@ func (s *Store) Audit(ctx context.Context, limit int, beforeID int64) ([]AuditEn
 	}
 	q += ` ORDER BY id DESC LIMIT ?`
 	args = append(args, limit)
-	rows, err := s.query(ctx, q, args...)
+	out, err := queryAll(ctx, s, scanAudit, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read audit log: %w", err)
 	}
-	defer rows.Close()
-	var out []AuditEntry
-	for rows.Next() {
-		var a AuditEntry
-		var at int64
-		if err := rows.Scan(&a.ID, &at, &a.Actor, &a.Action, &a.Environment, &a.Model, &a.Target, &a.Outcome, &a.Detail, &a.RemoteAddr); err != nil {
-			return nil, err
-		}
-		a.Time = fromMicros(at)
-		out = append(out, a)
-	}
-	return out, rows.Err()
+	return out, nil
+}
+
+func scanAudit(r scanner) (AuditEntry, error) {
+	var a AuditEntry
+	var at int64
+	err := r.Scan(&a.ID, &at, &a.Actor, &a.Action, &a.Environment, &a.Model, &a.Target, &a.Outcome, &a.Detail, &a.RemoteAddr)
+	a.Time = fromMicros(at)
+	return a, err
 }

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -10,21 +11,20 @@ import (
 	"github.com/sagedeploy/sagedeploy/releases"
 )
 
-// Command states. A command waits at the gate (awaiting_approval) or for an agent (queued), is
-// taken by an agent (dispatched) and ends with its release.
+// Command states, named here too for the store's callers; package releases defines them and the
+// rules that move a command from one to the next.
 const (
-	CommandAwaitingApproval = "awaiting_approval"
-	CommandQueued           = "queued"
-	CommandDispatched       = "dispatched"
-	CommandSucceeded        = "succeeded"
-	CommandFailed           = "failed"
-	CommandCanceled         = "canceled"
+	CommandAwaitingApproval = releases.CommandAwaitingApproval
+	CommandQueued           = releases.CommandQueued
+	CommandDispatched       = releases.CommandDispatched
+	CommandSucceeded        = releases.CommandSucceeded
+	CommandFailed           = releases.CommandFailed
+	CommandCanceled         = releases.CommandCanceled
 )
 
 // CommandRecord is a command with its delivery state.
 type CommandRecord struct {
 	releases.Command
-	State        string     `json:"state"`
 	Message      string     `json:"message,omitempty"`
 	Note         string     `json:"note,omitempty"` // why it is still waiting, set by the server's sweeper
 	QueuedAt     *time.Time `json:"queued_at,omitempty"`
@@ -56,51 +56,121 @@ func (s *Store) CreateCommand(ctx context.Context, cmd releases.Command, rel rel
 	var outC CommandRecord
 	var outR ReleaseRecord
 	err := s.inTx(ctx, func(t *tx) error {
-		now := s.Now()
-		var busyID, busyStatus string
-		err := t.row(ctx, `SELECT id, status`+activeWhere+` LIMIT 1`, cmd.Environment, cmd.Model).Scan(&busyID, &busyStatus)
-		switch {
-		case err == nil:
-			return errf(ErrConflict, "model %s in environment %s already has an unfinished release (%s, %s); wait for it to end, or approve, reject or cancel it first", cmd.Model, cmd.Environment, busyID, busyStatus)
-		case !errors.Is(err, sql.ErrNoRows):
-			return fmt.Errorf("check releases in progress: %w", err)
-		}
-		cmd.ID = newID()
-		cmd.CreatedAt = now
-		rel.ID = newID()
-		cmd.ReleaseID = rel.ID
-		rel.Status = releases.StatusPending
-		rel.CreatedAt = now
-		r := ReleaseRecord{Release: rel, NeedsApproval: needsApproval, CommandID: cmd.ID, UpdatedAt: now}
-		if err := t.insertRelease(ctx, r); err != nil {
+		if err := t.componentIdle(ctx, cmd.Environment, cmd.Model); err != nil {
 			return err
 		}
-		state := CommandQueued
-		queued := &now
-		if needsApproval {
-			state, queued = CommandAwaitingApproval, nil
+		now := s.Now()
+		cmd.ID, cmd.CreatedAt, rel.ID, rel.CreatedAt = newID(), now, newID(), now
+		releases.Issue(&cmd, &rel, needsApproval)
+		if err := t.insertRelease(ctx, ReleaseRecord{Release: rel, UpdatedAt: now}); err != nil {
+			return err
 		}
-		_, err = t.exec(ctx, `INSERT INTO commands (`+commandCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', '', ?, ?, NULL, NULL)`,
-			cmd.ID, string(cmd.Kind), cmd.Environment, cmd.Model, cmd.Version, cmd.Instances, cmd.FromEnvironment, cmd.ReleaseID,
-			cmd.RequestedBy, state, micros(now), nullMicros(queued))
-		if err != nil {
-			return fmt.Errorf("insert command: %w", err)
+		if err := t.insertCommand(ctx, cmd, now); err != nil {
+			return err
 		}
 		msg := fmt.Sprintf("%s requested by %s; waiting for an agent of environment %s", describeCommand(cmd), cmd.RequestedBy, cmd.Environment)
 		if needsApproval {
 			msg = fmt.Sprintf("%s requested by %s; waiting for approval: environment %s requires one", describeCommand(cmd), cmd.RequestedBy, cmd.Environment)
 		}
-		if _, err := t.addEvent(ctx, rel.ID, releases.Event{Time: now, Phase: phaseOf(cmd), Message: msg}); err != nil {
+		if err := t.event(ctx, rel.ID, phaseOf(cmd), msg, now); err != nil {
 			return err
 		}
-		outR, err = t.release(ctx, rel.ID)
-		if err != nil {
+		var err error
+		if outR, err = t.release(ctx, rel.ID); err != nil {
 			return err
 		}
-		outC, err = scanCommand(t.row(ctx, `SELECT `+commandCols+` FROM commands WHERE id = ?`, cmd.ID))
+		outC, err = t.command(ctx, cmd.ID)
 		return err
 	})
 	return outC, outR, err
+}
+
+// componentIdle refuses a new command on a component that has an unfinished release.
+func (t *tx) componentIdle(ctx context.Context, env, model string) error {
+	var busyID, busyStatus string
+	err := t.row(ctx, `SELECT id, status`+activeWhere+` LIMIT 1`, activeArgs(env, model)...).Scan(&busyID, &busyStatus)
+	switch {
+	case err == nil:
+		return errf(ErrConflict, "model %s in environment %s already has an unfinished release (%s, %s); wait for it to end, or approve, reject or cancel it first", model, env, busyID, busyStatus)
+	case !errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("check releases in progress: %w", err)
+	}
+	return nil
+}
+
+func (t *tx) insertCommand(ctx context.Context, cmd releases.Command, now time.Time) error {
+	var queued *time.Time
+	if cmd.State == releases.CommandQueued {
+		queued = &now
+	}
+	_, err := t.exec(ctx, `INSERT INTO commands (`+commandCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', '', ?, ?, NULL, NULL)`,
+		cmd.ID, string(cmd.Kind), cmd.Environment, cmd.Model, cmd.Version, cmd.Instances, cmd.FromEnvironment, cmd.ReleaseID,
+		cmd.RequestedBy, cmd.State, micros(now), nullMicros(queued))
+	if err != nil {
+		return fmt.Errorf("insert command: %w", err)
+	}
+	return nil
+}
+
+// command reads one command in a transaction, locked for update.
+func (t *tx) command(ctx context.Context, id string) (CommandRecord, error) {
+	c, err := scanCommand(t.row(ctx, `SELECT `+commandCols+` FROM commands WHERE id = ?`+t.s.forUpdate(), id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return c, errf(ErrNotFound, "command %s does not exist", id)
+	}
+	if err != nil {
+		return c, fmt.Errorf("read command %s: %w", id, err)
+	}
+	return c, nil
+}
+
+// mutateCommand loads command id, lets fn apply a rule of package releases, stamps the time of
+// the new state and saves it. errUnchanged from fn leaves the command as it was.
+func (t *tx) mutateCommand(ctx context.Context, id string, fn func(c *CommandRecord) error) (CommandRecord, error) {
+	loaded, err := t.command(ctx, id)
+	if err != nil {
+		return loaded, err
+	}
+	c := loaded
+	if err := fn(&c); errors.Is(err, errUnchanged) {
+		return loaded, nil
+	} else if err != nil {
+		return loaded, fromDomain(err)
+	}
+	if c.State != loaded.State {
+		stamp(&c, t.s.Now())
+	}
+	_, err = t.exec(ctx, `UPDATE commands SET state = ?, message = ?, queued_at = ?, dispatched_at = ?, finished_at = ? WHERE id = ?`,
+		c.State, c.Message, nullMicros(c.QueuedAt), nullMicros(c.DispatchedAt), nullMicros(c.FinishedAt), id)
+	if err != nil {
+		return loaded, fmt.Errorf("save command %s (%s): %w", id, c.State, err)
+	}
+	return c, nil
+}
+
+// stamp records when c entered its state.
+func stamp(c *CommandRecord, now time.Time) {
+	switch {
+	case c.State == releases.CommandQueued:
+		c.QueuedAt = &now
+	case c.State == releases.CommandDispatched && c.DispatchedAt == nil:
+		c.DispatchedAt = &now
+	case c.State.Final():
+		c.FinishedAt = &now
+	}
+}
+
+// followCommand moves command id along with its release by step. A step the command's state does
+// not allow leaves it as it is: the release's change stands either way.
+func (t *tx) followCommand(ctx context.Context, id string, step func(*releases.Command) error, message string) error {
+	_, err := t.mutateCommand(ctx, id, func(c *CommandRecord) error {
+		if step(&c.Command) != nil {
+			return errUnchanged
+		}
+		c.Message = cmp.Or(message, c.Message)
+		return nil
+	})
+	return err
 }
 
 func phaseOf(cmd releases.Command) releases.Phase {
@@ -137,27 +207,18 @@ func (s *Store) ClaimCommand(ctx context.Context, env string) (*CommandRecord, e
 		if s.dialect == postgres {
 			lock = " FOR UPDATE SKIP LOCKED"
 		}
-		var id string
-		err := t.row(ctx, `SELECT id FROM commands WHERE environment = ? AND state = 'queued' ORDER BY queued_at, id LIMIT 1`+lock, env).Scan(&id)
+		id, err := scanString(t.row(ctx, `SELECT id FROM commands WHERE environment = ? AND state = ? ORDER BY queued_at, id LIMIT 1`+lock, env, releases.CommandQueued))
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil
 		}
 		if err != nil {
 			return fmt.Errorf("find queued command for %s: %w", env, err)
 		}
-		now := s.Now()
-		res, err := t.exec(ctx, `UPDATE commands SET state = 'dispatched', dispatched_at = ? WHERE id = ? AND state = 'queued'`, micros(now), id)
-		if err != nil {
-			return fmt.Errorf("dispatch command %s: %w", id, err)
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return nil
-		}
-		c, err := scanCommand(t.row(ctx, `SELECT `+commandCols+` FROM commands WHERE id = ?`, id))
+		c, err := t.mutateCommand(ctx, id, func(c *CommandRecord) error { return releases.ClaimCommand(&c.Command) })
 		if err != nil {
 			return err
 		}
-		if _, err := t.addEvent(ctx, c.ReleaseID, releases.Event{Time: now, Phase: phaseOf(c.Command), Message: "An agent of environment " + env + " took the command"}); err != nil {
+		if err := t.event(ctx, c.ReleaseID, phaseOf(c.Command), "An agent of environment "+env+" took the command", s.Now()); err != nil {
 			return err
 		}
 		out = &c
@@ -184,117 +245,99 @@ func (s *Store) Command(ctx context.Context, id string) (CommandRecord, error) {
 func (s *Store) CompleteCommand(ctx context.Context, id, env string, res releases.CommandResult) (CommandRecord, error) {
 	var out CommandRecord
 	err := s.inTx(ctx, func(t *tx) error {
-		c, err := scanCommand(t.row(ctx, `SELECT `+commandCols+` FROM commands WHERE id = ?`+s.forUpdate(), id))
-		if errors.Is(err, sql.ErrNoRows) || (err == nil && c.Environment != env) {
+		c, err := t.command(ctx, id)
+		if errors.Is(err, ErrNotFound) || (err == nil && c.Environment != env) {
 			return errf(ErrNotFound, "command %s does not exist for environment %s", id, env)
 		}
 		if err != nil {
-			return fmt.Errorf("read command %s: %w", id, err)
-		}
-		state := string(res.Status)
-		if isFinalCommand(c.State) {
-			if c.State == state {
-				out = c
-				return nil
-			}
-			return errf(ErrConflict, "command %s already ended as %s", id, c.State)
-		}
-		if c.State != CommandDispatched {
-			return errf(ErrConflict, "command %s is %s: no agent has taken it, so it cannot have a result", id, c.State)
-		}
-		now := s.Now()
-		if _, err := t.exec(ctx, `UPDATE commands SET state = ?, message = ?, finished_at = ? WHERE id = ?`, state, res.Message, micros(now), id); err != nil {
-			return fmt.Errorf("complete command %s: %w", id, err)
-		}
-		r, err := t.release(ctx, c.ReleaseID)
-		if err != nil {
 			return err
 		}
-		if !r.Status.Final() {
-			reason := "the agent reported the command " + state + " without finishing its release"
-			if res.Message != "" {
-				reason += ": " + res.Message
+		changed := false
+		out, err = t.mutateCommand(ctx, id, func(c *CommandRecord) error {
+			var rerr error
+			if changed, rerr = releases.CompleteCommand(&c.Command, res.Status); rerr == nil && !changed {
+				return errUnchanged
 			}
-			if _, err := t.finish(ctx, r, releases.ReleaseFinish{Status: releases.StatusFailed, FailureReason: reason}); err != nil {
-				return err
-			}
+			c.Message = res.Message
+			return rerr
+		})
+		if err != nil || !changed {
+			return err
 		}
-		out, err = scanCommand(t.row(ctx, `SELECT `+commandCols+` FROM commands WHERE id = ?`, id))
-		return err
+		return t.releaseOfCommandDone(ctx, c.ReleaseID, out.State, res.Message)
 	})
 	return out, err
 }
 
-func isFinalCommand(state string) bool {
-	return state == CommandSucceeded || state == CommandFailed || state == CommandCanceled
+// releaseOfCommandDone fails the release of a command that ended while the release had not.
+func (t *tx) releaseOfCommandDone(ctx context.Context, id string, state releases.CommandState, message string) error {
+	_, err := t.mutateRelease(ctx, id, func(t *tx, r *ReleaseRecord) error {
+		if r.Status.Final() {
+			return errUnchanged
+		}
+		why := "the agent reported the command " + string(state) + " without finishing its release"
+		if message != "" {
+			why += ": " + message
+		}
+		return t.finish(ctx, r, releases.ReleaseFinish{Status: releases.StatusFailed, Reason: releases.ReasonErrored, FailureReason: why})
+	})
+	return err
 }
 
 // NoteUnclaimedCommands marks queued commands that no agent took since before cutoff with note.
 // They stay queued: an agent that starts later still gets them.
 func (s *Store) NoteUnclaimedCommands(ctx context.Context, cutoff time.Time, note string) (int64, error) {
-	res, err := s.exec(ctx, `UPDATE commands SET note = ? WHERE state = 'queued' AND queued_at < ? AND note = ''`, note, micros(cutoff))
+	res, err := s.exec(ctx, `UPDATE commands SET note = ? WHERE state = ? AND queued_at < ? AND note = ''`, note, releases.CommandQueued, micros(cutoff))
 	if err != nil {
 		return 0, fmt.Errorf("note unclaimed commands: %w", err)
 	}
 	return res.RowsAffected()
 }
 
-// FailStaleReleases ends as failed the releases that stopped making progress: running ones with
-// no report since cutoff, and pending ones whose command an agent took before cutoff but never
-// started. Their commands fail with them.
+// FailStaleReleases ends as failed (timed out) the releases that stopped making progress: running
+// ones with no report since cutoff, and pending ones whose command an agent took before cutoff but
+// never started. Their commands fail with them.
 func (s *Store) FailStaleReleases(ctx context.Context, cutoff time.Time, reason string) ([]ReleaseRecord, error) {
-	rows, err := s.query(ctx, `SELECT id FROM releases WHERE status = 'running' AND updated_at < ?
+	ids, err := queryAll(ctx, s, scanString, `SELECT id FROM releases WHERE status = ? AND updated_at < ?
 		UNION SELECT r.id FROM releases r JOIN commands c ON c.id = r.command_id
-		WHERE r.status = 'pending' AND c.state = 'dispatched' AND c.dispatched_at < ? AND r.updated_at < ?`,
-		micros(cutoff), micros(cutoff), micros(cutoff))
+		WHERE r.status = ? AND c.state = ? AND c.dispatched_at < ? AND r.updated_at < ?`,
+		releases.StatusRunning, micros(cutoff), releases.StatusPending, releases.CommandDispatched, micros(cutoff), micros(cutoff))
 	if err != nil {
 		return nil, fmt.Errorf("find stale releases: %w", err)
 	}
-	var ids []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		ids = append(ids, id)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
 	var out []ReleaseRecord
 	for _, id := range ids {
-		err := s.inTx(ctx, func(t *tx) error {
-			r, err := t.release(ctx, id)
-			if err != nil {
-				return err
+		timedOut := false
+		r, err := s.mutateRelease(ctx, id, func(t *tx, r *ReleaseRecord) error {
+			now := t.s.Now()
+			// The rule re-checks inside the transaction: a report may have arrived since the scan.
+			if timedOut = releases.TimeOut(&r.Release, r.UpdatedAt, cutoff, reason, now); !timedOut {
+				return errUnchanged
 			}
-			// Re-check inside the transaction: a report may have arrived since the scan.
-			if r.Status.Final() || r.UpdatedAt.After(cutoff) {
-				return nil
-			}
-			if _, err := t.addEvent(ctx, id, releases.Event{Time: s.Now(), Phase: "wait", Message: reason}); err != nil {
-				return err
-			}
-			r, err = t.finish(ctx, r, releases.ReleaseFinish{Status: releases.StatusFailed, FailureReason: reason})
-			if err != nil {
-				return err
-			}
-			if r.CommandID != "" {
-				if _, err := t.exec(ctx, `UPDATE commands SET state = 'failed', message = ?, finished_at = ? WHERE id = ? AND state IN ('queued', 'dispatched')`,
-					reason, micros(s.Now()), r.CommandID); err != nil {
-					return fmt.Errorf("fail command %s: %w", r.CommandID, err)
-				}
-			}
-			out = append(out, r)
-			return nil
+			return t.timedOut(ctx, r, reason, now)
 		})
 		if err != nil {
 			return out, fmt.Errorf("fail stale release %s: %w", id, err)
 		}
+		if timedOut {
+			out = append(out, r)
+		}
 	}
 	return out, nil
+}
+
+// timedOut records what a timeout changes beside the release: a note, its component, its command.
+func (t *tx) timedOut(ctx context.Context, r *ReleaseRecord, reason string, now time.Time) error {
+	if err := t.event(ctx, r.ID, releases.PhaseWait, reason, now); err != nil {
+		return err
+	}
+	if err := t.ended(ctx, r, releases.ReleaseFinish{Status: releases.StatusFailed}); err != nil {
+		return err
+	}
+	if r.CommandID == "" {
+		return nil
+	}
+	return t.followCommand(ctx, r.CommandID, releases.TimeOutCommand, reason)
 }
 
 // Commands lists the newest commands, optionally of one environment.
@@ -310,18 +353,9 @@ func (s *Store) Commands(ctx context.Context, env string, limit int) ([]CommandR
 	}
 	q += ` ORDER BY created_at DESC, id DESC LIMIT ?`
 	args = append(args, limit)
-	rows, err := s.query(ctx, q, args...)
+	out, err := queryAll(ctx, s, scanCommand, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list commands: %w", err)
 	}
-	defer rows.Close()
-	var out []CommandRecord
-	for rows.Next() {
-		c, err := scanCommand(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, c)
-	}
-	return out, rows.Err()
+	return out, nil
 }

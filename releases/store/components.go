@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -72,7 +73,7 @@ func (t *tx) componentStarted(ctx context.Context, r ReleaseRecord, restore, sca
 	if err != nil {
 		return err
 	}
-	c.endpoint = nonEmpty(r.EndpointName, c.endpoint)
+	c.endpoint = cmp.Or(r.EndpointName, c.endpoint)
 	if c.endpoint == "" {
 		c.endpoint = r.Model + "-" + r.Environment
 	}
@@ -140,7 +141,7 @@ func (t *tx) componentFinished(ctx context.Context, r ReleaseRecord, f releases.
 	case f.Status == releases.StatusSucceeded && r.InstanceCount > 0:
 		c.count = r.InstanceCount
 	}
-	c.endpoint = nonEmpty(c.endpoint, nonEmpty(r.EndpointName, r.Model+"-"+r.Environment))
+	c.endpoint = cmp.Or(c.endpoint, r.EndpointName, r.Model+"-"+r.Environment)
 	c.lastRelease = r.ID
 	return t.putComponent(ctx, c, now)
 }
@@ -203,20 +204,11 @@ func scanComponent(r scanner) (ComponentView, error) {
 
 // Components lists all components, by environment order then model.
 func (s *Store) Components(ctx context.Context) ([]ComponentView, error) {
-	rows, err := s.query(ctx, componentSelect+` ORDER BY e.ordinal, c.environment, c.model`)
+	out, err := queryAll(ctx, s, scanComponent, componentSelect+` ORDER BY e.ordinal, c.environment, c.model`)
 	if err != nil {
 		return nil, fmt.Errorf("list components: %w", err)
 	}
-	defer rows.Close()
-	var out []ComponentView
-	for rows.Next() {
-		c, err := scanComponent(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, c)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // Component reads one component.
@@ -236,7 +228,7 @@ func (s *Store) Component(ctx context.Context, env, model string) (ComponentView
 
 // ServedVersions lists the versions a component has served, most recently served first.
 func (s *Store) ServedVersions(ctx context.Context, env, model string) ([]ServedVersion, error) {
-	rows, err := s.query(ctx, `SELECT sv.number, sv.first_served_at, sv.last_served_at, sv.last_release_id,
+	out, err := queryAll(ctx, s, scanServed, `SELECT sv.number, sv.first_served_at, sv.last_served_at, sv.last_release_id,
 		COALESCE(v.model_package_arn, ''), COALESCE(v.description, ''), COALESCE(v.pipeline_id, ''), COALESCE(v.project_id, ''), COALESCE(v.commit_sha, ''),
 		CASE WHEN c.current_version = sv.number THEN 1 ELSE 0 END
 		FROM served_versions sv
@@ -247,20 +239,17 @@ func (s *Store) ServedVersions(ctx context.Context, env, model string) ([]Served
 	if err != nil {
 		return nil, fmt.Errorf("read version history of %s in %s: %w", model, env, err)
 	}
-	defer rows.Close()
-	var out []ServedVersion
-	for rows.Next() {
-		var sv ServedVersion
-		var first, last int64
-		var current int
-		if err := rows.Scan(&sv.Number, &first, &last, &sv.LastReleaseID, &sv.ModelPackageARN, &sv.Description,
-			&sv.PipelineID, &sv.ProjectID, &sv.Commit, &current); err != nil {
-			return nil, err
-		}
-		sv.FirstServedAt, sv.LastServedAt, sv.Current = fromMicros(first), fromMicros(last), current != 0
-		out = append(out, sv)
-	}
-	return out, rows.Err()
+	return out, nil
+}
+
+func scanServed(r scanner) (ServedVersion, error) {
+	var sv ServedVersion
+	var first, last int64
+	var current int
+	err := r.Scan(&sv.Number, &first, &last, &sv.LastReleaseID, &sv.ModelPackageARN, &sv.Description,
+		&sv.PipelineID, &sv.ProjectID, &sv.Commit, &current)
+	sv.FirstServedAt, sv.LastServedAt, sv.Current = fromMicros(first), fromMicros(last), current != 0
+	return sv, err
 }
 
 // PreviousVersion is what a rollback restores: the most recently served version other than the
@@ -315,36 +304,22 @@ func (s *Store) Version(ctx context.Context, model string, number int) (releases
 
 // Versions lists a model's known versions, newest first.
 func (s *Store) Versions(ctx context.Context, model string) ([]releases.Version, error) {
-	rows, err := s.query(ctx, `SELECT number, model_package_arn, description, pipeline_id, project_id, commit_sha FROM versions WHERE model = ? ORDER BY number DESC`, model)
+	out, err := queryAll(ctx, s, func(r scanner) (releases.Version, error) {
+		var v releases.Version
+		err := r.Scan(&v.Number, &v.ModelPackageARN, &v.Description, &v.PipelineID, &v.ProjectID, &v.Commit)
+		return v, err
+	}, `SELECT number, model_package_arn, description, pipeline_id, project_id, commit_sha FROM versions WHERE model = ? ORDER BY number DESC`, model)
 	if err != nil {
 		return nil, fmt.Errorf("list versions of %s: %w", model, err)
 	}
-	defer rows.Close()
-	var out []releases.Version
-	for rows.Next() {
-		var v releases.Version
-		if err := rows.Scan(&v.Number, &v.ModelPackageARN, &v.Description, &v.PipelineID, &v.ProjectID, &v.Commit); err != nil {
-			return nil, err
-		}
-		out = append(out, v)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // Models lists the models that have a component somewhere.
 func (s *Store) Models(ctx context.Context) ([]string, error) {
-	rows, err := s.query(ctx, `SELECT DISTINCT model FROM components ORDER BY model`)
+	out, err := queryAll(ctx, s, scanString, `SELECT DISTINCT model FROM components ORDER BY model`)
 	if err != nil {
 		return nil, fmt.Errorf("list models: %w", err)
 	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var m string
-		if err := rows.Scan(&m); err != nil {
-			return nil, err
-		}
-		out = append(out, m)
-	}
-	return out, rows.Err()
+	return out, nil
 }

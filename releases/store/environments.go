@@ -64,20 +64,11 @@ func (s *Store) unknownEnvironment(ctx context.Context, name string) error {
 
 // Environments lists environments in pipeline order.
 func (s *Store) Environments(ctx context.Context) ([]releases.Environment, error) {
-	rows, err := s.query(ctx, `SELECT name, kind, region, account, endpoint_url, requires_approval, ordinal FROM environments ORDER BY ordinal, name`)
+	out, err := queryAll(ctx, s, scanEnvironment, `SELECT name, kind, region, account, endpoint_url, requires_approval, ordinal FROM environments ORDER BY ordinal, name`)
 	if err != nil {
 		return nil, fmt.Errorf("list environments: %w", err)
 	}
-	defer rows.Close()
-	var out []releases.Environment
-	for rows.Next() {
-		e, err := scanEnvironment(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, e)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // NextEnvironment returns the environment after name in pipeline order (the promotion target).

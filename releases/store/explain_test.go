@@ -35,7 +35,7 @@ func TestTimelineQueriesUseIndexes(t *testing.T) {
 		}
 	}
 	// "Is a release of this component in progress?" looks up only unfinished releases.
-	if p := plan(t, s, "SELECT id"+activeWhere, "dev", "abalone"); !strings.Contains(p, "releases_env_model_status (environment=? AND model=? AND status=?)") {
+	if p := plan(t, s, "SELECT id"+activeWhere, activeArgs("dev", "abalone")...); !strings.Contains(p, "releases_env_model_status (environment=? AND model=? AND status=?)") {
 		t.Errorf("active release plan %q; want the (environment, model, status) index", p)
 	}
 }

@@ -168,6 +168,14 @@ var migrations = []migration{
 		// walk the component's whole history.
 		`CREATE INDEX releases_env_model_status ON releases (environment, model, status, created_at)`,
 	}},
+	{3, "typed failure reason of finished releases", []string{
+		`ALTER TABLE releases ADD COLUMN reason TEXT NOT NULL DEFAULT ''`,
+		// Gate decisions and cancels left their mark before the column existed; failures did not
+		// say whose they were, so they stay without a reason. Literals, not Go constants: a
+		// migration means the same forever.
+		`UPDATE releases SET reason = 'rejected' WHERE status = 'canceled' AND rejected_by <> ''`,
+		`UPDATE releases SET reason = 'canceled' WHERE status = 'canceled' AND rejected_by = ''`,
+	}},
 }
 
 // SchemaVersion is the newest migration this build knows.
@@ -232,18 +240,13 @@ func firstLine(s string) string {
 
 // AppliedMigrations lists the schema versions recorded in the database, oldest first.
 func (s *Store) AppliedMigrations(ctx context.Context) ([]int, error) {
-	rows, err := s.query(ctx, `SELECT version FROM schema_migrations ORDER BY version`)
+	out, err := queryAll(ctx, s, func(r scanner) (int, error) {
+		var v int
+		err := r.Scan(&v)
+		return v, err
+	}, `SELECT version FROM schema_migrations ORDER BY version`)
 	if err != nil {
 		return nil, fmt.Errorf("read applied migrations: %w", err)
 	}
-	defer rows.Close()
-	var out []int
-	for rows.Next() {
-		var v int
-		if err := rows.Scan(&v); err != nil {
-			return nil, err
-		}
-		out = append(out, v)
-	}
-	return out, rows.Err()
+	return out, nil
 }

@@ -17,16 +17,7 @@ import (
 // ReleaseRecord is a release with what the server keeps beside the domain fields.
 type ReleaseRecord struct {
 	releases.Release
-	// NeedsApproval is set when the release was created into a gated environment.
-	NeedsApproval bool `json:"needs_approval"`
-	// CommandID names the dashboard command that created the release, if any.
-	CommandID string    `json:"command_id,omitempty"`
 	UpdatedAt time.Time `json:"updated_at"`
-}
-
-// AwaitingApproval reports whether the release waits at its environment's gate.
-func (r ReleaseRecord) AwaitingApproval() bool {
-	return r.Status == releases.StatusPending && r.NeedsApproval && r.ApprovedBy == "" && r.RejectedBy == ""
 }
 
 // Duration is how long the release ran (so far, when it has not finished).
@@ -41,22 +32,9 @@ func (r ReleaseRecord) Duration(now time.Time) time.Duration {
 	return end.Sub(*r.StartedAt)
 }
 
-// gated reports whether a release kind waits at an approval gate: promotions and deploys bring a
-// new version into the environment; restores and scaling are the emergency tools and do not wait.
-func gated(k releases.Kind) bool { return k == releases.KindDeploy || k == releases.KindPromote }
-
-// ValidKind reports whether k is a release kind.
-func ValidKind(k releases.Kind) bool {
-	switch k {
-	case releases.KindDeploy, releases.KindPromote, releases.KindRestore, releases.KindScale:
-		return true
-	}
-	return false
-}
-
 const releaseCols = `id, environment, model, kind, status, version_json, previous_version_json, endpoint_name,
 	endpoint_config_name, instance_type, instance_count, trigger_type, trigger_user, trigger_pipeline_id,
-	trigger_project_id, failure_reason, needs_approval, approved_by, rejected_by, command_id, created_at,
+	trigger_project_id, failure_reason, reason, needs_approval, approved_by, rejected_by, command_id, created_at,
 	started_at, finished_at, updated_at`
 
 func scanRelease(r scanner) (ReleaseRecord, error) {
@@ -67,7 +45,7 @@ func scanRelease(r scanner) (ReleaseRecord, error) {
 	var started, finished sql.NullInt64
 	err := r.Scan(&rec.ID, &rec.Environment, &rec.Model, &kind, &status, &vjson, &pjson, &rec.EndpointName,
 		&rec.EndpointConfigName, &rec.InstanceType, &rec.InstanceCount, &rec.Trigger.Type, &rec.Trigger.User,
-		&rec.Trigger.PipelineID, &rec.Trigger.ProjectID, &rec.FailureReason, &approval, &rec.ApprovedBy,
+		&rec.Trigger.PipelineID, &rec.Trigger.ProjectID, &rec.FailureReason, &rec.Reason, &approval, &rec.ApprovedBy,
 		&rec.RejectedBy, &rec.CommandID, &created, &started, &finished, &updated)
 	if err != nil {
 		return rec, err
@@ -122,10 +100,10 @@ func (t *tx) release(ctx context.Context, id string) (ReleaseRecord, error) {
 
 func (t *tx) insertRelease(ctx context.Context, r ReleaseRecord) error {
 	_, err := t.exec(ctx, `INSERT INTO releases (`+releaseCols+`, version_number, event_seq)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)`,
 		r.ID, r.Environment, r.Model, string(r.Kind), string(r.Status), versionJSON(r.Version), prevJSON(r.PreviousVersion),
 		r.EndpointName, r.EndpointConfigName, r.InstanceType, r.InstanceCount, r.Trigger.Type, r.Trigger.User,
-		r.Trigger.PipelineID, r.Trigger.ProjectID, r.FailureReason, b2i(r.NeedsApproval), r.ApprovedBy, r.RejectedBy,
+		r.Trigger.PipelineID, r.Trigger.ProjectID, r.FailureReason, r.Reason, b2i(r.NeedsApproval), r.ApprovedBy, r.RejectedBy,
 		r.CommandID, micros(r.CreatedAt), nullMicros(r.StartedAt), nullMicros(r.FinishedAt), micros(r.UpdatedAt), r.Version.Number)
 	if err != nil {
 		return fmt.Errorf("insert release %s: %w", r.ID, err)
@@ -135,10 +113,10 @@ func (t *tx) insertRelease(ctx context.Context, r ReleaseRecord) error {
 
 func (t *tx) updateRelease(ctx context.Context, r ReleaseRecord) error {
 	_, err := t.exec(ctx, `UPDATE releases SET status = ?, version_json = ?, version_number = ?, previous_version_json = ?,
-		endpoint_name = ?, endpoint_config_name = ?, instance_type = ?, instance_count = ?, failure_reason = ?,
+		endpoint_name = ?, endpoint_config_name = ?, instance_type = ?, instance_count = ?, failure_reason = ?, reason = ?,
 		approved_by = ?, rejected_by = ?, started_at = ?, finished_at = ?, updated_at = ? WHERE id = ?`,
 		string(r.Status), versionJSON(r.Version), r.Version.Number, prevJSON(r.PreviousVersion), r.EndpointName,
-		r.EndpointConfigName, r.InstanceType, r.InstanceCount, r.FailureReason, r.ApprovedBy, r.RejectedBy,
+		r.EndpointConfigName, r.InstanceType, r.InstanceCount, r.FailureReason, r.Reason, r.ApprovedBy, r.RejectedBy,
 		nullMicros(r.StartedAt), nullMicros(r.FinishedAt), micros(r.UpdatedAt), r.ID)
 	if err != nil {
 		return fmt.Errorf("update release %s: %w", r.ID, err)
@@ -157,157 +135,144 @@ func (t *tx) environment(ctx context.Context, name string) (releases.Environment
 	return e, nil
 }
 
-// StartRelease records the start of a release as the deployer reports it. Without start.ID it
-// creates the release: running, or pending when the environment's gate needs an approval for
-// this kind. With start.ID it continues the release the server created for a command: the
-// release becomes running unless it still waits for an approval.
-func (s *Store) StartRelease(ctx context.Context, st releases.ReleaseStart) (ReleaseRecord, error) {
+// errUnchanged tells mutateRelease and mutateCommand that the rule left the record as it was
+// (a retried report, a step that does not apply), so there is nothing to save.
+var errUnchanged = errors.New("unchanged")
+
+// mutateRelease is one step of the release lifecycle in one transaction: load the release, let
+// fn apply a rule of package releases and record what else it changes, save.
+func (s *Store) mutateRelease(ctx context.Context, id string, fn func(t *tx, r *ReleaseRecord) error) (ReleaseRecord, error) {
 	var out ReleaseRecord
 	err := s.inTx(ctx, func(t *tx) error {
-		now := s.Now()
-		env, err := t.environment(ctx, st.Environment)
-		if err != nil {
-			return err
-		}
-		if st.ID == "" {
-			r := ReleaseRecord{Release: releases.Release{
-				ID: newID(), Environment: st.Environment, Model: st.Model, Kind: st.Kind,
-				Version: st.Version, PreviousVersion: st.PreviousVersion, EndpointName: st.EndpointName,
-				EndpointConfigName: st.EndpointConfigName, InstanceType: st.InstanceType,
-				InstanceCount: st.InstanceCount, Trigger: st.Trigger, CreatedAt: now,
-			}, UpdatedAt: now}
-			r.NeedsApproval = env.RequiresApproval && gated(st.Kind)
-			if r.NeedsApproval {
-				r.Status = releases.StatusPending
-			} else {
-				r.Status = releases.StatusRunning
-				r.StartedAt = &now
-			}
-			if err := t.insertRelease(ctx, r); err != nil {
-				return err
-			}
-			if err := t.supersedeRerun(ctx, r, now); err != nil {
-				return err
-			}
-			if err := t.upsertVersion(ctx, st.Model, st.Version, now); err != nil {
-				return err
-			}
-			if r.NeedsApproval {
-				if _, err := t.addEvent(ctx, r.ID, releases.Event{Time: now, Phase: "approval",
-					Message: fmt.Sprintf("Waiting for approval: environment %s requires one before a %s", env.Name, r.Kind)}); err != nil {
-					return err
-				}
-			} else if err := t.componentStarted(ctx, r, st.RestoreEnabled, st.ScaleEnabled, now); err != nil {
-				return err
-			}
-			out, err = t.release(ctx, r.ID)
-			return err
-		}
-
-		r, err := t.release(ctx, st.ID)
-		if err != nil {
-			return err
-		}
-		if r.Environment != st.Environment || r.Model != st.Model {
-			return errf(ErrConflict, "release %s is for model %s in environment %s, but the report names model %s in environment %s", r.ID, r.Model, r.Environment, st.Model, st.Environment)
-		}
-		if r.Status.Final() {
-			return errf(ErrConflict, "release %s already ended (%s); start a new release instead", r.ID, r.Status)
-		}
-		if st.Version.Number > 0 || st.Version.ModelPackageARN != "" {
-			r.Version = st.Version
-		}
-		if st.PreviousVersion != nil {
-			r.PreviousVersion = st.PreviousVersion
-		}
-		r.EndpointName = nonEmpty(st.EndpointName, r.EndpointName)
-		r.EndpointConfigName = nonEmpty(st.EndpointConfigName, r.EndpointConfigName)
-		r.InstanceType = nonEmpty(st.InstanceType, r.InstanceType)
-		if st.InstanceCount > 0 {
-			r.InstanceCount = st.InstanceCount
-		}
-		r.UpdatedAt = now
-		startedNow := false
-		if r.Status == releases.StatusPending && !r.AwaitingApproval() {
-			r.Status = releases.StatusRunning
-			r.StartedAt = &now
-			startedNow = true
-		}
-		if err := t.updateRelease(ctx, r); err != nil {
-			return err
-		}
-		if err := t.upsertVersion(ctx, r.Model, r.Version, now); err != nil {
-			return err
-		}
-		if startedNow || r.Status == releases.StatusRunning {
-			if err := t.componentStarted(ctx, r, st.RestoreEnabled, st.ScaleEnabled, now); err != nil {
-				return err
-			}
-		}
-		if startedNow && r.CommandID != "" {
-			if _, err := t.exec(ctx, `UPDATE commands SET state = 'dispatched', dispatched_at = COALESCE(dispatched_at, ?) WHERE id = ? AND state IN ('queued', 'dispatched')`, micros(now), r.CommandID); err != nil {
-				return fmt.Errorf("mark command %s dispatched: %w", r.CommandID, err)
-			}
-		}
-		out, err = t.release(ctx, r.ID)
+		var err error
+		out, err = t.mutateRelease(ctx, id, fn)
 		return err
 	})
 	return out, err
 }
 
-// supersedeRerun closes the releases that an earlier attempt of the same CI pipeline left open on
-// r's component. CI systems re-run a step only after the earlier attempt ended, so a release of
-// that pipeline still running (or waiting at the gate) lost its deployer — killed, or its runner
-// gone — and would otherwise stay open until the running timeout. It ends as failed (canceled
-// when it never started), naming r. Releases of dashboard commands belong to agents: untouched.
-func (t *tx) supersedeRerun(ctx context.Context, r ReleaseRecord, now time.Time) error {
-	if r.Trigger.PipelineID == "" || r.CommandID != "" {
-		return nil
-	}
-	rows, err := t.query(ctx, `SELECT id FROM releases WHERE environment = ? AND model = ? AND trigger_pipeline_id = ?
-		AND status IN ('running', 'pending') AND command_id = '' AND id <> ?`, r.Environment, r.Model, r.Trigger.PipelineID, r.ID)
+func (t *tx) mutateRelease(ctx context.Context, id string, fn func(t *tx, r *ReleaseRecord) error) (ReleaseRecord, error) {
+	loaded, err := t.release(ctx, id)
 	if err != nil {
-		return fmt.Errorf("find earlier releases of pipeline %s: %w", r.Trigger.PipelineID, err)
+		return loaded, err
 	}
-	var ids []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return err
+	r := loaded
+	if err := fn(t, &r); errors.Is(err, errUnchanged) {
+		return loaded, nil
+	} else if err != nil {
+		return loaded, fromDomain(err)
+	}
+	r.UpdatedAt = t.s.Now()
+	if err := t.updateRelease(ctx, r); err != nil {
+		return loaded, err
+	}
+	return t.release(ctx, id)
+}
+
+// event appends a progress note to release id.
+func (t *tx) event(ctx context.Context, id string, phase releases.Phase, msg string, now time.Time) error {
+	_, err := t.addEvent(ctx, id, releases.Event{Time: now, Phase: phase, Message: msg})
+	return err
+}
+
+// StartRelease records the start of a release as the deployer reports it. Without start.ID it
+// creates the release: running, or pending when the environment's gate needs an approval for
+// this kind. With start.ID it continues the release the server created for a command: the
+// release becomes running unless it still waits for an approval.
+func (s *Store) StartRelease(ctx context.Context, st releases.ReleaseStart) (ReleaseRecord, error) {
+	if st.ID != "" {
+		return s.mutateRelease(ctx, st.ID, func(t *tx, r *ReleaseRecord) error { return t.continueRelease(ctx, r, st) })
+	}
+	var out ReleaseRecord
+	err := s.inTx(ctx, func(t *tx) error {
+		var err error
+		out, err = t.openRelease(ctx, st)
+		return err
+	})
+	return out, err
+}
+
+func (t *tx) openRelease(ctx context.Context, st releases.ReleaseStart) (ReleaseRecord, error) {
+	env, err := t.environment(ctx, st.Environment)
+	if err != nil {
+		return ReleaseRecord{}, err
+	}
+	now := t.s.Now()
+	r := ReleaseRecord{Release: releases.Release{
+		ID: newID(), Environment: st.Environment, Model: st.Model, Kind: st.Kind,
+		Version: st.Version, PreviousVersion: st.PreviousVersion, EndpointName: st.EndpointName,
+		EndpointConfigName: st.EndpointConfigName, InstanceType: st.InstanceType,
+		InstanceCount: st.InstanceCount, Trigger: st.Trigger, CreatedAt: now,
+	}, UpdatedAt: now}
+	releases.Open(&r.Release, env, now)
+	if err := t.insertRelease(ctx, r); err != nil {
+		return r, err
+	}
+	if err := t.supersedeRerun(ctx, r, now); err != nil {
+		return r, err
+	}
+	if err := t.upsertVersion(ctx, st.Model, st.Version, now); err != nil {
+		return r, err
+	}
+	if r.NeedsApproval {
+		msg := fmt.Sprintf("Waiting for approval: environment %s requires one before a %s", env.Name, r.Kind)
+		if err := t.event(ctx, r.ID, releases.PhaseApproval, msg, now); err != nil {
+			return r, err
 		}
-		ids = append(ids, id)
+	} else if err := t.componentStarted(ctx, r, st.RestoreEnabled, st.ScaleEnabled, now); err != nil {
+		return r, err
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+	return t.release(ctx, r.ID)
+}
+
+func (t *tx) continueRelease(ctx context.Context, r *ReleaseRecord, st releases.ReleaseStart) error {
+	if _, err := t.environment(ctx, st.Environment); err != nil {
 		return err
 	}
-	for _, id := range ids {
-		old, err := t.release(ctx, id)
-		if err != nil {
+	now := t.s.Now()
+	started, err := releases.Continue(&r.Release, st, now)
+	if err != nil {
+		return err
+	}
+	if err := t.upsertVersion(ctx, r.Model, r.Version, now); err != nil {
+		return err
+	}
+	if r.Status == releases.StatusRunning {
+		if err := t.componentStarted(ctx, *r, st.RestoreEnabled, st.ScaleEnabled, now); err != nil {
 			return err
 		}
-		reason := fmt.Sprintf("Superseded by release %s: pipeline %s ran this step again before this release reported an outcome (its deployer stopped).", r.ID, r.Trigger.PipelineID)
-		if _, err := t.addEvent(ctx, id, releases.Event{Time: now, Phase: "wait", Message: reason}); err != nil {
-			return err
-		}
-		old.Status = releases.StatusFailed
-		if old.StartedAt == nil {
-			old.Status = releases.StatusCanceled
-		}
-		old.FailureReason, old.FinishedAt, old.UpdatedAt = reason, &now, now
-		if err := t.updateRelease(ctx, old); err != nil {
-			return err
-		}
+	}
+	if started && r.CommandID != "" {
+		return t.followCommand(ctx, r.CommandID, releases.StartCommand, "")
 	}
 	return nil
 }
 
-func nonEmpty(a, b string) string {
-	if a != "" {
-		return a
+// supersedeRerun closes the releases that an earlier attempt of the same CI pipeline left open on
+// r's component (see releases.Supersede); they would otherwise stay open until the running
+// timeout. Releases of dashboard commands belong to agents: untouched.
+func (t *tx) supersedeRerun(ctx context.Context, r ReleaseRecord, now time.Time) error {
+	if r.Trigger.PipelineID == "" || r.CommandID != "" {
+		return nil
 	}
-	return b
+	ids, err := queryAll(ctx, t, scanString, `SELECT id FROM releases WHERE environment = ? AND model = ? AND trigger_pipeline_id = ?
+		AND status IN (?, ?) AND command_id = '' AND id <> ?`, r.Environment, r.Model, r.Trigger.PipelineID,
+		releases.StatusRunning, releases.StatusPending, r.ID)
+	if err != nil {
+		return fmt.Errorf("find earlier releases of pipeline %s: %w", r.Trigger.PipelineID, err)
+	}
+	for _, id := range ids {
+		_, err := t.mutateRelease(ctx, id, func(t *tx, old *ReleaseRecord) error {
+			if err := releases.Supersede(&old.Release, r.Release, now); err != nil {
+				return err
+			}
+			return t.event(ctx, id, releases.PhaseWait, old.FailureReason, now)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Release reads one release (without events).
@@ -368,201 +333,111 @@ func (t *tx) addEvent(ctx context.Context, id string, ev releases.Event) (releas
 
 // Events lists a release's events after sequence number after, in order.
 func (s *Store) Events(ctx context.Context, id string, after int) ([]releases.Event, error) {
-	rows, err := s.query(ctx, `SELECT seq, occurred_at, phase, message, endpoint_status FROM release_events WHERE release_id = ? AND seq > ? ORDER BY seq`, id, after)
+	out, err := queryAll(ctx, s, scanEvent, `SELECT seq, occurred_at, phase, message, endpoint_status FROM release_events WHERE release_id = ? AND seq > ? ORDER BY seq`, id, after)
 	if err != nil {
 		return nil, fmt.Errorf("read events of release %s: %w", id, err)
 	}
-	defer rows.Close()
-	var out []releases.Event
-	for rows.Next() {
-		var e releases.Event
-		var at int64
-		if err := rows.Scan(&e.Seq, &at, &e.Phase, &e.Message, &e.EndpointStatus); err != nil {
-			return nil, err
-		}
-		e.Time = fromMicros(at)
-		out = append(out, e)
-	}
-	return out, rows.Err()
+	return out, nil
+}
+
+func scanEvent(r scanner) (releases.Event, error) {
+	var e releases.Event
+	var at int64
+	err := r.Scan(&e.Seq, &at, &e.Phase, &e.Message, &e.EndpointStatus)
+	e.Time = fromMicros(at)
+	return e, err
 }
 
 // FinishRelease records a release's outcome and updates its component: the serving version, the
 // endpoint status and the instances. Finishing again with the same status changes nothing, so a
 // retried report is harmless.
 func (s *Store) FinishRelease(ctx context.Context, id string, f releases.ReleaseFinish) (ReleaseRecord, error) {
-	var out ReleaseRecord
-	err := s.inTx(ctx, func(t *tx) error {
-		r, err := t.release(ctx, id)
-		if err != nil {
-			return err
-		}
-		out, err = t.finish(ctx, r, f)
-		return err
-	})
-	return out, err
+	return s.mutateRelease(ctx, id, func(t *tx, r *ReleaseRecord) error { return t.finish(ctx, r, f) })
 }
 
-func (t *tx) finish(ctx context.Context, r ReleaseRecord, f releases.ReleaseFinish) (ReleaseRecord, error) {
-	if !f.Status.Final() {
-		return r, errf(ErrConflict, "status %q does not end a release: use succeeded, failed or canceled", f.Status)
+func (t *tx) finish(ctx context.Context, r *ReleaseRecord, f releases.ReleaseFinish) error {
+	changed, err := releases.Finish(&r.Release, f, t.s.Now())
+	if err != nil {
+		return err
 	}
-	if r.Status.Final() {
-		if r.Status == f.Status {
-			return r, nil
-		}
-		return r, errf(ErrConflict, "release %s already ended as %s; it cannot become %s", r.ID, r.Status, f.Status)
+	if !changed {
+		return errUnchanged
 	}
-	if r.AwaitingApproval() && f.Status == releases.StatusSucceeded {
-		return r, errf(ErrConflict, "release %s of %s in %s still waits for approval; it cannot succeed before someone approves it", r.ID, r.Model, r.Environment)
+	return t.ended(ctx, r, f)
+}
+
+// ended records what the end of r changes beside r: what its component serves, and its command
+// when it was canceled before an agent took it.
+func (t *tx) ended(ctx context.Context, r *ReleaseRecord, f releases.ReleaseFinish) error {
+	if err := t.componentFinished(ctx, *r, f, *r.FinishedAt); err != nil {
+		return err
 	}
-	now := t.s.Now()
-	r.Status = f.Status
-	r.FailureReason = f.FailureReason
-	if f.Status == releases.StatusFailed && r.FailureReason == "" {
-		r.FailureReason = "the deployer reported a failure without a reason"
+	if r.CommandID != "" && r.Status == releases.StatusCanceled {
+		return t.followCommand(ctx, r.CommandID, releases.CancelCommand, "")
 	}
-	r.FinishedAt = &now
-	r.UpdatedAt = now
-	if f.InstanceType != "" {
-		r.InstanceType = f.InstanceType
-	}
-	if f.InstanceCount > 0 {
-		r.InstanceCount = f.InstanceCount
-	}
-	if err := t.updateRelease(ctx, r); err != nil {
-		return r, err
-	}
-	if err := t.componentFinished(ctx, r, f, now); err != nil {
-		return r, err
-	}
-	if r.CommandID != "" && (f.Status == releases.StatusCanceled) {
-		if _, err := t.exec(ctx, `UPDATE commands SET state = 'canceled', finished_at = ? WHERE id = ? AND state IN ('awaiting_approval', 'queued')`, micros(now), r.CommandID); err != nil {
-			return r, fmt.Errorf("cancel command %s: %w", r.CommandID, err)
-		}
-	}
-	return t.release(ctx, r.ID)
+	return nil
 }
 
 // Approve lets a release through its environment's gate. A release the deployer waits on starts
 // running; a release created for a dashboard command is queued for an agent.
 func (s *Store) Approve(ctx context.Context, id, user string) (ReleaseRecord, error) {
-	var out ReleaseRecord
-	err := s.inTx(ctx, func(t *tx) error {
-		r, err := t.release(ctx, id)
-		if err != nil {
-			return err
-		}
-		if err := notAwaiting(r); err != nil {
-			return err
-		}
-		now := s.Now()
-		r.ApprovedBy = user
-		r.UpdatedAt = now
-		if r.CommandID == "" {
-			r.Status = releases.StatusRunning
-			r.StartedAt = &now
-		}
-		if err := t.updateRelease(ctx, r); err != nil {
+	return s.mutateRelease(ctx, id, func(t *tx, r *ReleaseRecord) error {
+		now := t.s.Now()
+		if err := releases.Approve(&r.Release, user, now); err != nil {
 			return err
 		}
 		msg := "Approved by " + user
 		if r.CommandID != "" {
 			msg += "; queued for an agent of environment " + r.Environment
-			if _, err := t.exec(ctx, `UPDATE commands SET state = 'queued', queued_at = ? WHERE id = ? AND state = 'awaiting_approval'`, micros(now), r.CommandID); err != nil {
-				return fmt.Errorf("queue command %s: %w", r.CommandID, err)
+			if err := t.followCommand(ctx, r.CommandID, releases.ApproveCommand, ""); err != nil {
+				return err
 			}
-		} else if err := t.componentStarted(ctx, r, nil, nil, now); err != nil {
+		} else if err := t.componentStarted(ctx, *r, nil, nil, now); err != nil {
 			return err
 		}
-		if _, err := t.addEvent(ctx, r.ID, releases.Event{Time: now, Phase: "approval", Message: msg}); err != nil {
-			return err
-		}
-		out, err = t.release(ctx, id)
-		return err
+		return t.event(ctx, r.ID, releases.PhaseApproval, msg, now)
 	})
-	return out, err
-}
-
-func notAwaiting(r ReleaseRecord) error {
-	if r.AwaitingApproval() {
-		return nil
-	}
-	switch {
-	case r.ApprovedBy != "":
-		return errf(ErrConflict, "release %s was already approved by %s (status %s)", r.ID, r.ApprovedBy, r.Status)
-	case r.RejectedBy != "":
-		return errf(ErrConflict, "release %s was already rejected by %s", r.ID, r.RejectedBy)
-	case !r.NeedsApproval:
-		return errf(ErrConflict, "release %s of %s in %s does not need an approval (status %s)", r.ID, r.Model, r.Environment, r.Status)
-	}
-	return errf(ErrConflict, "release %s is %s, not waiting for approval", r.ID, r.Status)
 }
 
 // Reject stops a release at its environment's gate: it ends canceled.
 func (s *Store) Reject(ctx context.Context, id, user, reason string) (ReleaseRecord, error) {
-	var out ReleaseRecord
-	err := s.inTx(ctx, func(t *tx) error {
-		r, err := t.release(ctx, id)
-		if err != nil {
+	return s.mutateRelease(ctx, id, func(t *tx, r *ReleaseRecord) error {
+		now := t.s.Now()
+		if err := releases.Reject(&r.Release, user, reason, now); err != nil {
 			return err
 		}
-		if err := notAwaiting(r); err != nil {
-			return err
-		}
-		now := s.Now()
 		msg := "Rejected by " + user
 		if reason != "" {
 			msg += ": " + reason
 		}
-		if _, err := t.addEvent(ctx, r.ID, releases.Event{Time: now, Phase: "approval", Message: msg}); err != nil {
+		if err := t.event(ctx, r.ID, releases.PhaseApproval, msg, now); err != nil {
 			return err
 		}
-		r.RejectedBy = user
-		if err := t.updateRelease(ctx, r); err != nil {
-			return err
-		}
-		out, err = t.finish(ctx, r, releases.ReleaseFinish{Status: releases.StatusCanceled, FailureReason: "rejected at the approval gate by " + user + suffix(reason)})
-		return err
+		return t.ended(ctx, r, releases.ReleaseFinish{Status: releases.StatusCanceled})
 	})
-	return out, err
 }
 
 // Cancel abandons a pending release no agent has taken yet (a queued command, or one waiting for
 // approval).
 func (s *Store) Cancel(ctx context.Context, id, user string) (ReleaseRecord, error) {
-	var out ReleaseRecord
-	err := s.inTx(ctx, func(t *tx) error {
-		r, err := t.release(ctx, id)
-		if err != nil {
-			return err
-		}
-		if r.Status != releases.StatusPending {
-			return errf(ErrConflict, "release %s is %s; only a pending release can be canceled", r.ID, r.Status)
-		}
+	return s.mutateRelease(ctx, id, func(t *tx, r *ReleaseRecord) error {
+		var state releases.CommandState
 		if r.CommandID != "" {
-			var state string
-			if err := t.row(ctx, `SELECT state FROM commands WHERE id = ?`, r.CommandID).Scan(&state); err != nil {
-				return fmt.Errorf("read command %s: %w", r.CommandID, err)
+			c, err := t.command(ctx, r.CommandID)
+			if err != nil {
+				return err
 			}
-			if state == "dispatched" {
-				return errf(ErrConflict, "release %s: an agent is already executing its command; wait for it to finish", r.ID)
-			}
+			state = c.State
 		}
-		now := s.Now()
-		if _, err := t.addEvent(ctx, r.ID, releases.Event{Time: now, Phase: "approval", Message: "Canceled by " + user}); err != nil {
+		now := t.s.Now()
+		if err := releases.Cancel(&r.Release, state, user, now); err != nil {
 			return err
 		}
-		out, err = t.finish(ctx, r, releases.ReleaseFinish{Status: releases.StatusCanceled, FailureReason: "canceled by " + user})
-		return err
+		if err := t.event(ctx, r.ID, releases.PhaseApproval, "Canceled by "+user, now); err != nil {
+			return err
+		}
+		return t.ended(ctx, r, releases.ReleaseFinish{Status: releases.StatusCanceled})
 	})
-	return out, err
-}
-
-func suffix(reason string) string {
-	if reason == "" {
-		return ""
-	}
-	return ": " + reason
 }
 
 // ReleaseFilter selects releases for a page of the timeline.
@@ -609,21 +484,9 @@ func (s *Store) ListReleases(ctx context.Context, f ReleaseFilter) (ReleasePage,
 	if err != nil {
 		return ReleasePage{}, err
 	}
-	rows, err := s.query(ctx, q, args...)
+	list, err := queryAll(ctx, s, scanRelease, q, args...)
 	if err != nil {
 		return ReleasePage{}, fmt.Errorf("list releases: %w", err)
-	}
-	defer rows.Close()
-	var list []ReleaseRecord
-	for rows.Next() {
-		r, err := scanRelease(rows)
-		if err != nil {
-			return ReleasePage{}, err
-		}
-		list = append(list, r)
-	}
-	if err := rows.Err(); err != nil {
-		return ReleasePage{}, err
 	}
 	more := len(list) > limit
 	if more {
@@ -704,63 +567,57 @@ func listQuery(f ReleaseFilter) (string, []any, int, string, error) {
 
 // PendingApprovals lists releases waiting at a gate, oldest first.
 func (s *Store) PendingApprovals(ctx context.Context) ([]ReleaseRecord, error) {
-	rows, err := s.query(ctx, `SELECT `+releaseCols+` FROM releases WHERE status = 'pending' AND needs_approval = 1 AND approved_by = '' AND rejected_by = '' ORDER BY created_at, id LIMIT 500`)
+	out, err := queryAll(ctx, s, scanRelease, `SELECT `+releaseCols+` FROM releases WHERE status = ? AND needs_approval = 1 AND approved_by = '' AND rejected_by = '' ORDER BY created_at, id LIMIT 500`,
+		releases.StatusPending)
 	if err != nil {
 		return nil, fmt.Errorf("list pending approvals: %w", err)
 	}
-	defer rows.Close()
-	var out []ReleaseRecord
-	for rows.Next() {
-		r, err := scanRelease(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
-const activeWhere = ` FROM releases WHERE environment = ? AND model = ? AND status IN ('pending', 'running')`
+// activeWhere selects a component's unfinished releases; its arguments are activeArgs.
+const activeWhere = ` FROM releases WHERE environment = ? AND model = ? AND status IN (?, ?)`
+
+func activeArgs(env, model string) []any {
+	return []any{env, model, releases.StatusPending, releases.StatusRunning}
+}
 
 // ActiveRelease returns the newest unfinished release of a component, if any.
 func (s *Store) ActiveRelease(ctx context.Context, env, model string) (*ReleaseRecord, error) {
 	// No ORDER BY: it would steer the planner to walk the component's whole history in time order;
 	// unfinished releases are few, so the newest is picked here.
-	rows, err := s.query(ctx, `SELECT `+releaseCols+activeWhere, env, model)
+	list, err := queryAll(ctx, s, scanRelease, `SELECT `+releaseCols+activeWhere, activeArgs(env, model)...)
 	if err != nil {
 		return nil, fmt.Errorf("read active release of %s in %s: %w", model, env, err)
 	}
-	defer rows.Close()
 	var newest *ReleaseRecord
-	for rows.Next() {
-		r, err := scanRelease(rows)
-		if err != nil {
-			return nil, err
-		}
+	for i, r := range list {
 		if newest == nil || r.CreatedAt.After(newest.CreatedAt) || (r.CreatedAt.Equal(newest.CreatedAt) && r.ID > newest.ID) {
-			newest = &r
+			newest = &list[i]
 		}
 	}
-	return newest, rows.Err()
+	return newest, nil
 }
 
 // CountByStatus counts releases per status.
 func (s *Store) CountByStatus(ctx context.Context) (map[releases.Status]int, error) {
-	rows, err := s.query(ctx, `SELECT status, COUNT(*) FROM releases GROUP BY status`)
+	type count struct {
+		status releases.Status
+		n      int
+	}
+	counts, err := queryAll(ctx, s, func(r scanner) (count, error) {
+		var c count
+		err := r.Scan(&c.status, &c.n)
+		return c, err
+	}, `SELECT status, COUNT(*) FROM releases GROUP BY status`)
 	if err != nil {
 		return nil, fmt.Errorf("count releases: %w", err)
 	}
-	defer rows.Close()
 	out := map[releases.Status]int{}
-	for rows.Next() {
-		var st string
-		var n int
-		if err := rows.Scan(&st, &n); err != nil {
-			return nil, err
-		}
-		out[releases.Status(st)] = n
+	for _, c := range counts {
+		out[c.status] = c.n
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // ImportReleases inserts finished releases as they are, with their events (numbered 1, 2, 3 …

@@ -17,7 +17,8 @@ import (
 
 	"github.com/google/uuid"
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
-	_ "modernc.org/sqlite"             // database/sql driver "sqlite"
+	"github.com/sagedeploy/sagedeploy/releases"
+	_ "modernc.org/sqlite" // database/sql driver "sqlite"
 )
 
 // Errors the store's answers wrap; their messages name what was missing or in the way, so callers
@@ -29,17 +30,46 @@ var (
 	ErrInvalid  = errors.New("invalid")
 )
 
-// codedErr carries a user-readable message and a sentinel to match with errors.Is.
+// codedErr is a *releases.Error that also matches its store sentinel with errors.Is, so callers
+// may branch on either.
 type codedErr struct {
 	kind error
-	msg  string
+	dom  *releases.Error
 }
 
-func (e *codedErr) Error() string { return e.msg }
-func (e *codedErr) Unwrap() error { return e.kind }
+func (e *codedErr) Error() string   { return e.dom.Message }
+func (e *codedErr) Unwrap() []error { return []error{e.kind, e.dom} }
+
+// codeOf is the domain code of a store sentinel.
+func codeOf(kind error) string {
+	switch kind {
+	case ErrNotFound:
+		return releases.ENOTFOUND
+	case ErrConflict, ErrExists:
+		return releases.ECONFLICT
+	case ErrInvalid:
+		return releases.EINVALID
+	}
+	return releases.EINTERNAL
+}
 
 func errf(kind error, format string, args ...any) error {
-	return &codedErr{kind: kind, msg: fmt.Sprintf(format, args...)}
+	return &codedErr{kind: kind, dom: releases.Errorf(codeOf(kind), format, args...)}
+}
+
+// fromDomain gives a refusal of the release lifecycle its store sentinel too.
+func fromDomain(err error) error {
+	var de *releases.Error
+	var ce *codedErr
+	if !errors.As(err, &de) || errors.As(err, &ce) {
+		return err
+	}
+	for _, kind := range []error{ErrNotFound, ErrConflict, ErrInvalid} {
+		if codeOf(kind) == de.Code {
+			return &codedErr{kind: kind, dom: de}
+		}
+	}
+	return err
 }
 
 // Config says where the state lives.
@@ -258,4 +288,34 @@ func b2i(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// querier is what the store and a transaction offer for reading many rows.
+type querier interface {
+	query(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// queryAll runs query and scans every row with scan.
+func queryAll[T any](ctx context.Context, db querier, scan func(scanner) (T, error), query string, args ...any) ([]T, error) {
+	rows, err := db.query(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
+// scanString scans a one-column row of text, such as an id.
+func scanString(r scanner) (string, error) {
+	var s string
+	err := r.Scan(&s)
+	return s, err
 }

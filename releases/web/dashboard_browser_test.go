@@ -151,11 +151,13 @@ func TestBrowserReleaseProgressAppearsLive(t *testing.T) {
 		waitText(t, ctx, "#events", ev.Message)
 	}
 	two := releases.Version{Number: 2}
-	_, err = dev.FinishRelease(bg, r.ID, releases.ReleaseFinish{Status: releases.StatusFailed, FailureReason: "ModelError: the container exited", ServingVersion: &releases.Version{Number: 1}})
+	_, err = dev.FinishRelease(bg, r.ID, releases.ReleaseFinish{Status: releases.StatusFailed, Reason: releases.ReasonRolledBack, FailureReason: "ModelError: the container exited", ServingVersion: &releases.Version{Number: 1}})
 	must(t, err)
 	_ = two
 	waitStatus(t, ctx, "failed")
 	waitText(t, ctx, "#failure", "ModelError: the container exited")
+	// The typed reason arrives with the same live update.
+	waitText(t, ctx, "#release-reason", "rolled back by SageMaker")
 	if d := waitText(t, ctx, "#release-duration", "s"); d == "—" {
 		t.Fatalf("duration after the end: %q", d)
 	}

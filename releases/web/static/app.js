@@ -115,6 +115,8 @@
       if (fail) {
         fail.hidden = !st.failure_reason;
         setText("failure-reason", st.failure_reason || "");
+        var why = document.getElementById("release-reason");
+        if (why) { why.hidden = !st.reason_text; why.textContent = st.reason_text ? " (" + st.reason_text + ")" : ""; why.setAttribute("data-reason", st.reason || ""); }
       }
       var gate = document.getElementById("approval");
       if (gate && !st.awaiting_approval) gate.hidden = true;
