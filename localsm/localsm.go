@@ -43,8 +43,15 @@ type Options struct {
 	Account string
 	// ImageMap maps container image URIs to local commands (bring-your-own serving containers).
 	ImageMap map[string]string
-	// MaxBodyBytes bounds invocation bodies; 0 means SageMaker's 6 MB.
+	// MaxBodyBytes bounds invocation bodies; 0 means SageMaker's 6 MiB (6291456 bytes).
 	MaxBodyBytes int64
+	// MaxModelBytes caps what one model artifact may unpack to (disk and memory); 0 means
+	// serving.DefaultMaxModelBytes (4 GiB). An artifact over it fails its endpoint.
+	MaxModelBytes int64
+	// S3CORSOrigin is the one web origin (e.g. http://localhost:3000) allowed to call the S3 API
+	// from a browser. Empty (the default) answers no browser cross-origin request, so that a web
+	// page cannot read or replace the model artifacts on this machine.
+	S3CORSOrigin string
 	Logger       *slog.Logger
 	// DefaultRegion names the region in ARNs when a request is not signed (SigV4 requests carry
 	// their signing region, which is used instead). Default "us-east-1".
@@ -124,11 +131,12 @@ func Start(ctx context.Context, opts Options) (srv *Server, err error) {
 	if s.store, err = control.OpenSQLite(ctx, filepath.Join(opts.DataDir, "state.db")); err != nil {
 		return nil, fmt.Errorf("local SageMaker: %w", err)
 	}
-	if s.s3, err = s3.Open(filepath.Join(opts.DataDir, "s3"), opts.Logger); err != nil {
+	if s.s3, err = s3.Open(filepath.Join(opts.DataDir, "s3"), s3.Options{Logger: opts.Logger, CORSOrigin: opts.S3CORSOrigin}); err != nil {
 		return nil, fmt.Errorf("local SageMaker: %w", err)
 	}
 	s.runtime, err = runtime.New(runtime.Options{Artifacts: s.s3, ImageMap: opts.ImageMap,
-		WorkDir: filepath.Join(opts.DataDir, "runtime"), MaxBodyBytes: opts.MaxBodyBytes, Logger: opts.Logger})
+		WorkDir: filepath.Join(opts.DataDir, "runtime"), MaxBodyBytes: opts.MaxBodyBytes, MaxModelBytes: opts.MaxModelBytes,
+		Account: opts.Account, Logger: opts.Logger})
 	if err != nil {
 		return nil, fmt.Errorf("local SageMaker: serving layer: %w", err)
 	}

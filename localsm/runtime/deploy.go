@@ -130,7 +130,8 @@ func (r *Runtime) startFleet(ctx context.Context, ep *endpoint, dep spec.Deploym
 		v := &variant{name: vs.Name, spec: vs, weight: vs.Weight, header: []string{vs.Name}}
 		f.variants = append(f.variants, v)
 		for _, c := range vs.Containers {
-			m, err := serving.Prepare(ctx, c, serving.Source{Artifacts: r.opts.Artifacts, Store: r.store, ImageMap: r.opts.ImageMap})
+			m, err := serving.Prepare(ctx, c, serving.Source{Artifacts: r.opts.Artifacts, Store: r.store, ImageMap: r.opts.ImageMap,
+				MaxModelBytes: r.opts.MaxModelBytes})
 			if err != nil {
 				return nil, fmt.Errorf("variant %s (model %s): %w", vs.Name, vs.ModelName, err)
 			}

@@ -23,7 +23,7 @@ func TestStoreExtractsAndShares(t *testing.T) {
 		tarEntry{name: "link", typ: tar.TypeSymlink, link: "/etc/passwd"},
 	)
 	ctx := context.Background()
-	d1, rel1, err := store.Extract(ctx, "s3://b/m.tar.gz", bytes.NewReader(archive))
+	d1, rel1, err := store.Extract(ctx, "s3://b/m.tar.gz", bytes.NewReader(archive), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,7 +38,7 @@ func TestStoreExtractsAndShares(t *testing.T) {
 	}
 
 	// The same content is extracted once, whoever asks, and survives until the last release.
-	d2, rel2, err := store.Extract(ctx, "s3://other/copy.tar.gz", bytes.NewReader(archive))
+	d2, rel2, err := store.Extract(ctx, "s3://other/copy.tar.gz", bytes.NewReader(archive), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +56,7 @@ func TestStoreExtractsAndShares(t *testing.T) {
 	}
 
 	// After a restart (a new Store over the same directory) an existing extraction is reused.
-	d3, rel3, _ := store.Extract(ctx, "s3://b/m.tar.gz", bytes.NewReader(archive))
+	d3, rel3, _ := store.Extract(ctx, "s3://b/m.tar.gz", bytes.NewReader(archive), 0)
 	os.WriteFile(filepath.Join(dir, ".tmp-leftover"), nil, 0o644)
 	store2, err := NewStore(dir)
 	if err != nil {
@@ -65,7 +65,7 @@ func TestStoreExtractsAndShares(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, ".tmp-leftover")); !os.IsNotExist(err) {
 		t.Errorf("NewStore left an interrupted extraction behind")
 	}
-	d4, rel4, err := store2.Extract(ctx, "s3://b/m.tar.gz", bytes.NewReader(archive))
+	d4, rel4, err := store2.Extract(ctx, "s3://b/m.tar.gz", bytes.NewReader(archive), 0)
 	if err != nil || d4 != d3 {
 		t.Fatalf("after restart: %s, %v; want reuse of %s", d4, err, d3)
 	}
@@ -78,7 +78,7 @@ func TestStoreExtractsAndShares(t *testing.T) {
 
 func TestStoreExtractsPlainTar(t *testing.T) {
 	store, _ := NewStore(t.TempDir())
-	d, rel, err := store.Extract(context.Background(), "s3://b/m.tar", bytes.NewReader(makeTar(t, false, tarEntry{name: "xgboost-model", body: "m"})))
+	d, rel, err := store.Extract(context.Background(), "s3://b/m.tar", bytes.NewReader(makeTar(t, false, tarEntry{name: "xgboost-model", body: "m"})), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,16 +112,16 @@ func TestBadArchivesFailClearly(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			store, _ := NewStore(dir)
-			_, _, err := store.Extract(context.Background(), "s3://bucket/model.tar.gz", bytes.NewReader(tc.data))
+			_, _, err := store.Extract(context.Background(), "s3://bucket/model.tar.gz", bytes.NewReader(tc.data), 0)
 			if err == nil || !strings.Contains(err.Error(), tc.words) || !strings.Contains(err.Error(), "s3://bucket/model.tar.gz") {
 				t.Fatalf("Extract: %v; want an error naming the artifact and saying %q", err, tc.words)
 			}
 			if entries, _ := os.ReadDir(dir); len(entries) != 0 {
 				t.Errorf("a failed extraction left %v behind", entries)
 			}
-			_, err = readModelFiles("s3://bucket/model.tar.gz", bytes.NewReader(tc.data))
+			_, err = scanModelFiles("s3://bucket/model.tar.gz", bytes.NewReader(tc.data), 0)
 			if err == nil || !strings.Contains(err.Error(), tc.words) {
-				t.Errorf("readModelFiles: %v; want %q", err, tc.words)
+				t.Errorf("scanModelFiles: %v; want %q", err, tc.words)
 			}
 		})
 	}
@@ -139,7 +139,7 @@ func TestPickModelFile(t *testing.T) {
 		return strings.Join(s, ",")
 	}
 	read := func(entries ...tarEntry) []modelFile {
-		files, err := readModelFiles("s3://b/k", bytes.NewReader(makeTar(t, true, entries...)))
+		files, err := scanModelFiles("s3://b/k", bytes.NewReader(makeTar(t, true, entries...)), 0)
 		if err != nil {
 			t.Fatal(err)
 		}
