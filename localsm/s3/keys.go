@@ -218,12 +218,15 @@ func (b literalKeys) ListBucket(bucket string, prefix *gofakes3.Prefix, page gof
 	out := gofakes3.NewObjectList()
 	for _, c := range all.Contents {
 		key, ok := keyOf(c.Key)
-		var m gofakes3.PrefixMatch
-		if !ok || !prefix.Match(key, &m) {
+		if !ok {
 			continue
 		}
-		if m.CommonPrefix {
-			out.AddPrefix(m.MatchedPart)
+		common, ok := match(prefix, key)
+		if !ok {
+			continue
+		}
+		if common != "" {
+			out.AddPrefix(common)
 			continue
 		}
 		if obj, err := b.Backend.HeadObject(bucket, c.Key); err == nil {
@@ -235,4 +238,23 @@ func (b literalKeys) ListBucket(bucket string, prefix *gofakes3.Prefix, page gof
 	slices.SortFunc(out.Contents, func(a, b *gofakes3.Content) int { return strings.Compare(a.Key, b.Key) })
 	slices.SortFunc(out.CommonPrefixes, func(a, b gofakes3.CommonPrefix) int { return strings.Compare(a.Prefix, b.Prefix) })
 	return out, nil
+}
+
+// match applies S3's prefix and delimiter to key: ok when the key starts with the prefix, and
+// common is the common prefix it rolls up into (up to the first delimiter after the prefix),
+// or "" when it is listed itself.
+func match(p *gofakes3.Prefix, key string) (common string, ok bool) {
+	pre := ""
+	if p.HasPrefix {
+		pre = p.Prefix
+	}
+	if !strings.HasPrefix(key, pre) {
+		return "", false
+	}
+	if p.HasDelimiter && p.Delimiter != "" {
+		if i := strings.Index(key[len(pre):], p.Delimiter); i >= 0 {
+			return key[:len(pre)+i+len(p.Delimiter)], true
+		}
+	}
+	return "", true
 }
