@@ -37,6 +37,7 @@ type archive struct {
 	url   string
 	raw   io.Reader // the bytes as stored, through the hasher when there is one
 	gz    *gzip.Reader
+	body  io.Reader // the tar stream: gz or raw, capped
 	tr    *tar.Reader
 	limit int64 // the cap on the files' total size
 	left  int64 // of limit, what the files seen so far leave
@@ -64,6 +65,7 @@ func openArchive(url string, r io.Reader, limit int64) (*archive, error) {
 	// The decompressed stream is capped too: data after the end of the tar archive (or a bomb
 	// hidden in its padding) would otherwise be inflated in full by finish.
 	body = &cappedReader{r: body, left: limit + tarSlack, err: a.tooLarge}
+	a.body = body
 	tb := bufio.NewReaderSize(body, 4096)
 	head, err := tb.Peek(512)
 	if err != nil && !errors.Is(err, io.EOF) {
@@ -213,10 +215,8 @@ func (a *archive) finish() error {
 	if _, err := io.Copy(io.Discard, a.tr); err != nil {
 		return a.corrupt(err)
 	}
-	if a.gz != nil {
-		if _, err := io.Copy(io.Discard, a.gz); err != nil {
-			return a.corrupt(err)
-		}
+	if _, err := io.Copy(io.Discard, a.body); err != nil {
+		return a.corrupt(err)
 	}
 	if _, err := io.Copy(io.Discard, a.raw); err != nil {
 		return fmt.Errorf("read model artifact %s: %w", a.url, err)
