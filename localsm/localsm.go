@@ -11,6 +11,7 @@ package localsm
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -97,22 +98,8 @@ type Server struct {
 // Start listens, restores every endpoint that was InService when it last stopped, and serves in
 // the background until Close.
 func Start(ctx context.Context, opts Options) (srv *Server, err error) {
-	if opts.Addr == "" {
-		opts.Addr = DefaultAddr
-	}
-	if opts.DataDir == "" {
-		if opts.DataDir, err = DefaultDataDir(); err != nil {
-			return nil, err
-		}
-	}
-	if opts.Account == "" {
-		opts.Account = "000000000000"
-	}
-	if opts.DefaultRegion == "" {
-		opts.DefaultRegion = "us-east-1"
-	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
+	if opts, err = opts.withDefaults(); err != nil {
+		return nil, err
 	}
 	if err := os.MkdirAll(opts.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("local SageMaker: data directory %s: %w", opts.DataDir, err)
@@ -157,6 +144,22 @@ func Start(ctx context.Context, opts Options) (srv *Server, err error) {
 	s.control.Restore()
 	s.log.Info("local SageMaker listening", "url", s.URL(), "data_dir", opts.DataDir)
 	return s, nil
+}
+
+// withDefaults fills in what opts leaves empty.
+func (opts Options) withDefaults() (Options, error) {
+	opts.Addr = cmp.Or(opts.Addr, DefaultAddr)
+	opts.Account = cmp.Or(opts.Account, "000000000000")
+	opts.DefaultRegion = cmp.Or(opts.DefaultRegion, "us-east-1")
+	opts.Logger = cmp.Or(opts.Logger, slog.New(slog.DiscardHandler))
+	if opts.DataDir == "" {
+		dir, err := DefaultDataDir()
+		if err != nil {
+			return opts, err
+		}
+		opts.DataDir = dir
+	}
+	return opts, nil
 }
 
 // URL is the base URL to export as AWS_ENDPOINT_URL, e.g. http://127.0.0.1:4570.

@@ -39,7 +39,7 @@ func TestBodyLimitIsSixMiB(t *testing.T) {
 
 	_, err = e.client.InvokeEndpoint(ctx, invokeInput("abalone", append(body, '\n'), "text/csv", ""))
 	var ve *types.ValidationError
-	if !errors.As(err, &ve) || status(err) != 413 || !strings.Contains(ve.ErrorMessage(), "6291456-byte limit") {
+	if !errors.As(err, &ve) || status(err) != 413 || !strings.HasPrefix(ve.ErrorMessage(), "HTTP content length exceeded 6291456 bytes.") {
 		t.Errorf("a body of 6291457 bytes: %v (status %d); want ValidationError 413 naming the limit", err, status(err))
 	}
 

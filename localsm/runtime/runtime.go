@@ -515,9 +515,11 @@ func writeAnswer(w http.ResponseWriter, inv *serving.Invocation, variantHeader [
 	w.Write(inv.Out)
 }
 
+// tooLarge refuses a body over the limit as SageMaker's runtime does (413, "HTTP content length
+// exceeded N bytes."), and says what to do.
 func (r *Runtime) tooLarge(w http.ResponseWriter, n int64) {
 	validationError(w, http.StatusRequestEntityTooLarge,
-		"Request body of %d bytes exceeds the %d-byte limit for invocations; send fewer rows per request.", n, r.maxBody)
+		"HTTP content length exceeded %d bytes. The request body has %d bytes, over the %d-byte limit for invocations; send fewer rows per request.", r.maxBody, n, r.maxBody)
 }
 
 func (r *Runtime) putCall(c *call) {

@@ -467,45 +467,52 @@ func extractTo(ctx context.Context, dir, url string, r io.Reader, limit int64) e
 		if err != nil {
 			return err
 		}
-		name := filepath.FromSlash(e.name)
-		if e.hdr.Typeflag == tar.TypeDir {
-			if err := root.MkdirAll(name, 0o755); err != nil {
-				return fmt.Errorf("extract %s from model artifact %s: %w", e.name, url, err)
-			}
-			continue
-		}
-		if d := filepath.Dir(name); d != "." {
-			if err := root.MkdirAll(d, 0o755); err != nil {
-				return fmt.Errorf("extract %s from model artifact %s: %w", e.name, url, err)
-			}
-		}
-		// Files are read-only: several endpoints may share one extracted artifact.
-		mode := fs.FileMode(0o444)
-		if e.hdr.Mode&0o111 != 0 {
-			mode = 0o555
-		}
-		root.Remove(name) // a later member of the same name wins, as with tar -x
-		f, err := root.OpenFile(name, os.O_CREATE|os.O_EXCL|os.O_WRONLY, mode)
-		if err != nil {
-			return fmt.Errorf("extract %s from model artifact %s: %w", e.name, url, err)
-		}
-		_, err = io.Copy(f, a.tr)
-		var tl *TooLargeError
-		if errors.As(err, &tl) {
-			f.Close()
+		if err := a.extractEntry(root, e); err != nil {
 			return err
-		}
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			if errors.Is(err, io.ErrUnexpectedEOF) {
-				return a.corrupt(err)
-			}
-			return fmt.Errorf("extract %s from model artifact %s: %w", e.name, url, err)
 		}
 	}
 	return a.finish()
+}
+
+// extractEntry writes the current member (a directory or a regular file) under root.
+func (a *archive) extractEntry(root *os.Root, e entry) error {
+	name := filepath.FromSlash(e.name)
+	dir := filepath.Dir(name)
+	if e.hdr.Typeflag == tar.TypeDir {
+		dir = name
+	}
+	if dir != "." {
+		if err := root.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("extract %s from model artifact %s: %w", e.name, a.url, err)
+		}
+	}
+	if e.hdr.Typeflag == tar.TypeDir {
+		return nil
+	}
+	// Files are read-only: several endpoints may share one extracted artifact.
+	mode := fs.FileMode(0o444)
+	if e.hdr.Mode&0o111 != 0 {
+		mode = 0o555
+	}
+	root.Remove(name) // a later member of the same name wins, as with tar -x
+	f, err := root.OpenFile(name, os.O_CREATE|os.O_EXCL|os.O_WRONLY, mode)
+	if err != nil {
+		return fmt.Errorf("extract %s from model artifact %s: %w", e.name, a.url, err)
+	}
+	_, err = io.Copy(f, a.tr)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	var tl *TooLargeError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &tl):
+		return err
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return a.corrupt(err)
+	}
+	return fmt.Errorf("extract %s from model artifact %s: %w", e.name, a.url, err)
 }
 
 // makeWritable lets RemoveAll delete a tree whose directories a model server may have made
