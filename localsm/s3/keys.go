@@ -152,9 +152,17 @@ func keyError(err error, key string) error {
 	return err
 }
 
+// maxDiskPath bounds an escaped key: its metadata lives in one file named after it (with "/"
+// replaced and a 33-byte hash suffix), and file names have at most 255 bytes.
+const maxDiskPath = 255 - 33
+
 func (b literalKeys) PutObject(bucket, key string, meta map[string]string, input io.Reader, size int64, cond *gofakes3.PutConditions) (gofakes3.PutObjectResult, error) {
 	if err := bucketOK(bucket); err != nil {
 		return gofakes3.PutObjectResult{}, err
+	}
+	if p := diskPath(key); len(p) > maxDiskPath {
+		return gofakes3.PutObjectResult{}, gofakes3.ErrorMessagef(gofakes3.ErrKeyTooLong,
+			"Key %q is %d bytes once escaped for the local S3 store, over its %d-byte limit (S3 allows 1024); use a shorter key.", key, len(p), maxDiskPath)
 	}
 	if meta == nil {
 		meta = map[string]string{}

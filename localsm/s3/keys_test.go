@@ -104,6 +104,11 @@ func TestKeysStayInTheirBucket(t *testing.T) {
 			t.Errorf("key %q reads %q", k, got)
 		}
 	}
+	long := strings.Repeat("ü", 40) // 80 bytes, 240 escaped
+	if _, err := c.PutObject(ctx, &awss3.PutObjectInput{Bucket: aws.String("models"), Key: aws.String(long), Body: strings.NewReader("x")}); err == nil ||
+		!strings.Contains(err.Error(), "KeyTooLongError") || !strings.Contains(err.Error(), "use a shorter key") {
+		t.Errorf("a key too long for the store: %v; want KeyTooLongError saying what to do", err)
+	}
 	list, err := c.ListObjectsV2(ctx, &awss3.ListObjectsV2Input{Bucket: aws.String("models"), Delimiter: aws.String("/")})
 	if err != nil {
 		t.Fatal(err)

@@ -3,6 +3,7 @@ package s3
 import (
 	"fmt"
 	"log/slog"
+	"path/filepath"
 
 	"github.com/johannesboyne/gofakes3"
 )
@@ -22,6 +23,12 @@ func migrateKeys(b gofakes3.Backend, log *slog.Logger) error {
 		}
 		for _, c := range list.Contents {
 			if key, ok := keyOf(c.Key); ok && diskPath(key) == c.Key {
+				continue
+			}
+			if to := diskPath(c.Key); len(to) > maxDiskPath {
+				// Left where it is (and not served) rather than refusing to start.
+				log.Warn("S3 object key too long for the escaped-key layout; upload it again under a shorter key",
+					"bucket", bk.Name, "key", c.Key, "path", filepath.Join("buckets", bk.Name, filepath.FromSlash(c.Key)))
 				continue
 			}
 			if err := moveObject(b, bk.Name, c.Key, diskPath(c.Key)); err != nil {
