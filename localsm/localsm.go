@@ -5,7 +5,7 @@
 //
 //	DATA_DIR/lock       held while a server uses the directory
 //	DATA_DIR/state.db   resources (SQLite, WAL, synchronous=FULL)
-//	DATA_DIR/s3/        S3 buckets and objects
+//	DATA_DIR/s3/        S3 buckets and objects (keys escaped, see localsm/s3)
 //	DATA_DIR/runtime/   extracted artifacts and per-endpoint logs of the serving layer
 package localsm
 
@@ -46,6 +46,10 @@ type Options struct {
 	ImageMap map[string]string
 	// MaxBodyBytes bounds invocation bodies; 0 means SageMaker's 6 MiB (6291456 bytes).
 	MaxBodyBytes int64
+	Logger       *slog.Logger
+	// DefaultRegion names the region in ARNs when a request is not signed (SigV4 requests carry
+	// their signing region, which is used instead). Default "us-east-1".
+	DefaultRegion string
 	// MaxModelBytes caps what one model artifact may unpack to (disk and memory); 0 means
 	// serving.DefaultMaxModelBytes (4 GiB). An artifact over it fails its endpoint.
 	MaxModelBytes int64
@@ -53,10 +57,6 @@ type Options struct {
 	// from a browser. Empty (the default) answers no browser cross-origin request, so that a web
 	// page cannot read or replace the model artifacts on this machine.
 	S3CORSOrigin string
-	Logger       *slog.Logger
-	// DefaultRegion names the region in ARNs when a request is not signed (SigV4 requests carry
-	// their signing region, which is used instead). Default "us-east-1".
-	DefaultRegion string
 }
 
 // DefaultAddr is where `sagedeploy local` listens unless told otherwise.
