@@ -1,6 +1,8 @@
 // Package s3 is the local SageMaker's artifact store: the S3 API (path-style requests) over a
 // directory on disk, served by gofakes3 with its afero backend, and the spec.Artifacts reader the
-// serving layer fetches model.tar.gz files through.
+// serving layer fetches model.tar.gz files through. Keys are literal and escaped on disk (no key
+// leaves its bucket), multipart objects keep S3's "-N" ETags, and web pages get nothing unless
+// one origin is allowed (Options.CORSOrigin).
 package s3
 
 import (
