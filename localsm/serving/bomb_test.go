@@ -3,9 +3,10 @@ package serving_test
 import (
 	"archive/tar"
 	"bytes"
-	"compress/gzip"
+	"compress/flate"
 	"context"
-	"errors"
+	"encoding/binary"
+	"hash/crc32"
 	"os"
 	"strconv"
 	"strings"
@@ -23,25 +24,45 @@ import (
 )
 
 // bomb is a model.tar.gz whose one member, xgboost-model, is size bytes of zeros: a few hundred
-// KB that inflate to size.
+// KB that inflate to size. Compressing size bytes would take a minute under the race detector,
+// so one MiB of zeros is deflated once and its block repeated: deflate blocks may stand alone,
+// and a sync flush ends each on a byte boundary.
 func bomb(t *testing.T, size int64) []byte {
 	t.Helper()
-	var buf bytes.Buffer
-	gz, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression)
-	tw := tar.NewWriter(gz)
+	var hdr bytes.Buffer
+	tw := tar.NewWriter(&hdr)
 	if err := tw.WriteHeader(&tar.Header{Name: "xgboost-model", Mode: 0o644, Size: size, Typeflag: tar.TypeReg}); err != nil {
 		t.Fatal(err)
 	}
 	zeros := make([]byte, 1<<20)
-	for n := int64(0); n < size; n += int64(len(zeros)) {
-		if _, err := tw.Write(zeros[:min(int64(len(zeros)), size-n)]); err != nil {
-			t.Fatal(err)
+	var out bytes.Buffer
+	out.Write([]byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff}) // gzip header: deflate, no name, unknown OS
+	deflate := func(data []byte, final bool) []byte {
+		var b bytes.Buffer
+		fw, _ := flate.NewWriter(&b, flate.BestCompression)
+		fw.Write(data)
+		if final {
+			fw.Close()
+		} else {
+			fw.Flush()
 		}
+		return b.Bytes()
 	}
-	if err := errors.Join(tw.Close(), gz.Close()); err != nil {
-		t.Fatal(err)
+	out.Write(deflate(hdr.Bytes(), false))
+	crc := crc32.ChecksumIEEE(hdr.Bytes())
+	block := deflate(zeros, false)
+	for range size / int64(len(zeros)) {
+		out.Write(block)
+		crc = crc32.Update(crc, crc32.IEEETable, zeros)
 	}
-	return buf.Bytes()
+	out.Write(deflate(zeros[:1024], true)) // the tar archive's end: two zero blocks
+	crc = crc32.Update(crc, crc32.IEEETable, zeros[:1024])
+	total := int64(hdr.Len()) + size + 1024
+	out.Write(binary.LittleEndian.AppendUint32(binary.LittleEndian.AppendUint32(nil, crc), uint32(total)))
+	if size%int64(len(zeros)) != 0 {
+		t.Fatalf("bomb sizes are whole MiB, not %d bytes", size)
+	}
+	return out.Bytes()
 }
 
 // procStatus reads a field of /proc/self/status in bytes (VmRSS, VmHWM).
