@@ -5,12 +5,13 @@
 //
 //	DATA_DIR/lock       held while a server uses the directory
 //	DATA_DIR/state.db   resources (SQLite, WAL, synchronous=FULL)
-//	DATA_DIR/s3/        S3 buckets and objects
+//	DATA_DIR/s3/        S3 buckets and objects (keys escaped, see localsm/s3)
 //	DATA_DIR/runtime/   extracted artifacts and per-endpoint logs of the serving layer
 package localsm
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -43,7 +44,7 @@ type Options struct {
 	Account string
 	// ImageMap maps container image URIs to local commands (bring-your-own serving containers).
 	ImageMap map[string]string
-	// MaxBodyBytes bounds invocation bodies; 0 means SageMaker's 6 MB.
+	// MaxBodyBytes bounds invocation bodies; 0 means SageMaker's 6 MiB (6291456 bytes).
 	MaxBodyBytes int64
 	// PingInterval is how often serving process containers are pinged; 0 means every 5 s.
 	PingInterval time.Duration
@@ -51,6 +52,13 @@ type Options struct {
 	// DefaultRegion names the region in ARNs when a request is not signed (SigV4 requests carry
 	// their signing region, which is used instead). Default "us-east-1".
 	DefaultRegion string
+	// MaxModelBytes caps what one model artifact may unpack to (disk and memory); 0 means
+	// serving.DefaultMaxModelBytes (4 GiB). An artifact over it fails its endpoint.
+	MaxModelBytes int64
+	// S3CORSOrigin is the one web origin (e.g. http://localhost:3000) allowed to call the S3 API
+	// from a browser. Empty (the default) answers no browser cross-origin request, so that a web
+	// page cannot read or replace the model artifacts on this machine.
+	S3CORSOrigin string
 }
 
 // DefaultAddr is where `sagedeploy local` listens unless told otherwise.
@@ -92,22 +100,8 @@ type Server struct {
 // Start listens, restores every endpoint that was InService when it last stopped, and serves in
 // the background until Close.
 func Start(ctx context.Context, opts Options) (srv *Server, err error) {
-	if opts.Addr == "" {
-		opts.Addr = DefaultAddr
-	}
-	if opts.DataDir == "" {
-		if opts.DataDir, err = DefaultDataDir(); err != nil {
-			return nil, err
-		}
-	}
-	if opts.Account == "" {
-		opts.Account = "000000000000"
-	}
-	if opts.DefaultRegion == "" {
-		opts.DefaultRegion = "us-east-1"
-	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
+	if opts, err = opts.withDefaults(); err != nil {
+		return nil, err
 	}
 	if err := os.MkdirAll(opts.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("local SageMaker: data directory %s: %w", opts.DataDir, err)
@@ -126,12 +120,12 @@ func Start(ctx context.Context, opts Options) (srv *Server, err error) {
 	if s.store, err = control.OpenSQLite(ctx, filepath.Join(opts.DataDir, "state.db")); err != nil {
 		return nil, fmt.Errorf("local SageMaker: %w", err)
 	}
-	if s.s3, err = s3.Open(filepath.Join(opts.DataDir, "s3"), opts.Logger); err != nil {
+	if s.s3, err = s3.Open(filepath.Join(opts.DataDir, "s3"), s3.Options{Logger: opts.Logger, CORSOrigin: opts.S3CORSOrigin}); err != nil {
 		return nil, fmt.Errorf("local SageMaker: %w", err)
 	}
 	s.runtime, err = runtime.New(runtime.Options{Artifacts: s.s3, ImageMap: opts.ImageMap,
-		WorkDir: filepath.Join(opts.DataDir, "runtime"), MaxBodyBytes: opts.MaxBodyBytes, PingInterval: opts.PingInterval,
-		Logger: opts.Logger})
+		WorkDir: filepath.Join(opts.DataDir, "runtime"), MaxBodyBytes: opts.MaxBodyBytes, MaxModelBytes: opts.MaxModelBytes,
+		PingInterval: opts.PingInterval, Account: opts.Account, Logger: opts.Logger})
 	if err != nil {
 		return nil, fmt.Errorf("local SageMaker: serving layer: %w", err)
 	}
@@ -152,6 +146,22 @@ func Start(ctx context.Context, opts Options) (srv *Server, err error) {
 	s.control.Restore()
 	s.log.Info("local SageMaker listening", "url", s.URL(), "data_dir", opts.DataDir)
 	return s, nil
+}
+
+// withDefaults fills in what opts leaves empty.
+func (opts Options) withDefaults() (Options, error) {
+	opts.Addr = cmp.Or(opts.Addr, DefaultAddr)
+	opts.Account = cmp.Or(opts.Account, "000000000000")
+	opts.DefaultRegion = cmp.Or(opts.DefaultRegion, "us-east-1")
+	opts.Logger = cmp.Or(opts.Logger, slog.New(slog.DiscardHandler))
+	if opts.DataDir == "" {
+		dir, err := DefaultDataDir()
+		if err != nil {
+			return opts, err
+		}
+		opts.DataDir = dir
+	}
+	return opts, nil
 }
 
 // URL is the base URL to export as AWS_ENDPOINT_URL, e.g. http://127.0.0.1:4570.

@@ -29,6 +29,7 @@ const (
 func newLocalCmd(g *globals) *cobra.Command {
 	var (
 		addr, dataDir, account, region, imageMapFile, maxBody, output string
+		maxModel, s3CORSOrigin                                        string
 		imageMap                                                      []string
 	)
 	cmd := &cobra.Command{
@@ -92,6 +93,10 @@ POST /invocations on $SAGEMAKER_BIND_TO_PORT) when --image-map maps them to a co
 			if err != nil {
 				return fmt.Errorf("--max-body-size: %w", err)
 			}
+			maxModelBytes, err := parseSize(maxModel)
+			if err != nil {
+				return fmt.Errorf("--max-model-size: %w", err)
+			}
 			if output != "text" && output != "json" {
 				return fmt.Errorf("--output must be text or json, not %q", output)
 			}
@@ -102,7 +107,8 @@ POST /invocations on $SAGEMAKER_BIND_TO_PORT) when --image-map maps them to a co
 			}
 			ctx := cmd.Context()
 			srv, err := localsm.Start(ctx, localsm.Options{Addr: addr, DataDir: dataDir, Account: account,
-				ImageMap: images, MaxBodyBytes: maxBytes, Logger: g.logger(), DefaultRegion: region})
+				ImageMap: images, MaxBodyBytes: maxBytes, Logger: g.logger(), DefaultRegion: region,
+				MaxModelBytes: maxModelBytes, S3CORSOrigin: s3CORSOrigin})
 			if err != nil {
 				return err
 			}
@@ -127,7 +133,9 @@ POST /invocations on $SAGEMAKER_BIND_TO_PORT) when --image-map maps them to a co
 	f.StringVar(&region, "region", "us-east-1", "region for ARNs of unsigned requests and for the AWS_REGION to export (signed requests use their signing region)")
 	f.StringArrayVar(&imageMap, "image-map", nil, "IMAGE=COMMAND: serve container IMAGE with a local COMMAND under the SageMaker serving contract (repeatable)")
 	f.StringVar(&imageMapFile, "image-map-file", "", "file of IMAGE=COMMAND lines (blank lines and # comments ignored); --image-map entries override it")
-	f.StringVar(&maxBody, "max-body-size", "6MB", "largest invocation request body, e.g. 6MB, 10MiB or a byte count (SageMaker's limit is 6 MB)")
+	f.StringVar(&maxBody, "max-body-size", "6MiB", "largest invocation request body, e.g. 6MiB, 10MB or a byte count (SageMaker's limit is 6 MiB = 6291456 bytes)")
+	f.StringVar(&maxModel, "max-model-size", "4GiB", "largest size a model artifact may unpack to; a bigger one (e.g. a decompression bomb) fails its endpoint")
+	f.StringVar(&s3CORSOrigin, "s3-cors-origin", "", "the one web origin (e.g. http://localhost:3000) allowed to call the S3 API from a browser; by default web pages get nothing")
 	f.StringVarP(&output, "output", "o", "text", "output format of the startup message: text or json")
 	return cmd
 }
