@@ -86,6 +86,9 @@ type Options struct {
 	APIOptions []func(*middleware.Stack) error
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// Version is sagedeploy's version, recorded on what the deployer creates (TagCreatedBy, the
+	// registry's metadata); "dev" when empty. The CLI sets the binary's build stamp.
+	Version string
 }
 
 // WebIdentity describes OIDC web-identity credentials: STS AssumeRoleWithWebIdentity for RoleARN

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
@@ -21,6 +20,7 @@ import (
 	"github.com/sagedeploy/sagedeploy/deploy"
 	"github.com/sagedeploy/sagedeploy/examples/abalone"
 	"github.com/sagedeploy/sagedeploy/localsm"
+	"github.com/sagedeploy/sagedeploy/localsm/localsmtest"
 )
 
 // local is a local SageMaker started for one test.
@@ -32,27 +32,9 @@ type local struct {
 
 func startLocal(t testing.TB) *local {
 	t.Helper()
-	srv, err := localsm.Start(context.Background(), localsm.Options{Addr: "127.0.0.1:0", DataDir: t.TempDir(), Logger: quietLogger()})
-	if err != nil {
-		t.Fatalf("the deployer's tests need the local SageMaker (localsm.Start): %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := srv.Close(ctx); err != nil {
-			t.Errorf("close local SageMaker: %v", err)
-		}
-	})
+	srv := localsmtest.Start(t, localsm.Options{})
 	return &local{t: t, srv: srv, url: srv.URL()}
 }
-
-func quietLogger() *slog.Logger {
-	return slog.New(slog.NewTextHandler(discard{}, &slog.HandlerOptions{Level: slog.LevelError}))
-}
-
-type discard struct{}
-
-func (discard) Write(p []byte) (int, error) { return len(p), nil }
 
 // calls records the AWS operations a deployer made.
 type calls struct {
@@ -125,7 +107,7 @@ func (l *local) deployer(rec *calls, opts ...deployerOpt) (*deploy.Deployer, *ev
 		EndpointURL: l.url,
 		Credentials: credentials.NewStaticCredentialsProvider("AKIADEPLOYTEST", "secret", ""),
 		Progress:    ev.add,
-		Logger:      quietLogger(),
+		Logger:      slog.New(slog.DiscardHandler),
 	}
 	if rec != nil {
 		o.APIOptions = append(o.APIOptions, rec.middleware)

@@ -3,6 +3,7 @@ package deploy_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -41,7 +42,7 @@ func startReleaseServer(t *testing.T) *releaseServer {
 		}
 		rs.tokens[e.Name] = secret
 	}
-	srv, err := server.New(server.Options{Store: st, Logger: quietLogger(), StreamPoll: 20 * time.Millisecond})
+	srv, err := server.New(server.Options{Store: st, Logger: slog.New(slog.DiscardHandler), StreamPoll: 20 * time.Millisecond})
 	if err != nil {
 		t.Fatalf("release server: %v", err)
 	}

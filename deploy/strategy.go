@@ -28,6 +28,25 @@ type Strategy struct {
 	Bake time.Duration `json:"bake,omitempty"`
 	// RollbackAlarms are CloudWatch alarms that make SageMaker roll the update back when they fire.
 	RollbackAlarms []string `json:"rollback_alarms,omitempty"`
+
+	// parsed says config is the checked strategy's DeploymentConfig (see ParseStrategy).
+	parsed bool
+	config *types.DeploymentConfig
+}
+
+// ParseStrategy checks s against SageMaker's rules and returns it with its DeploymentConfig
+// attached, so that the CLI checks the flags once and Deploy does not map them again. A parsed
+// strategy is returned as is.
+func ParseStrategy(s Strategy) (Strategy, error) {
+	if s.parsed {
+		return s, nil
+	}
+	dc, err := s.DeploymentConfig()
+	if err != nil {
+		return s, err
+	}
+	s.parsed, s.config = true, dc
+	return s, nil
 }
 
 // totalBake is how long the traffic shift itself waits, on top of provisioning.
