@@ -36,11 +36,15 @@ func startLocal(t testing.TB) *local {
 	return &local{t: t, srv: srv, url: srv.URL()}
 }
 
-// calls records the AWS operations a deployer made.
+// calls records the AWS operations a deployer made, in order.
 type calls struct {
 	mu  sync.Mutex
 	ops map[string]int
+	seq []call
 }
+
+// call is one recorded operation, with the resource it names when it names one by name.
+type call struct{ op, resource string }
 
 func (c *calls) middleware(stack *middleware.Stack) error {
 	return stack.Initialize.Add(middleware.InitializeMiddlewareFunc("record", func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
@@ -50,9 +54,41 @@ func (c *calls) middleware(stack *middleware.Stack) error {
 			c.ops = map[string]int{}
 		}
 		c.ops[op]++
+		c.seq = append(c.seq, call{op: op, resource: resourceOf(in.Parameters)})
 		c.mu.Unlock()
 		return next.HandleInitialize(ctx, in)
 	}), middleware.After)
+}
+
+// resourceOf is the name or ARN an input of the calls a rollback makes names.
+func resourceOf(in any) string {
+	switch in := in.(type) {
+	case *sagemaker.DescribeEndpointInput:
+		return aws.ToString(in.EndpointName)
+	case *sagemaker.DescribeEndpointConfigInput:
+		return aws.ToString(in.EndpointConfigName)
+	case *sagemaker.ListTagsInput:
+		return aws.ToString(in.ResourceArn)
+	}
+	return ""
+}
+
+// before counts the calls made before the first call of op, by operation and resource
+// ("SageMaker/DescribeEndpointConfig abalone-dev-v1-…"), and by operation alone.
+func (c *calls) before(op string) map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := map[string]int{}
+	for _, k := range c.seq {
+		if k.op == op {
+			break
+		}
+		out[k.op]++
+		if k.resource != "" {
+			out[k.op+" "+k.resource]++
+		}
+	}
+	return out
 }
 
 func (c *calls) count(op string) int {
