@@ -245,7 +245,7 @@ func TestExecuteRunsDashboardCommands(t *testing.T) {
 			t.Fatalf("create command: %v", err)
 		}
 		c.ReleaseID = rec.ID
-		if err := d.Execute(ctx, c); err != nil {
+		if err := d.Execute(ctx, nil, c); err != nil {
 			t.Fatalf("execute %s: %v", c.Kind, err)
 		}
 		rel, err := rs.client("dev").Release(ctx, rec.ID)
@@ -265,7 +265,7 @@ func TestExecuteRunsDashboardCommands(t *testing.T) {
 	if n := describe(t, l, "abalone-dev").ProductionVariants[0].CurrentInstanceCount; n == nil || *n != 2 {
 		t.Fatalf("scale command left %v instances", n)
 	}
-	err := d.Execute(ctx, releases.Command{ID: "x", Kind: releases.CommandRestore, Environment: "dev", Model: "abalone"})
+	err := d.Execute(ctx, nil, releases.Command{ID: "x", Kind: releases.CommandRestore, Environment: "dev", Model: "abalone"})
 	if !errors.Is(err, deploy.ErrInvalid) {
 		t.Fatalf("restore without a version: %v", err)
 	}
