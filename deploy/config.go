@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"sort"
@@ -171,12 +172,7 @@ func checkTarget(model, env string) error {
 
 // instanceSettings applies defaults and checks the values against SageMaker's.
 func instanceSettings(itype string, count int) (string, int, error) {
-	if itype == "" {
-		itype = DefaultInstanceType
-	}
-	if count == 0 {
-		count = DefaultInstanceCount
-	}
+	itype, count = cmp.Or(itype, DefaultInstanceType), cmp.Or(count, DefaultInstanceCount)
 	if count < 0 {
 		return "", 0, errorf(ErrInvalid, "instance count %d is not valid: use 1 or more (ENDPOINT_INSTANCE_COUNT / --instance-count)", count)
 	}

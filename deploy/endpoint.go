@@ -168,11 +168,15 @@ func (d *Deployer) deploy(ctx context.Context, run *deployRun, req DeployRequest
 	if err != nil {
 		return err
 	}
-	if gated {
-		snap = nil // the endpoint may have changed while the release waited for its approval
-	}
 	if apply != nil {
 		if err := apply(res); err != nil {
+			return err
+		}
+	}
+	if gated || res.ModelCreated || res.ConfigCreated {
+		// Time passed (an approval, creating the model on AWS): another deployer may have changed
+		// the endpoint since, and the history must record what it served just before ours.
+		if snap, err = d.refresh(ctx, res.Endpoint, snap); err != nil {
 			return err
 		}
 	}

@@ -113,10 +113,7 @@ func PermissionsPolicy(o PolicyOptions) (PolicyDocument, error) {
 			s3Bucket = append(s3Bucket, a)
 		}
 	}
-	role := o.ExecutionRoleARN
-	if role == "" {
-		role = fmt.Sprintf("arn:aws:iam::%s:role/*", account)
-	}
+	role := cmp.Or(o.ExecutionRoleARN, fmt.Sprintf("arn:aws:iam::%s:role/*", account))
 	return PolicyDocument{
 		Version: "2012-10-17",
 		Statement: []PolicyStatement{

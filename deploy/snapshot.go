@@ -31,6 +31,23 @@ func (d *Deployer) readEndpoint(ctx context.Context, name string) (*endpointSnap
 	return d.snapshotOf(ctx, desc)
 }
 
+// refresh reads endpoint name again, reusing the configuration s read when it still serves.
+func (d *Deployer) refresh(ctx context.Context, name string, s *endpointSnapshot) (*endpointSnapshot, error) {
+	desc, err := d.describeEndpoint(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	if desc == nil || desc.EndpointStatus != types.EndpointStatusInService || !s.inService() ||
+		aws.ToString(desc.EndpointConfigName) != s.configName() || s.configErr != nil {
+		return d.snapshotOf(ctx, desc)
+	}
+	fresh := &endpointSnapshot{desc: desc, config: s.config}
+	if fresh.tags, err = d.listTags(ctx, fresh.arn()); err != nil {
+		return nil, err
+	}
+	return fresh, nil
+}
+
 // snapshotOf completes a description just read with the endpoint's tags and configuration.
 func (d *Deployer) snapshotOf(ctx context.Context, desc *sagemaker.DescribeEndpointOutput) (*endpointSnapshot, error) {
 	s := &endpointSnapshot{desc: desc, tags: map[string]string{}}
