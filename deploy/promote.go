@@ -50,17 +50,10 @@ type PromoteResult struct {
 // settings. From must be InService; a deployment in progress there is waited for first.
 func (d *Deployer) Promote(ctx context.Context, req PromoteRequest) (PromoteResult, error) {
 	res := PromoteResult{From: req.From}
-	if err := checkPromote(req); err != nil {
-		return res, err
-	}
-	tr := d.newTracker()
 	res.FromEndpoint = cmp.Or(req.FromEndpointName, naming.Endpoint(req.Model, req.From))
-	ci, err := d.promoted(ctx, req, res.FromEndpoint, tr.sink)
+	ci, dst, err := d.promoteSource(ctx, req, res.FromEndpoint)
 	if err != nil {
-		return res, err
-	}
-	dst, err := d.readEndpoint(ctx, cmp.Or(req.EndpointName, naming.Endpoint(req.Model, req.To)))
-	if err != nil {
+		res.Reason = FailureReason(err)
 		return res, err
 	}
 	itype, count := req.InstanceType, req.InstanceCount
@@ -77,6 +70,19 @@ func (d *Deployer) Promote(ctx context.Context, req PromoteRequest) (PromoteResu
 	})
 	res.DeployResult = dr
 	return res, err
+}
+
+// promoteSource checks the request, finds what From serves and reads To's endpoint.
+func (d *Deployer) promoteSource(ctx context.Context, req PromoteRequest, src string) (configInfo, *endpointSnapshot, error) {
+	if err := checkPromote(req); err != nil {
+		return configInfo{}, nil, err
+	}
+	ci, err := d.promoted(ctx, req, src, d.newTracker().sink)
+	if err != nil {
+		return ci, nil, err
+	}
+	dst, err := d.readEndpoint(ctx, cmp.Or(req.EndpointName, naming.Endpoint(req.Model, req.To)))
+	return ci, dst, err
 }
 
 // checkPromote validates a promote request.

@@ -35,21 +35,30 @@ type RollbackRequest struct {
 // read once, and what was read is handed to Deploy.
 func (d *Deployer) Rollback(ctx context.Context, req RollbackRequest) (DeployResult, error) {
 	res := DeployResult{Model: req.Model, Environment: req.Environment, Kind: releases.KindRestore}
-	if err := checkTarget(req.Model, req.Environment); err != nil {
+	res.Endpoint = cmp.Or(req.EndpointName, naming.Endpoint(req.Model, req.Environment))
+	dr, err := d.rollbackRequest(ctx, req, res.Endpoint)
+	if err != nil {
+		res.Reason = FailureReason(err)
 		return res, err
 	}
-	name := cmp.Or(req.EndpointName, naming.Endpoint(req.Model, req.Environment))
-	res.Endpoint = name
+	return d.Deploy(ctx, dr)
+}
+
+// rollbackRequest reads the endpoint name (once) and says what to deploy to roll it back.
+func (d *Deployer) rollbackRequest(ctx context.Context, req RollbackRequest, name string) (DeployRequest, error) {
+	if err := checkTarget(req.Model, req.Environment); err != nil {
+		return DeployRequest{}, err
+	}
 	snap, err := d.readSettled(ctx, name, cmp.Or(max(req.LockTimeout, 0), max(req.Timeout, 0), DefaultTimeout), nil)
 	switch {
 	case err != nil:
-		return res, err
+		return DeployRequest{}, err
 	case !snap.exists():
-		return res, errorf(ErrEndpointNotFound, "model %s has no endpoint %s in %s: nothing to roll back", req.Model, name, req.Environment)
+		return DeployRequest{}, errorf(ErrEndpointNotFound, "model %s has no endpoint %s in %s: nothing to roll back", req.Model, name, req.Environment)
 	case !snap.inService():
-		return res, snap.notInService(name, "rollback re-points an InService endpoint")
+		return DeployRequest{}, snap.notInService(name, "rollback re-points an InService endpoint")
 	case snap.configErr != nil:
-		return res, fmt.Errorf("find what %s serves: %w", name, snap.configErr)
+		return DeployRequest{}, fmt.Errorf("find what %s serves: %w", name, snap.configErr)
 	}
 	dr := DeployRequest{
 		Model: req.Model, Environment: req.Environment, EndpointName: req.EndpointName,
@@ -57,10 +66,7 @@ func (d *Deployer) Rollback(ctx context.Context, req RollbackRequest) (DeployRes
 		ReleaseID: req.ReleaseID, Trigger: req.Trigger, kind: releases.KindRestore, historyKind: "restore",
 		snapshot: snap,
 	}
-	if err := d.rollbackTarget(ctx, req, snap, &dr); err != nil {
-		return res, err
-	}
-	return d.Deploy(ctx, dr)
+	return dr, d.rollbackTarget(ctx, req, snap, &dr)
 }
 
 // rollbackTarget sets what dr deploys: the configuration that served the target version, or the
