@@ -94,16 +94,16 @@ func (d *Deployer) acquire(ctx context.Context, p pointRequest, snap *endpointSn
 // acquireStep acts on one snapshot of the endpoint: it starts the change (acquired has an ARN),
 // or returns the snapshot to act on next (nil when it must be read again).
 func (d *Deployer) acquireStep(ctx context.Context, p pointRequest, snap *endpointSnapshot, lockDeadline time.Time, sink func(Event)) (acquired, *endpointSnapshot, error) {
-	switch st := snap; {
-	case !st.exists():
+	switch {
+	case !snap.exists():
 		acq, err := d.createEndpoint(ctx, p, sink)
 		return acq, nil, err
-	case st.status() == types.EndpointStatusInService:
+	case snap.status() == types.EndpointStatusInService:
 		return d.updateEndpoint(ctx, p, snap, lockDeadline, sink)
-	case pending(st.status()):
+	case pending(snap.status()):
 		next, err := d.waitForOther(ctx, p.Endpoint, snap, lockDeadline, sink)
 		return acquired{}, next, err
-	case st.status() == types.EndpointStatusFailed:
+	case snap.status() == types.EndpointStatusFailed:
 		return acquired{}, nil, d.deleteFailed(ctx, p, snap, lockDeadline, sink)
 	}
 	return acquired{}, nil, fmt.Errorf("endpoint %s is %s (%s); sagedeploy cannot change it from there: check it in the SageMaker console", p.Endpoint, snap.status(), snap.failureReason())
