@@ -14,6 +14,7 @@
 package allinone
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -83,6 +84,8 @@ type Options struct {
 	AgentPollWait time.Duration
 	// Poll is how often the agent's deployer checks endpoints; deploy.LocalPoll when zero.
 	Poll deploy.PollSchedule
+	// Version is sagedeploy's version, which the stack's deployers record on what they create.
+	Version string
 }
 
 // Login is how to sign in to the dashboard.
@@ -192,6 +195,7 @@ func Start(ctx context.Context, o Options) (s *Stack, err error) {
 		return s, err
 	}
 	so := o.Server
+	so.Version = cmp.Or(so.Version, o.Version)
 	so.Store, so.Logger, so.BaseURL, so.PasswordCost = s.store, o.Logger.With("part", "server"), o.BaseURL, o.PasswordCost
 	s.server, err = server.Listen(ctx, o.ServerAddr, so)
 	if err != nil {
@@ -272,9 +276,7 @@ func (s *Stack) startAgent(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	ex := agent.ExecutorFunc(func(ctx context.Context, cmd releases.Command) error {
-		return d.WithReleases(agent.ClientFrom(ctx)).Execute(ctx, cmd)
-	})
+	var ex agent.Executor = d
 	actx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.agentCancel, s.agentDone = cancel, make(chan struct{})
 	go func() {
@@ -343,6 +345,7 @@ func (s *Stack) Deployer(ctx context.Context, env string, o deploy.Options) (*de
 	o.Credentials = aws.NewCredentialsCache(credentials.NewStaticCredentialsProvider(AccessKeyID, SecretAccessKey, ""))
 	o.Releases = nil
 	o.WebIdentity = nil
+	o.Version = cmp.Or(o.Version, s.opts.Version)
 	if o.Logger == nil {
 		o.Logger = s.log.With("part", "deployer")
 	}

@@ -44,7 +44,7 @@ var milestones = map[string]bool{"endpoint": true, "verify": true, "rollback": t
 
 // event prints a deployer progress event: the milestones, or everything when verbose.
 func (p *printer) event(e deploy.Event, verbose bool) {
-	if e.Tick || (!verbose && !milestones[e.Phase]) {
+	if e.Tick || (!verbose && !milestones[string(e.Phase)]) {
 		return
 	}
 	msg := strings.TrimSpace(e.Message)

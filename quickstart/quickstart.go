@@ -211,7 +211,7 @@ func (r *run) deploy(ctx context.Context, n int) error {
 		Model: r.o.Model, Environment: Dev, Version: n, Trigger: trigger(),
 		Description: descriptions[n],
 		// Check the new version answers sensibly before calling it done; put the old one back if not.
-		Verify:            &deploy.Verification{Body: abalone.SampleCSV(), ContentType: "text/csv", Expect: "0..40"},
+		Verify:            &deploy.Verification{Body: abalone.SampleCSV(), ContentType: "text/csv", Expect: deploy.MustParseExpectation("0..40")},
 		RollbackOnFailure: true,
 	})
 	r.record(res, Dev)

@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sagedeploy/sagedeploy/deploy"
+	"github.com/sagedeploy/sagedeploy/internal/buildinfo"
 	"github.com/sagedeploy/sagedeploy/releases"
 )
 
@@ -140,6 +141,7 @@ func (c *conn) deployer(cmd *cobra.Command, g *globals, progress func(deploy.Eve
 		ExecutionRoleARN: c.roleARN,
 		Progress:         progress,
 		Logger:           g.logger(),
+		Version:          buildinfo.Version(),
 	}
 	if c.pollInitial.d > 0 {
 		opts.Poll = deploy.PollSchedule{Initial: c.pollInitial.d, Max: c.pollMax.d, Factor: 1.5}
@@ -317,10 +319,11 @@ func (s *strategyFlags) strategy() (deploy.Strategy, error) {
 	default:
 		st.Type = deploy.AllAtOnce
 	}
-	if _, err := st.DeploymentConfig(); err != nil {
+	parsed, err := deploy.ParseStrategy(st)
+	if err != nil {
 		return st, usageErr(err)
 	}
-	return st, nil
+	return parsed, nil
 }
 
 // verifyFlags are the post-deploy verification flags.
@@ -349,10 +352,11 @@ func (v *verifyFlags) verification(stdin io.Reader) (*deploy.Verification, error
 	if err != nil {
 		return nil, usageErr(fmt.Errorf("--verify-body: %w", err))
 	}
-	if _, err := deploy.ParseExpectation(v.expect); err != nil {
+	expect, err := deploy.ParseExpectation(v.expect)
+	if err != nil {
 		return nil, usageErr(err)
 	}
-	return &deploy.Verification{Body: body, ContentType: v.contentType, Expect: v.expect}, nil
+	return &deploy.Verification{Body: body, ContentType: v.contentType, Expect: expect}, nil
 }
 
 // readBody reads "-" (stdin), a file, or — unless fileOnly — a literal.

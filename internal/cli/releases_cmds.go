@@ -491,7 +491,7 @@ func bindAgentAWS(cmd *cobra.Command) *conn {
 
 // newAgentExecutor builds what executes the agent's commands: one deployer for the process (its
 // AWS clients and credentials are shared), reporting each command into its release with the
-// token of the command's environment, which agent.ClientFrom(ctx) returns.
+// token of the command's environment, which the agent passes to Execute.
 func newAgentExecutor(cmd *cobra.Command, g *globals, c *conn) (agent.Executor, error) {
 	d, err := c.deployer(cmd, g, nil)
 	if err != nil {
@@ -502,9 +502,7 @@ func newAgentExecutor(cmd *cobra.Command, g *globals, c *conn) (agent.Executor, 
 
 // deployExecutor runs commands with d, reporting through the client of the command's environment.
 func deployExecutor(d *deploy.Deployer) agent.Executor {
-	return agent.ExecutorFunc(func(ctx context.Context, cmd releases.Command) error {
-		return d.WithReleases(agent.ClientFrom(ctx)).Execute(ctx, cmd)
-	})
+	return d
 }
 
 func splitTokenList(s string) []string {
