@@ -1,0 +1,140 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"time"
+
+	"github.com/sagedeploy/sagedeploy/xgboost"
+)
+
+func run(ctx context.Context, o options) error {
+	raw, err := readModel(o.model)
+	if err != nil {
+		return err
+	}
+	m, err := xgboost.Load(raw)
+	if err != nil {
+		return fmt.Errorf("load %s: %w", o.model, err)
+	}
+	stride := m.NumFeatures()
+	most := slices.Max(o.rows)
+	data, err := loadRows(o.data, most, stride)
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "sagedeploy-bench-predict-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	// Python reads the model from a file of its own: model.tar.gz is unpacked, the rest copied.
+	modelPath := filepath.Join(dir, "model")
+	if err := os.WriteFile(modelPath, raw, 0o600); err != nil {
+		return err
+	}
+	fmt.Printf("model %s: %d trees, %d features, objective %s; rows: %s\n", o.model, m.NumTrees(), stride, m.Objective(), o.data)
+	fmt.Printf("machine: %s, nproc %d, load average %s, %s\n", cpuModel(), runtime.NumCPU(), loadAverage(), runtime.Version())
+	fmt.Printf("\n| rows/call | ours µs/row | xgboost inplace_predict µs/row (1 thread) | ours faster by | predictions |\n| --- | --- | --- | --- | --- |\n")
+	for _, n := range o.rows {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		r, err := measure(ctx, o, m, modelPath, dir, data[:n*stride], n, stride)
+		if err != nil {
+			return err
+		}
+		fmt.Println(r.row(n))
+	}
+	fmt.Printf("\nload average after: %s\n", loadAverage())
+	return nil
+}
+
+type result struct {
+	ours, python float64 // median µs per row; python NaN when not measured
+	check        string
+}
+
+func (r result) row(n int) string {
+	if math.IsNaN(r.python) {
+		return fmt.Sprintf("| %d | %.3f | – | – | %s |", n, r.ours, r.check)
+	}
+	return fmt.Sprintf("| %d | %.3f | %.3f | **%.2f×** | %s |", n, r.ours, r.python, r.python/r.ours, r.check)
+}
+
+// measure runs the rounds of one batch size: ours then python, o.rounds times.
+func measure(ctx context.Context, o options, m *xgboost.Model, modelPath, dir string, rows []float32, n, stride int) (result, error) {
+	res := result{python: math.NaN(), check: "python not run"}
+	var py *pythonPredictor
+	if o.python != "" {
+		var err error
+		py, err = startPython(ctx, o.python, modelPath, dir, rows, n, stride)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "python baseline skipped: %v\n", err)
+		} else {
+			defer py.close()
+			res.check = compare(m.PredictRows(nil, rows, stride), py.preds)
+		}
+	}
+	var ours, python []float64
+	dst := make([]float32, 0, n*m.OutputSize())
+	for round := range o.rounds {
+		ours = append(ours, timeOurs(m, dst, rows, stride, n, o.measure))
+		if py != nil {
+			us, err := py.run(o.measure)
+			if err != nil {
+				return res, fmt.Errorf("python round %d of %d rows: %w", round+1, n, err)
+			}
+			python = append(python, us)
+		}
+		fmt.Fprintf(os.Stderr, "rows=%d round %d: ours %.3f µs/row, python %v\n", n, round+1, ours[len(ours)-1], python)
+	}
+	res.ours = median(ours)
+	if len(python) > 0 {
+		res.python = median(python)
+	}
+	return res, nil
+}
+
+// timeOurs calls PredictRows on the rows for at least d and returns the median µs per row of
+// the calls, as the python side measures inplace_predict.
+func timeOurs(m *xgboost.Model, dst, rows []float32, stride, n int, d time.Duration) float64 {
+	var times []float64
+	deadline := time.Now().Add(d)
+	for {
+		start := time.Now()
+		dst = m.PredictRows(dst[:0], rows, stride)
+		end := time.Now()
+		times = append(times, float64(end.Sub(start).Nanoseconds())/1e3/float64(n))
+		if end.After(deadline) && len(times) >= 3 {
+			break
+		}
+	}
+	return median(times)
+}
+
+// compare says how many of ours and python's predictions have the same bits.
+func compare(ours, python []float32) string {
+	if len(ours) != len(python) {
+		return fmt.Sprintf("MISMATCH: %d values from ours, %d from python", len(ours), len(python))
+	}
+	same, worst := 0, 0.0
+	for i := range ours {
+		if math.Float32bits(ours[i]) == math.Float32bits(python[i]) {
+			same++
+		}
+		worst = max(worst, math.Abs(float64(ours[i])-float64(python[i])))
+	}
+	return fmt.Sprintf("%d/%d same bits, max diff %.2g", same, len(ours), worst)
+}
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
