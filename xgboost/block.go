@@ -25,8 +25,15 @@ func (m *Model) PredictRows(dst, rows []float32, stride int) []float32 {
 		panic(fmt.Sprintf("xgboost: PredictRows of %d values with stride %d: not a whole number of rows", len(rows), stride))
 	}
 	n := len(rows) / stride
+	return m.predictRows(dst, rows, stride, n >= 2 && m.walk != nil && len(m.walk.nodes) >= blockedFrom)
+}
+
+// predictRows is PredictRows walking blocks of rows when blocked (and the walker can: every
+// row holds the features it reads), else row by row.
+func (m *Model) predictRows(dst, rows []float32, stride int, blocked bool) []float32 {
+	n := len(rows) / stride
 	w := m.walk
-	if w == nil || stride < w.width || n < 2 || len(w.nodes) < blockedFrom {
+	if !blocked || w == nil || stride < w.width {
 		for r := range n {
 			dst = m.PredictTo(dst, rows[r*stride:(r+1)*stride])
 		}
