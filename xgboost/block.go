@@ -25,15 +25,33 @@ func (m *Model) PredictRows(dst, rows []float32, stride int) []float32 {
 		panic(fmt.Sprintf("xgboost: PredictRows of %d values with stride %d: not a whole number of rows", len(rows), stride))
 	}
 	n := len(rows) / stride
-	return m.predictRows(dst, rows, stride, n >= 2 && m.walk != nil && len(m.walk.nodes) >= blockedFrom)
+	return m.predictRows(dst, rows, stride, m.order(n))
 }
 
-// predictRows is PredictRows walking blocks of rows when blocked (and the walker can: every
-// row holds the features it reads), else row by row.
-func (m *Model) predictRows(dst, rows []float32, stride int, blocked bool) []float32 {
+// walkOrder is the order in which predictRows visits rows and trees.
+type walkOrder uint8
+
+const (
+	byRow        walkOrder = iota // each row through every tree (PredictTo)
+	byTreeBlocks                  // each block of walkBlock trees for every row of a row block
+	byTree                        // each tree for every row of a row block, walkBlock rows at a time
+)
+
+// order picks how to walk n rows: by row when the model stays in cache anyway or there is only
+// one row, else by tree.
+func (m *Model) order(n int) walkOrder {
+	if n < 2 || m.walk == nil || len(m.walk.nodes) < blockedFrom {
+		return byRow
+	}
+	return byTree
+}
+
+// predictRows is PredictRows walking in the given order (by row when the walker cannot: a
+// model with categorical splits, or rows narrower than the features its splits read).
+func (m *Model) predictRows(dst, rows []float32, stride int, order walkOrder) []float32 {
 	n := len(rows) / stride
 	w := m.walk
-	if !blocked || w == nil || stride < w.width {
+	if order == byRow || w == nil || stride < w.width {
 		for r := range n {
 			dst = m.PredictTo(dst, rows[r*stride:(r+1)*stride])
 		}
@@ -54,7 +72,11 @@ func (m *Model) predictRows(dst, rows []float32, stride int, blocked bool) []flo
 				weights = m.weights[g]
 			}
 			s := sums[:r1-r0]
-			w.marginRows(g, m.base[g], block, stride, s, weights)
+			if order == byTree {
+				w.marginRowsByTree(g, m.base[g], block, stride, s, weights)
+			} else {
+				w.marginRows(g, m.base[g], block, stride, s, weights)
+			}
 			for i, v := range s {
 				out[(r0+i)*k+g] = v
 			}
@@ -128,4 +150,68 @@ func (w *walker) marginRows(g int, base float32, rows []float32, stride int, sum
 			sums[i] = sum
 		}
 	}
+}
+
+// marginRowsByTree is marginRows walking one tree at a time for walkBlock rows side by side:
+// a tree of depth 8 (≤ 511 nodes, 8 KB) sits in the L1 cache while every row of the block goes
+// through it, and the rows' walks are independent chains the processor overlaps.
+func (w *walker) marginRowsByTree(g int, base float32, rows []float32, stride int, sums, weights []float32) {
+	for i := range sums {
+		sums[i] = base
+	}
+	nodes, leaves := w.nodes, w.leaves
+	n := len(sums)
+	full := n - n%walkBlock
+	for t, root := range w.roots[g] {
+		steps := w.depths[g][t]
+		var weight float32 = 1
+		if weights != nil {
+			weight = weights[t]
+		}
+		for i := 0; i < full; i += walkBlock {
+			at := walk8Rows(nodes, root, steps, rows[i*stride:(i+walkBlock)*stride], stride)
+			addLeaves(sums[i:i+walkBlock], leaves, at[:], weight, weights != nil)
+		}
+		for i := full; i < n; i++ {
+			at := root
+			row := rows[i*stride : (i+1)*stride]
+			for range steps {
+				at = step(nodes, at, row)
+			}
+			addLeaves(sums[i:i+1], leaves, []int32{at}, weight, weights != nil)
+		}
+	}
+}
+
+// addLeaves adds each row's leaf to its sum, times the tree's weight for dart, rounding as
+// margin does.
+func addLeaves(sums, leaves []float32, at []int32, weight float32, weighted bool) {
+	if weighted {
+		for k, a := range at {
+			sums[k] += float32(leaves[a] * weight)
+		}
+		return
+	}
+	for k, a := range at {
+		sums[k] += leaves[a]
+	}
+}
+
+// walk8Rows walks walkBlock rows (of stride values each, packed in rows) steps times from root
+// and returns the nodes they reached.
+func walk8Rows(nodes []walkNode, root, steps int32, rows []float32, stride int) [walkBlock]int32 {
+	r0, r1, r2, r3 := rows[0*stride:1*stride], rows[1*stride:2*stride], rows[2*stride:3*stride], rows[3*stride:4*stride]
+	r4, r5, r6, r7 := rows[4*stride:5*stride], rows[5*stride:6*stride], rows[6*stride:7*stride], rows[7*stride:8*stride]
+	a0, a1, a2, a3, a4, a5, a6, a7 := root, root, root, root, root, root, root, root
+	for range steps {
+		a0 = step(nodes, a0, r0)
+		a1 = step(nodes, a1, r1)
+		a2 = step(nodes, a2, r2)
+		a3 = step(nodes, a3, r3)
+		a4 = step(nodes, a4, r4)
+		a5 = step(nodes, a5, r5)
+		a6 = step(nodes, a6, r6)
+		a7 = step(nodes, a7, r7)
+	}
+	return [walkBlock]int32{a0, a1, a2, a3, a4, a5, a6, a7}
 }

@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-// rowsAgree checks that predictRows, walking blocks of rows and row by row, gives what
+// rowsAgree checks that predictRows, in every walk order, gives what
 // PredictTo gives on each row, to the bit, for batches of several sizes (a partial row block
 // included).
 func rowsAgree(t *testing.T, name string, m *Model, rows []float32, stride int) {
@@ -17,23 +17,23 @@ func rowsAgree(t *testing.T, name string, m *Model, rows []float32, stride int) 
 	for r := range n {
 		want = m.PredictTo(want, rows[r*stride:(r+1)*stride])
 	}
-	for _, blocked := range []bool{true, false} {
+	for _, order := range []walkOrder{byRow, byTreeBlocks, byTree} {
 		for _, batch := range []int{1, 2, rowBlock - 1, rowBlock, 3*rowBlock + 5, n} {
 			// Predictions are appended after what dst already holds, which must survive.
 			dst := []float32{42}
 			for r0 := 0; r0 < n; r0 += batch {
 				r1 := min(r0+batch, n)
-				dst = m.predictRows(dst, rows[r0*stride:r1*stride], stride, blocked)
+				dst = m.predictRows(dst, rows[r0*stride:r1*stride], stride, order)
 			}
 			if dst[0] != 42 || len(dst)-1 != len(want) {
-				t.Fatalf("%s (blocked %v, batches of %d): %d values after the kept one (kept %v), want %d",
-					name, blocked, batch, len(dst)-1, dst[0], len(want))
+				t.Fatalf("%s (order %d, batches of %d): %d values after the kept one (kept %v), want %d",
+					name, order, batch, len(dst)-1, dst[0], len(want))
 			}
 			for i, v := range dst[1:] {
 				if math.Float32bits(v) != math.Float32bits(want[i]) {
 					k := m.OutputSize()
-					t.Fatalf("%s (blocked %v, batches of %d): row %d %v value %d: %.9g, PredictTo %.9g",
-						name, blocked, batch, i/k, rows[i/k*stride:(i/k+1)*stride], i%k, v, want[i])
+					t.Fatalf("%s (order %d, batches of %d): row %d %v value %d: %.9g, PredictTo %.9g",
+						name, order, batch, i/k, rows[i/k*stride:(i/k+1)*stride], i%k, v, want[i])
 				}
 			}
 		}

@@ -17,6 +17,7 @@ type walker struct {
 	leaves []float32 // leaf value by node index
 	roots  [][]int32 // per group, in model order
 	steps  [][]int32 // per group, per block of walkBlock trees: the depth of its deepest tree
+	depths [][]int32 // per group, per tree in model order: its depth
 	width  int       // rows must hold this many values: 1 + the largest feature a split reads
 }
 
@@ -40,6 +41,7 @@ func newWalker(m *Model) *walker {
 		leaves: make([]float32, 0, len(m.nodes)),
 		roots:  make([][]int32, len(m.groups)),
 		steps:  make([][]int32, len(m.groups)),
+		depths: make([][]int32, len(m.groups)),
 		width:  1,
 	}
 	var queue []int32
@@ -78,6 +80,7 @@ func newWalker(m *Model) *walker {
 			}
 			depths = append(depths, depth)
 		}
+		w.depths[g] = depths
 		for start := 0; start < len(depths); start += walkBlock {
 			deepest := int32(0)
 			for _, d := range depths[start:min(start+walkBlock, len(depths))] {

@@ -62,16 +62,21 @@ func startPython(ctx context.Context, python, modelPath, dir string, rows []floa
 	return p, nil
 }
 
-// run asks for one round of at least d and returns python's median µs per row.
-func (p *pythonPredictor) run(d time.Duration) (float64, error) {
+// run asks for one round of at least d and returns python's µs per row: the median call's wall
+// time and the mean CPU time of its thread.
+func (p *pythonPredictor) run(d time.Duration) (timing, error) {
 	if _, err := fmt.Fprintf(p.in, "run %f\n", d.Seconds()); err != nil {
-		return 0, err
+		return timing{}, err
 	}
 	line, err := p.line()
 	if err != nil {
-		return 0, err
+		return timing{}, err
 	}
-	return strconv.ParseFloat(line, 64)
+	var t timing
+	if _, err := fmt.Sscan(line, &t.wall, &t.cpu); err != nil {
+		return timing{}, fmt.Errorf("python answered %q: %w", line, err)
+	}
+	return t, nil
 }
 
 func (p *pythonPredictor) line() (string, error) {

@@ -40,7 +40,8 @@ func run(ctx context.Context, o options) error {
 	}
 	fmt.Printf("model %s: %d trees, %d features, objective %s; rows: %s\n", o.model, m.NumTrees(), stride, m.Objective(), o.data)
 	fmt.Printf("machine: %s, nproc %d, load average %s, %s\n", cpuModel(), runtime.NumCPU(), loadAverage(), runtime.Version())
-	fmt.Printf("\n| rows/call | ours µs/row | xgboost inplace_predict µs/row (1 thread) | ours faster by | predictions |\n| --- | --- | --- | --- | --- |\n")
+	fmt.Printf("\nµs per row: thread CPU time (wall time of the median call in parentheses); %d rounds of %s each, taking turns\n", o.rounds, o.measure)
+	fmt.Printf("\n| rows/call | ours µs/row | xgboost inplace_predict µs/row (nthread=1) | ours faster by | predictions |\n| --- | --- | --- | --- | --- |\n")
 	for _, n := range o.rows {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -55,21 +56,26 @@ func run(ctx context.Context, o options) error {
 	return nil
 }
 
+// timing is µs per row: the median call's wall time, and the thread's CPU time per call. On a
+// shared machine the CPU time is the steadier of the two (waiting for a core is not counted).
+type timing struct{ wall, cpu float64 }
+
 type result struct {
-	ours, python float64 // median µs per row; python NaN when not measured
+	ours, python timing // python's zero when not measured
 	check        string
 }
 
 func (r result) row(n int) string {
-	if math.IsNaN(r.python) {
-		return fmt.Sprintf("| %d | %.3f | – | – | %s |", n, r.ours, r.check)
+	if r.python.cpu == 0 {
+		return fmt.Sprintf("| %d | %.3f (%.3f) | – | – | %s |", n, r.ours.cpu, r.ours.wall, r.check)
 	}
-	return fmt.Sprintf("| %d | %.3f | %.3f | **%.2f×** | %s |", n, r.ours, r.python, r.python/r.ours, r.check)
+	return fmt.Sprintf("| %d | %.3f (%.3f) | %.3f (%.3f) | **%.2f×** (%.2f×) | %s |", n, r.ours.cpu, r.ours.wall,
+		r.python.cpu, r.python.wall, r.python.cpu/r.ours.cpu, r.python.wall/r.ours.wall, r.check)
 }
 
 // measure runs the rounds of one batch size: ours then python, o.rounds times.
 func measure(ctx context.Context, o options, m *xgboost.Model, modelPath, dir string, rows []float32, n, stride int) (result, error) {
-	res := result{python: math.NaN(), check: "python not run"}
+	res := result{check: "python not run"}
 	var py *pythonPredictor
 	if o.python != "" {
 		var err error
@@ -81,41 +87,53 @@ func measure(ctx context.Context, o options, m *xgboost.Model, modelPath, dir st
 			res.check = compare(m.PredictRows(nil, rows, stride), py.preds)
 		}
 	}
-	var ours, python []float64
+	var ours, python []timing
 	dst := make([]float32, 0, n*m.OutputSize())
 	for round := range o.rounds {
 		ours = append(ours, timeOurs(m, dst, rows, stride, n, o.measure))
 		if py != nil {
-			us, err := py.run(o.measure)
+			t, err := py.run(o.measure)
 			if err != nil {
 				return res, fmt.Errorf("python round %d of %d rows: %w", round+1, n, err)
 			}
-			python = append(python, us)
+			python = append(python, t)
 		}
-		fmt.Fprintf(os.Stderr, "rows=%d round %d: ours %.3f µs/row, python %v\n", n, round+1, ours[len(ours)-1], python)
+		fmt.Fprintf(os.Stderr, "rows=%d round %d: ours %+v µs/row, python %+v\n", n, round+1, ours[len(ours)-1], python)
 	}
-	res.ours = median(ours)
+	res.ours = medians(ours)
 	if len(python) > 0 {
-		res.python = median(python)
+		res.python = medians(python)
 	}
 	return res, nil
 }
 
-// timeOurs calls PredictRows on the rows for at least d and returns the median µs per row of
-// the calls, as the python side measures inplace_predict.
-func timeOurs(m *xgboost.Model, dst, rows []float32, stride, n int, d time.Duration) float64 {
-	var times []float64
+// timeOurs calls PredictRows on the rows for at least d, as the python side calls
+// inplace_predict, on one locked thread whose CPU time it reads.
+func timeOurs(m *xgboost.Model, dst, rows []float32, stride, n int, d time.Duration) timing {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var walls []float64
+	cpu0 := threadCPU()
 	deadline := time.Now().Add(d)
 	for {
 		start := time.Now()
 		dst = m.PredictRows(dst[:0], rows, stride)
 		end := time.Now()
-		times = append(times, float64(end.Sub(start).Nanoseconds())/1e3/float64(n))
-		if end.After(deadline) && len(times) >= 3 {
+		walls = append(walls, float64(end.Sub(start).Nanoseconds())/1e3/float64(n))
+		if end.After(deadline) && len(walls) >= 3 {
 			break
 		}
 	}
-	return median(times)
+	cpu := float64(threadCPU()-cpu0) / 1e3 / float64(len(walls)*n)
+	return timing{wall: median(walls), cpu: cpu}
+}
+
+func medians(ts []timing) timing {
+	var walls, cpus []float64
+	for _, t := range ts {
+		walls, cpus = append(walls, t.wall), append(cpus, t.cpu)
+	}
+	return timing{wall: median(walls), cpu: median(cpus)}
 }
 
 // compare says how many of ours and python's predictions have the same bits.
