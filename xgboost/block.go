@@ -2,19 +2,19 @@ package xgboost
 
 import "fmt"
 
-// rowBlock is how many rows PredictRows walks through one block of trees before it moves on to
-// the next block. A block of walkBlock trees of depth 8 is ~40 KB of nodes: walking a few dozen
-// rows through it while it sits in the L1/L2 cache, instead of streaming every tree of a large
-// model through the cache once per row, is what makes big models fast (xgboost's own CPU
-// predictor blocks rows for the same reason). The rows of a block, 64 × a few hundred bytes,
-// stay in cache too.
+// rowBlock is how many rows predictRows takes through the trees before it moves on to the
+// next rows: their sums stay in registers or L1, and the rows themselves (64 × a few hundred
+// bytes) stay in cache while every tree of the model goes past them once.
 const rowBlock = 64
 
-// blockedFrom is the model size, in walker nodes, from which PredictRows walks blocks of rows:
-// below it the whole model stays in the L2 cache and walking row by row is as fast and simpler.
-// Measured with BenchmarkPredictRows: the abalone v2 model (80 trees, ~7k nodes) gains nothing
-// from blocking, the 1000-tree model (~340k nodes, 5 MB) gains ~2× at 100 rows and more.
-const blockedFrom = 16 << 10
+// byTreeFrom is the model size, in walker nodes, from which PredictRows walks one tree at a
+// time for many rows. Measured with BenchmarkWalkOrder (thread CPU time per row, on a busy
+// 2-core AMD EPYC): on the 1000-tree depth-8 model (400k nodes, 6 MB, far larger than the
+// caches) by tree costs 48 µs/row at 100 rows and 21-26 µs at 1,000-10,000, against 67-91
+// row by row and 49-52 by blocks of trees; on the abalone v2 model (80 trees, ~7k nodes,
+// 110 KB: in L2 anyway) blocks of trees cost 0.74-0.78 µs/row, by tree 0.84-0.91 and row by
+// row 0.90-0.94, at every batch size from 8 rows.
+const byTreeFrom = 16 << 10
 
 // PredictRows appends the predictions for the rows packed one after another in rows, each of
 // stride values (a dense row-major matrix, as parsed from a CSV payload), and returns dst. The
@@ -37,13 +37,16 @@ const (
 	byTree                        // each tree for every row of a row block, walkBlock rows at a time
 )
 
-// order picks how to walk n rows: by row when the model stays in cache anyway or there is only
-// one row, else by tree.
+// order picks how to walk n rows: row by row for one (nothing to share), one tree at a time for
+// enough rows of a model too large for the caches, else blocks of trees (see byTreeFrom).
 func (m *Model) order(n int) walkOrder {
-	if n < 2 || m.walk == nil || len(m.walk.nodes) < blockedFrom {
+	switch {
+	case n < 2 || m.walk == nil:
 		return byRow
+	case len(m.walk.nodes) >= byTreeFrom && n >= 4*walkBlock:
+		return byTree
 	}
-	return byTree
+	return byTreeBlocks
 }
 
 // predictRows is PredictRows walking in the given order (by row when the walker cannot: a

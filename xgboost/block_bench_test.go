@@ -26,7 +26,7 @@ func threadCPU() int64 {
 // BenchmarkWalkOrder compares the orders predictRows can walk in, on the abalone v2 model (80
 // trees of depth ≤ 6) and, when XGBOOST_BENCH_MODEL names one (bench/predict/make_big_model.py
 // writes the 1000-tree depth-8 case), a large model; rows are random, 5 % missing. It is what
-// blockedFrom and order are chosen by.
+// byTreeFrom and order are chosen by.
 func BenchmarkWalkOrder(b *testing.B) {
 	models := map[string]string{"abalone-v2": "../examples/abalone/model-v2/model.tar.gz"}
 	if path := os.Getenv("XGBOOST_BENCH_MODEL"); path != "" {

@@ -74,7 +74,7 @@ func TestPredictRowsMatchesPredictTo(t *testing.T) {
 }
 
 // A model large enough that PredictRows walks blocks of rows on its own choice gives what
-// PredictTo gives: the fixtures' trees repeated past blockedFrom nodes.
+// PredictTo gives: the fixtures' trees repeated past byTreeFrom nodes, so that it walks by tree.
 func TestPredictRowsLargeModel(t *testing.T) {
 	b, err := os.ReadFile("testdata/multi_softprob.json")
 	if err != nil {
@@ -84,11 +84,14 @@ func TestPredictRowsLargeModel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for len(m.walk.nodes) < blockedFrom {
+	for len(m.walk.nodes) < byTreeFrom {
 		for g := range m.groups {
 			m.groups[g] = append(m.groups[g], m.groups[g]...)
 		}
 		m.walk = newWalker(m)
+	}
+	if m.order(300) != byTree {
+		t.Fatalf("%d nodes, 300 rows: walk order %d, want by tree", len(m.walk.nodes), m.order(300))
 	}
 	rows := testRows(300, m.numFeature)
 	var flat []float32
