@@ -41,7 +41,7 @@ func run(ctx context.Context, o options) error {
 	fmt.Printf("model %s: %d trees, %d features, objective %s; rows: %s\n", o.model, m.NumTrees(), stride, m.Objective(), o.data)
 	fmt.Printf("machine: %s, nproc %d, load average %s, %s\n", cpuModel(), runtime.NumCPU(), loadAverage(), runtime.Version())
 	fmt.Printf("\nµs per row: thread CPU time (wall time of the median call in parentheses); %d rounds of %s each, taking turns\n", o.rounds, o.measure)
-	fmt.Printf("\n| rows/call | ours µs/row | xgboost inplace_predict µs/row (nthread=1) | ours faster by | predictions |\n| --- | --- | --- | --- | --- |\n")
+	fmt.Printf("\n| rows/call | ours µs/row (PredictRows) | ours row by row (PredictTo, the walk before PredictRows) | xgboost inplace_predict µs/row (nthread=1) | PredictRows faster by | predictions |\n| --- | --- | --- | --- | --- | --- |\n")
 	for _, n := range o.rows {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -61,16 +61,17 @@ func run(ctx context.Context, o options) error {
 type timing struct{ wall, cpu float64 }
 
 type result struct {
-	ours, python timing // python's zero when not measured
-	check        string
+	ours, byRow, python timing // python's zero when not measured
+	check               string
 }
 
 func (r result) row(n int) string {
+	ours := fmt.Sprintf("| %d | %.3f (%.3f) | %.3f (%.3f) |", n, r.ours.cpu, r.ours.wall, r.byRow.cpu, r.byRow.wall)
 	if r.python.cpu == 0 {
-		return fmt.Sprintf("| %d | %.3f (%.3f) | – | – | %s |", n, r.ours.cpu, r.ours.wall, r.check)
+		return fmt.Sprintf("%s – | – | %s |", ours, r.check)
 	}
-	return fmt.Sprintf("| %d | %.3f (%.3f) | %.3f (%.3f) | **%.2f×** (%.2f×) | %s |", n, r.ours.cpu, r.ours.wall,
-		r.python.cpu, r.python.wall, r.python.cpu/r.ours.cpu, r.python.wall/r.ours.wall, r.check)
+	return fmt.Sprintf("%s %.3f (%.3f) | **%.2f×** (%.2f×) | %s |", ours, r.python.cpu, r.python.wall,
+		r.python.cpu/r.ours.cpu, r.python.wall/r.ours.wall, r.check)
 }
 
 // measure runs the rounds of one batch size: ours then python, o.rounds times.
@@ -87,10 +88,18 @@ func measure(ctx context.Context, o options, m *xgboost.Model, modelPath, dir st
 			res.check = compare(m.PredictRows(nil, rows, stride), py.preds)
 		}
 	}
-	var ours, python []timing
+	var ours, byRow, python []timing
 	dst := make([]float32, 0, n*m.OutputSize())
+	predictRows := func() { dst = m.PredictRows(dst[:0], rows, stride) }
+	predictEach := func() { // the walk before PredictRows: every row through every tree
+		dst = dst[:0]
+		for r := range n {
+			dst = m.PredictTo(dst, rows[r*stride:(r+1)*stride])
+		}
+	}
 	for round := range o.rounds {
-		ours = append(ours, timeOurs(m, dst, rows, stride, n, o.measure))
+		ours = append(ours, timeCalls(predictRows, n, o.measure))
+		byRow = append(byRow, timeCalls(predictEach, n, o.measure))
 		if py != nil {
 			t, err := py.run(o.measure)
 			if err != nil {
@@ -100,16 +109,16 @@ func measure(ctx context.Context, o options, m *xgboost.Model, modelPath, dir st
 		}
 		fmt.Fprintf(os.Stderr, "rows=%d round %d: ours %+v µs/row, python %+v\n", n, round+1, ours[len(ours)-1], python)
 	}
-	res.ours = medians(ours)
+	res.ours, res.byRow = medians(ours), medians(byRow)
 	if len(python) > 0 {
 		res.python = medians(python)
 	}
 	return res, nil
 }
 
-// timeOurs calls PredictRows on the rows for at least d, as the python side calls
-// inplace_predict, on one locked thread whose CPU time it reads.
-func timeOurs(m *xgboost.Model, dst, rows []float32, stride, n int, d time.Duration) timing {
+// timeCalls calls predict (n rows) for at least d, as the python side calls inplace_predict,
+// on one locked thread whose CPU time it reads.
+func timeCalls(predict func(), n int, d time.Duration) timing {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	var walls []float64
@@ -117,7 +126,7 @@ func timeOurs(m *xgboost.Model, dst, rows []float32, stride, n int, d time.Durat
 	deadline := time.Now().Add(d)
 	for {
 		start := time.Now()
-		dst = m.PredictRows(dst[:0], rows, stride)
+		predict()
 		end := time.Now()
 		walls = append(walls, float64(end.Sub(start).Nanoseconds())/1e3/float64(n))
 		if end.After(deadline) && len(walls) >= 3 {
