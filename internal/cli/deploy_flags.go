@@ -2,13 +2,16 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/sagedeploy/sagedeploy/deploy"
 	"github.com/spf13/cobra"
 )
 
@@ -153,4 +156,138 @@ func (v *durationValue) Set(s string) error {
 	}
 	v.d = d
 	return nil
+}
+
+// rolloutFlags are what deploy and promote share: instance settings, how long to wait, how
+// traffic moves and how the new version is verified.
+type rolloutFlags struct {
+	itype                string
+	count                int
+	timeout, lockTimeout durationValue
+	strat                *strategyFlags
+	ver                  *verifyFlags
+}
+
+// rollout is rolloutFlags parsed. instanceType and instanceCount are empty unless given: the
+// configuration in place (the pipeline's, or what the environment runs) then decides.
+type rollout struct {
+	instanceType         string
+	instanceCount        int
+	timeout, lockTimeout time.Duration
+	strategy             deploy.Strategy
+	verify               *deploy.Verification
+	rollbackOnFailure    bool
+}
+
+// bindRollout defines the shared flags; where and which say what the instance and lock flags apply
+// to in this command's help ("when a configuration is created", "of --to").
+func bindRollout(cmd *cobra.Command, b *binder, where, which string) *rolloutFlags {
+	r := &rolloutFlags{}
+	b.str(&r.itype, "instance-type", deploy.DefaultInstanceType, "instance type, "+where, "ENDPOINT_INSTANCE_TYPE")
+	b.integer(&r.count, "instance-count", deploy.DefaultInstanceCount, "number of instances, "+where, "ENDPOINT_INSTANCE_COUNT")
+	b.duration(&r.timeout, "timeout", "how long to wait for InService (default 30m)")
+	b.duration(&r.lockTimeout, "lock-timeout", "how long to wait for another deployment "+which+" to finish first (default: --timeout)")
+	r.strat = bindStrategy(cmd, b)
+	r.ver = bindVerify(b)
+	return r
+}
+
+func (r *rolloutFlags) parse(b *binder, stdin io.Reader) (rollout, error) {
+	st, err := r.strat.strategy()
+	if err != nil {
+		return rollout{}, err
+	}
+	vr, err := r.ver.verification(stdin)
+	if err != nil {
+		return rollout{}, err
+	}
+	out := rollout{timeout: r.timeout.d, lockTimeout: r.lockTimeout.d, strategy: st, verify: vr, rollbackOnFailure: r.ver.rollbackOnFailure}
+	if b.isGiven("instance-type") {
+		out.instanceType = r.itype
+	}
+	if b.isGiven("instance-count") {
+		out.instanceCount = r.count
+	}
+	return out, nil
+}
+
+// strategyFlags are the deployment strategy flags of deploy and promote.
+type strategyFlags struct {
+	canary, linear int
+	bake           durationValue
+	alarms         []string
+}
+
+func bindStrategy(cmd *cobra.Command, b *binder) *strategyFlags {
+	s := &strategyFlags{}
+	b.integer(&s.canary, "canary", 0, "blue/green canary: shift PERCENT of capacity first, the rest after --bake")
+	b.integer(&s.linear, "linear", 0, "blue/green linear: shift PERCENT of capacity per step, every --bake")
+	b.duration(&s.bake, "bake", "how long each traffic shift serves before the next (with --canary or --linear; e.g. 5m)")
+	cmd.Flags().StringArrayVar(&s.alarms, "rollback-alarm", nil, "CloudWatch alarm that rolls the update back when it fires (repeatable)")
+	return s
+}
+
+func (s *strategyFlags) strategy() (deploy.Strategy, error) {
+	st := deploy.Strategy{Bake: s.bake.d, RollbackAlarms: s.alarms}
+	switch {
+	case s.canary != 0 && s.linear != 0:
+		return st, usageErr(errors.New("--canary and --linear exclude each other: pick one traffic shift"))
+	case s.canary != 0:
+		st.Type, st.Percent = deploy.Canary, s.canary
+	case s.linear != 0:
+		st.Type, st.Percent = deploy.Linear, s.linear
+	default:
+		st.Type = deploy.AllAtOnce
+	}
+	if _, err := st.DeploymentConfig(); err != nil {
+		return st, usageErr(err)
+	}
+	return st, nil
+}
+
+// verifyFlags are the post-deploy verification flags.
+type verifyFlags struct {
+	body, contentType, accept, expect string
+	rollbackOnFailure                 bool
+}
+
+func bindVerify(b *binder) *verifyFlags {
+	v := &verifyFlags{}
+	b.str(&v.body, "verify-body", "", "after InService, invoke the endpoint with this FILE's content (- for stdin)")
+	b.str(&v.contentType, "verify-content-type", "text/csv", "content type of the verification request")
+	b.str(&v.expect, "verify-expect", "", "what every line of the answer must be: a range like 1..30, or a regular expression")
+	b.boolean(&v.rollbackOnFailure, "rollback-on-failure", false, "restore the previous version when verification fails")
+	return v
+}
+
+func (v *verifyFlags) verification(stdin io.Reader) (*deploy.Verification, error) {
+	if v.body == "" {
+		if v.expect != "" || v.rollbackOnFailure {
+			return nil, usageErr(errors.New("--verify-expect and --rollback-on-failure need --verify-body FILE (the request to send)"))
+		}
+		return nil, nil
+	}
+	body, err := readBody(strings.TrimPrefix(v.body, "@"), stdin, true)
+	if err != nil {
+		return nil, usageErr(fmt.Errorf("--verify-body: %w", err))
+	}
+	if _, err := deploy.ParseExpectation(v.expect); err != nil {
+		return nil, usageErr(err)
+	}
+	return &deploy.Verification{Body: body, ContentType: v.contentType, Expect: v.expect}, nil
+}
+
+// readBody reads "-" (stdin), a file, or — unless fileOnly — a literal.
+func readBody(spec string, stdin io.Reader, fileOnly bool) ([]byte, error) {
+	switch {
+	case spec == "-":
+		return io.ReadAll(stdin)
+	case fileOnly || strings.HasPrefix(spec, "@"):
+		b, err := os.ReadFile(strings.TrimPrefix(spec, "@"))
+		if err != nil {
+			return nil, err
+		}
+		return b, nil
+	}
+	return []byte(spec), nil
 }
