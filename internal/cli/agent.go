@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"errors"
-	"os"
 	"strings"
 	"time"
 
@@ -42,7 +41,7 @@ AWS_ENDPOINT_URL_STS too when that call must go elsewhere.`,
   sagedeploy agent --server http://127.0.0.1:4571 --token $DEV_TOKEN --endpoint-url http://127.0.0.1:4570`,
 		Args: cobra.NoArgs,
 	}
-	aws := bindAgentAWS(cmd)
+	aws := bindAgentAWS(cmd, g)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if serverURL == "" {
 			return errors.New("--server is required: the release server's URL, e.g. --server http://127.0.0.1:4571 (env SAGEDEPLOY_SERVER or SAGEDEPLOY_RELEASES_URL)")
@@ -65,16 +64,16 @@ AWS_ENDPOINT_URL_STS too when that call must go elsewhere.`,
 	}
 	// The deployer's SAGEDEPLOY_RELEASES_URL / _TOKEN work too, so the exports `sagedeploy up`
 	// prints start an agent as well as a deployer.
-	cmd.Flags().StringVar(&serverURL, "server", envOr("SAGEDEPLOY_SERVER", os.Getenv("SAGEDEPLOY_RELEASES_URL")), "release server URL (env SAGEDEPLOY_SERVER or SAGEDEPLOY_RELEASES_URL)")
-	cmd.Flags().StringArrayVar(&tokens, "token", splitTokenList(envOr("SAGEDEPLOY_TOKEN", os.Getenv("SAGEDEPLOY_RELEASES_TOKEN"))), "integration token of an environment to serve; repeat for several (env SAGEDEPLOY_TOKEN, comma-separated, or SAGEDEPLOY_RELEASES_TOKEN)")
+	cmd.Flags().StringVar(&serverURL, "server", g.envOr("SAGEDEPLOY_SERVER", g.getenv("SAGEDEPLOY_RELEASES_URL")), "release server URL (env SAGEDEPLOY_SERVER or SAGEDEPLOY_RELEASES_URL)")
+	cmd.Flags().StringArrayVar(&tokens, "token", splitTokenList(g.envOr("SAGEDEPLOY_TOKEN", g.getenv("SAGEDEPLOY_RELEASES_TOKEN"))), "integration token of an environment to serve; repeat for several (env SAGEDEPLOY_TOKEN, comma-separated, or SAGEDEPLOY_RELEASES_TOKEN)")
 	cmd.Flags().DurationVar(&pollWait, "poll-wait", 30*time.Second, "how long one poll waits for a command")
 	return cmd
 }
 
 // bindAgentAWS defines the agent's AWS flags, named and read from the environment as the
 // deployer's commands do (see bindConn).
-func bindAgentAWS(cmd *cobra.Command) *conn {
-	c := &conn{b: newBinder(cmd), output: "text"}
+func bindAgentAWS(cmd *cobra.Command, g *globals) *conn {
+	c := &conn{b: newBinder(cmd, g), output: "text"}
 	c.b.str(&c.region, "region", "", "AWS region (default us-east-1)", "REGION_NAME", "AWS_REGION", "AWS_DEFAULT_REGION")
 	c.b.str(&c.endpointURL, "endpoint-url", "", "base URL of every AWS service, e.g. a local SageMaker at http://127.0.0.1:4570", "AWS_ENDPOINT_URL")
 	c.b.str(&c.roleARN, "execution-role-arn", "", "IAM role SageMaker assumes for the models the agent creates (required on AWS)", "SAGEMAKER_EXECUTION_ROLE_ARN")

@@ -27,7 +27,7 @@ settings, so running the step again reuses the configuration.`,
   sagedeploy create-endpoint-config --model abalone --env prod --instance-type ml.m5.large --instance-count 2`,
 		Args: cobra.NoArgs,
 	}
-	c := bindConn(cmd)
+	c := bindConn(cmd, g)
 	c.b.str(&env, "env", "", "environment (dev, staging, prod, ...)", "DEPLOY_ENVIRONMENT")
 	c.b.str(&itype, "instance-type", deploy.DefaultInstanceType, "instance type to serve on", "ENDPOINT_INSTANCE_TYPE")
 	c.b.integer(&count, "instance-count", deploy.DefaultInstanceCount, "number of instances", "ENDPOINT_INSTANCE_COUNT")

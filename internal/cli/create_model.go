@@ -24,7 +24,7 @@ version it chose first), so a retried CI job succeeds.`,
   sagedeploy create-model --model abalone --version 3`,
 		Args: cobra.NoArgs,
 	}
-	c := bindConn(cmd)
+	c := bindConn(cmd, g)
 	c.b.str(&env, "env", "", "environment the model is for (recorded in tags only)", "DEPLOY_ENVIRONMENT")
 	c.b.integer(&version, "version", 0, "model package version to use instead of the latest Approved one")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {

@@ -38,7 +38,7 @@ new version; with --rollback-on-failure a failed check restores the previous ver
   sagedeploy deploy --model abalone --env dev --verify-body sample.csv --verify-expect 1..30 --rollback-on-failure`,
 		Args: cobra.NoArgs,
 	}
-	c := bindConn(cmd)
+	c := bindConn(cmd, g)
 	c.b.str(&env, "env", "", "environment (dev, staging, prod, ...)", "DEPLOY_ENVIRONMENT")
 	c.b.integer(&version, "version", 0, "model package version to deploy instead of the pipeline's or the latest Approved one")
 	ro := bindRollout(cmd, c.b, "when a configuration is created", "of the endpoint")

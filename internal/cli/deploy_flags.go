@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -15,44 +14,17 @@ import (
 	"github.com/spf13/cobra"
 )
 
-type envLookupKey struct{}
-
-// WithEnv returns a context under which the deployer commands read environment variables through
-// lookup instead of the process environment, so that tests can run commands side by side with
-// different environments.
-func WithEnv(ctx context.Context, lookup func(string) (string, bool)) context.Context {
-	return context.WithValue(ctx, envLookupKey{}, lookup)
-}
-
-// EnvMap is a lookup over a fixed set of variables, for WithEnv.
-func EnvMap(m map[string]string) func(string) (string, bool) {
-	return func(k string) (string, bool) {
-		v, ok := m[k]
-		return v, ok
-	}
-}
-
-// getenv reads an environment variable through the context's lookup.
-func getenv(ctx context.Context, key string) string {
-	if ctx != nil {
-		if l, ok := ctx.Value(envLookupKey{}).(func(string) (string, bool)); ok {
-			v, _ := l(key)
-			return v
-		}
-	}
-	return os.Getenv(key)
-}
-
 // binder defines a command's flags, each with environment variables as fallback (the orb's), and
 // fills unset flags from the environment when the command runs.
 type binder struct {
-	cmd   *cobra.Command
-	envs  map[string][]string
-	given map[string]string // flag → where its value came from ("--flag" or "ENV_VAR")
+	cmd    *cobra.Command
+	getenv func(string) string
+	envs   map[string][]string
+	given  map[string]string // flag → where its value came from ("--flag" or "ENV_VAR")
 }
 
-func newBinder(cmd *cobra.Command) *binder {
-	return &binder{cmd: cmd, envs: map[string][]string{}, given: map[string]string{}}
+func newBinder(cmd *cobra.Command, g *globals) *binder {
+	return &binder{cmd: cmd, getenv: g.getenv, envs: map[string][]string{}, given: map[string]string{}}
 }
 
 func envUsage(usage string, envs []string) string {
@@ -84,7 +56,7 @@ func (b *binder) duration(p *durationValue, name, usage string, envs ...string) 
 
 // apply fills every flag not given on the command line from the first non-empty environment
 // variable of its list.
-func (b *binder) apply(ctx context.Context) error {
+func (b *binder) apply() error {
 	names := make([]string, 0, len(b.envs))
 	for n := range b.envs {
 		names = append(names, n)
@@ -97,7 +69,7 @@ func (b *binder) apply(ctx context.Context) error {
 			continue
 		}
 		for _, e := range b.envs[name] {
-			v := strings.TrimSpace(getenv(ctx, e))
+			v := strings.TrimSpace(b.getenv(e))
 			if v == "" {
 				continue
 			}

@@ -77,8 +77,8 @@ type conn struct {
 	pollMax     durationValue
 }
 
-func bindConn(cmd *cobra.Command) *conn {
-	c := &conn{b: newBinder(cmd)}
+func bindConn(cmd *cobra.Command, g *globals) *conn {
+	c := &conn{b: newBinder(cmd, g)}
 	b := c.b
 	b.str(&c.model, "model", "", "model name: the model package group in the SageMaker Model Registry", "MODEL_NAME")
 	b.str(&c.region, "region", "", "AWS region (default us-east-1)", "REGION_NAME", "AWS_REGION", "AWS_DEFAULT_REGION")
@@ -100,7 +100,7 @@ func bindConn(cmd *cobra.Command) *conn {
 
 // load fills flags from the environment and validates what every command shares.
 func (c *conn) load(cmd *cobra.Command) error {
-	if err := c.b.apply(cmd.Context()); err != nil {
+	if err := c.b.apply(); err != nil {
 		return err
 	}
 	if c.output != "text" && c.output != "json" {
@@ -145,33 +145,33 @@ func (c *conn) deployer(cmd *cobra.Command, g *globals, progress func(deploy.Eve
 	}
 	tokenVar := ""
 	for _, k := range []string{"CIRCLE_OIDC_TOKEN_V2", "CIRCLE_OIDC_TOKEN"} {
-		if getenv(ctx, k) != "" {
+		if g.getenv(k) != "" {
 			tokenVar = k
 			break
 		}
 	}
-	role := getenv(ctx, "SAGEMAKER_EXECUTION_ROLE_ARN")
+	role := g.getenv("SAGEMAKER_EXECUTION_ROLE_ARN")
 	switch {
 	case tokenVar != "" && role != "":
 		opts.WebIdentity = &deploy.WebIdentity{
 			RoleARN:         role,
 			RoleSessionName: sessionName(c.pipelineID),
 			Token: func() ([]byte, error) {
-				t := getenv(ctx, tokenVar)
+				t := g.getenv(tokenVar)
 				if t == "" {
 					return nil, fmt.Errorf("%s is empty", tokenVar)
 				}
 				return []byte(t), nil
 			},
 		}
-	case getenv(ctx, "AWS_ACCESS_KEY_ID") != "" && getenv(ctx, "AWS_SECRET_ACCESS_KEY") != "":
+	case g.getenv("AWS_ACCESS_KEY_ID") != "" && g.getenv("AWS_SECRET_ACCESS_KEY") != "":
 		opts.Credentials = aws.NewCredentialsCache(credentials.NewStaticCredentialsProvider(
-			getenv(ctx, "AWS_ACCESS_KEY_ID"), getenv(ctx, "AWS_SECRET_ACCESS_KEY"), getenv(ctx, "AWS_SESSION_TOKEN")))
+			g.getenv("AWS_ACCESS_KEY_ID"), g.getenv("AWS_SECRET_ACCESS_KEY"), g.getenv("AWS_SESSION_TOKEN")))
 	}
 	if c.releasesURL != "" {
-		token := getenv(ctx, "SAGEDEPLOY_RELEASES_TOKEN")
+		token := g.getenv("SAGEDEPLOY_RELEASES_TOKEN")
 		if token == "" {
-			token = getenv(ctx, "CCI_RELEASE_INTEGRATION_TOKEN")
+			token = g.getenv("CCI_RELEASE_INTEGRATION_TOKEN")
 		}
 		if token == "" {
 			g.logger().Warn("releases are not reported: SAGEDEPLOY_RELEASES_URL is set but neither SAGEDEPLOY_RELEASES_TOKEN nor CCI_RELEASE_INTEGRATION_TOKEN is", "url", c.releasesURL)

@@ -34,7 +34,7 @@ func newEnvCmd(g *globals, sf *storeFlags) *cobra.Command {
 			if err := server.EnsureEnvironment(cmd.Context(), st, e); err != nil {
 				return err
 			}
-			_ = st.AddAudit(cmd.Context(), store.AuditEntry{Actor: "cli:" + osUserName(), Action: "environment.save", Environment: e.Name, Target: e.Name, Outcome: "ok",
+			_ = st.AddAudit(cmd.Context(), store.AuditEntry{Actor: "cli:" + g.osUserName(), Action: "environment.save", Environment: e.Name, Target: e.Name, Outcome: "ok",
 				Detail: fmt.Sprintf("kind=%s region=%s approval=%t position=%d", e.Kind, e.Region, e.RequiresApproval, e.Position)})
 			gate := ""
 			if e.RequiresApproval {

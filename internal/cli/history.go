@@ -21,7 +21,7 @@ func newHistoryCmd(g *globals) *cobra.Command {
 		Long:  `The configurations — and versions — the environment's endpoint has served, oldest first, from the endpoint's tags.`,
 		Args:  cobra.NoArgs,
 	}
-	c := bindConn(cmd)
+	c := bindConn(cmd, g)
 	c.b.str(&env, "env", "", "environment", "DEPLOY_ENVIRONMENT")
 	c.b.str(&endpointName, "endpoint-name", "", "endpoint instead of {model}-{environment}", "ENDPOINT_NAME")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {

@@ -22,7 +22,7 @@ production variant that answered on stderr. --body is @FILE, - for stdin, or the
 		Example: `  sagedeploy invoke --model abalone --env dev --body @sample.csv --content-type text/csv`,
 		Args:    cobra.NoArgs,
 	}
-	c := bindConn(cmd)
+	c := bindConn(cmd, g)
 	c.b.str(&env, "env", "", "environment", "DEPLOY_ENVIRONMENT")
 	c.b.str(&endpointName, "endpoint-name", "", "endpoint instead of {model}-{environment}", "ENDPOINT_NAME")
 	c.b.str(&body, "body", "", "request body: @FILE, - (stdin) or a literal")

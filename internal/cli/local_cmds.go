@@ -121,8 +121,8 @@ POST /invocations on $SAGEMAKER_BIND_TO_PORT) when --image-map maps them to a co
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&addr, "addr", envOr("SAGEDEPLOY_LOCAL_ADDR", localsm.DefaultAddr), "address to listen on; port 0 picks a free port (env SAGEDEPLOY_LOCAL_ADDR)")
-	f.StringVar(&dataDir, "data-dir", os.Getenv("SAGEDEPLOY_LOCAL_DATA_DIR"), "directory for state, S3 objects and model files (default $XDG_STATE_HOME/sagedeploy/local or ~/.local/state/sagedeploy/local; env SAGEDEPLOY_LOCAL_DATA_DIR)")
+	f.StringVar(&addr, "addr", g.envOr("SAGEDEPLOY_LOCAL_ADDR", localsm.DefaultAddr), "address to listen on; port 0 picks a free port (env SAGEDEPLOY_LOCAL_ADDR)")
+	f.StringVar(&dataDir, "data-dir", g.getenv("SAGEDEPLOY_LOCAL_DATA_DIR"), "directory for state, S3 objects and model files (default $XDG_STATE_HOME/sagedeploy/local or ~/.local/state/sagedeploy/local; env SAGEDEPLOY_LOCAL_DATA_DIR)")
 	f.StringVar(&account, "account", "000000000000", "12-digit AWS account id used in ARNs")
 	f.StringVar(&region, "region", "us-east-1", "region for ARNs of unsigned requests and for the AWS_REGION to export (signed requests use their signing region)")
 	f.StringArrayVar(&imageMap, "image-map", nil, "IMAGE=COMMAND: serve container IMAGE with a local COMMAND under the SageMaker serving contract (repeatable)")

@@ -23,7 +23,7 @@ approved", which may have changed since --from was tested. --to gets its own ins
 		Example: `  sagedeploy promote --model abalone --from dev --to prod --instance-count 2`,
 		Args:    cobra.NoArgs,
 	}
-	c := bindConn(cmd)
+	c := bindConn(cmd, g)
 	c.b.str(&from, "from", "dev", "environment whose running version is promoted")
 	c.b.str(&to, "to", "", "environment to deploy it to", "DEPLOY_ENVIRONMENT")
 	ro := bindRollout(cmd, c.b, "in --to", "of --to")

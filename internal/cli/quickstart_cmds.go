@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"strings"
 	"time"
 
@@ -86,7 +85,7 @@ point stops cleanly; the next run continues.`,
 			return stopStack(ctx, g, s)
 		},
 	}
-	bindStackFlags(cmd, sf)
+	bindStackFlags(cmd, g, sf)
 	f := cmd.Flags()
 	f.BoolVarP(&yes, "yes", "y", false, "approve the promotion to prod from here instead of waiting for a click on the dashboard")
 	f.BoolVar(&exit, "exit", false, "stop once the workflow is done instead of leaving the dashboard running (CI)")
@@ -123,7 +122,7 @@ Everything keeps running until Ctrl-C; "sagedeploy up" brings it back later.
 // SAGEDEPLOY_LOG_LEVEL): the quickstart tells its own story, which a log line per AWS call would
 // drown.
 func quietLogger(cmd *cobra.Command, g *globals) *slog.Logger {
-	if f := cmd.Flags().Lookup("log-level"); (f != nil && f.Changed) || os.Getenv("SAGEDEPLOY_LOG_LEVEL") != "" {
+	if f := cmd.Flags().Lookup("log-level"); (f != nil && f.Changed) || g.getenv("SAGEDEPLOY_LOG_LEVEL") != "" {
 		return g.logger()
 	}
 	q := *g

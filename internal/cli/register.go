@@ -26,7 +26,7 @@ latest version already has this artifact and image, it is reused instead of dupl
 		Example: `  sagedeploy register --model abalone --artifact model.tar.gz --bucket my-models --approve`,
 		Args:    cobra.NoArgs,
 	}
-	c := bindConn(cmd)
+	c := bindConn(cmd, g)
 	c.b.str(&artifact, "artifact", "", "model.tar.gz, model file, directory, or s3:// URL")
 	c.b.str(&image, "image", "", "inference image (default: SageMaker's XGBoost "+deploy.XGBoostVersion+" image of the region)")
 	c.b.boolean(&approve, "approve", false, "register the version as Approved (default PendingManualApproval)")

@@ -25,11 +25,11 @@ func (f *storeFlags) open(ctx context.Context) (*store.Store, error) {
 }
 
 // defaultDataDir is $SAGEDEPLOY_DATA_DIR, else $XDG_DATA_HOME/sagedeploy, else ~/.local/share/sagedeploy.
-func defaultDataDir() string {
-	if v := os.Getenv("SAGEDEPLOY_DATA_DIR"); v != "" {
+func defaultDataDir(g *globals) string {
+	if v := g.getenv("SAGEDEPLOY_DATA_DIR"); v != "" {
 		return v
 	}
-	if v := os.Getenv("XDG_DATA_HOME"); v != "" {
+	if v := g.getenv("XDG_DATA_HOME"); v != "" {
 		return filepath.Join(v, "sagedeploy")
 	}
 	if home, err := os.UserHomeDir(); err == nil {
@@ -54,9 +54,9 @@ func argsNamed(n int, what string) cobra.PositionalArgs {
 	}
 }
 
-func osUserName() string {
+func (g *globals) osUserName() string {
 	for _, k := range []string{"USER", "LOGNAME", "USERNAME"} {
-		if v := os.Getenv(k); v != "" {
+		if v := g.getenv(k); v != "" {
 			return v
 		}
 	}

@@ -25,7 +25,7 @@ model, same instance settings — found in the endpoint's history (see "sagedepl
   sagedeploy rollback --model abalone --env prod --to-version 2`,
 		Args: cobra.NoArgs,
 	}
-	c := bindConn(cmd)
+	c := bindConn(cmd, g)
 	c.b.str(&env, "env", "", "environment to roll back", "DEPLOY_ENVIRONMENT")
 	c.b.integer(&toVersion, "to-version", 0, "version to restore; 0 means the one served before the current one")
 	c.b.str(&endpointName, "endpoint-name", "", "endpoint instead of {model}-{environment}", "ENDPOINT_NAME")

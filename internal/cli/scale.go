@@ -24,7 +24,7 @@ redeployment) and wait until it is InService with that many instances.`,
 		Example: `  sagedeploy scale --model abalone --env prod --instances 3`,
 		Args:    cobra.NoArgs,
 	}
-	c := bindConn(cmd)
+	c := bindConn(cmd, g)
 	c.b.str(&env, "env", "", "environment to scale", "DEPLOY_ENVIRONMENT")
 	c.b.integer(&instances, "instances", 0, "number of instances (1 or more)")
 	c.b.str(&variant, "variant", "", "production variant to scale (default: the endpoint's only one)")

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -52,11 +51,11 @@ SageMaker and an agent.`,
 		},
 	}
 	pf := cmd.PersistentFlags()
-	pf.StringVar(&sf.dataDir, "data-dir", defaultDataDir(), "directory of the SQLite database (env SAGEDEPLOY_DATA_DIR)")
-	pf.StringVar(&sf.databaseURL, "database-url", os.Getenv("SAGEDEPLOY_DATABASE_URL"), "PostgreSQL URL, postgres://user:pass@host:5432/db, instead of SQLite (env SAGEDEPLOY_DATABASE_URL)")
+	pf.StringVar(&sf.dataDir, "data-dir", defaultDataDir(g), "directory of the SQLite database (env SAGEDEPLOY_DATA_DIR)")
+	pf.StringVar(&sf.databaseURL, "database-url", g.getenv("SAGEDEPLOY_DATABASE_URL"), "PostgreSQL URL, postgres://user:pass@host:5432/db, instead of SQLite (env SAGEDEPLOY_DATABASE_URL)")
 	f := cmd.Flags()
-	f.StringVar(&cfg.Addr, "addr", envOr("SAGEDEPLOY_ADDR", DefaultServerAddr), "address to listen on (env SAGEDEPLOY_ADDR); use 0.0.0.0:4571 to accept other machines")
-	f.StringVar(&cfg.BaseURL, "base-url", os.Getenv("SAGEDEPLOY_BASE_URL"), "URL users reach the server at, for links and hints, e.g. https://deploy.example.com (env SAGEDEPLOY_BASE_URL)")
+	f.StringVar(&cfg.Addr, "addr", g.envOr("SAGEDEPLOY_ADDR", DefaultServerAddr), "address to listen on (env SAGEDEPLOY_ADDR); use 0.0.0.0:4571 to accept other machines")
+	f.StringVar(&cfg.BaseURL, "base-url", g.getenv("SAGEDEPLOY_BASE_URL"), "URL users reach the server at, for links and hints, e.g. https://deploy.example.com (env SAGEDEPLOY_BASE_URL)")
 	f.DurationVar(&cfg.CommandTimeout, "command-timeout", 5*time.Minute, "after this long without an agent taking a command, say so on its release (it stays queued)")
 	f.DurationVar(&cfg.RunningTimeout, "running-timeout", 30*time.Minute, "mark a running release failed after this long without any progress report")
 	cmd.AddCommand(newTokenCmd(g, sf), newUserCmd(g, sf), newEnvCmd(g, sf))

@@ -19,7 +19,7 @@ func newStatusCmd(g *globals) *cobra.Command {
 		Long:  `A table of the environments and models sagedeploy manages: version served, endpoint status, instances, last change.`,
 		Args:  cobra.NoArgs,
 	}
-	c := bindConn(cmd)
+	c := bindConn(cmd, g)
 	c.b.str(&env, "env", "", "only this environment")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if err := c.load(cmd); err != nil {

@@ -39,11 +39,11 @@ once at creation and stored only as a hash.`,
 			if name == "" {
 				name = env + "-" + time.Now().UTC().Format("20060102-150405")
 			}
-			secret, t, err := server.CreateToken(cmd.Context(), st, env, name, "cli:"+osUserName())
+			secret, t, err := server.CreateToken(cmd.Context(), st, env, name, "cli:"+g.osUserName())
 			if err != nil {
 				return err
 			}
-			_ = st.AddAudit(cmd.Context(), store.AuditEntry{Actor: "cli:" + osUserName(), Action: "token.create", Environment: env, Target: t.ID, Outcome: "ok", Detail: "name=" + name})
+			_ = st.AddAudit(cmd.Context(), store.AuditEntry{Actor: "cli:" + g.osUserName(), Action: "token.create", Environment: env, Target: t.ID, Outcome: "ok", Detail: "name=" + name})
 			if output == "json" {
 				return json.NewEncoder(g.stdout).Encode(server.NewToken{Token: t, Secret: secret})
 			}
@@ -108,7 +108,7 @@ once at creation and stored only as a hash.`,
 			if err != nil {
 				return err
 			}
-			_ = st.AddAudit(cmd.Context(), store.AuditEntry{Actor: "cli:" + osUserName(), Action: "token.revoke", Environment: t.Environment, Target: t.ID, Outcome: "ok", Detail: "name=" + t.Name})
+			_ = st.AddAudit(cmd.Context(), store.AuditEntry{Actor: "cli:" + g.osUserName(), Action: "token.revoke", Environment: t.Environment, Target: t.ID, Outcome: "ok", Detail: "name=" + t.Name})
 			fmt.Fprintf(g.stdout, "Revoked token %s (%s) of environment %s.\n", t.ID, t.Name, t.Environment)
 			return nil
 		},

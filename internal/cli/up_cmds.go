@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"strings"
 	"syscall"
 	"time"
@@ -28,12 +27,12 @@ type stackFlags struct {
 	resetAdmin                                      bool
 }
 
-func bindStackFlags(cmd *cobra.Command, sf *stackFlags) {
+func bindStackFlags(cmd *cobra.Command, g *globals, sf *stackFlags) {
 	f := cmd.Flags()
 	f.StringVar(&sf.dataDir, "data-dir", "", "directory of all state: releases, users, tokens, models, endpoints (default $SAGEDEPLOY_UP_DATA_DIR, $XDG_STATE_HOME/sagedeploy/up or ~/.local/state/sagedeploy/up)")
-	f.StringVar(&sf.serverAddr, "addr", envOr("SAGEDEPLOY_ADDR", allinone.DefaultServerAddr), "address of the dashboard and release API; port 0 picks a free port (env SAGEDEPLOY_ADDR)")
-	f.StringVar(&sf.localAddr, "local-addr", envOr("SAGEDEPLOY_LOCAL_ADDR", allinone.DefaultLocalAddr), "address of the local SageMaker; port 0 picks a free port (env SAGEDEPLOY_LOCAL_ADDR)")
-	f.StringVar(&sf.baseURL, "base-url", os.Getenv("SAGEDEPLOY_BASE_URL"), "URL users reach the dashboard at, for links (env SAGEDEPLOY_BASE_URL)")
+	f.StringVar(&sf.serverAddr, "addr", g.envOr("SAGEDEPLOY_ADDR", allinone.DefaultServerAddr), "address of the dashboard and release API; port 0 picks a free port (env SAGEDEPLOY_ADDR)")
+	f.StringVar(&sf.localAddr, "local-addr", g.envOr("SAGEDEPLOY_LOCAL_ADDR", allinone.DefaultLocalAddr), "address of the local SageMaker; port 0 picks a free port (env SAGEDEPLOY_LOCAL_ADDR)")
+	f.StringVar(&sf.baseURL, "base-url", g.getenv("SAGEDEPLOY_BASE_URL"), "URL users reach the dashboard at, for links (env SAGEDEPLOY_BASE_URL)")
 	f.StringVar(&sf.region, "region", allinone.DefaultRegion, "AWS region the local SageMaker names in its ARNs")
 	f.BoolVar(&sf.resetAdmin, "reset-admin-password", false, "give the dashboard user admin a new password and print it")
 }
@@ -111,7 +110,7 @@ Manage it with the server's commands on the same data directory, e.g.
 			return stopStack(ctx, g, s)
 		},
 	}
-	bindStackFlags(cmd, sf)
+	bindStackFlags(cmd, g, sf)
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format of the startup message: text or json (which includes the dev token)")
 	return cmd
 }

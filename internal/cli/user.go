@@ -46,7 +46,7 @@ generated and printed once.`,
 			if err != nil {
 				return err
 			}
-			_ = st.AddAudit(cmd.Context(), store.AuditEntry{Actor: "cli:" + osUserName(), Action: "user.add", Target: args[0], Outcome: "ok", Detail: "role=" + role})
+			_ = st.AddAudit(cmd.Context(), store.AuditEntry{Actor: "cli:" + g.osUserName(), Action: "user.add", Target: args[0], Outcome: "ok", Detail: "role=" + role})
 			if generated {
 				fmt.Fprintf(g.stdout, "Added %s (%s) with password\n\n    %s\n\nIt is shown only this once.\n", args[0], role, pw)
 				return nil
