@@ -1,9 +1,8 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
-	"text/tabwriter"
+	"strconv"
 
 	"github.com/spf13/cobra"
 
@@ -14,6 +13,11 @@ import (
 
 func newEnvCmd(g *globals, sf *storeFlags) *cobra.Command {
 	cmd := &cobra.Command{Use: "env", Short: "Manage environments (dev, staging, prod, ...)"}
+	cmd.AddCommand(newEnvAddCmd(g, sf), newEnvListCmd(g, sf))
+	return cmd
+}
+
+func newEnvAddCmd(g *globals, sf *storeFlags) *cobra.Command {
 	var e releases.Environment
 	add := &cobra.Command{
 		Use:   "add NAME",
@@ -23,7 +27,7 @@ func newEnvCmd(g *globals, sf *storeFlags) *cobra.Command {
 		Args: argsNamed(1, "the environment's name, e.g. dev"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			e.Name = args[0]
-			if e.Kind == "sagemaker" && e.Region == "" {
+			if e.Kind == releases.EnvironmentSageMaker && e.Region == "" {
 				return fmt.Errorf("environment %s of kind sagemaker needs --region (e.g. --region eu-west-1) for console links", e.Name)
 			}
 			st, err := sf.open(cmd.Context())
@@ -45,13 +49,16 @@ func newEnvCmd(g *globals, sf *storeFlags) *cobra.Command {
 		},
 	}
 	f := add.Flags()
-	f.StringVar((*string)(&e.Kind), "kind", "sagemaker", "sagemaker (AWS) or local (sagedeploy local)")
+	f.StringVar((*string)(&e.Kind), "kind", string(releases.EnvironmentSageMaker), "sagemaker (AWS) or local (sagedeploy local)")
 	f.StringVar(&e.Region, "region", "", "AWS region of a sagemaker environment, e.g. eu-west-1")
 	f.StringVar(&e.Account, "account", "", "AWS account id, shown on the dashboard")
 	f.StringVar(&e.EndpointURL, "endpoint-url", "", "URL of the local SageMaker, for a local environment")
 	f.BoolVar(&e.RequiresApproval, "requires-approval", false, "make deploys and promotions into this environment wait for an approval")
 	f.IntVar(&e.Position, "position", 0, "order along the pipeline: dev 0, staging 1, prod 2 (promote goes to the next)")
+	return add
+}
 
+func newEnvListCmd(g *globals, sf *storeFlags) *cobra.Command {
 	var listOut string
 	list := &cobra.Command{
 		Use:   "list",
@@ -67,25 +74,23 @@ func newEnvCmd(g *globals, sf *storeFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if listOut == "json" {
-				if envs == nil {
-					envs = []releases.Environment{}
-				}
-				return json.NewEncoder(g.stdout).Encode(envs)
-			}
-			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "POSITION\tNAME\tKIND\tREGION/URL\tAPPROVAL")
-			for _, e := range envs {
-				where := e.Region
-				if e.Kind == "local" {
-					where = e.EndpointURL
-				}
-				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%t\n", e.Position, e.Name, e.Kind, where, e.RequiresApproval)
-			}
-			return tw.Flush()
+			return printList(g.stdout, listOut, envs, envColumns())
 		},
 	}
 	list.Flags().StringVarP(&listOut, "output", "o", "text", "output format: text or json")
-	cmd.AddCommand(add, list)
-	return cmd
+	return list
+}
+
+// envColumns is the table of `server env list`: where each environment's endpoints live.
+func envColumns() columns[releases.Environment] {
+	return columns[releases.Environment]{
+		header: []string{"POSITION", "NAME", "KIND", "REGION/URL", "APPROVAL"},
+		row: func(e releases.Environment) []string {
+			where := e.Region
+			if e.Kind == releases.EnvironmentLocal {
+				where = e.EndpointURL
+			}
+			return []string{strconv.Itoa(e.Position), e.Name, string(e.Kind), where, strconv.FormatBool(e.RequiresApproval)}
+		},
+	}
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -39,18 +38,23 @@ func newHistoryCmd(g *globals) *cobra.Command {
 		return run(g, c, cmd, func(ctx context.Context, d *deploy.Deployer) error {
 			res, err := d.History(ctx, deploy.HistoryRequest{Model: c.model, Environment: env, EndpointName: endpointName})
 			return emit(g.stdout, c.output, res, err, func(w io.Writer) {
-				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "\tTIME\tVERSION\tHOW\tENDPOINT CONFIG")
-				for _, e := range res.Entries {
-					mark := ""
-					if e.Current {
-						mark = "*"
-					}
-					fmt.Fprintf(tw, "%s\t%s\tv%d\t%s\t%s\n", mark, e.Time.UTC().Format(time.RFC3339), e.Version, e.Kind, e.EndpointConfigName)
-				}
-				tw.Flush()
+				historyColumns().write(w, res.Entries)
 			})
 		})
 	}
 	return cmd
+}
+
+// historyColumns is the table of `history`, oldest first; * marks what the endpoint serves now.
+func historyColumns() columns[deploy.HistoryEntry] {
+	return columns[deploy.HistoryEntry]{
+		header: []string{"", "TIME", "VERSION", "HOW", "ENDPOINT CONFIG"},
+		row: func(e deploy.HistoryEntry) []string {
+			mark := ""
+			if e.Current {
+				mark = "*"
+			}
+			return []string{mark, e.Time.UTC().Format(time.RFC3339), fmt.Sprintf("v%d", e.Version), fmt.Sprint(e.Kind), e.EndpointConfigName}
+		},
+	}
 }

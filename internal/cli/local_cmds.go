@@ -3,7 +3,6 @@ package cli
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"strconv"
@@ -145,7 +144,7 @@ func printLocalReady(g *globals, output, url, dataDir, region string) error {
 		for _, kv := range env {
 			m[kv[0]] = kv[1]
 		}
-		return json.NewEncoder(g.stdout).Encode(map[string]any{"url": url, "data_dir": dataDir, "env": m})
+		return writeJSONLine(g.stdout, map[string]any{"url": url, "data_dir": dataDir, "env": m})
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "Local SageMaker listening on %s (data in %s)\n\nPoint AWS SDKs and CLIs at it:\n", url, dataDir)

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -71,7 +70,7 @@ point stops cleanly; the next run continues.`,
 			}
 			writeQuickstartDone(story, s.ServerURL(), res, exit)
 			if output == "json" {
-				if err := json.NewEncoder(g.stdout).Encode(res); err != nil {
+				if err := writeJSONLine(g.stdout, res); err != nil {
 					_ = stopStack(ctx, g, s)
 					return err
 				}

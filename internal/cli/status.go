@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"text/tabwriter"
+	"strconv"
 
 	"github.com/spf13/cobra"
 
@@ -32,18 +32,23 @@ func newStatusCmd(g *globals) *cobra.Command {
 					fmt.Fprintln(w, "no endpoints managed by sagedeploy")
 					return
 				}
-				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "MODEL\tENVIRONMENT\tVERSION\tSTATUS\tINSTANCES\tTYPE\tLAST CHANGE\tENDPOINT")
-				for _, c := range res.Components {
-					st := c.EndpointStatus
-					if c.Deploying != "" {
-						st += " (" + c.Deploying + ")"
-					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", c.Model, c.Environment, versionText(c.Version), st, c.Instances, c.InstanceType, ago(c.LastChange), c.Endpoint)
-				}
-				tw.Flush()
+				statusColumns().write(w, res.Components)
 			})
 		})
 	}
 	return cmd
+}
+
+// statusColumns is the table of `status`: a row per environment of each model.
+func statusColumns() columns[deploy.Component] {
+	return columns[deploy.Component]{
+		header: []string{"MODEL", "ENVIRONMENT", "VERSION", "STATUS", "INSTANCES", "TYPE", "LAST CHANGE", "ENDPOINT"},
+		row: func(c deploy.Component) []string {
+			st := c.EndpointStatus
+			if c.Deploying != "" {
+				st += " (" + c.Deploying + ")"
+			}
+			return []string{c.Model, c.Environment, versionText(c.Version), st, strconv.Itoa(c.Instances), c.InstanceType, ago(c.LastChange), c.Endpoint}
+		},
+	}
 }

@@ -1,10 +1,8 @@
 package cli
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -21,6 +19,11 @@ func newTokenCmd(g *globals, sf *storeFlags) *cobra.Command {
 environment's commands. A token of dev can neither report to nor command prod. The token is shown
 once at creation and stored only as a hash.`,
 	}
+	cmd.AddCommand(newTokenCreateCmd(g, sf), newTokenListCmd(g, sf), newTokenRevokeCmd(g, sf))
+	return cmd
+}
+
+func newTokenCreateCmd(g *globals, sf *storeFlags) *cobra.Command {
 	var env, name, output string
 	create := &cobra.Command{
 		Use:     "create",
@@ -45,7 +48,7 @@ once at creation and stored only as a hash.`,
 			}
 			_ = st.AddAudit(cmd.Context(), store.AuditEntry{Actor: "cli:" + g.osUserName(), Action: "token.create", Environment: env, Target: t.ID, Outcome: "ok", Detail: "name=" + name})
 			if output == "json" {
-				return json.NewEncoder(g.stdout).Encode(server.NewToken{Token: t, Secret: secret})
+				return writeJSONLine(g.stdout, server.NewToken{Token: t, Secret: secret})
 			}
 			fmt.Fprintf(g.stdout, "%s\n", secret)
 			fmt.Fprintf(g.stderr, "Token %s (%s) for environment %s. It is shown only this once.\nUse it as SAGEDEPLOY_RELEASES_TOKEN (or CCI_RELEASE_INTEGRATION_TOKEN) for the deployer, or --token for the agent, of %s.\n", t.ID, t.Name, t.Environment, t.Environment)
@@ -55,7 +58,10 @@ once at creation and stored only as a hash.`,
 	create.Flags().StringVar(&env, "env", "", "environment the token is scoped to (required)")
 	create.Flags().StringVar(&name, "name", "", "a name to recognise the token by, e.g. circleci")
 	create.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	return create
+}
 
+func newTokenListCmd(g *globals, sf *storeFlags) *cobra.Command {
 	var listOut string
 	list := &cobra.Command{
 		Use:   "list",
@@ -71,30 +77,32 @@ once at creation and stored only as a hash.`,
 			if err != nil {
 				return err
 			}
-			if listOut == "json" {
-				if toks == nil {
-					toks = []store.Token{}
-				}
-				return json.NewEncoder(g.stdout).Encode(toks)
-			}
-			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tENVIRONMENT\tNAME\tTOKEN\tCREATED\tLAST USED\tSTATE")
-			for _, t := range toks {
-				used, state := "never", "active"
-				if t.LastUsedAt != nil {
-					used = t.LastUsedAt.Format(time.DateTime)
-				}
-				if t.RevokedAt != nil {
-					state = "revoked " + t.RevokedAt.Format(time.DateTime)
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s…\t%s\t%s\t%s\n", t.ID, t.Environment, t.Name, t.Hint, t.CreatedAt.Format(time.DateTime), used, state)
-			}
-			return tw.Flush()
+			return printList(g.stdout, listOut, toks, tokenColumns())
 		},
 	}
 	list.Flags().StringVarP(&listOut, "output", "o", "text", "output format: text or json")
+	return list
+}
 
-	revoke := &cobra.Command{
+// tokenColumns is the table of `server token list`: never a secret, only its first characters.
+func tokenColumns() columns[store.Token] {
+	return columns[store.Token]{
+		header: []string{"ID", "ENVIRONMENT", "NAME", "TOKEN", "CREATED", "LAST USED", "STATE"},
+		row: func(t store.Token) []string {
+			used, state := "never", "active"
+			if t.LastUsedAt != nil {
+				used = t.LastUsedAt.Format(time.DateTime)
+			}
+			if t.RevokedAt != nil {
+				state = "revoked " + t.RevokedAt.Format(time.DateTime)
+			}
+			return []string{t.ID, t.Environment, t.Name, t.Hint + "…", t.CreatedAt.Format(time.DateTime), used, state}
+		},
+	}
+}
+
+func newTokenRevokeCmd(g *globals, sf *storeFlags) *cobra.Command {
+	return &cobra.Command{
 		Use:   "revoke ID",
 		Short: "Revoke a token: deployers and agents using it are refused from now on",
 		Args:  argsNamed(1, "the id of the token to revoke (see `sagedeploy server token list`)"),
@@ -113,6 +121,4 @@ once at creation and stored only as a hash.`,
 			return nil
 		},
 	}
-	cmd.AddCommand(create, list, revoke)
-	return cmd
 }

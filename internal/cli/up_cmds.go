@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -135,7 +134,7 @@ func printUp(ctx context.Context, w io.Writer, output string, s *allinone.Stack)
 		for _, kv := range append(s.AWSEnv(), rel...) {
 			env[kv[0]] = kv[1]
 		}
-		return json.NewEncoder(w).Encode(upInfo{DashboardURL: s.ServerURL(), LocalURL: s.LocalURL(), DataDir: s.DataDir(),
+		return writeJSONLine(w, upInfo{DashboardURL: s.ServerURL(), LocalURL: s.LocalURL(), DataDir: s.DataDir(),
 			Login: s.AdminLogin(), Environments: s.Environments(), Env: env})
 	}
 	var b strings.Builder

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"cmp"
-	"encoding/json"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -17,7 +16,7 @@ func newVersionCmd(g *globals) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			i := g.version
 			if output == "json" {
-				return json.NewEncoder(g.stdout).Encode(i)
+				return writeJSONLine(g.stdout, i)
 			}
 			_, err := fmt.Fprintf(g.stdout, "sagedeploy %s (commit %s, built %s)\n", i.Version, cmp.Or(i.Commit, "unknown"), cmp.Or(i.Date, "unknown"))
 			return err
