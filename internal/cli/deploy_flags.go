@@ -263,3 +263,38 @@ func readBody(spec string, stdin io.Reader, fileOnly bool) ([]byte, error) {
 	}
 	return []byte(spec), nil
 }
+
+// targetFlags name the endpoint a command acts on: the environment's, {model}-{environment},
+// unless --endpoint-name names another.
+type targetFlags struct {
+	env, endpointName string
+}
+
+// bindTarget defines --env, whose help is envUsage, and --endpoint-name.
+func bindTarget(b *binder, envUsage string) *targetFlags {
+	t := &targetFlags{}
+	b.str(&t.env, "env", "", envUsage, "DEPLOY_ENVIRONMENT")
+	b.str(&t.endpointName, "endpoint-name", "", "endpoint instead of {model}-{environment}", "ENDPOINT_NAME")
+	return t
+}
+
+// needEnv refuses a missing --env, saying which command needs it.
+func (t *targetFlags) needEnv(command string) error {
+	if t.env == "" {
+		return usageErr(fmt.Errorf("%s needs --env (or DEPLOY_ENVIRONMENT)", command))
+	}
+	return nil
+}
+
+// waitFlags say how long a command that changes an endpoint waits: for InService, and first for
+// another deployment of the endpoint to finish.
+type waitFlags struct {
+	timeout, lockTimeout durationValue
+}
+
+func bindWait(b *binder) *waitFlags {
+	w := &waitFlags{}
+	b.duration(&w.timeout, "timeout", "how long to wait for InService (default 30m)")
+	b.duration(&w.lockTimeout, "lock-timeout", "how long to wait for another deployment to finish first (default: --timeout)")
+	return w
+}

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -13,7 +12,6 @@ import (
 )
 
 func newHistoryCmd(g *globals) *cobra.Command {
-	var env, endpointName string
 	cmd := &cobra.Command{
 		Use:   "history",
 		Short: "Show the versions an environment's endpoint has served",
@@ -21,22 +19,21 @@ func newHistoryCmd(g *globals) *cobra.Command {
 		Args:  cobra.NoArgs,
 	}
 	c := bindConn(cmd, g)
-	c.b.str(&env, "env", "", "environment", "DEPLOY_ENVIRONMENT")
-	c.b.str(&endpointName, "endpoint-name", "", "endpoint instead of {model}-{environment}", "ENDPOINT_NAME")
+	tf := bindTarget(c.b, "environment")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if err := c.load(cmd); err != nil {
 			return err
 		}
-		if endpointName == "" {
+		if tf.endpointName == "" {
 			if err := c.needModel(); err != nil {
 				return err
 			}
-			if env == "" {
-				return usageErr(errors.New("history needs --env (or DEPLOY_ENVIRONMENT)"))
+			if err := tf.needEnv("history"); err != nil {
+				return err
 			}
 		}
 		return run(g, c, cmd, func(ctx context.Context, d *deploy.Deployer) error {
-			res, err := d.History(ctx, deploy.HistoryRequest{Model: c.model, Environment: env, EndpointName: endpointName})
+			res, err := d.History(ctx, deploy.HistoryRequest{Model: c.model, Environment: tf.env, EndpointName: tf.endpointName})
 			return emit(g.stdout, c.output, res, err, func(w io.Writer) {
 				historyColumns().write(w, res.Entries)
 			})

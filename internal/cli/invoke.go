@@ -13,7 +13,7 @@ import (
 )
 
 func newInvokeCmd(g *globals) *cobra.Command {
-	var env, endpointName, body, contentType, accept, variant string
+	var body, contentType, accept, variant string
 	cmd := &cobra.Command{
 		Use:   "invoke",
 		Short: "Call an environment's endpoint and print the answer",
@@ -23,8 +23,7 @@ production variant that answered on stderr. --body is @FILE, - for stdin, or the
 		Args:    cobra.NoArgs,
 	}
 	c := bindConn(cmd, g)
-	c.b.str(&env, "env", "", "environment", "DEPLOY_ENVIRONMENT")
-	c.b.str(&endpointName, "endpoint-name", "", "endpoint instead of {model}-{environment}", "ENDPOINT_NAME")
+	tf := bindTarget(c.b, "environment")
 	c.b.str(&body, "body", "", "request body: @FILE, - (stdin) or a literal")
 	c.b.str(&contentType, "content-type", "text/csv", "request content type")
 	c.b.str(&accept, "accept", "", "content type to ask for in the answer")
@@ -33,11 +32,11 @@ production variant that answered on stderr. --body is @FILE, - for stdin, or the
 		if err := c.load(cmd); err != nil {
 			return err
 		}
-		if endpointName == "" {
+		if tf.endpointName == "" {
 			if err := c.needModel(); err != nil {
 				return err
 			}
-			if env == "" {
+			if tf.env == "" {
 				return usageErr(errors.New("invoke needs --env (or DEPLOY_ENVIRONMENT) or --endpoint-name"))
 			}
 		}
@@ -49,7 +48,7 @@ production variant that answered on stderr. --body is @FILE, - for stdin, or the
 			return usageErr(fmt.Errorf("--body: %w", err))
 		}
 		return run(g, c, cmd, func(ctx context.Context, d *deploy.Deployer) error {
-			res, err := d.Invoke(ctx, deploy.InvokeRequest{Model: c.model, Environment: env, EndpointName: endpointName, Body: data,
+			res, err := d.Invoke(ctx, deploy.InvokeRequest{Model: c.model, Environment: tf.env, EndpointName: tf.endpointName, Body: data,
 				ContentType: contentType, Accept: accept, TargetVariant: variant})
 			return emit(g.stdout, c.output, res, err, func(w io.Writer) {
 				io.WriteString(w, res.Body)

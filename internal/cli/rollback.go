@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 
@@ -12,9 +11,7 @@ import (
 )
 
 func newRollbackCmd(g *globals) *cobra.Command {
-	var env, endpointName string
 	var toVersion int
-	var timeout, lockTimeout durationValue
 	cmd := &cobra.Command{
 		Use:   "rollback",
 		Short: "Serve the previous version (or --to-version) again",
@@ -26,11 +23,9 @@ model, same instance settings — found in the endpoint's history (see "sagedepl
 		Args: cobra.NoArgs,
 	}
 	c := bindConn(cmd, g)
-	c.b.str(&env, "env", "", "environment to roll back", "DEPLOY_ENVIRONMENT")
+	tf := bindTarget(c.b, "environment to roll back")
 	c.b.integer(&toVersion, "to-version", 0, "version to restore; 0 means the one served before the current one")
-	c.b.str(&endpointName, "endpoint-name", "", "endpoint instead of {model}-{environment}", "ENDPOINT_NAME")
-	c.b.duration(&timeout, "timeout", "how long to wait for InService (default 30m)")
-	c.b.duration(&lockTimeout, "lock-timeout", "how long to wait for another deployment to finish first (default: --timeout)")
+	wf := bindWait(c.b)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if err := c.load(cmd); err != nil {
 			return err
@@ -38,15 +33,15 @@ model, same instance settings — found in the endpoint's history (see "sagedepl
 		if err := c.needModel(); err != nil {
 			return err
 		}
-		if env == "" {
-			return usageErr(errors.New("rollback needs --env (or DEPLOY_ENVIRONMENT)"))
+		if err := tf.needEnv("rollback"); err != nil {
+			return err
 		}
 		if toVersion < 0 {
 			return usageErr(fmt.Errorf("--to-version %d: give a version number, or 0 for the previous one", toVersion))
 		}
 		return run(g, c, cmd, func(ctx context.Context, d *deploy.Deployer) error {
-			res, err := d.Rollback(ctx, deploy.RollbackRequest{Model: c.model, Environment: env, EndpointName: endpointName, ToVersion: toVersion,
-				PipelineID: c.pipelineID, ProjectID: c.projectID, Timeout: timeout.d, LockTimeout: lockTimeout.d})
+			res, err := d.Rollback(ctx, deploy.RollbackRequest{Model: c.model, Environment: tf.env, EndpointName: tf.endpointName, ToVersion: toVersion,
+				PipelineID: c.pipelineID, ProjectID: c.projectID, Timeout: wf.timeout.d, LockTimeout: wf.lockTimeout.d})
 			return emit(g.stdout, c.output, res, err, func(w io.Writer) { deployText(w, res) })
 		})
 	}

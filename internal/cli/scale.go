@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -13,9 +12,8 @@ import (
 )
 
 func newScaleCmd(g *globals) *cobra.Command {
-	var env, endpointName, variant string
+	var variant string
 	var instances int
-	var timeout, lockTimeout durationValue
 	cmd := &cobra.Command{
 		Use:   "scale",
 		Short: "Change the number of instances serving an environment",
@@ -25,12 +23,10 @@ redeployment) and wait until it is InService with that many instances.`,
 		Args:    cobra.NoArgs,
 	}
 	c := bindConn(cmd, g)
-	c.b.str(&env, "env", "", "environment to scale", "DEPLOY_ENVIRONMENT")
+	tf := bindTarget(c.b, "environment to scale")
 	c.b.integer(&instances, "instances", 0, "number of instances (1 or more)")
 	c.b.str(&variant, "variant", "", "production variant to scale (default: the endpoint's only one)")
-	c.b.str(&endpointName, "endpoint-name", "", "endpoint instead of {model}-{environment}", "ENDPOINT_NAME")
-	c.b.duration(&timeout, "timeout", "how long to wait for InService (default 30m)")
-	c.b.duration(&lockTimeout, "lock-timeout", "how long to wait for another deployment to finish first (default: --timeout)")
+	wf := bindWait(c.b)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if err := c.load(cmd); err != nil {
 			return err
@@ -38,21 +34,21 @@ redeployment) and wait until it is InService with that many instances.`,
 		if err := c.needModel(); err != nil {
 			return err
 		}
-		if env == "" {
-			return usageErr(errors.New("scale needs --env (or DEPLOY_ENVIRONMENT)"))
+		if err := tf.needEnv("scale"); err != nil {
+			return err
 		}
 		if instances < 1 {
 			return usageErr(fmt.Errorf("scale needs --instances N with N ≥ 1 (got %d)", instances))
 		}
 		return run(g, c, cmd, func(ctx context.Context, d *deploy.Deployer) error {
-			res, err := d.Scale(ctx, deploy.ScaleRequest{Model: c.model, Environment: env, EndpointName: endpointName, Instances: instances, Variant: variant,
-				PipelineID: c.pipelineID, ProjectID: c.projectID, Timeout: timeout.d, LockTimeout: lockTimeout.d})
+			res, err := d.Scale(ctx, deploy.ScaleRequest{Model: c.model, Environment: tf.env, EndpointName: tf.endpointName, Instances: instances, Variant: variant,
+				PipelineID: c.pipelineID, ProjectID: c.projectID, Timeout: wf.timeout.d, LockTimeout: wf.lockTimeout.d})
 			return emit(g.stdout, c.output, res, err, func(w io.Writer) {
 				if !res.Changed {
 					fmt.Fprintf(w, "%s already runs %d instances; nothing changed\n", res.Endpoint, res.Instances)
 					return
 				}
-				fmt.Fprintf(w, "%s (%s) runs %d instances of %s (was %d) — %s after %s\n", res.Endpoint, env, res.Instances, res.Variant, res.PreviousInstances, res.EndpointStatus, res.Duration.Round(time.Millisecond))
+				fmt.Fprintf(w, "%s (%s) runs %d instances of %s (was %d) — %s after %s\n", res.Endpoint, tf.env, res.Instances, res.Variant, res.PreviousInstances, res.EndpointStatus, res.Duration.Round(time.Millisecond))
 			})
 		})
 	}
