@@ -12,14 +12,8 @@ import (
 	"github.com/sagedeploy/sagedeploy/deploy"
 )
 
-func newDeployCmd(g *globals, use string) *cobra.Command {
-	var env, configName, endpointName, desc string
-	var version int
-	var restore, scale bool
-	cmd := &cobra.Command{
-		Use:   use,
-		Short: "Create or update an environment's endpoint and wait until it serves the new version",
-		Long: `Make the environment's endpoint ({model}-{environment} unless --endpoint-name) serve a version:
+// deployLong is the help of `sagedeploy deploy` (and of `sagedeploy sagemaker upsert-endpoint`).
+const deployLong = `Make the environment's endpoint ({model}-{environment} unless --endpoint-name) serve a version:
 the endpoint configuration this pipeline created (create-endpoint-config), or the one given
 with --endpoint-config-name, or else a new one for the latest Approved version (--version pins
 one; the model and configuration are created as needed). The endpoint is created or updated,
@@ -32,7 +26,16 @@ Another deployment to the same endpoint is waited for (up to --lock-timeout), ne
 Traffic shifting: all at once by default; --canary PERCENT --bake 5m or --linear PERCENT
 --bake 2m for blue/green steps, with --rollback-alarm NAME for automatic rollback.
 Verification: --verify-body FILE [--verify-content-type T] [--verify-expect 1..30] invokes the
-new version; with --rollback-on-failure a failed check restores the previous version.`,
+new version; with --rollback-on-failure a failed check restores the previous version.`
+
+func newDeployCmd(g *globals, use string) *cobra.Command {
+	var env, configName, endpointName, desc string
+	var version int
+	var restore, scale bool
+	cmd := &cobra.Command{
+		Use:   use,
+		Short: "Create or update an environment's endpoint and wait until it serves the new version",
+		Long:  deployLong,
 		Example: `  MODEL_NAME=abalone DEPLOY_ENVIRONMENT=dev sagedeploy deploy
   sagedeploy deploy --model abalone --env prod --version 3 --canary 10 --bake 5m
   sagedeploy deploy --model abalone --env dev --verify-body sample.csv --verify-expect 1..30 --rollback-on-failure`,
