@@ -297,25 +297,31 @@ func (r *run) promote(ctx context.Context) error {
 			<-done
 			return ctx.Err()
 		case <-tick.C:
-			if pending != "" {
-				continue
+			if err := r.watchGate(ctx, stepStart, &pending); err != nil {
+				return err
 			}
-			id, err := r.findPending(ctx, stepStart)
-			if err != nil || id == "" {
-				continue
-			}
-			pending = id
-			url := r.s.ServerURL() + "/releases/" + id
-			if r.o.Yes {
-				r.p.line("prod requires an approval: approving it (--yes)")
-				if err := r.s.Approve(ctx, id, TriggerUser+" --yes"); err != nil {
-					return err
-				}
-				continue
-			}
-			r.p.attention(fmt.Sprintf("prod requires an approval. Open %s\n      (signed in as admin) and click Approve — or Reject. Waiting… (--yes approves from here)", url))
 		}
 	}
+}
+
+// watchGate looks once for the promotion waiting at prod's gate: approves it with --yes, else says
+// where to click. pending keeps the release found, so that it is handled once.
+func (r *run) watchGate(ctx context.Context, stepStart time.Time, pending *string) error {
+	if *pending != "" {
+		return nil
+	}
+	id, err := r.findPending(ctx, stepStart)
+	if err != nil || id == "" {
+		return nil
+	}
+	*pending = id
+	url := r.s.ServerURL() + "/releases/" + id
+	if r.o.Yes {
+		r.p.line("prod requires an approval: approving it (--yes)")
+		return r.s.Approve(ctx, id, TriggerUser+" --yes")
+	}
+	r.p.attention(fmt.Sprintf("prod requires an approval. Open %s\n      (signed in as admin) and click Approve — or Reject. Waiting… (--yes approves from here)", url))
+	return nil
 }
 
 // findPending finds the promotion this run is waiting with at prod's gate.

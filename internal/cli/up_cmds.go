@@ -46,7 +46,7 @@ func (sf *stackFlags) start(ctx context.Context, g *globals, log *slog.Logger) (
 		}
 	}
 	s, err := allinone.Start(ctx, allinone.Options{DataDir: dir, LocalAddr: sf.localAddr, ServerAddr: sf.serverAddr,
-		BaseURL: sf.baseURL, Region: sf.region, Logger: log, ResetAdminPassword: sf.resetAdmin})
+		BaseURL: sf.baseURL, Region: sf.region, Logger: log, ResetAdminPassword: sf.resetAdmin, Version: g.version.Version})
 	if err != nil && (errors.Is(err, syscall.EADDRINUSE) || strings.Contains(err.Error(), "is in use by another")) {
 		return nil, fmt.Errorf("%w\n(is `sagedeploy up` or a quickstart already running? It uses the same ports and data directory: stop it, or pass other --addr, --local-addr and --data-dir)", err)
 	}
