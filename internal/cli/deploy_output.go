@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"os"
@@ -52,10 +53,7 @@ func (p *progressPrinter) event(e deploy.Event) {
 	if ts.IsZero() {
 		ts = time.Now()
 	}
-	phase := e.Phase
-	if phase == "" {
-		phase = "-"
-	}
+	phase := cmp.Or(e.Phase, "-")
 	fmt.Fprintf(p.w, "%s [%s] %s\n", ts.Format("15:04:05"), phase, e.Message)
 	p.lastLine = time.Now()
 }
