@@ -121,11 +121,13 @@ type Stack struct {
 
 // DefaultDataDir is the data directory of `sagedeploy up` under the user's state directory:
 // $SAGEDEPLOY_UP_DATA_DIR, else $XDG_STATE_HOME/sagedeploy/up, else ~/.local/state/sagedeploy/up.
-func DefaultDataDir() (string, error) {
-	if d := os.Getenv("SAGEDEPLOY_UP_DATA_DIR"); d != "" {
+// It reads the variables through getenv (os.Getenv for this process's own), so that a caller with
+// an environment of its own, such as the command line under test, is obeyed.
+func DefaultDataDir(getenv func(string) string) (string, error) {
+	if d := getenv("SAGEDEPLOY_UP_DATA_DIR"); d != "" {
 		return d, nil
 	}
-	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
+	if d := getenv("XDG_STATE_HOME"); d != "" {
 		return filepath.Join(d, "sagedeploy", "up"), nil
 	}
 	home, err := os.UserHomeDir()

@@ -41,7 +41,7 @@ func (sf *stackFlags) start(ctx context.Context, g *globals, log *slog.Logger) (
 	dir := sf.dataDir
 	if dir == "" {
 		var err error
-		if dir, err = allinone.DefaultDataDir(); err != nil {
+		if dir, err = allinone.DefaultDataDir(g.getenv); err != nil {
 			return nil, err
 		}
 	}
