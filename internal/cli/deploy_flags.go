@@ -10,8 +10,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sagedeploy/sagedeploy/deploy"
 	"github.com/spf13/cobra"
+
+	"github.com/sagedeploy/sagedeploy/deploy"
 )
 
 // binder defines a command's flags, each with environment variables as fallback (the orb's), and
