@@ -9,6 +9,7 @@
 package quickstart
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -101,12 +102,8 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if o.Stack == nil {
 		return nil, errors.New("quickstart: no stack to run on")
 	}
-	if o.Model == "" {
-		o.Model = DefaultModel
-	}
-	if o.Bucket == "" {
-		o.Bucket = DefaultBucket
-	}
+	o.Model = cmp.Or(o.Model, DefaultModel)
+	o.Bucket = cmp.Or(o.Bucket, DefaultBucket)
 	if o.ApprovalPoll <= 0 {
 		o.ApprovalPoll = 250 * time.Millisecond
 	}
