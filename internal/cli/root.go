@@ -1,5 +1,10 @@
 // Package cli turns command lines and environment variables into calls to the deployer, the release
 // server and the local SageMaker. It holds no logic of its own beyond flags, config and output.
+//
+// Each command has a file of its own. What commands share: globals (standard streams, the
+// environment lookup and the build's version, which commands receive rather than read from the
+// process), the flag binder and flag sets of deploy_flags.go, and one printer for lists and
+// -o json (printer.go). It is the only package that reads the build stamp (internal/buildinfo).
 package cli
 
 import (
