@@ -26,6 +26,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sagedeploy/sagedeploy/localsm/autoscaling"
+	"github.com/sagedeploy/sagedeploy/localsm/cloudwatch"
 	"github.com/sagedeploy/sagedeploy/localsm/control"
 	"github.com/sagedeploy/sagedeploy/localsm/runtime"
 	"github.com/sagedeploy/sagedeploy/localsm/s3"
@@ -49,6 +51,12 @@ type Options struct {
 	// DefaultRegion names the region in ARNs when a request is not signed (SigV4 requests carry
 	// their signing region, which is used instead). Default "us-east-1".
 	DefaultRegion string
+	// CloudWatch tunes the metrics and alarms service (clock, period scale); Store, Account,
+	// Region and Logger are filled in.
+	CloudWatch cloudwatch.Options
+	// AutoScalingInterval is how often scaling policies are evaluated; default one minute
+	// (scaled by CloudWatch.PeriodScale); negative turns the loop off (tests call Evaluate).
+	AutoScalingInterval time.Duration
 }
 
 // DefaultAddr is where `sagedeploy local` listens unless told otherwise.
@@ -80,6 +88,7 @@ type Server struct {
 	runtime *runtime.Runtime
 	s3      *s3.Store
 	sts     *sts.Handler
+	monitor *monitoring
 
 	unlock    func()
 	serveErr  chan error
@@ -127,14 +136,21 @@ func Start(ctx context.Context, opts Options) (srv *Server, err error) {
 	if s.s3, err = s3.Open(filepath.Join(opts.DataDir, "s3"), opts.Logger); err != nil {
 		return nil, fmt.Errorf("local SageMaker: %w", err)
 	}
+	if s.monitor, err = startMonitoring(ctx, opts); err != nil {
+		return nil, fmt.Errorf("local SageMaker: %w", err)
+	}
 	s.runtime, err = runtime.New(runtime.Options{Artifacts: s.s3, ImageMap: opts.ImageMap,
-		WorkDir: filepath.Join(opts.DataDir, "runtime"), MaxBodyBytes: opts.MaxBodyBytes, Logger: opts.Logger})
+		WorkDir: filepath.Join(opts.DataDir, "runtime"), MaxBodyBytes: opts.MaxBodyBytes, Logger: opts.Logger,
+		Metrics: s.monitor.cloudwatch})
 	if err != nil {
 		return nil, fmt.Errorf("local SageMaker: serving layer: %w", err)
 	}
 	s.control, err = control.New(ctx, control.Options{Store: s.store, Serving: s.runtime, Account: opts.Account,
 		DefaultRegion: opts.DefaultRegion, Logger: opts.Logger})
 	if err != nil {
+		return nil, fmt.Errorf("local SageMaker: %w", err)
+	}
+	if err := s.monitor.startAutoScaling(ctx, opts, controlScaler{s}); err != nil {
 		return nil, fmt.Errorf("local SageMaker: %w", err)
 	}
 	s.sts = sts.New(sts.Options{Account: opts.Account, Logger: opts.Logger})
@@ -176,6 +192,9 @@ func (s *Server) release(ctx context.Context) error {
 	} else if s.ln != nil {
 		s.ln.Close()
 	}
+	if s.monitor != nil {
+		errs = append(errs, s.monitor.close())
+	}
 	if s.control != nil {
 		if err := s.control.Close(ctx); err != nil {
 			errs = append(errs, err)
@@ -216,6 +235,8 @@ func signingService(r *http.Request) string {
 }
 
 // route sends a request to the part that speaks its protocol, as a cloud edge does by host name:
+//   - CloudWatch (signed for "monitoring", its CBOR path or JSON target) and Application Auto
+//     Scaling (AnyScaleFrontendService targets) → those services;
 //   - X-Amz-Target (AWS JSON) → the SageMaker control plane;
 //   - POST /endpoints/NAME/invocations → the runtime;
 //   - Action=... in the query or a form body (query protocol; AssumeRoleWithWebIdentity comes
@@ -224,6 +245,10 @@ func signingService(r *http.Request) string {
 func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	service := signingService(r)
 	switch {
+	case cloudwatch.Claims(r, service):
+		s.monitor.cloudwatch.ServeHTTP(w, r)
+	case autoscaling.Claims(r, service):
+		s.monitor.autoscaling.ServeHTTP(w, r)
 	case r.Header.Get("X-Amz-Target") != "":
 		s.control.ServeHTTP(w, r)
 	case r.Method == http.MethodPost && invocationPath.MatchString(r.URL.Path) && service != "s3" &&

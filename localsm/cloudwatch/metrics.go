@@ -15,6 +15,13 @@ type Dimension struct {
 	Value string
 }
 
+// Metric names a metric, as in the API.
+type Metric struct {
+	Namespace  string
+	MetricName string
+	Dimensions []Dimension
+}
+
 // agg is the statistics of the samples in one bucket: enough to answer SampleCount, Sum,
 // Average, Minimum and Maximum over any range of buckets.
 type agg struct {
@@ -245,4 +252,17 @@ func (m *metricStore) list() []metricInfo {
 		return strings.Compare(seriesKey(a.ns, a.name, a.dims), seriesKey(b.ns, b.name, b.dims))
 	})
 	return out
+}
+
+// LatestPeriod is a statistic of a metric over its most recent complete period of period
+// (scaled) seconds; ok is false when the period has no samples.
+func (s *Service) LatestPeriod(m Metric, period int64, stat string) (value float64, ok bool) {
+	s.rec.flushAll()
+	now := s.opts.Now()
+	end := floorDiv(s.metrics.index(now), period) * period
+	pts := s.metrics.periods(m.Namespace, m.MetricName, m.Dimensions, s.metrics.timeOf(end-period), s.metrics.timeOf(end), period)
+	if len(pts) == 0 {
+		return 0, false
+	}
+	return pts[0].stat(stat)
 }

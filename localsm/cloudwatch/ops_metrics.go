@@ -199,13 +199,6 @@ func (s *Service) seriesUnit(ns, name string, dims []Dimension) string {
 	return ""
 }
 
-// Metric names a metric, as in the API.
-type Metric struct {
-	Namespace  string
-	MetricName string
-	Dimensions []Dimension
-}
-
 type metricStat struct {
 	Metric Metric
 	Period int64

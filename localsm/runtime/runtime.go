@@ -36,6 +36,8 @@ type Options struct {
 	// HealthTimeout bounds how long a new instance may take to answer GET /ping; 0 means 60s.
 	HealthTimeout time.Duration
 	Logger        *slog.Logger
+	// Metrics receives every answered invocation's figures (CloudWatch); nil records nothing.
+	Metrics spec.MetricsSink
 }
 
 const (
@@ -342,6 +344,7 @@ type call struct {
 
 // ServeHTTP answers POST /endpoints/{name}/invocations as SageMaker's runtime does.
 func (r *Runtime) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	start := time.Now()
 	name, ok := strings.CutPrefix(req.URL.Path, "/endpoints/")
 	if ok {
 		name, ok = strings.CutSuffix(name, "/invocations")
@@ -382,6 +385,7 @@ func (r *Runtime) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 
 	target := req.Header.Get("X-Amzn-Sagemaker-Target-Variant")
 	var inst *instance
+	var instances int
 	for attempt := 0; ; attempt++ {
 		t := ep.table.Load()
 		if t == nil {
@@ -403,6 +407,7 @@ func (r *Runtime) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		// An instance taken out of the table is closed after the new table is published, so
 		// trying again finds the new table.
 		if inst = set.next(); inst.acquire() {
+			instances = len(set.insts)
 			break
 		}
 	}
@@ -414,6 +419,13 @@ func (r *Runtime) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	inv.ContentType = req.Header.Get("Content-Type")
 	inv.Accept = req.Header.Get("Accept")
 	inv.CustomAttributes = req.Header.Get("X-Amzn-Sagemaker-Custom-Attributes")
+	var modelTime time.Duration
+	if sink := r.opts.Metrics; sink != nil {
+		defer func() {
+			sink.Invocation(spec.Invocation{Endpoint: name, Variant: inst.variant.name, Status: inv.Status,
+				ModelLatency: modelTime, Total: time.Since(start), Instances: instances})
+		}()
+	}
 	for i, srv := range inst.chain {
 		if i > 0 {
 			// Inference pipeline: the previous container's answer is this one's request.
@@ -428,7 +440,10 @@ func (r *Runtime) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 			inv.Accept = req.Header.Get("Accept")
 		}
 		inv.Status = 0
-		if err := srv.Invoke(req.Context(), inv); err != nil {
+		t0 := time.Now()
+		err := srv.Invoke(req.Context(), inv)
+		modelTime += time.Since(t0)
+		if err != nil {
 			if req.Context().Err() != nil {
 				return
 			}
