@@ -183,10 +183,10 @@ func (s *Service) Evaluate(ctx context.Context) error {
 		if !ok {
 			continue
 		}
-		a.StateReasonData = v.data
 		if v.state == a.StateValue {
 			continue
 		}
+		a.StateReasonData = v.data
 		changes = append(changes, s.transition(a, v.state, v.reason, now))
 		changed = append(changed, a)
 	}

@@ -9,10 +9,14 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
 
+	"github.com/sagedeploy/sagedeploy/localsm"
 	localcw "github.com/sagedeploy/sagedeploy/localsm/cloudwatch"
+	"github.com/sagedeploy/sagedeploy/localsm/localsmtest"
 )
 
 // changes records the state changes a subscriber sees.
@@ -199,5 +203,42 @@ func TestAlarmsDescribePersistDelete(t *testing.T) {
 	}
 	if left, _ := e.cw.DescribeAlarms(ctx, &cloudwatch.DescribeAlarmsInput{}); len(left.MetricAlarms) != 0 {
 		t.Fatalf("after DeleteAlarms %d alarms are left", len(left.MetricAlarms))
+	}
+}
+
+// With PeriodScale, a 60-second period lasts 0.6 seconds: a demo or an end-to-end test can see
+// an alarm fire within a canary's bake.
+func TestPeriodScaleShortensPeriods(t *testing.T) {
+	isolateAWSConfig(t)
+	c := newClock()
+	srv := localsmtest.Start(t, localsm.Options{AutoScalingInterval: -1,
+		CloudWatch: localcw.Options{Now: c.Now, EvaluationInterval: -1, PeriodScale: 0.01}})
+	e := &env{t: t, srv: srv, clock: c}
+	cfg, err := config.LoadDefaultConfig(context.Background(), config.WithRegion("us-east-1"),
+		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("AKIALOCALTEST", "local-secret", "")),
+		config.WithBaseEndpoint(srv.URL()), config.WithRetryMaxAttempts(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.cw = cloudwatch.NewFromConfig(cfg)
+	ctx := context.Background()
+	if _, err := e.cw.PutMetricAlarm(ctx, &cloudwatch.PutMetricAlarmInput{AlarmName: aws.String("fast"), Namespace: aws.String("Test/App"),
+		MetricName: aws.String("Errors"), Statistic: cwtypes.StatisticMaximum, Period: aws.Int32(60), EvaluationPeriods: aws.Int32(1),
+		Threshold: aws.Float64(0), ComparisonOperator: cwtypes.ComparisonOperatorGreaterThanThreshold}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.cw.PutMetricData(ctx, &cloudwatch.PutMetricDataInput{Namespace: aws.String("Test/App"),
+		MetricData: []cwtypes.MetricDatum{{MetricName: aws.String("Errors"), Value: aws.Float64(1)}}}); err != nil {
+		t.Fatal(err)
+	}
+	c.advance(600 * time.Millisecond)
+	e.evaluate()
+	if a := e.alarm("fast"); a.StateValue != cwtypes.StateValueAlarm {
+		t.Fatalf("0.6 s after a breaching point the alarm is %s (%s), want ALARM", a.StateValue, aws.ToString(a.StateReason))
+	}
+	c.advance(600 * time.Millisecond)
+	e.evaluate()
+	if a := e.alarm("fast"); a.StateValue != cwtypes.StateValueInsufficientData {
+		t.Fatalf("one quiet scaled minute later the alarm is %s, want INSUFFICIENT_DATA (missing data)", a.StateValue)
 	}
 }

@@ -317,7 +317,7 @@ func (s *Service) listMetrics(_ context.Context, tree map[string]any) (any, erro
 		return nil, errInvalidValue("The value %s for parameter RecentlyActive is invalid; the only value is PT3H.", in.RecentlyActive)
 	}
 	s.rec.flushAll()
-	recent := s.opts.Now().Add(-3 * time.Hour * time.Duration(s.opts.PeriodScale*1000) / 1000)
+	recent := s.opts.Now().Add(-time.Duration(float64(3*time.Hour) * s.opts.PeriodScale))
 	out := listMetricsOutput{Metrics: []Metric{}}
 	for _, m := range s.metrics.list() {
 		if (in.Namespace != "" && m.ns != in.Namespace) || (in.MetricName != "" && m.name != in.MetricName) ||
