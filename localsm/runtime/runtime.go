@@ -422,6 +422,9 @@ func (r *Runtime) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	var modelTime time.Duration
 	if sink := r.opts.Metrics; sink != nil {
 		defer func() {
+			if inv.Status == 0 && req.Context().Err() != nil {
+				return // the client went away: not the model's failure
+			}
 			sink.Invocation(spec.Invocation{Endpoint: name, Variant: inst.variant.name, Status: inv.Status,
 				ModelLatency: modelTime, Total: time.Since(start), Instances: instances})
 		}()
