@@ -42,7 +42,8 @@ const (
 // Claims reports whether a request is a CloudWatch call; signedFor is the service of its SigV4
 // credential scope ("" when unsigned).
 func Claims(r *http.Request, signedFor string) bool {
-	return strings.HasPrefix(r.URL.Path, cborPrefix) ||
+	// An S3 request for bucket "service" shares the CBOR path's first segment.
+	return (strings.HasPrefix(r.URL.Path, cborPrefix) && signedFor != "s3") ||
 		strings.HasPrefix(r.Header.Get("X-Amz-Target"), targetPfx) ||
 		signedFor == signingName
 }
@@ -388,8 +389,8 @@ func errNotFound(format string, args ...any) *APIError {
 	return apiErr(http.StatusNotFound, "ResourceNotFound", format, args...)
 }
 
-// knownOps lists the CloudWatch operations the service model has but this emulator does not
-// serve, so that callers get a clear answer rather than "unknown operation".
+// notServed lists CloudWatch operations this emulator does not serve, so that callers get a
+// clear answer rather than "unknown operation".
 var notServed = []string{"DescribeAlarmHistory", "PutCompositeAlarm", "PutDashboard", "GetDashboard",
 	"ListDashboards", "DeleteDashboards", "PutAnomalyDetector", "DescribeAnomalyDetectors",
 	"EnableAlarmActions", "DisableAlarmActions", "TagResource", "UntagResource", "ListTagsForResource",
