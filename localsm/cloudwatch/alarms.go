@@ -38,6 +38,7 @@ type MetricAlarm struct {
 	MetricName                         string
 	Namespace                          string
 	Statistic                          string
+	ExtendedStatistic                  string
 	Dimensions                         []Dimension
 	Period                             int64
 	Unit                               string
@@ -133,7 +134,7 @@ func (a *MetricAlarm) reasonData(present []datapoint, now time.Time) string {
 	}
 	b, _ := json.Marshal(map[string]any{
 		"version": "1.0", "queryDate": now.UTC().Format("2006-01-02T15:04:05.000+0000"),
-		"statistic": a.Statistic, "period": a.Period, "recentDatapoints": recent, "threshold": a.Threshold,
+		"statistic": cmp.Or(a.Statistic, a.ExtendedStatistic), "period": a.Period, "recentDatapoints": recent, "threshold": a.Threshold,
 	})
 	return string(b)
 }
@@ -209,8 +210,7 @@ func (s *Service) alarmPoints(a *MetricAlarm, now time.Time) []datapoint {
 		dp := datapoint{start: start}
 		for _, g := range got {
 			if g.start.Equal(start) {
-				dp.value, _ = g.stat(a.Statistic)
-				dp.present = true
+				dp.value, dp.present = g.stat(cmp.Or(a.Statistic, a.ExtendedStatistic))
 			}
 		}
 		out = append(out, dp)

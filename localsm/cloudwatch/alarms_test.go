@@ -242,3 +242,44 @@ func TestPeriodScaleShortensPeriods(t *testing.T) {
 		t.Fatalf("one quiet scaled minute later the alarm is %s, want INSUFFICIENT_DATA (missing data)", a.StateValue)
 	}
 }
+
+// Percentiles: p99 of the runtime's ModelLatency reads back near the maximum, and a p90 alarm
+// on a user's latency fires on a slow tail that the average hides.
+func TestPercentiles(t *testing.T) {
+	e := start(t, "", newClock())
+	ctx := context.Background()
+	values := make([]float64, 0, 100)
+	for i := range 100 {
+		values = append(values, float64(i+1)) // 1..100 ms: p90 is 90, the average 50.5
+	}
+	for proto, cw := range e.clients() {
+		ns := "Test/" + proto
+		if _, err := cw.PutMetricAlarm(ctx, &cloudwatch.PutMetricAlarmInput{AlarmName: aws.String("tail-" + proto), Namespace: aws.String(ns),
+			MetricName: aws.String("Latency"), ExtendedStatistic: aws.String("p90"), Period: aws.Int32(60), EvaluationPeriods: aws.Int32(1),
+			Threshold: aws.Float64(80), ComparisonOperator: cwtypes.ComparisonOperatorGreaterThanThreshold}); err != nil {
+			t.Fatalf("%s: PutMetricAlarm p90: %v", proto, err)
+		}
+		if _, err := cw.PutMetricData(ctx, &cloudwatch.PutMetricDataInput{Namespace: aws.String(ns),
+			MetricData: []cwtypes.MetricDatum{{MetricName: aws.String("Latency"), Values: values}}}); err != nil {
+			t.Fatalf("%s: PutMetricData: %v", proto, err)
+		}
+		out, err := cw.GetMetricStatistics(ctx, &cloudwatch.GetMetricStatisticsInput{Namespace: aws.String(ns), MetricName: aws.String("Latency"),
+			StartTime: aws.Time(e.clock.Now()), EndTime: aws.Time(e.clock.Now().Add(time.Minute)), Period: aws.Int32(60),
+			ExtendedStatistics: []string{"p50", "p90"}})
+		if err != nil || len(out.Datapoints) != 1 {
+			t.Fatalf("%s: GetMetricStatistics p50, p90 = %+v, %v", proto, out, err)
+		}
+		for name, want := range map[string]float64{"p50": 50, "p90": 90} {
+			if got := out.Datapoints[0].ExtendedStatistics[name]; got < want*0.99 || got > want*1.01 {
+				t.Fatalf("%s: %s = %v, want %v within 1%%", proto, name, got, want)
+			}
+		}
+	}
+	e.clock.advance(time.Minute)
+	e.evaluate()
+	for proto := range e.clients() {
+		if a := e.alarm("tail-" + proto); a.StateValue != cwtypes.StateValueAlarm || aws.ToString(a.ExtendedStatistic) != "p90" {
+			t.Fatalf("p90 alarm %s is %s (%s), want ALARM", proto, a.StateValue, aws.ToString(a.StateReason))
+		}
+	}
+}

@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -169,6 +171,9 @@ type field struct {
 	value any // string, float64, int64, bool, time.Time, []any, []field
 }
 
+// entries is a map's key/value pairs, which the query protocol writes as entry elements.
+type entries []field
+
 // toTree turns an output value into fields and lists. Nil pointers, nil slices, empty strings
 // and zero times are left out, as AWS leaves out members it has no value for; numbers that may
 // legitimately be zero are pointers in the output types.
@@ -204,6 +209,17 @@ func toTree(v reflect.Value) (any, bool) {
 			e, _ := toTree(v.Index(i))
 			out = append(out, e)
 		}
+		return out, true
+	case reflect.Map:
+		if v.IsNil() {
+			return nil, false
+		}
+		out := entries{}
+		for _, k := range v.MapKeys() {
+			e, _ := toTree(v.MapIndex(k))
+			out = append(out, field{k.String(), e})
+		}
+		slices.SortFunc(out, func(a, b field) int { return strings.Compare(a.name, b.name) })
 		return out, true
 	case reflect.String:
 		return v.String(), v.String() != ""

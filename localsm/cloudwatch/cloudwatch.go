@@ -73,7 +73,8 @@ func New(ctx context.Context, opts Options) (*Service, error) {
 	if opts.PeriodScale < 0 {
 		return nil, fmt.Errorf("cloudwatch: PeriodScale %v must be positive", opts.PeriodScale)
 	}
-	if opts.Now == nil {
+	realClock := opts.Now == nil
+	if realClock {
 		opts.Now = time.Now
 	}
 	if opts.Logger == nil {
@@ -83,7 +84,10 @@ func New(ctx context.Context, opts Options) (*Service, error) {
 	opts.EvaluationInterval = cmp.Or(opts.EvaluationInterval, 10*unit)
 	s := &Service{opts: opts, log: opts.Logger, docs: opts.Store, metrics: newMetricStore(unit, opts.Retention),
 		alarms: map[string]*MetricAlarm{}, subs: map[int]func(StateChange){}, stop: make(chan struct{}), done: make(chan struct{})}
-	s.rec = &recorder{store: s.metrics, now: opts.Now}
+	s.rec = &recorder{store: s.metrics}
+	if !realClock {
+		s.rec.now = opts.Now
+	}
 	s.rec.accs.store(map[variantKey]*variantAcc{})
 	s.registerOps()
 	if err := s.loadAlarms(ctx); err != nil {

@@ -26,15 +26,26 @@ type Metric struct {
 // Average, Minimum and Maximum over any range of buckets.
 type agg struct {
 	n, sum, min, max float64
+	// sk is the samples' distribution, for percentiles; nil when only pre-aggregated statistic
+	// sets were put (CloudWatch has no percentiles for those either).
+	sk *sketch
 }
 
+// add merges b into a. A sketch is never shared: a takes a copy of b's.
 func (a *agg) add(b agg) {
 	if b.n == 0 {
 		return
 	}
 	if a.n == 0 {
 		*a = b
+		a.sk = b.sk.clone()
 		return
+	}
+	if b.sk != nil {
+		if a.sk == nil {
+			a.sk = &sketch{}
+		}
+		a.sk.merge(b.sk)
 	}
 	a.n += b.n
 	a.sum += b.sum
@@ -44,8 +55,37 @@ func (a *agg) add(b agg) {
 
 func one(v float64) agg { return agg{n: 1, sum: v, min: v, max: v} }
 
-// stat computes a statistic of an aggregate; ok is false for a name it does not know.
+// sampled is one sample whose distribution is kept, for percentiles.
+func sampled(v float64) agg {
+	a := one(v)
+	a.sk = &sketch{}
+	a.sk.addValue(v, 1)
+	return a
+}
+
+// addSample adds one sample to a, keeping its distribution, without allocating once a has a
+// sketch (the serving path).
+func (a *agg) addSample(v float64) {
+	if a.sk == nil || a.n == 0 {
+		a.add(sampled(v))
+		return
+	}
+	a.sk.addValue(v, 1)
+	a.n++
+	a.sum += v
+	a.min = math.Min(a.min, v)
+	a.max = math.Max(a.max, v)
+}
+
+// stat computes a statistic of an aggregate; ok is false for a name it does not know, or a
+// percentile of samples whose distribution was not kept.
 func (a agg) stat(name string) (float64, bool) {
+	if q, ok := percentile(name); ok {
+		if a.sk == nil {
+			return 0, false
+		}
+		return a.sk.quantile(q), true
+	}
 	switch name {
 	case "SampleCount":
 		return a.n, true

@@ -46,12 +46,18 @@ func TestInvocationsBecomeSageMakerMetrics(t *testing.T) {
 			lat, err := cw.GetMetricData(ctx, &cloudwatch.GetMetricDataInput{StartTime: aws.Time(from), EndTime: aws.Time(to),
 				MetricDataQueries: []cwtypes.MetricDataQuery{{Id: aws.String("lat"), MetricStat: &cwtypes.MetricStat{
 					Metric: &cwtypes.Metric{Namespace: aws.String("AWS/SageMaker"), MetricName: aws.String("ModelLatency"), Dimensions: variantDims("metrics-ep")},
-					Period: aws.Int32(60), Stat: aws.String("Maximum")}}}})
+					Period: aws.Int32(60), Stat: aws.String("Maximum")}}, {Id: aws.String("p99"), MetricStat: &cwtypes.MetricStat{
+					Metric: &cwtypes.Metric{Namespace: aws.String("AWS/SageMaker"), MetricName: aws.String("ModelLatency"), Dimensions: variantDims("metrics-ep")},
+					Period: aws.Int32(60), Stat: aws.String("p99")}}}})
 			if err != nil {
 				t.Fatalf("GetMetricData: %v", err)
 			}
-			if r := lat.MetricDataResults; len(r) != 1 || aws.ToString(r[0].Id) != "lat" || len(r[0].Values) != 1 || r[0].Values[0] <= 0 || r[0].StatusCode != cwtypes.StatusCodeComplete {
+			r := lat.MetricDataResults
+			if len(r) != 2 || aws.ToString(r[0].Id) != "lat" || len(r[0].Values) != 1 || r[0].Values[0] <= 0 || r[0].StatusCode != cwtypes.StatusCodeComplete {
 				t.Fatalf("ModelLatency results = %+v, want one positive maximum (microseconds)", r)
+			}
+			if len(r[1].Values) != 1 || r[1].Values[0] <= 0 || r[1].Values[0] > r[0].Values[0]*1.01 {
+				t.Fatalf("ModelLatency p99 = %v, want a positive value no more than 1%% over the maximum %v", r[1].Values, r[0].Values)
 			}
 			list, err := cw.ListMetrics(ctx, &cloudwatch.ListMetricsInput{Namespace: aws.String("AWS/SageMaker"),
 				Dimensions: []cwtypes.DimensionFilter{{Name: aws.String("EndpointName"), Value: aws.String("metrics-ep")}}})

@@ -53,12 +53,6 @@ func (in *putMetricAlarmInput) check() error {
 		return errMissing("MetricName")
 	case in.Namespace == "":
 		return errMissing("Namespace")
-	case in.ExtendedStatistic != "":
-		return errInvalidValue("Alarm %s: sagedeploy local does not compute percentiles (ExtendedStatistic %s); use Statistic SampleCount, Average, Sum, Minimum or Maximum.", in.AlarmName, in.ExtendedStatistic)
-	case in.Statistic == "":
-		return errMissing("Statistic")
-	case !slices.Contains(statistics, in.Statistic):
-		return errInvalidValue("The value %s for parameter Statistic is invalid; use SampleCount, Average, Sum, Minimum or Maximum.", in.Statistic)
 	case in.EvaluationPeriods < 1:
 		return errInvalidValue("The parameter EvaluationPeriods must be at least 1.")
 	case in.DatapointsToAlarm < 0 || in.DatapointsToAlarm > in.EvaluationPeriods:
@@ -68,6 +62,9 @@ func (in *putMetricAlarmInput) check() error {
 	case in.ComparisonOperator == "":
 		return errMissing("ComparisonOperator")
 	}
+	if err := in.checkStatistic(); err != nil {
+		return err
+	}
 	if _, ok := comparisons[in.ComparisonOperator]; !ok {
 		return errInvalidValue("The value %s for parameter ComparisonOperator is invalid; use GreaterThanOrEqualToThreshold, GreaterThanThreshold, LessThanThreshold or LessThanOrEqualToThreshold.", in.ComparisonOperator)
 	}
@@ -75,6 +72,23 @@ func (in *putMetricAlarmInput) check() error {
 		return errInvalidValue("The value %s for parameter TreatMissingData is invalid; use missing, notBreaching, breaching or ignore.", in.TreatMissingData)
 	}
 	return checkPeriod(in.Period, "Period")
+}
+
+// checkStatistic accepts one of Statistic and ExtendedStatistic (a percentile).
+func (in *putMetricAlarmInput) checkStatistic() error {
+	switch {
+	case in.ExtendedStatistic != "" && in.Statistic != "":
+		return errCombination("Alarm %s: give Statistic or ExtendedStatistic, not both.", in.AlarmName)
+	case in.ExtendedStatistic != "":
+		if _, ok := percentile(in.ExtendedStatistic); !ok {
+			return errInvalidValue("The value %s for parameter ExtendedStatistic is invalid; percentiles are p0 to p100, such as p99 or p99.9.", in.ExtendedStatistic)
+		}
+	case in.Statistic == "":
+		return errMissing("Statistic")
+	case !slices.Contains(statistics, in.Statistic):
+		return errInvalidValue("The value %s for parameter Statistic is invalid; use SampleCount, Average, Sum, Minimum or Maximum.", in.Statistic)
+	}
+	return nil
 }
 
 func (s *Service) putMetricAlarm(ctx context.Context, tree map[string]any) (any, error) {
@@ -91,7 +105,7 @@ func (s *Service) putMetricAlarm(ctx context.Context, tree map[string]any) (any,
 		AlarmArn:                           fmt.Sprintf("arn:aws:cloudwatch:%s:%s:alarm:%s", s.opts.Region, s.opts.Account, in.AlarmName),
 		AlarmConfigurationUpdatedTimestamp: now, ActionsEnabled: in.ActionsEnabled == nil || *in.ActionsEnabled,
 		OKActions: orEmpty(in.OKActions), AlarmActions: orEmpty(in.AlarmActions), InsufficientDataActions: orEmpty(in.InsufficientDataActions),
-		MetricName: in.MetricName, Namespace: in.Namespace, Statistic: in.Statistic, Dimensions: orEmpty(in.Dimensions),
+		MetricName: in.MetricName, Namespace: in.Namespace, Statistic: in.Statistic, ExtendedStatistic: in.ExtendedStatistic, Dimensions: orEmpty(in.Dimensions),
 		Period: in.Period, Unit: in.Unit, EvaluationPeriods: in.EvaluationPeriods,
 		DatapointsToAlarm: max(in.DatapointsToAlarm, 0), Threshold: *in.Threshold,
 		ComparisonOperator: in.ComparisonOperator, TreatMissingData: in.TreatMissingData,

@@ -78,7 +78,7 @@ func datumAgg(d MetricDatum, n int) (agg, error) {
 	}
 	switch {
 	case d.Value != nil:
-		return one(*d.Value), nil
+		return sampled(*d.Value), nil
 	case d.StatisticValues != nil:
 		st := d.StatisticValues
 		if st.SampleCount <= 0 || st.Minimum > st.Maximum {
@@ -90,13 +90,16 @@ func datumAgg(d MetricDatum, n int) (agg, error) {
 		return agg{}, errInvalidValue("The parameters %s.Values and %s.Counts must be of the same size.", param, param)
 	}
 	var a agg
+	sk := &sketch{}
 	for i, v := range d.Values {
 		c := 1.0
 		if d.Counts != nil {
 			c = d.Counts[i]
 		}
+		sk.addValue(v, c)
 		a.add(agg{n: c, sum: v * c, min: v, max: v})
 	}
+	a.sk = sk
 	return a, nil
 }
 
@@ -121,6 +124,8 @@ type Datapoint struct {
 	Minimum     *float64
 	Maximum     *float64
 	Unit        string
+	// ExtendedStatistics holds the percentiles asked for, by name ("p99").
+	ExtendedStatistics map[string]float64
 }
 
 type getMetricStatisticsOutput struct {
@@ -139,11 +144,13 @@ func (s *Service) getMetricStatistics(_ context.Context, tree map[string]any) (a
 			return nil, errMissing(name)
 		}
 	}
-	if len(in.ExtendedStatistics) > 0 {
-		return nil, errInvalidValue("sagedeploy local does not compute percentiles (ExtendedStatistics %s); ask for Statistics SampleCount, Average, Sum, Minimum or Maximum.", strings.Join(in.ExtendedStatistics, ", "))
+	for _, st := range in.ExtendedStatistics {
+		if _, ok := percentile(st); !ok {
+			return nil, errInvalidValue("The value %s for parameter ExtendedStatistics is invalid; percentiles are p0 to p100, such as p99 or p99.9.", st)
+		}
 	}
-	if len(in.Statistics) == 0 {
-		return nil, errMissing("Statistics")
+	if len(in.Statistics) == 0 && len(in.ExtendedStatistics) == 0 {
+		return nil, errCombination("Must specify either Statistics or ExtendedStatistics.")
 	}
 	for _, st := range in.Statistics {
 		if !slices.Contains(statistics, st) {
@@ -175,6 +182,14 @@ func (s *Service) getMetricStatistics(_ context.Context, tree map[string]any) (a
 				dp.Minimum = ptr
 			case "Maximum":
 				dp.Maximum = ptr
+			}
+		}
+		if len(in.ExtendedStatistics) > 0 {
+			dp.ExtendedStatistics = map[string]float64{}
+			for _, st := range in.ExtendedStatistics {
+				if v, ok := p.stat(st); ok {
+					dp.ExtendedStatistics[st] = v
+				}
 			}
 		}
 		out.Datapoints = append(out.Datapoints, dp)
@@ -271,8 +286,8 @@ func (s *Service) metricDataResult(q metricDataQuery, n int, in getMetricDataInp
 		return metricDataResult{}, errInvalidValue("Query %s: sagedeploy local answers MetricStat queries only, not metric math expressions (%q).", q.Id, q.Expression)
 	}
 	ms := q.MetricStat
-	if !slices.Contains(statistics, ms.Stat) {
-		return metricDataResult{}, errInvalidValue("Query %s: the statistic %q is not one sagedeploy local computes; use SampleCount, Average, Sum, Minimum or Maximum.", q.Id, ms.Stat)
+	if !validStat(ms.Stat) {
+		return metricDataResult{}, errInvalidValue("Query %s: the statistic %q is not one sagedeploy local computes; use SampleCount, Average, Sum, Minimum, Maximum or a percentile such as p99.", q.Id, ms.Stat)
 	}
 	if err := checkPeriod(ms.Period, param+".MetricStat.Period"); err != nil {
 		return metricDataResult{}, err
@@ -284,7 +299,10 @@ func (s *Service) metricDataResult(q metricDataQuery, n int, in getMetricDataInp
 		slices.Reverse(points)
 	}
 	for _, p := range points {
-		v, _ := p.stat(ms.Stat)
+		v, ok := p.stat(ms.Stat)
+		if !ok {
+			continue // a percentile of statistic sets: CloudWatch leaves the point out too
+		}
 		res.Timestamps = append(res.Timestamps, p.start)
 		res.Values = append(res.Values, v)
 	}

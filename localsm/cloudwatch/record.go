@@ -45,7 +45,7 @@ type variantAcc struct {
 // recorder turns invocations into metrics.
 type recorder struct {
 	store *metricStore
-	now   func() time.Time
+	now   func() time.Time // nil: the real clock
 
 	mu   sync.Mutex                         // serialises adding variants
 	accs atomicMap[variantKey, *variantAcc] // read lock-free on the serving path
@@ -58,7 +58,13 @@ func (s *Service) Invocation(inv spec.Invocation) { s.rec.record(inv) }
 
 func (r *recorder) record(inv spec.Invocation) {
 	acc := r.acc(inv.Endpoint, inv.Variant)
-	idx := r.store.index(r.now())
+	// With the real clock, the request's arrival is the metric's time and spares a clock read
+	// on the serving path; a test's clock is read instead.
+	at := inv.Start
+	if r.now != nil || at.IsZero() {
+		at = r.nowOrReal()
+	}
+	idx := r.store.index(at)
 	e4, e5 := 0.0, 0.0
 	switch {
 	case inv.Status >= 400 && inv.Status < 500:
@@ -82,10 +88,17 @@ func (r *recorder) record(inv spec.Invocation) {
 	acc.err5.add(one(e5))
 	acc.perInst.add(one(perInst))
 	if inv.Status != 0 {
-		acc.model.add(one(model))
+		acc.model.addSample(model)
 	}
-	acc.overhead.add(one(overhead))
+	acc.overhead.addSample(overhead)
 	acc.mu.Unlock()
+}
+
+func (r *recorder) nowOrReal() time.Time {
+	if r.now != nil {
+		return r.now()
+	}
+	return time.Now()
 }
 
 func (r *recorder) acc(endpoint, variant string) *variantAcc {

@@ -21,7 +21,7 @@ func BenchmarkInvocationSink(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Cleanup(svc.Close)
-	inv := spec.Invocation{Endpoint: "abalone", Variant: "AllTraffic", Status: 200,
+	inv := spec.Invocation{Start: time.Now(), Endpoint: "abalone", Variant: "AllTraffic", Status: 200,
 		ModelLatency: 80 * time.Microsecond, Total: 100 * time.Microsecond, Instances: 2}
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {

@@ -236,12 +236,13 @@ func writeFailure(w http.ResponseWriter, p protocol, requestID string, err error
 	switch p {
 	case protoCBOR, protoJSON:
 		w.Header().Set("X-Amzn-Query-Error", ae.Code+";"+fault)
-		body := map[string]string{"__type": "com.amazonaws.cloudwatch#" + ae.shape(), "message": ae.Message}
+		// Some error shapes name their member Message, most message: send both.
+		body := map[string]string{"__type": "com.amazonaws.cloudwatch#" + ae.shape(), "message": ae.Message, "Message": ae.Message}
 		if p == protoCBOR {
 			w.Header().Set("Content-Type", "application/cbor")
 			w.Header().Set("Smithy-Protocol", "rpc-v2-cbor")
 			w.WriteHeader(ae.Status)
-			w.Write(cbor.Encode(cbor.Map{"__type": cbor.String(body["__type"]), "message": cbor.String(ae.Message)}))
+			w.Write(cbor.Encode(cbor.Map{"__type": cbor.String(body["__type"]), "message": cbor.String(ae.Message), "Message": cbor.String(ae.Message)}))
 			return ae
 		}
 		b, _ := json.Marshal(body)
@@ -262,6 +263,8 @@ func writeFailure(w http.ResponseWriter, p protocol, requestID string, err error
 
 func toCBOR(v any) cbor.Value {
 	switch x := v.(type) {
+	case entries:
+		return toCBOR([]field(x))
 	case []field:
 		m := cbor.Map{}
 		for _, f := range x {
@@ -293,6 +296,8 @@ func toCBOR(v any) cbor.Value {
 
 func toJSON(v any) any {
 	switch x := v.(type) {
+	case entries:
+		return toJSON([]field(x))
 	case []field:
 		m := map[string]any{}
 		for _, f := range x {
@@ -321,6 +326,14 @@ func writeXMLFields(b *bytes.Buffer, fields []field) {
 
 func writeXMLValue(b *bytes.Buffer, v any) {
 	switch x := v.(type) {
+	case entries:
+		for _, e := range x {
+			b.WriteString("<entry><key>")
+			xml.EscapeText(b, []byte(e.name))
+			b.WriteString("</key><value>")
+			writeXMLValue(b, e.value)
+			b.WriteString("</value></entry>")
+		}
 	case []field:
 		writeXMLFields(b, x)
 	case []any:

@@ -1,6 +1,7 @@
 package cloudwatch
 
 import (
+	"math"
 	"net/http/httptest"
 	"net/url"
 	"reflect"
@@ -43,5 +44,18 @@ func TestQueryErrorXML(t *testing.T) {
 	if w.Code != 404 || !strings.Contains(body, "<Code>ResourceNotFound</Code>") || !strings.Contains(body, "Alarm &lt;x&gt; not found") ||
 		!strings.Contains(body, "<Type>Sender</Type>") || !strings.Contains(body, "<RequestId>req-1</RequestId>") {
 		t.Fatalf("error response %d %s", w.Code, body)
+	}
+}
+
+// Percentile bins hold every value within 0.8%, across magnitudes and signs.
+func TestSketchAccuracy(t *testing.T) {
+	for _, v := range []float64{1e-6, 0.3, 1, 1.5, 7, 99.9, 12345, 8e9} {
+		for _, sign := range []float64{1, -1} {
+			s := &sketch{}
+			s.addValue(sign*v, 1)
+			if got := s.quantile(0.5); math.Abs(got-sign*v) > 0.008*v {
+				t.Errorf("value %v: bin middle %v is more than 0.8%% away", sign*v, got)
+			}
+		}
 	}
 }

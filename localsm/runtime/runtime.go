@@ -425,7 +425,7 @@ func (r *Runtime) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 			if inv.Status == 0 && req.Context().Err() != nil {
 				return // the client went away: not the model's failure
 			}
-			sink.Invocation(spec.Invocation{Endpoint: name, Variant: inst.variant.name, Status: inv.Status,
+			sink.Invocation(spec.Invocation{Start: start, Endpoint: name, Variant: inst.variant.name, Status: inv.Status,
 				ModelLatency: modelTime, Total: time.Since(start), Instances: instances})
 		}()
 	}

@@ -4,6 +4,8 @@ import "time"
 
 // Invocation is what the serving layer reports about one invocation it answered.
 type Invocation struct {
+	// Start is when the request arrived.
+	Start    time.Time
 	Endpoint string
 	Variant  string
 	// Status is the HTTP status the model's container answered with; 0 when no container
