@@ -27,6 +27,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sagedeploy/sagedeploy/localsm/autoscaling"
+	"github.com/sagedeploy/sagedeploy/localsm/cloudwatch"
 	"github.com/sagedeploy/sagedeploy/localsm/control"
 	"github.com/sagedeploy/sagedeploy/localsm/runtime"
 	"github.com/sagedeploy/sagedeploy/localsm/s3"
@@ -59,6 +61,12 @@ type Options struct {
 	// from a browser. Empty (the default) answers no browser cross-origin request, so that a web
 	// page cannot read or replace the model artifacts on this machine.
 	S3CORSOrigin string
+	// CloudWatch tunes the metrics and alarms service (clock, period scale); Store, Account,
+	// Region and Logger are filled in.
+	CloudWatch cloudwatch.Options
+	// AutoScalingInterval is how often scaling policies are evaluated; default one minute
+	// (scaled by CloudWatch.PeriodScale); negative turns the loop off (tests call Evaluate).
+	AutoScalingInterval time.Duration
 }
 
 // DefaultAddr is where `sagedeploy local` listens unless told otherwise.
@@ -90,6 +98,7 @@ type Server struct {
 	runtime *runtime.Runtime
 	s3      *s3.Store
 	sts     *sts.Handler
+	monitor *monitoring
 
 	unlock    func()
 	serveErr  chan error
@@ -123,15 +132,21 @@ func Start(ctx context.Context, opts Options) (srv *Server, err error) {
 	if s.s3, err = s3.Open(filepath.Join(opts.DataDir, "s3"), s3.Options{Logger: opts.Logger, CORSOrigin: opts.S3CORSOrigin}); err != nil {
 		return nil, fmt.Errorf("local SageMaker: %w", err)
 	}
+	if s.monitor, err = startMonitoring(ctx, opts); err != nil {
+		return nil, fmt.Errorf("local SageMaker: %w", err)
+	}
 	s.runtime, err = runtime.New(runtime.Options{Artifacts: s.s3, ImageMap: opts.ImageMap,
 		WorkDir: filepath.Join(opts.DataDir, "runtime"), MaxBodyBytes: opts.MaxBodyBytes, MaxModelBytes: opts.MaxModelBytes,
-		PingInterval: opts.PingInterval, Account: opts.Account, Logger: opts.Logger})
+		PingInterval: opts.PingInterval, Account: opts.Account, Logger: opts.Logger, Metrics: s.monitor.cloudwatch})
 	if err != nil {
 		return nil, fmt.Errorf("local SageMaker: serving layer: %w", err)
 	}
 	s.control, err = control.New(ctx, control.Options{Store: s.store, Serving: s.runtime, Account: opts.Account,
 		DefaultRegion: opts.DefaultRegion, Logger: opts.Logger})
 	if err != nil {
+		return nil, fmt.Errorf("local SageMaker: %w", err)
+	}
+	if err := s.monitor.startAutoScaling(ctx, opts, controlScaler{s}); err != nil {
 		return nil, fmt.Errorf("local SageMaker: %w", err)
 	}
 	s.sts = sts.New(sts.Options{Account: opts.Account, Logger: opts.Logger})
@@ -189,6 +204,9 @@ func (s *Server) release(ctx context.Context) error {
 	} else if s.ln != nil {
 		s.ln.Close()
 	}
+	if s.monitor != nil {
+		errs = append(errs, s.monitor.close())
+	}
 	if s.control != nil {
 		if err := s.control.Close(ctx); err != nil {
 			errs = append(errs, err)
@@ -229,6 +247,8 @@ func signingService(r *http.Request) string {
 }
 
 // route sends a request to the part that speaks its protocol, as a cloud edge does by host name:
+//   - CloudWatch (signed for "monitoring", its CBOR path or JSON target) and Application Auto
+//     Scaling (AnyScaleFrontendService targets) → those services;
 //   - X-Amz-Target (AWS JSON) → the SageMaker control plane;
 //   - POST /endpoints/NAME/invocations → the runtime;
 //   - Action=... in the query or a form body (query protocol; AssumeRoleWithWebIdentity comes
@@ -237,6 +257,10 @@ func signingService(r *http.Request) string {
 func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	service := signingService(r)
 	switch {
+	case cloudwatch.Claims(r, service):
+		s.monitor.cloudwatch.ServeHTTP(w, r)
+	case autoscaling.Claims(r, service):
+		s.monitor.autoscaling.ServeHTTP(w, r)
 	case r.Header.Get("X-Amz-Target") != "":
 		s.control.ServeHTTP(w, r)
 	case r.Method == http.MethodPost && invocationPath.MatchString(r.URL.Path) && service != "s3" &&

@@ -45,6 +45,8 @@ type Options struct {
 	// PingInterval is how often serving process containers are pinged (serving.StartOptions).
 	PingInterval time.Duration
 	Logger       *slog.Logger
+	// Metrics receives every answered invocation's figures (CloudWatch); nil records nothing.
+	Metrics spec.MetricsSink
 }
 
 const (
@@ -353,6 +355,7 @@ type call struct {
 
 // ServeHTTP answers POST /endpoints/{name}/invocations as SageMaker's runtime does.
 func (r *Runtime) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	start := time.Now()
 	name, ok := r.checkRequest(w, req)
 	if !ok {
 		return
@@ -367,14 +370,26 @@ func (r *Runtime) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	if !r.readRequest(w, req, c) {
 		return
 	}
-	inst, ok := r.pickInstance(w, ep, req.Header.Get("X-Amzn-Sagemaker-Target-Variant"))
+	inst, instances, ok := r.pickInstance(w, ep, req.Header.Get("X-Amzn-Sagemaker-Target-Variant"))
 	if !ok {
 		return
 	}
 	defer inst.release()
-	if r.invokeChain(w, req, name, inst, c) {
+	ok, modelTime := r.invokeChain(w, req, name, inst, c)
+	if ok {
 		writeAnswer(w, &c.inv, inst.variant.header)
 	}
+	r.recordMetrics(req, name, inst, &c.inv, spec.Invocation{Start: start, ModelLatency: modelTime, Instances: instances})
+}
+
+// recordMetrics reports an answered invocation to the metrics sink (CloudWatch).
+func (r *Runtime) recordMetrics(req *http.Request, name string, inst *instance, inv *serving.Invocation, m spec.Invocation) {
+	sink := r.opts.Metrics
+	if sink == nil || (inv.Status == 0 && req.Context().Err() != nil) {
+		return // nothing records, or the client went away: not the model's failure
+	}
+	m.Endpoint, m.Variant, m.Status, m.Total = name, inst.variant.name, inv.Status, time.Since(m.Start)
+	sink.Invocation(m)
 }
 
 // checkRequest validates what the URL and headers say and returns the endpoint name; on a bad
@@ -426,37 +441,39 @@ func (r *Runtime) readRequest(w http.ResponseWriter, req *http.Request, c *call)
 }
 
 // pickInstance routes by weight (or to the target variant) and returns an acquired instance.
-func (r *Runtime) pickInstance(w http.ResponseWriter, ep *endpoint, target string) (*instance, bool) {
+func (r *Runtime) pickInstance(w http.ResponseWriter, ep *endpoint, target string) (*instance, int, bool) {
 	for attempt := 0; ; attempt++ {
 		t := ep.table.Load()
 		if t == nil {
 			r.notFound(w, ep.name)
-			return nil, false
+			return nil, 0, false
 		}
 		p := &t.all
 		if target != "" {
 			if p = t.byName[target]; p == nil {
 				validationError(w, http.StatusBadRequest, "Variant %s not found on endpoint %s; its variants are %s.", target, ep.name, strings.Join(t.variants, ", "))
-				return nil, false
+				return nil, 0, false
 			}
 		}
 		set := p.pick()
 		if set == nil || attempt == 1000 {
 			writeError(w, http.StatusServiceUnavailable, "ServiceUnavailable", apiError{Message: "Endpoint " + ep.name + " has no instance to serve the request."})
-			return nil, false
+			return nil, 0, false
 		}
 		// An instance taken out of the table is closed after the new table is published, so
 		// trying again finds the new table.
 		if inst := set.next(); inst.acquire() {
-			return inst, true
+			return inst, len(set.insts), true
 		}
 	}
 }
 
 // invokeChain runs the instance's containers in order (an inference pipeline passes each
 // answer on as the next request); on a failure it has answered with SageMaker's error.
-func (r *Runtime) invokeChain(w http.ResponseWriter, req *http.Request, name string, inst *instance, c *call) bool {
+// It returns whether it succeeded and how long the containers took (SageMaker's ModelLatency).
+func (r *Runtime) invokeChain(w http.ResponseWriter, req *http.Request, name string, inst *instance, c *call) (bool, time.Duration) {
 	inv := &c.inv
+	var modelTime time.Duration
 	for i, srv := range inst.chain {
 		if i > 0 {
 			c.alt, inv.Out = inv.Out, c.alt[:0]
@@ -470,17 +487,20 @@ func (r *Runtime) invokeChain(w http.ResponseWriter, req *http.Request, name str
 			inv.Accept = req.Header.Get("Accept")
 		}
 		inv.Status = 0
-		if err := srv.Invoke(req.Context(), inv); err != nil {
+		t0 := time.Now()
+		err := srv.Invoke(req.Context(), inv)
+		modelTime += time.Since(t0)
+		if err != nil {
 			r.invokeFailed(w, req, name, inst, srv, err)
-			return false
+			return false, modelTime
 		}
 		if inv.Status < 200 || inv.Status > 299 {
 			r.log.Debug("model error", "endpoint", name, "variant", inst.variant.name, "status", inv.Status)
 			modelError(w, inst.variant.name, inv.Status, inv.Out, srv.LogPath())
-			return false
+			return false, modelTime
 		}
 	}
-	return true
+	return true, modelTime
 }
 
 // invokeFailed answers for a model server that gave no answer.
