@@ -425,7 +425,7 @@ settings, so running the step again reuses the configuration.`,
 		Args: cobra.NoArgs,
 	}
 	c := bindConn(cmd)
-	c.b.str(&env, "env", "", "environment (dev, staging, prod, ...)", "DEPLOY_ENVIRONMENT")
+	c.b.str(&env, "env", "", "environment (dev, staging, prod, ...); default: the release token's", "DEPLOY_ENVIRONMENT")
 	c.b.str(&itype, "instance-type", deploy.DefaultInstanceType, "instance type to serve on", "ENDPOINT_INSTANCE_TYPE")
 	c.b.integer(&count, "instance-count", deploy.DefaultInstanceCount, "number of instances", "ENDPOINT_INSTANCE_COUNT")
 	c.b.integer(&version, "version", 0, "model package version to use instead of the pipeline's or the latest Approved one")
@@ -436,8 +436,9 @@ settings, so running the step again reuses the configuration.`,
 		if err := c.needModel(); err != nil {
 			return err
 		}
-		if env == "" {
-			return usageErr(errors.New("no environment given: set --env or DEPLOY_ENVIRONMENT (e.g. dev)"))
+		var err error
+		if env, err = c.environmentFor(cmd.Context(), env, g.logger()); err != nil {
+			return err
 		}
 		return run(g, c, cmd, func(ctx context.Context, d *deploy.Deployer) error {
 			res, err := d.CreateEndpointConfig(ctx, deploy.CreateEndpointConfigRequest{
@@ -482,7 +483,7 @@ new version; with --rollback-on-failure a failed check restores the previous ver
 		Args: cobra.NoArgs,
 	}
 	c := bindConn(cmd)
-	c.b.str(&env, "env", "", "environment (dev, staging, prod, ...)", "DEPLOY_ENVIRONMENT")
+	c.b.str(&env, "env", "", "environment (dev, staging, prod, ...); default: the release token's", "DEPLOY_ENVIRONMENT")
 	c.b.integer(&version, "version", 0, "model package version to deploy instead of the pipeline's or the latest Approved one")
 	ro := bindRollout(cmd, c.b, "when a configuration is created", "of the endpoint")
 	c.b.str(&configName, "endpoint-config-name", "", "deploy this existing endpoint configuration", "ENDPOINT_CONFIGURATION_NAME")
@@ -497,8 +498,9 @@ new version; with --rollback-on-failure a failed check restores the previous ver
 		if err := c.needModel(); err != nil {
 			return err
 		}
-		if env == "" {
-			return usageErr(errors.New("no environment given: set --env or DEPLOY_ENVIRONMENT (e.g. dev)"))
+		var err error
+		if env, err = c.environmentFor(cmd.Context(), env, g.logger()); err != nil {
+			return err
 		}
 		r, err := ro.parse(c.b, g.stdin)
 		if err != nil {
