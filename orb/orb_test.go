@@ -238,15 +238,19 @@ func TestInstallScriptVerifiesChecksum(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 
-	run := func(sha string) (string, string, error) {
-		dir := t.TempDir()
+	install := func(sha, dir, home string) (string, error) {
 		cmd := exec.CommandContext(context.Background(), "sh", filepath.Join("src", "scripts", "install.sh"))
 		cmd.Env = append(os.Environ(),
 			"SAGEDEPLOY_VERSION=v1.2.3", "SAGEDEPLOY_SHA256="+sha,
 			"SAGEDEPLOY_INSTALL_DIR="+dir, "SAGEDEPLOY_DOWNLOAD_BASE="+srv.URL,
-			"PATH=/usr/bin:/bin", "BASH_ENV=")
+			"PATH=/usr/bin:/bin", "BASH_ENV=", "HOME="+home)
 		out, err := cmd.CombinedOutput()
-		return string(out), dir, err
+		return string(out), err
+	}
+	run := func(sha string) (string, string, error) {
+		dir := t.TempDir()
+		out, err := install(sha, dir, t.TempDir())
+		return out, dir, err
 	}
 	out, dir, err := run("")
 	if err != nil {
@@ -257,6 +261,14 @@ func TestInstallScriptVerifiesChecksum(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "sagedeploy")); err != nil {
 		t.Errorf("binary not installed: %v", err)
+	}
+	// The orb's default install_dir, ~/bin, reaches the script unexpanded.
+	home := t.TempDir()
+	if out, err := install("", "~/bin", home); err != nil {
+		t.Fatalf("install into ~/bin: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(home, "bin", "sagedeploy")); err != nil {
+		t.Errorf("install into ~/bin did not put the binary in $HOME/bin: %v", err)
 	}
 	out, dir, err = run(strings.Repeat("0", 64))
 	if err == nil {
