@@ -174,10 +174,17 @@ func cliLines(cmd map[string]any) []string {
 		m, _ := s.(map[string]any)
 		run, _ := m["run"].(map[string]any)
 		text, _ := run["command"].(string)
-		for _, line := range strings.Split(text, "\n") {
-			if line = strings.TrimSpace(line); strings.HasPrefix(line, "sagedeploy ") {
-				out = append(out, line)
-			}
+		out = append(out, scriptCLILines(text)...)
+	}
+	return out
+}
+
+// scriptCLILines are the lines of a step's script that call sagedeploy.
+func scriptCLILines(script string) []string {
+	var out []string
+	for _, line := range strings.Split(script, "\n") {
+		if line = strings.TrimSpace(line); strings.HasPrefix(line, "sagedeploy ") {
+			out = append(out, line)
 		}
 	}
 	return out

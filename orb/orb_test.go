@@ -167,7 +167,7 @@ func TestOrbCommandsReachTheBinary(t *testing.T) {
 				continue
 			}
 			script, _ := s.args["command"].(string)
-			for _, line := range cliLines(map[string]any{"steps": []any{map[string]any{"run": s.args}}}) {
+			for _, line := range scriptCLILines(script) {
 				calls++
 				sub := checkCLILine(t, root, name, line)
 				if sub == nil {

@@ -73,7 +73,11 @@ func (c *circleci) workflow(cfg map[string]any) {
 		entries, _ := wf.(map[string]any)["jobs"].([]any)
 		done := map[string]bool{}
 		for _, e := range entries {
-			for ref, a := range e.(map[string]any) {
+			em, ok := e.(map[string]any)
+			if !ok {
+				c.t.Fatalf("workflow job %v: this runner knows only orb jobs given arguments", e)
+			}
+			for ref, a := range em {
 				args, _ := a.(map[string]any)
 				alias, job, _ := strings.Cut(ref, "/")
 				if !aliases[alias] {
