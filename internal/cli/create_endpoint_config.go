@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 
@@ -28,7 +27,7 @@ settings, so running the step again reuses the configuration.`,
 		Args: cobra.NoArgs,
 	}
 	c := bindConn(cmd, g)
-	c.b.str(&env, "env", "", "environment (dev, staging, prod, ...)", "DEPLOY_ENVIRONMENT")
+	c.b.str(&env, "env", "", "environment (dev, staging, prod, ...); default: the release token's", "DEPLOY_ENVIRONMENT")
 	c.b.str(&itype, "instance-type", deploy.DefaultInstanceType, "instance type to serve on", "ENDPOINT_INSTANCE_TYPE")
 	c.b.integer(&count, "instance-count", deploy.DefaultInstanceCount, "number of instances", "ENDPOINT_INSTANCE_COUNT")
 	c.b.integer(&version, "version", 0, "model package version to use instead of the pipeline's or the latest Approved one")
@@ -39,8 +38,9 @@ settings, so running the step again reuses the configuration.`,
 		if err := c.needModel(); err != nil {
 			return err
 		}
-		if env == "" {
-			return usageErr(errors.New("no environment given: set --env or DEPLOY_ENVIRONMENT (e.g. dev)"))
+		var err error
+		if env, err = c.environmentFor(cmd.Context(), g, env); err != nil {
+			return err
 		}
 		return run(g, c, cmd, func(ctx context.Context, d *deploy.Deployer) error {
 			res, err := d.CreateEndpointConfig(ctx, deploy.CreateEndpointConfigRequest{

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -42,7 +41,7 @@ func newDeployCmd(g *globals, use string) *cobra.Command {
 		Args: cobra.NoArgs,
 	}
 	c := bindConn(cmd, g)
-	c.b.str(&env, "env", "", "environment (dev, staging, prod, ...)", "DEPLOY_ENVIRONMENT")
+	c.b.str(&env, "env", "", "environment (dev, staging, prod, ...); default: the release token's", "DEPLOY_ENVIRONMENT")
 	c.b.integer(&version, "version", 0, "model package version to deploy instead of the pipeline's or the latest Approved one")
 	ro := bindRollout(cmd, c.b, "when a configuration is created", "of the endpoint")
 	c.b.str(&configName, "endpoint-config-name", "", "deploy this existing endpoint configuration", "ENDPOINT_CONFIGURATION_NAME")
@@ -57,8 +56,9 @@ func newDeployCmd(g *globals, use string) *cobra.Command {
 		if err := c.needModel(); err != nil {
 			return err
 		}
-		if env == "" {
-			return usageErr(errors.New("no environment given: set --env or DEPLOY_ENVIRONMENT (e.g. dev)"))
+		var err error
+		if env, err = c.environmentFor(cmd.Context(), g, env); err != nil {
+			return err
 		}
 		r, err := ro.parse(c.b, g.stdin)
 		if err != nil {

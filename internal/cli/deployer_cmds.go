@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -171,7 +170,7 @@ func (c *conn) deployer(cmd *cobra.Command, g *globals, progress func(deploy.Eve
 			g.getenv("AWS_ACCESS_KEY_ID"), g.getenv("AWS_SECRET_ACCESS_KEY"), g.getenv("AWS_SESSION_TOKEN")))
 	}
 	if c.releasesURL != "" {
-		token := cmp.Or(g.getenv("SAGEDEPLOY_RELEASES_TOKEN"), g.getenv("CCI_RELEASE_INTEGRATION_TOKEN"))
+		token := g.releasesToken()
 		if token == "" {
 			g.logger().Warn("releases are not reported: SAGEDEPLOY_RELEASES_URL is set but neither SAGEDEPLOY_RELEASES_TOKEN nor CCI_RELEASE_INTEGRATION_TOKEN is", "url", c.releasesURL)
 		} else {
