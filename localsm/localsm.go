@@ -59,6 +59,9 @@ type Options struct {
 	// from a browser. Empty (the default) answers no browser cross-origin request, so that a web
 	// page cannot read or replace the model artifacts on this machine.
 	S3CORSOrigin string
+	// CaptureFlushInterval is how often data capture files are written to S3; 0 means every
+	// 10 s. Buffered records are also written when the server closes.
+	CaptureFlushInterval time.Duration
 }
 
 // DefaultAddr is where `sagedeploy local` listens unless told otherwise.
@@ -125,7 +128,8 @@ func Start(ctx context.Context, opts Options) (srv *Server, err error) {
 	}
 	s.runtime, err = runtime.New(runtime.Options{Artifacts: s.s3, ImageMap: opts.ImageMap,
 		WorkDir: filepath.Join(opts.DataDir, "runtime"), MaxBodyBytes: opts.MaxBodyBytes, MaxModelBytes: opts.MaxModelBytes,
-		PingInterval: opts.PingInterval, Account: opts.Account, Logger: opts.Logger})
+		PingInterval: opts.PingInterval, Account: opts.Account, Logger: opts.Logger,
+		DefaultRegion: opts.DefaultRegion, Objects: objects{s.s3}, CaptureFlushInterval: opts.CaptureFlushInterval})
 	if err != nil {
 		return nil, fmt.Errorf("local SageMaker: serving layer: %w", err)
 	}

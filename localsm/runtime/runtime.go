@@ -3,6 +3,7 @@
 package runtime
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -19,6 +20,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sagedeploy/sagedeploy/localsm/capture"
 	"github.com/sagedeploy/sagedeploy/localsm/serving"
 	"github.com/sagedeploy/sagedeploy/localsm/spec"
 )
@@ -45,6 +47,15 @@ type Options struct {
 	// PingInterval is how often serving process containers are pinged (serving.StartOptions).
 	PingInterval time.Duration
 	Logger       *slog.Logger
+	// DefaultRegion is the region of deployments that name none and of invocations that are not
+	// signed; default "us-east-1".
+	DefaultRegion string
+	// Objects reads async inference inputs and writes their results and data capture files;
+	// nil turns both off (async invocations are refused, nothing is captured).
+	Objects spec.Objects
+	// CaptureFlushInterval is how often data capture files are written; 0 means
+	// capture.Options' default.
+	CaptureFlushInterval time.Duration
 }
 
 const (
@@ -64,11 +75,18 @@ type Runtime struct {
 	ports   *serving.Ports
 	maxBody int64
 	account string
+	region  string // the default region
 	tmpDir  string // WorkDir when none was given, removed on Close
+	capture *capture.Writer
+
+	// Async invocations run in the background under bg, cancelled by Close, which waits for them.
+	bg       context.Context
+	stopBg   context.CancelFunc
+	asyncRun sync.WaitGroup
 
 	mu        sync.Mutex // serialises changes to endpoints and closed
 	closed    bool
-	endpoints atomic.Pointer[map[string]*endpoint] // copy on write, read lock-free
+	endpoints atomic.Pointer[map[epKey]*endpoint] // copy on write, read lock-free
 
 	calls sync.Pool // *call
 }
@@ -78,10 +96,11 @@ var _ spec.Serving = (*Runtime)(nil)
 // New returns a Runtime serving nothing yet.
 func New(opts Options) (*Runtime, error) {
 	r := &Runtime{opts: opts, log: opts.Logger, ports: &serving.Ports{}, maxBody: opts.MaxBodyBytes,
-		account: cmp.Or(opts.Account, "000000000000")}
+		account: cmp.Or(opts.Account, "000000000000"), region: cmp.Or(opts.DefaultRegion, "us-east-1")}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
 	}
+	r.bg, r.stopBg = context.WithCancel(context.Background())
 	if r.maxBody <= 0 {
 		r.maxBody = defaultMaxBody
 	}
@@ -100,15 +119,29 @@ func New(opts Options) (*Runtime, error) {
 		return nil, err
 	}
 	r.store = store
-	r.endpoints.Store(&map[string]*endpoint{})
+	if opts.Objects != nil {
+		r.capture = capture.New(capture.Options{Objects: opts.Objects, FlushInterval: opts.CaptureFlushInterval, Logger: r.log})
+	}
+	r.endpoints.Store(&map[epKey]*endpoint{})
 	r.calls.New = func() any { return &call{} }
 	return r, nil
 }
 
+// epKey finds an endpoint: the same name may serve in two regions.
+type epKey struct{ region, name string }
+
+// key is where the runtime keeps endpoint id; an empty region is the default one.
+func (r *Runtime) key(id spec.EndpointID) epKey {
+	return epKey{region: cmp.Or(id.Region, r.region), name: id.Name}
+}
+
 // endpoint is one endpoint's serving state.
 type endpoint struct {
-	name  string
-	table atomic.Pointer[table] // nil while nothing serves
+	name   string
+	region string
+	table  atomic.Pointer[table] // nil while nothing serves
+	// async is the serving configuration's AsyncInferenceConfig; nil when it has none.
+	async atomic.Pointer[asyncQueue]
 	// states is what Variants reports, replaced whenever the serving fleet changes.
 	states atomic.Pointer[[]spec.VariantState]
 
@@ -125,6 +158,7 @@ type endpoint struct {
 type fleet struct {
 	config   string
 	variants []*variant
+	async    *spec.Async // the configuration's AsyncInferenceConfig, nil when none
 }
 
 // variant is one production variant of a fleet. Its fields change only under the endpoint's
@@ -138,14 +172,18 @@ type variant struct {
 	started   int         // instances ever started, for ids
 	replaced  []time.Time // recent replacements of stopped instances
 	header    []string    // X-Amzn-Invoked-Production-Variant value, shared read-only
+	// capture is the configuration's data capture when it captures anything; nil otherwise.
+	capture *spec.DataCapture
+	// active counts a serverless variant's invocations in flight, held to MaxConcurrency.
+	active atomic.Int64
 }
 
-func (r *Runtime) lookup(name string) *endpoint {
+func (r *Runtime) lookup(name epKey) *endpoint {
 	return (*r.endpoints.Load())[name]
 }
 
 // setEndpoint replaces name's entry (nil deletes it); r.mu must be held.
-func (r *Runtime) setEndpoint(name string, ep *endpoint) {
+func (r *Runtime) setEndpoint(name epKey, ep *endpoint) {
 	m := maps.Clone(*r.endpoints.Load())
 	if ep == nil {
 		delete(m, name)
@@ -157,7 +195,7 @@ func (r *Runtime) setEndpoint(name string, ep *endpoint) {
 
 // beginOp locks the endpoint for one operation, creating it if needed, and returns a context
 // that Remove and Close can cancel.
-func (r *Runtime) beginOp(ctx context.Context, name string, create bool) (*endpoint, context.Context, func(), error) {
+func (r *Runtime) beginOp(ctx context.Context, name epKey, create bool) (*endpoint, context.Context, func(), error) {
 	for {
 		r.mu.Lock()
 		if r.closed {
@@ -168,9 +206,9 @@ func (r *Runtime) beginOp(ctx context.Context, name string, create bool) (*endpo
 		if ep == nil {
 			if !create {
 				r.mu.Unlock()
-				return nil, nil, nil, fmt.Errorf("endpoint %s is not serving", name)
+				return nil, nil, nil, fmt.Errorf("endpoint %s is not serving", name.name)
 			}
-			ep = &endpoint{name: name}
+			ep = &endpoint{name: name.name, region: name.region}
 			r.setEndpoint(name, ep)
 		}
 		r.mu.Unlock()
@@ -221,8 +259,8 @@ func (ep *endpoint) publishStates() {
 }
 
 // Variants implements spec.Serving.
-func (r *Runtime) Variants(endpoint string) ([]spec.VariantState, bool) {
-	ep := r.lookup(endpoint)
+func (r *Runtime) Variants(endpoint spec.EndpointID) ([]spec.VariantState, bool) {
+	ep := r.lookup(r.key(endpoint))
 	if ep == nil {
 		return nil, false
 	}
@@ -234,11 +272,12 @@ func (r *Runtime) Variants(endpoint string) ([]spec.VariantState, bool) {
 }
 
 // Remove implements spec.Serving.
-func (r *Runtime) Remove(ctx context.Context, endpoint string) error {
+func (r *Runtime) Remove(ctx context.Context, endpoint spec.EndpointID) error {
+	k := r.key(endpoint)
 	r.mu.Lock()
-	ep := r.lookup(endpoint)
+	ep := r.lookup(k)
 	if ep != nil {
-		r.setEndpoint(endpoint, nil)
+		r.setEndpoint(k, nil)
 	}
 	r.mu.Unlock()
 	if ep == nil {
@@ -255,6 +294,7 @@ func (r *Runtime) removeEndpoint(ctx context.Context, ep *endpoint) {
 	defer ep.opMu.Unlock()
 	ep.removed = true
 	ep.table.Store(nil)
+	ep.async.Store(nil)
 	if ep.current != nil {
 		r.retire(ctx, ep.current.all())
 		ep.current.release()
@@ -272,17 +312,24 @@ func (r *Runtime) Close(ctx context.Context) error {
 	}
 	r.closed = true
 	eps := *r.endpoints.Load()
-	r.endpoints.Store(&map[string]*endpoint{})
+	r.endpoints.Store(&map[epKey]*endpoint{})
 	r.mu.Unlock()
+	// Queued async invocations give up (their failure is written) before the servers stop.
+	r.stopBg()
+	r.asyncRun.Wait()
 	var wg sync.WaitGroup
 	for _, ep := range eps {
 		wg.Go(func() { r.removeEndpoint(ctx, ep) })
 	}
 	wg.Wait()
+	var err error
+	if r.capture != nil {
+		err = r.capture.Close(ctx)
+	}
 	if r.tmpDir != "" {
 		os.RemoveAll(r.tmpDir)
 	}
-	return nil
+	return err
 }
 
 // all returns every instance of a fleet.
@@ -327,9 +374,14 @@ func (r *Runtime) retire(ctx context.Context, insts []*instance) {
 	wg.Wait()
 }
 
-// logPath is where a process instance's output goes: one directory per endpoint.
-func (r *Runtime) logPath(endpoint, config, variant, id string) string {
-	return filepath.Join(r.opts.WorkDir, "logs", safeName(endpoint), safeName(config), safeName(variant)+"-"+id+".log")
+// logPath is where a process instance's output goes: one directory per endpoint (and region,
+// outside the default one).
+func (r *Runtime) logPath(ep *endpoint, config, variant, id string) string {
+	dir := safeName(ep.name)
+	if ep.region != r.region {
+		dir += "@" + safeName(ep.region)
+	}
+	return filepath.Join(r.opts.WorkDir, "logs", dir, safeName(config), safeName(variant)+"-"+id+".log")
 }
 
 func safeName(s string) string {
@@ -351,17 +403,27 @@ type call struct {
 	alt  []byte // second buffer for inference pipelines
 }
 
-// ServeHTTP answers POST /endpoints/{name}/invocations as SageMaker's runtime does.
+// ServeHTTP answers POST /endpoints/{name}/invocations and /async-invocations as SageMaker's
+// runtime does. The endpoint is looked up in the region the request is signed for.
 func (r *Runtime) ServeHTTP(w http.ResponseWriter, req *http.Request) {
-	name, ok := r.checkRequest(w, req)
+	name, async, ok := r.checkRequest(w, req)
 	if !ok {
 		return
 	}
-	ep := r.lookup(name)
+	ep := r.lookup(epKey{region: cmp.Or(signingRegion(req), r.region), name: name})
 	if ep == nil || ep.table.Load() == nil {
 		r.notFound(w, name)
 		return
 	}
+	if async {
+		r.serveAsync(w, req, ep)
+		return
+	}
+	r.invoke(w, req, ep)
+}
+
+// invoke answers one invocation of ep.
+func (r *Runtime) invoke(w http.ResponseWriter, req *http.Request, ep *endpoint) {
 	c := r.calls.Get().(*call)
 	defer r.putCall(c)
 	if !r.readRequest(w, req, c) {
@@ -372,17 +434,84 @@ func (r *Runtime) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	defer inst.release()
-	if r.invokeChain(w, req, name, inst, c) {
-		writeAnswer(w, &c.inv, inst.variant.header)
+	v := inst.variant
+	if s := v.spec.Serverless; s != nil {
+		if !admit(w, ep, v, s) {
+			return
+		}
+		defer v.active.Add(-1)
 	}
+	if !r.invokeChain(w, req, ep.name, inst, c) {
+		return
+	}
+	if v.capture != nil && capture.Sampled(v.capture) {
+		r.record(ep, v, req, c)
+	}
+	writeAnswer(w, &c.inv, v.header)
 }
 
-// checkRequest validates what the URL and headers say and returns the endpoint name; on a bad
-// request it has answered already.
-func (r *Runtime) checkRequest(w http.ResponseWriter, req *http.Request) (string, bool) {
-	name, ok := strings.CutPrefix(req.URL.Path, "/endpoints/")
+// admit holds a serverless variant to its MaxConcurrency: past it, the invocation is throttled
+// as SageMaker throttles it (429 ThrottlingException, which SDKs retry with backoff).
+func admit(w http.ResponseWriter, ep *endpoint, v *variant, s *spec.Serverless) bool {
+	if v.active.Add(1) <= int64(s.MaxConcurrency) {
+		return true
+	}
+	v.active.Add(-1)
+	writeError(w, http.StatusTooManyRequests, "ThrottlingException", apiError{Message: fmt.Sprintf(
+		"Rate exceeded: serverless endpoint %s (variant %s) is already running its MaxConcurrency of %d invocation(s). Retry with backoff, or raise MaxConcurrency in the endpoint configuration's ServerlessConfig.",
+		ep.name, v.name, s.MaxConcurrency)})
+	return false
+}
+
+// record queues a sampled invocation for data capture; the bodies are copied, since c's
+// buffers go back to the pool.
+func (r *Runtime) record(ep *endpoint, v *variant, req *http.Request, c *call) {
+	if r.capture == nil {
+		return
+	}
+	ev := capture.Event{Config: v.capture, Endpoint: ep.name, Variant: v.name, Time: time.Now(),
+		InputType: req.Header.Get("Content-Type"), OutputType: c.inv.RespContentType,
+		InferenceID: req.Header.Get("X-Amzn-Sagemaker-Inference-Id")}
+	if v.capture.Input {
+		ev.Input = bytes.Clone(c.body)
+	}
+	if v.capture.Output {
+		ev.Output = bytes.Clone(c.inv.Out)
+	}
+	r.capture.Record(ev)
+}
+
+// signingRegion is the region in a SigV4 Authorization header's credential scope
+// (Credential=AKID/DATE/REGION/SERVICE/aws4_request), or "" for an unsigned request. It runs on
+// every invocation, so it slices the header rather than matching a regular expression.
+func signingRegion(req *http.Request) string {
+	auth := req.Header.Get("Authorization")
+	_, scope, ok := strings.Cut(auth, "Credential=")
+	if !ok {
+		return ""
+	}
+	for range 2 { // skip the key id and the date
+		if _, scope, ok = strings.Cut(scope, "/"); !ok {
+			return ""
+		}
+	}
+	region, _, ok := strings.Cut(scope, "/")
+	if !ok {
+		return ""
+	}
+	return region
+}
+
+// checkRequest validates what the URL and headers say and returns the endpoint name and
+// whether the call is InvokeEndpointAsync; on a bad request it has answered already.
+func (r *Runtime) checkRequest(w http.ResponseWriter, req *http.Request) (name string, async bool, ok bool) {
+	name, ok = strings.CutPrefix(req.URL.Path, "/endpoints/")
 	if ok {
-		name, ok = strings.CutSuffix(name, "/invocations")
+		var direct bool
+		if name, async = strings.CutSuffix(name, "/async-invocations"); !async {
+			name, direct = strings.CutSuffix(name, "/invocations")
+		}
+		ok = async || direct
 	}
 	switch {
 	case !ok || name == "" || strings.IndexByte(name, '/') >= 0:
@@ -392,9 +521,9 @@ func (r *Runtime) checkRequest(w http.ResponseWriter, req *http.Request) (string
 	case req.Header.Get("X-Amzn-Sagemaker-Target-Model") != "":
 		validationError(w, http.StatusBadRequest, "Endpoint %s is not a multi-model endpoint; remove TargetModel (%s) from the request.", name, req.Header.Get("X-Amzn-Sagemaker-Target-Model"))
 	default:
-		return name, true
+		return name, async, true
 	}
-	return "", false
+	return "", false, false
 }
 
 // notFound answers as SageMaker does for an endpoint that does not exist or serves nothing.
