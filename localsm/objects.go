@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/sagedeploy/sagedeploy/localsm/spec"
@@ -50,6 +51,10 @@ func (o objects) call(ctx context.Context, method, raw string, body io.Reader, c
 	}
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
+	}
+	if body != nil {
+		// gofakes3 reads the size from the header, as a client sends it.
+		req.Header.Set("Content-Length", strconv.FormatInt(req.ContentLength, 10))
 	}
 	res := &memResponse{header: http.Header{}}
 	o.s3.ServeHTTP(res, req)
