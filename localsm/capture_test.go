@@ -51,8 +51,8 @@ func (e *env) captureConfig(name, model string) {
 			InstanceType: smtypes.ProductionVariantInstanceTypeMlM5Large, InitialInstanceCount: aws.Int32(1)}},
 		DataCaptureConfig: &smtypes.DataCaptureConfig{
 			EnableCapture: aws.Bool(true), InitialSamplingPercentage: aws.Int32(100),
-			DestinationS3Uri: aws.String("s3://" + bucket + "/capture"),
-			CaptureOptions:   []smtypes.CaptureOption{{CaptureMode: smtypes.CaptureModeInput}, {CaptureMode: smtypes.CaptureModeOutput}},
+			DestinationS3Uri:         aws.String("s3://" + bucket + "/capture"),
+			CaptureOptions:           []smtypes.CaptureOption{{CaptureMode: smtypes.CaptureModeInput}, {CaptureMode: smtypes.CaptureModeOutput}},
 			CaptureContentTypeHeader: &smtypes.CaptureContentTypeHeader{CsvContentTypes: []string{"text/csv"}},
 		},
 	}); err != nil {
