@@ -74,7 +74,7 @@ func (r *Runtime) serveAsync(w http.ResponseWriter, req *http.Request, ep *endpo
 		writeError(w, http.StatusServiceUnavailable, "ServiceUnavailable", apiError{Message: "The local SageMaker runtime is shutting down."})
 		return
 	}
-	r.asyncRun.Add(1)
+	r.work.Add(1)
 	r.mu.Unlock()
 	go r.runAsync(j)
 
@@ -91,7 +91,7 @@ func (r *Runtime) serveAsync(w http.ResponseWriter, req *http.Request, ep *endpo
 
 // runAsync waits for a slot, reads the payload, invokes and writes the result.
 func (r *Runtime) runAsync(j asyncJob) {
-	defer r.asyncRun.Done()
+	defer r.work.Done()
 	ctx := r.bg
 	select {
 	case j.q.slots <- struct{}{}:

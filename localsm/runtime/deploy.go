@@ -134,6 +134,7 @@ func (r *Runtime) startFleet(ctx context.Context, ep *endpoint, dep spec.Deploym
 	}()
 	for _, vs := range dep.Variants {
 		v := &variant{name: vs.Name, spec: vs, weight: vs.Weight, header: []string{vs.Name}, capture: captures(dep.DataCapture)}
+		v.lastUsed.Store(time.Now().UnixNano()) // a new serverless variant stays warm for ServerlessIdle
 		f.variants = append(f.variants, v)
 		for _, c := range vs.Containers {
 			m, err := serving.Prepare(ctx, c, serving.Source{Artifacts: r.opts.Artifacts, Store: r.store, ImageMap: r.opts.ImageMap,

@@ -1,5 +1,6 @@
 // Package runtime runs the model servers behind local SageMaker endpoints and answers
-// invocations: routing by variant weight across instances, blue/green swaps, live capacity.
+// invocations: routing by variant weight across instances, blue/green swaps, live capacity,
+// serverless concurrency and cold starts, async invocations and data capture.
 package runtime
 
 import (
@@ -56,6 +57,21 @@ type Options struct {
 	// CaptureFlushInterval is how often data capture files are written; 0 means
 	// capture.Options' default.
 	CaptureFlushInterval time.Duration
+	// ServerlessIdle is how long a serverless variant without ProvisionedConcurrency keeps its
+	// instance after its last invocation; the next invocation then starts one again (a cold
+	// start). 0 means 5 minutes; negative keeps instances running.
+	ServerlessIdle time.Duration
+	// ColdStarts, when set, is told how long each cold start of a serverless variant took to set
+	// its model up: CloudWatch's ModelSetupTime.
+	ColdStarts func(ColdStart)
+}
+
+// ColdStart is one cold start of a serverless variant.
+type ColdStart struct {
+	Endpoint spec.EndpointID
+	Variant  string
+	// Setup is the time from the invocation's arrival to an instance ready to take it.
+	Setup time.Duration
 }
 
 const (
@@ -67,7 +83,8 @@ const (
 	pooledBufferLimit = 1 << 20
 )
 
-// Runtime implements spec.Serving and serves POST /endpoints/{name}/invocations.
+// Runtime implements spec.Serving and serves POST /endpoints/{name}/invocations and
+// /async-invocations, finding endpoints by the region the request is signed for and its name.
 type Runtime struct {
 	opts    Options
 	log     *slog.Logger
@@ -79,10 +96,11 @@ type Runtime struct {
 	tmpDir  string // WorkDir when none was given, removed on Close
 	capture *capture.Writer
 
-	// Async invocations run in the background under bg, cancelled by Close, which waits for them.
-	bg       context.Context
-	stopBg   context.CancelFunc
-	asyncRun sync.WaitGroup
+	// Async invocations and the serverless idle reaper run in the background under bg,
+	// cancelled by Close, which waits for them.
+	bg     context.Context
+	stopBg context.CancelFunc
+	work   sync.WaitGroup
 
 	mu        sync.Mutex // serialises changes to endpoints and closed
 	closed    bool
@@ -124,6 +142,13 @@ func New(opts Options) (*Runtime, error) {
 	}
 	r.endpoints.Store(&map[epKey]*endpoint{})
 	r.calls.New = func() any { return &call{} }
+	if r.opts.ServerlessIdle == 0 {
+		r.opts.ServerlessIdle = 5 * time.Minute
+	}
+	if r.opts.ServerlessIdle > 0 {
+		r.work.Add(1)
+		go r.reapIdle()
+	}
 	return r, nil
 }
 
@@ -176,6 +201,8 @@ type variant struct {
 	capture *spec.DataCapture
 	// active counts a serverless variant's invocations in flight, held to MaxConcurrency.
 	active atomic.Int64
+	// lastUsed is when a serverless variant last took an invocation (UnixNano).
+	lastUsed atomic.Int64
 }
 
 func (r *Runtime) lookup(name epKey) *endpoint {
@@ -316,7 +343,7 @@ func (r *Runtime) Close(ctx context.Context) error {
 	r.mu.Unlock()
 	// Queued async invocations give up (their failure is written) before the servers stop.
 	r.stopBg()
-	r.asyncRun.Wait()
+	r.work.Wait()
 	var wg sync.WaitGroup
 	for _, ep := range eps {
 		wg.Go(func() { r.removeEndpoint(ctx, ep) })
@@ -429,7 +456,7 @@ func (r *Runtime) invoke(w http.ResponseWriter, req *http.Request, ep *endpoint)
 	if !r.readRequest(w, req, c) {
 		return
 	}
-	inst, ok := r.pickInstance(w, ep, req.Header.Get("X-Amzn-Sagemaker-Target-Variant"))
+	inst, ok := r.pickInstance(req.Context(), w, ep, req.Header.Get("X-Amzn-Sagemaker-Target-Variant"))
 	if !ok {
 		return
 	}
@@ -440,6 +467,7 @@ func (r *Runtime) invoke(w http.ResponseWriter, req *http.Request, ep *endpoint)
 			return
 		}
 		defer v.active.Add(-1)
+		defer v.lastUsed.Store(time.Now().UnixNano())
 	}
 	if !r.invokeChain(w, req, ep.name, inst, c) {
 		return
@@ -555,7 +583,7 @@ func (r *Runtime) readRequest(w http.ResponseWriter, req *http.Request, c *call)
 }
 
 // pickInstance routes by weight (or to the target variant) and returns an acquired instance.
-func (r *Runtime) pickInstance(w http.ResponseWriter, ep *endpoint, target string) (*instance, bool) {
+func (r *Runtime) pickInstance(ctx context.Context, w http.ResponseWriter, ep *endpoint, target string) (*instance, bool) {
 	for attempt := 0; ; attempt++ {
 		t := ep.table.Load()
 		if t == nil {
@@ -573,6 +601,18 @@ func (r *Runtime) pickInstance(w http.ResponseWriter, ep *endpoint, target strin
 		if set == nil || attempt == 1000 {
 			writeError(w, http.StatusServiceUnavailable, "ServiceUnavailable", apiError{Message: "Endpoint " + ep.name + " has no instance to serve the request."})
 			return nil, false
+		}
+		if len(set.insts) == 0 { // a serverless variant scaled to zero
+			inst, err := r.warm(ctx, ep, set.variant)
+			if err != nil {
+				writeError(w, http.StatusServiceUnavailable, "ServiceUnavailable", apiError{Message: fmt.Sprintf(
+					"Serverless endpoint %s could not start variant %s for the request: %v", ep.name, set.variant.name, err)})
+				return nil, false
+			}
+			if inst != nil {
+				return inst, true
+			}
+			continue
 		}
 		// An instance taken out of the table is closed after the new table is published, so
 		// trying again finds the new table.
