@@ -76,6 +76,12 @@ func TestInvokeEndpointAsyncWritesOutputToS3(t *testing.T) {
 	if d := e.waitStatus("scorer", smtypes.EndpointStatusInService); d.AsyncInferenceConfig == nil {
 		t.Error("DescribeEndpoint shows no AsyncInferenceConfig")
 	}
+	// A deployer copying the configuration gets every setting back.
+	dc, err := e.sm.DescribeEndpointConfig(ctx, &sagemaker.DescribeEndpointConfigInput{EndpointConfigName: aws.String("async")})
+	if err != nil || dc.AsyncInferenceConfig == nil || aws.ToString(dc.AsyncInferenceConfig.OutputConfig.S3FailurePath) != "s3://models/async/failed" ||
+		aws.ToInt32(dc.AsyncInferenceConfig.ClientConfig.MaxConcurrentInvocationsPerInstance) != 2 {
+		t.Errorf("DescribeEndpointConfig AsyncInferenceConfig = %+v (%v)", dc.AsyncInferenceConfig, err)
+	}
 	if _, err := e.s3.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String("async/in/rows.csv"),
 		Body: bytes.NewReader(abalone.SampleCSV())}); err != nil {
 		t.Fatal(err)

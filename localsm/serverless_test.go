@@ -110,8 +110,20 @@ func TestServerlessConfigValidation(t *testing.T) {
 	provisioned := serverlessVariant("abalone-v1", 1024, 5)
 	provisioned.ServerlessConfig.ProvisionedConcurrency = aws.Int32(6)
 	apiError(t, create(provisioned), "ValidationException", "ProvisionedConcurrency 6")
+	provisioned.ServerlessConfig.ProvisionedConcurrency = aws.Int32(500)
+	apiError(t, create(provisioned), "ValidationException", "serverlessConfig.provisionedConcurrency")
+	provisioned.ServerlessConfig.ProvisionedConcurrency = aws.Int32(2)
+
 
 	mixed := smtypes.ProductionVariant{VariantName: aws.String("Instances"), ModelName: aws.String("abalone-v1"),
 		InstanceType: smtypes.ProductionVariantInstanceTypeMlM5Large, InitialInstanceCount: aws.Int32(1)}
 	apiError(t, create(serverlessVariant("abalone-v1", 1024, 5), mixed), "ValidationException", "mixes serverless and instance-based")
+
+	if err := create(provisioned); err != nil {
+		t.Fatal(err)
+	}
+	dc, err := e.sm.DescribeEndpointConfig(ctx, &sagemaker.DescribeEndpointConfigInput{EndpointConfigName: aws.String("sls")})
+	if err != nil || aws.ToInt32(dc.ProductionVariants[0].ServerlessConfig.ProvisionedConcurrency) != 2 {
+		t.Errorf("DescribeEndpointConfig does not give ProvisionedConcurrency back: %+v (%v)", dc, err)
+	}
 }

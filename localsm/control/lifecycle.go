@@ -335,11 +335,18 @@ func (c *Control) restoreUpdate(key string, e *endpointRes) {
 	})
 }
 
-// inRegion gives a deployment stored before deployments named their region the region of its
-// endpoint.
+// inRegion completes a deployment stored before deployments named their region, data capture
+// and async settings in the serving layer's terms: the region of its endpoint, and the settings
+// from the configuration it echoes.
 func inRegion(dep deployment, region string) deployment {
 	if dep.Spec.Region == "" {
 		dep.Spec.Region = region
+	}
+	if dep.Spec.DataCapture == nil {
+		dep.Spec.DataCapture, _ = dataCaptureOf(dep.ConfigName, dep.DataCaptureConfig)
+	}
+	if dep.Spec.Async == nil {
+		dep.Spec.Async, _ = asyncOf(dep.ConfigName, dep.AsyncInferenceConfig)
 	}
 	return dep
 }
