@@ -114,7 +114,6 @@ func TestServerlessConfigValidation(t *testing.T) {
 	apiError(t, create(provisioned), "ValidationException", "serverlessConfig.provisionedConcurrency")
 	provisioned.ServerlessConfig.ProvisionedConcurrency = aws.Int32(2)
 
-
 	mixed := smtypes.ProductionVariant{VariantName: aws.String("Instances"), ModelName: aws.String("abalone-v1"),
 		InstanceType: smtypes.ProductionVariantInstanceTypeMlM5Large, InitialInstanceCount: aws.Int32(1)}
 	apiError(t, create(serverlessVariant("abalone-v1", 1024, 5), mixed), "ValidationException", "mixes serverless and instance-based")
