@@ -245,3 +245,40 @@ func TestDataCaptureConfigValidation(t *testing.T) {
 	})
 	apiError(t, err, "ValidationException", "must be an s3://BUCKET[/PREFIX] URL")
 }
+
+// TestDataCaptureFlushedOnCloseAndAfterRestart: records still buffered when the server closes
+// are written, and a restarted server captures for the endpoints it brings back.
+func TestDataCaptureFlushedOnCloseAndAfterRestart(t *testing.T) {
+	isolateAWSConfig(t)
+	dir := t.TempDir()
+	ctx := context.Background()
+	restart := func(e *env) *env {
+		t.Helper()
+		closeCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		if err := e.srv.Close(closeCtx); err != nil {
+			t.Fatal(err)
+		}
+		// An hour between flushes: only Close writes the files.
+		return startEnvWith(t, localsm.Options{DataDir: dir, CaptureFlushInterval: time.Hour, Logger: testLogger(t)})
+	}
+	first := startEnvWith(t, localsm.Options{DataDir: dir, CaptureFlushInterval: time.Hour, Logger: testLogger(t)})
+	first.deployable("abalone-v1", "plain", first.uploadArtifact(1), 1)
+	first.captureConfig("captured", "abalone-v1")
+	if _, err := first.sm.CreateEndpoint(ctx, &sagemaker.CreateEndpointInput{EndpointName: aws.String("abalone"), EndpointConfigName: aws.String("captured")}); err != nil {
+		t.Fatal(err)
+	}
+	first.waitStatus("abalone", smtypes.EndpointStatusInService)
+	first.invokeTimes("abalone", 2)
+
+	second := restart(first)
+	if _, lines := second.readCapture("capture/"); len(lines) != 2 {
+		t.Fatalf("after Close the capture files hold %d records, want the 2 buffered ones", len(lines))
+	}
+	second.waitStatus("abalone", smtypes.EndpointStatusInService)
+	second.invokeTimes("abalone", 1)
+	third := restart(second)
+	if _, lines := third.readCapture("capture/"); len(lines) != 3 {
+		t.Errorf("after a restart and an invocation the capture files hold %d records, want 3", len(lines))
+	}
+}
