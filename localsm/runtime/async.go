@@ -19,8 +19,12 @@ import (
 // answers 202 at once with where the result will be, runs the invocation in the background
 // through the same routing as InvokeEndpoint, and writes the answer (or the error) to S3.
 
-// defaultAsyncPerInstance is SageMaker's default MaxConcurrentInvocationsPerInstance.
-const defaultAsyncPerInstance = 4
+const (
+	// defaultAsyncPerInstance is SageMaker's default MaxConcurrentInvocationsPerInstance.
+	defaultAsyncPerInstance = 4
+	// asyncMaxBody is SageMaker's limit on an async payload: 1 GB, not the 6 MiB of InvokeEndpoint.
+	asyncMaxBody = 1 << 30
+)
 
 // asyncQueue is an endpoint's AsyncInferenceConfig and the slots its invocations wait for:
 // MaxConcurrentInvocationsPerInstance for each instance serving.
@@ -35,6 +39,20 @@ func newAsyncQueue(cfg *spec.Async, f *fleet) *asyncQueue {
 	}
 	per := cmp.Or(cfg.MaxConcurrentInvocationsPerInstance, defaultAsyncPerInstance)
 	return &asyncQueue{cfg: cfg, slots: make(chan struct{}, per*max(f.instanceCount(), 1))}
+}
+
+// AsyncBacklog is how many async invocations an endpoint has accepted and not finished, the
+// figure CloudWatch reports as ApproximateBacklogSize; ok is false for an endpoint that is not
+// asynchronous.
+func (r *Runtime) AsyncBacklog(endpoint spec.EndpointID) (n int, ok bool) {
+	ep := r.lookup(r.key(endpoint))
+	if ep == nil {
+		return 0, false
+	}
+	if ep.async.Load() == nil {
+		return 0, false
+	}
+	return int(ep.backlog.Load()), true
 }
 
 // asyncJob is one accepted async invocation.
@@ -76,6 +94,7 @@ func (r *Runtime) serveAsync(w http.ResponseWriter, req *http.Request, ep *endpo
 	}
 	r.work.Add(1)
 	r.mu.Unlock()
+	ep.backlog.Add(1)
 	go r.runAsync(j)
 
 	h := w.Header()
@@ -92,6 +111,7 @@ func (r *Runtime) serveAsync(w http.ResponseWriter, req *http.Request, ep *endpo
 // runAsync waits for a slot, reads the payload, invokes and writes the result.
 func (r *Runtime) runAsync(j asyncJob) {
 	defer r.work.Done()
+	defer j.ep.backlog.Add(-1)
 	ctx := r.bg
 	select {
 	case j.q.slots <- struct{}{}:
@@ -117,7 +137,7 @@ func (r *Runtime) runAsync(j asyncJob) {
 		}
 	}
 	ans := &answer{header: http.Header{}}
-	r.invoke(ans, req, j.ep)
+	r.invoke(ans, req, j.ep, asyncMaxBody)
 	if ans.status/100 != 2 {
 		r.asyncFailed(j, strings.TrimSpace(ans.body.String()))
 		return

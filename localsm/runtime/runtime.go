@@ -167,6 +167,8 @@ type endpoint struct {
 	table  atomic.Pointer[table] // nil while nothing serves
 	// async is the serving configuration's AsyncInferenceConfig; nil when it has none.
 	async atomic.Pointer[asyncQueue]
+	// backlog counts async invocations accepted and not finished: ApproximateBacklogSize.
+	backlog atomic.Int64
 	// states is what Variants reports, replaced whenever the serving fleet changes.
 	states atomic.Pointer[[]spec.VariantState]
 
@@ -446,14 +448,14 @@ func (r *Runtime) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		r.serveAsync(w, req, ep)
 		return
 	}
-	r.invoke(w, req, ep)
+	r.invoke(w, req, ep, r.maxBody)
 }
 
-// invoke answers one invocation of ep.
-func (r *Runtime) invoke(w http.ResponseWriter, req *http.Request, ep *endpoint) {
+// invoke answers one invocation of ep whose body may hold up to limit bytes.
+func (r *Runtime) invoke(w http.ResponseWriter, req *http.Request, ep *endpoint, limit int64) {
 	c := r.calls.Get().(*call)
 	defer r.putCall(c)
-	if !r.readRequest(w, req, c) {
+	if !r.readRequest(w, req, c, limit) {
 		return
 	}
 	inst, ok := r.pickInstance(req.Context(), w, ep, req.Header.Get("X-Amzn-Sagemaker-Target-Variant"))
@@ -560,16 +562,16 @@ func (r *Runtime) notFound(w http.ResponseWriter, name string) {
 }
 
 // readRequest reads the body (at most maxBody bytes) into c and fills c.inv from the headers.
-func (r *Runtime) readRequest(w http.ResponseWriter, req *http.Request, c *call) bool {
-	if req.ContentLength > r.maxBody {
-		r.tooLarge(w, req.ContentLength)
+func (r *Runtime) readRequest(w http.ResponseWriter, req *http.Request, c *call, limit int64) bool {
+	if req.ContentLength > limit {
+		tooLarge(w, req.ContentLength, limit)
 		return false
 	}
-	body, err := readBody(c.body[:0], req.Body, req.ContentLength, r.maxBody)
+	body, err := readBody(c.body[:0], req.Body, req.ContentLength, limit)
 	c.body = body
 	if err != nil {
 		if errors.Is(err, errTooLarge) {
-			r.tooLarge(w, int64(len(body)))
+			tooLarge(w, int64(len(body)), limit)
 		}
 		return false // otherwise the client went away
 	}
@@ -688,9 +690,9 @@ func writeAnswer(w http.ResponseWriter, inv *serving.Invocation, variantHeader [
 
 // tooLarge refuses a body over the limit as SageMaker's runtime does (413, "HTTP content length
 // exceeded N bytes."), and says what to do.
-func (r *Runtime) tooLarge(w http.ResponseWriter, n int64) {
+func tooLarge(w http.ResponseWriter, n, limit int64) {
 	validationError(w, http.StatusRequestEntityTooLarge,
-		"HTTP content length exceeded %d bytes. The request body has %d bytes, over the %d-byte limit for invocations; send fewer rows per request.", r.maxBody, n, r.maxBody)
+		"HTTP content length exceeded %d bytes. The request body has %d bytes, over the %d-byte limit for invocations; send fewer rows per request.", limit, n, limit)
 }
 
 func (r *Runtime) putCall(c *call) {
