@@ -138,7 +138,11 @@ func (r *Runtime) runAsync(j asyncJob) {
 	}
 	ans := &answer{header: http.Header{}}
 	r.invoke(ans, req, j.ep, asyncMaxBody)
-	if ans.status/100 != 2 {
+	switch {
+	case ans.status == 0: // nothing answered: the runtime is closing
+		r.asyncFailed(j, "the local SageMaker shut down while the invocation ran")
+		return
+	case ans.status/100 != 2:
 		r.asyncFailed(j, strings.TrimSpace(ans.body.String()))
 		return
 	}
