@@ -45,6 +45,9 @@ func TestServerlessThrottlesPastMaxConcurrency(t *testing.T) {
 	if s := d.ProductionVariants[0].CurrentServerlessConfig; s == nil || aws.ToInt32(s.MaxConcurrency) != 1 || aws.ToInt32(s.MemorySizeInMB) != 2048 {
 		t.Errorf("DescribeEndpoint CurrentServerlessConfig = %+v, want 2048 MB and MaxConcurrency 1", s)
 	}
+	_, err := e.sm.UpdateEndpointWeightsAndCapacities(ctx, &sagemaker.UpdateEndpointWeightsAndCapacitiesInput{EndpointName: aws.String("scorer"),
+		DesiredWeightsAndCapacities: []smtypes.DesiredWeightAndCapacity{{VariantName: aws.String("AllTraffic"), DesiredInstanceCount: aws.Int32(2)}}})
+	apiError(t, err, "ValidationException", "is serverless")
 
 	hold := filepath.Join(t.TempDir(), "hold")
 	if err := syscall.Mkfifo(hold, 0o600); err != nil {
@@ -74,7 +77,7 @@ func TestServerlessThrottlesPastMaxConcurrency(t *testing.T) {
 		t.Fatalf("the first invocation ended before the model server held it: %v", err)
 	}
 
-	err := invoke("second")
+	err = invoke("second")
 	var re *smithyhttp.ResponseError
 	if !errors.As(err, &re) || re.HTTPStatusCode() != http.StatusTooManyRequests {
 		t.Fatalf("second concurrent invocation: %v, want HTTP 429", err)

@@ -255,6 +255,9 @@ func applyDesired(e *endpointRes, desired []desiredVariant) ([]spec.VariantUpdat
 			continue
 		}
 		v := &e.Current.Variants[i]
+		if v.Serverless != nil && d.DesiredInstanceCount != nil {
+			return nil, errValidation("Variant %s of endpoint %q is serverless: it has no DesiredInstanceCount to set; deploy a configuration with another ServerlessConfig.MaxConcurrency instead.", d.VariantName, e.ARN)
+		}
 		if d.DesiredWeight != nil {
 			v.DesiredWeight = *d.DesiredWeight
 		}
