@@ -118,7 +118,6 @@ func New(opts Options) (*Runtime, error) {
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
 	}
-	r.bg, r.stopBg = context.WithCancel(context.Background())
 	if r.maxBody <= 0 {
 		r.maxBody = defaultMaxBody
 	}
@@ -137,6 +136,7 @@ func New(opts Options) (*Runtime, error) {
 		return nil, err
 	}
 	r.store = store
+	r.bg, r.stopBg = context.WithCancel(context.Background())
 	if opts.Objects != nil {
 		r.capture = capture.New(capture.Options{Objects: opts.Objects, FlushInterval: opts.CaptureFlushInterval, Logger: r.log})
 	}
