@@ -82,7 +82,8 @@ func (p perInstance) InvocationsPerInstance(endpoint, variant string) (float64, 
 type controlScaler struct{ srv *Server }
 
 func (c controlScaler) DesiredInstanceCount(endpoint, variant string) (int, bool) {
-	states, ok := c.srv.runtime.Variants(endpoint)
+	// Scaling targets are registered without a region here: they act in the default region.
+	states, ok := c.srv.runtime.Variants(spec.EndpointID{Region: c.srv.opts.DefaultRegion, Name: endpoint})
 	if !ok {
 		return 0, false
 	}

@@ -82,12 +82,12 @@ func (c *Control) deploy(ctx context.Context, dep spec.Deployment) (err error) {
 	return c.opts.Serving.Deploy(ctx, dep, c.progress(dep.Endpoint))
 }
 
-func (c *Control) updateVariants(ctx context.Context, endpoint string, updates []spec.VariantUpdate) (err error) {
+func (c *Control) updateVariants(ctx context.Context, endpoint spec.EndpointID, updates []spec.VariantUpdate) (err error) {
 	defer c.recoverServing(&err, "update variants")
 	return c.opts.Serving.UpdateVariants(ctx, endpoint, updates)
 }
 
-func (c *Control) remove(ctx context.Context, endpoint string) (err error) {
+func (c *Control) remove(ctx context.Context, endpoint spec.EndpointID) (err error) {
 	defer c.recoverServing(&err, "remove")
 	return c.opts.Serving.Remove(ctx, endpoint)
 }
@@ -194,13 +194,13 @@ func (c *Control) rollBack(ctx context.Context, key string, gen int64, reason st
 
 // runWeights applies UpdateEndpointWeightsAndCapacities: Updating → InService; on failure
 // RollingBack → InService with the previous weights and counts and FailureReason set.
-func (c *Control) runWeights(ctx context.Context, key string, gen int64, endpoint string, updates []spec.VariantUpdate, previous *deployment) {
+func (c *Control) runWeights(ctx context.Context, key string, gen int64, endpoint spec.EndpointID, updates []spec.VariantUpdate, previous *deployment) {
 	start := time.Now()
 	err := c.updateVariants(ctx, endpoint, updates)
 	if ctx.Err() != nil {
 		return
 	}
-	c.logOutcome("update weights and capacities", endpoint, "", start, err)
+	c.logOutcome("update weights and capacities", endpoint.Name, "", start, err)
 	if err == nil {
 		c.transition(key, gen, func(e *endpointRes) {
 			e.Status = statusInService
@@ -214,8 +214,9 @@ func (c *Control) runWeights(ctx context.Context, key string, gen int64, endpoin
 }
 
 // runDelete stops the endpoint's servers and forgets it: Deleting → gone.
-func (c *Control) runDelete(ctx context.Context, key string, gen int64, endpoint string) {
-	if err := c.remove(ctx, endpoint); err != nil {
+func (c *Control) runDelete(ctx context.Context, key string, gen int64, id spec.EndpointID) {
+	endpoint := id.Name
+	if err := c.remove(ctx, id); err != nil {
 		if c.closing(ctx) {
 			return
 		}
@@ -289,35 +290,65 @@ func (c *Control) Restore() {
 			ne := clone(e)
 			ne.Status = statusSystemUpdating
 			c.st.endpoints[key] = ne
-			dep := *e.Current
+			dep := inRegion(*e.Current, e.Region)
 			c.startJobLocked(key, func(ctx context.Context) { c.runRestore(ctx, key, gen, dep) })
 		case statusCreating:
 			if e.Pending == nil {
 				continue
 			}
-			dep := e.Pending.Deployment
+			dep := inRegion(e.Pending.Deployment, e.Region)
 			c.startJobLocked(key, func(ctx context.Context) { c.runCreate(ctx, key, gen, dep) })
 		case statusUpdating:
-			cur := e.Current
-			pending := e.Pending
-			c.startJobLocked(key, func(ctx context.Context) {
-				if cur == nil {
-					if pending != nil {
-						c.runUpdate(ctx, key, gen, pending.Deployment, statusOutOfService)
-					}
-					return
-				}
-				if !c.runRestore(ctx, key, gen, *cur) || pending == nil {
-					return
-				}
-				c.transition(key, gen, func(e *endpointRes) { e.Status = statusUpdating })
-				c.runUpdate(ctx, key, gen, pending.Deployment, statusInService)
-			})
+			c.restoreUpdate(key, e)
 		case statusDeleting:
-			name := e.Name
-			c.startJobLocked(key, func(ctx context.Context) { c.runDelete(ctx, key, gen, name) })
+			id := e.id()
+			c.startJobLocked(key, func(ctx context.Context) { c.runDelete(ctx, key, gen, id) })
 		}
 	}
+}
+
+// restoreUpdate resumes an update a crash interrupted: the previous configuration serves
+// again, then the update runs again. c.mu is held.
+func (c *Control) restoreUpdate(key string, e *endpointRes) {
+	gen := e.Gen
+	var cur, pending *deployment
+	if e.Current != nil {
+		d := inRegion(*e.Current, e.Region)
+		cur = &d
+	}
+	if e.Pending != nil {
+		d := inRegion(e.Pending.Deployment, e.Region)
+		pending = &d
+	}
+	c.startJobLocked(key, func(ctx context.Context) {
+		if cur == nil {
+			if pending != nil {
+				c.runUpdate(ctx, key, gen, *pending, statusOutOfService)
+			}
+			return
+		}
+		if !c.runRestore(ctx, key, gen, *cur) || pending == nil {
+			return
+		}
+		c.transition(key, gen, func(e *endpointRes) { e.Status = statusUpdating })
+		c.runUpdate(ctx, key, gen, *pending, statusInService)
+	})
+}
+
+// inRegion completes a deployment stored before deployments named their region, data capture
+// and async settings in the serving layer's terms: the region of its endpoint, and the settings
+// from the configuration it echoes.
+func inRegion(dep deployment, region string) deployment {
+	if dep.Spec.Region == "" {
+		dep.Spec.Region = region
+	}
+	if dep.Spec.DataCapture == nil {
+		dep.Spec.DataCapture, _ = dataCaptureOf(dep.ConfigName, dep.DataCaptureConfig)
+	}
+	if dep.Spec.Async == nil {
+		dep.Spec.Async, _ = asyncOf(dep.ConfigName, dep.AsyncInferenceConfig)
+	}
+	return dep
 }
 
 // runRestore deploys what an endpoint served before the restart; it reports success.
