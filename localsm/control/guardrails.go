@@ -1,0 +1,140 @@
+package control
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync/atomic"
+)
+
+// Deployment guardrails: an UpdateEndpoint whose DeploymentConfig names CloudWatch alarms in
+// AutoRollbackConfiguration is watched while it deploys. When one of them goes into ALARM before
+// the new fleet has taken over, the deployment stops, traffic returns to the old fleet, and the
+// endpoint is InService again on its previous configuration with a FailureReason naming the
+// alarm, as SageMaker rolls back a blue/green or rolling deployment.
+
+// AlarmWatcher is what guardrails need of CloudWatch. Implemented over localsm/cloudwatch.
+type AlarmWatcher interface {
+	// AlarmState is the alarm's state ("OK", "ALARM" or "INSUFFICIENT_DATA") and the reason
+	// CloudWatch gave for it; ok is false when there is no such alarm.
+	AlarmState(name string) (state, reason string, ok bool)
+	// WatchAlarms calls fn on every change of an alarm's state until cancel is called. fn is
+	// called from CloudWatch's evaluation and must not block.
+	WatchAlarms(fn func(name, state, reason string)) (cancel func())
+}
+
+const alarmState = "ALARM"
+
+// alarmTrip is the cause of a deployment stopped by an alarm.
+type alarmTrip struct {
+	alarm  string
+	reason string
+}
+
+func (a *alarmTrip) Error() string {
+	return fmt.Sprintf("CloudWatch alarm %s went into ALARM state", a.alarm)
+}
+
+// rollbackAlarms are the alarm names of a DeploymentConfig's AutoRollbackConfiguration.
+func rollbackAlarms(dc map[string]any) []string {
+	var in struct {
+		AutoRollbackConfiguration *struct {
+			Alarms []struct{ AlarmName string }
+		}
+	}
+	if dc == nil || bind(dc, &in) != nil || in.AutoRollbackConfiguration == nil {
+		return nil
+	}
+	var names []string
+	for _, a := range in.AutoRollbackConfiguration.Alarms {
+		if a.AlarmName != "" {
+			names = append(names, a.AlarmName)
+		}
+	}
+	return names
+}
+
+// checkRollbackAlarms refuses a DeploymentConfig whose rollback alarms CloudWatch does not know:
+// a guardrail on a missing alarm would never fire.
+func (c *Control) checkRollbackAlarms(dc map[string]any) error {
+	var in struct {
+		AutoRollbackConfiguration *struct {
+			Alarms []struct{ AlarmName string }
+		}
+	}
+	if dc == nil {
+		return nil
+	}
+	if err := bind(dc, &in); err != nil {
+		return err
+	}
+	arc := in.AutoRollbackConfiguration
+	if arc == nil {
+		return nil
+	}
+	if len(arc.Alarms) == 0 || len(arc.Alarms) > 10 {
+		return errValidation("AutoRollbackConfiguration needs between 1 and 10 alarms; it has %d.", len(arc.Alarms))
+	}
+	var missing []string
+	for _, a := range arc.Alarms {
+		if a.AlarmName == "" {
+			return errValidation("Every alarm of AutoRollbackConfiguration needs an AlarmName.")
+		}
+		if c.opts.Alarms == nil {
+			continue
+		}
+		if _, _, ok := c.opts.Alarms.AlarmState(a.AlarmName); !ok {
+			missing = append(missing, a.AlarmName)
+		}
+	}
+	if len(missing) > 0 {
+		return errValidation("The alarm(s) %s in AutoRollbackConfiguration do not exist in CloudWatch. Create them (PutMetricAlarm) before deploying with them.", strings.Join(missing, ", "))
+	}
+	return nil
+}
+
+// guard returns a context that is cancelled, with an *alarmTrip as its cause, as soon as one of
+// alarms is in ALARM, and a stop function that ends the watch and reports the trip, if any.
+func (c *Control) guard(ctx context.Context, endpoint string, alarms []string) (context.Context, func() *alarmTrip) {
+	gctx, cancel := context.WithCancelCause(ctx)
+	if len(alarms) == 0 || c.opts.Alarms == nil {
+		return gctx, func() *alarmTrip { cancel(nil); return nil }
+	}
+	var tripped atomic.Pointer[alarmTrip]
+	trip := func(name, reason string) {
+		t := &alarmTrip{alarm: name, reason: reason}
+		if tripped.CompareAndSwap(nil, t) {
+			c.log.Warn("rollback alarm in ALARM; rolling the deployment back", "endpoint", endpoint, "alarm", name, "reason", reason)
+			cancel(t)
+		}
+	}
+	stop := c.opts.Alarms.WatchAlarms(func(name, state, reason string) {
+		if state == alarmState && slices.Contains(alarms, name) {
+			trip(name, reason)
+		}
+	})
+	// An alarm already in ALARM when the deployment starts stops it too.
+	for _, name := range alarms {
+		if state, reason, ok := c.opts.Alarms.AlarmState(name); ok && state == alarmState {
+			trip(name, reason)
+		}
+	}
+	return gctx, func() *alarmTrip {
+		stop()
+		cancel(nil)
+		return tripped.Load()
+	}
+}
+
+// rolledBackReason is the FailureReason of a deployment an alarm rolled back.
+func rolledBackReason(t *alarmTrip, previousConfig string) string {
+	msg := fmt.Sprintf("Deployment rolled back: CloudWatch alarm %s went into ALARM state during the deployment", t.alarm)
+	if t.reason != "" {
+		msg += " (" + t.reason + ")"
+	}
+	if previousConfig != "" {
+		msg += fmt.Sprintf(". All traffic is back on endpoint configuration %s.", previousConfig)
+	}
+	return failureReason(fmt.Errorf("%s", msg))
+}
