@@ -2,6 +2,7 @@ package control
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -56,36 +57,16 @@ func rollbackAlarms(dc map[string]any) []string {
 }
 
 // checkRollbackAlarms refuses a DeploymentConfig whose rollback alarms CloudWatch does not know:
-// a guardrail on a missing alarm would never fire.
+// a guardrail on a missing alarm would never fire. (The service model has already checked that
+// there are 1 to 10 named alarms.)
 func (c *Control) checkRollbackAlarms(dc map[string]any) error {
-	var in struct {
-		AutoRollbackConfiguration *struct {
-			Alarms []struct{ AlarmName string }
-		}
-	}
-	if dc == nil {
+	if c.opts.Alarms == nil {
 		return nil
-	}
-	if err := bind(dc, &in); err != nil {
-		return err
-	}
-	arc := in.AutoRollbackConfiguration
-	if arc == nil {
-		return nil
-	}
-	if len(arc.Alarms) == 0 || len(arc.Alarms) > 10 {
-		return errValidation("AutoRollbackConfiguration needs between 1 and 10 alarms; it has %d.", len(arc.Alarms))
 	}
 	var missing []string
-	for _, a := range arc.Alarms {
-		if a.AlarmName == "" {
-			return errValidation("Every alarm of AutoRollbackConfiguration needs an AlarmName.")
-		}
-		if c.opts.Alarms == nil {
-			continue
-		}
-		if _, _, ok := c.opts.Alarms.AlarmState(a.AlarmName); !ok {
-			missing = append(missing, a.AlarmName)
+	for _, name := range rollbackAlarms(dc) {
+		if _, _, ok := c.opts.Alarms.AlarmState(name); !ok {
+			missing = append(missing, name)
 		}
 	}
 	if len(missing) > 0 {
@@ -131,10 +112,11 @@ func (c *Control) guard(ctx context.Context, endpoint string, alarms []string) (
 func rolledBackReason(t *alarmTrip, previousConfig string) string {
 	msg := fmt.Sprintf("Deployment rolled back: CloudWatch alarm %s went into ALARM state during the deployment", t.alarm)
 	if t.reason != "" {
-		msg += " (" + t.reason + ")"
+		msg += " (" + strings.TrimSuffix(t.reason, ".") + ")"
 	}
+	msg += "."
 	if previousConfig != "" {
-		msg += fmt.Sprintf(". All traffic is back on endpoint configuration %s.", previousConfig)
+		msg += fmt.Sprintf(" All traffic is back on endpoint configuration %s.", previousConfig)
 	}
-	return failureReason(fmt.Errorf("%s", msg))
+	return failureReason(errors.New(msg))
 }
