@@ -184,6 +184,11 @@ func TestGuardrailAlarmRollsBack(t *testing.T) {
 					WaitIntervalInSeconds: aws.Int32(600)},
 				MaximumExecutionTimeoutInSeconds: aws.Int32(3600)},
 		}},
+		{"all at once with a 10-minute bake", 1, &smtypes.DeploymentConfig{
+			BlueGreenUpdatePolicy: &smtypes.BlueGreenUpdatePolicy{
+				TrafficRoutingConfiguration: &smtypes.TrafficRoutingConfig{Type: smtypes.TrafficRoutingConfigTypeAllAtOnce,
+					WaitIntervalInSeconds: aws.Int32(600)}},
+		}},
 		{"rolling one instance of two at a time", 2, &smtypes.DeploymentConfig{
 			RollingUpdatePolicy: &smtypes.RollingUpdatePolicy{
 				MaximumBatchSize:         &smtypes.CapacitySize{Type: smtypes.CapacitySizeTypeInstanceCount, Value: aws.Int32(1)},

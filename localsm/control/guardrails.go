@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync/atomic"
+	"time"
 )
 
 // Deployment guardrails: an UpdateEndpoint whose DeploymentConfig names CloudWatch alarms in
@@ -26,6 +27,9 @@ type AlarmWatcher interface {
 }
 
 const alarmState = "ALARM"
+
+// statusUpdateRollbackFailed is SageMaker's status for an endpoint whose rollback failed.
+const statusUpdateRollbackFailed = "UpdateRollbackFailed"
 
 // alarmTrip is the cause of a deployment stopped by an alarm.
 type alarmTrip struct {
@@ -114,9 +118,39 @@ func rolledBackReason(t *alarmTrip, previousConfig string) string {
 	if t.reason != "" {
 		msg += " (" + strings.TrimSuffix(t.reason, ".") + ")"
 	}
-	msg += "."
 	if previousConfig != "" {
-		msg += fmt.Sprintf(" All traffic is back on endpoint configuration %s.", previousConfig)
+		// No closing period: clients quote the reason inside sentences of their own.
+		msg += "; all traffic is back on endpoint configuration " + previousConfig
 	}
 	return failureReason(errors.New(msg))
+}
+
+// alarmRollback ends an update an alarm stopped. When the alarm fired before the new fleet took
+// all traffic, the serving layer has already moved traffic back to the old fleet. When it fired
+// in the final bake, the serving layer has finished and stopped the old fleet (it keeps old fleets
+// only for a bake it is not told to abandon), so the previous configuration is deployed again, all
+// at once. Either way the endpoint ends InService on the previous configuration with the alarm
+// as FailureReason, or UpdateRollbackFailed on the new one if the old cannot serve again.
+func (c *Control) alarmRollback(ctx context.Context, key string, gen int64, dep, previous deployment, t *alarmTrip, shifted bool, start time.Time) {
+	reason := rolledBackReason(t, previous.ConfigName)
+	if shifted {
+		again := previous.Spec
+		again.Strategy = nil
+		if err := c.deploy(ctx, again); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			err = fmt.Errorf("%s, but serving it again failed: %w", reason, err)
+			c.logOutcome("rollback", dep.Spec.Endpoint, previous.ConfigName, start, err)
+			c.transition(key, gen, func(e *endpointRes) {
+				e.Pending, e.Status, e.FailureReason = nil, statusUpdateRollbackFailed, failureReason(err)
+				e.Current, e.ConfigName = settled(dep), dep.ConfigName
+			})
+			return
+		}
+	}
+	c.logOutcome("update", dep.Spec.Endpoint, dep.ConfigName, start, errors.New(reason))
+	c.transition(key, gen, func(e *endpointRes) {
+		e.Pending, e.Status, e.FailureReason = nil, statusInService, reason
+	})
 }

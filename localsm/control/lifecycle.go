@@ -155,13 +155,14 @@ func (c *Control) runUpdate(ctx context.Context, key string, gen int64, dep depl
 	start := time.Now()
 	alarms, previous := c.guardrailsOf(key, gen)
 	gctx, stopGuard := c.guard(ctx, dep.Spec.Endpoint, alarms)
-	err := c.deploy(gctx, c.scaled(dep.Spec))
+	err := c.deploy(gctx, c.forServing(dep.Spec))
 	trip := stopGuard()
 	if ctx.Err() != nil {
 		return
 	}
-	if err != nil && trip != nil {
-		err = errors.New(rolledBackReason(trip, previous))
+	if trip != nil && previous != nil {
+		c.alarmRollback(ctx, key, gen, dep, *previous, trip, err == nil, start)
+		return
 	}
 	c.logOutcome("update", dep.Spec.Endpoint, dep.ConfigName, start, err)
 	if err == nil {
@@ -182,27 +183,30 @@ func (c *Control) runUpdate(ctx context.Context, key string, gen int64, dep depl
 }
 
 // guardrailsOf reads what the update at gen of endpoint key runs under: the rollback alarms of
-// its DeploymentConfig and the configuration it replaces.
-func (c *Control) guardrailsOf(key string, gen int64) (alarms []string, previous string) {
+// its DeploymentConfig and the deployment it replaces (nil when nothing served).
+func (c *Control) guardrailsOf(key string, gen int64) (alarms []string, previous *deployment) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.st.endpoints[key]
 	if !ok || e.Gen != gen {
-		return nil, ""
+		return nil, nil
 	}
-	if e.Current != nil {
-		previous = e.Current.ConfigName
-	}
-	return rollbackAlarms(e.LastDeploymentConfig), previous
+	return rollbackAlarms(e.LastDeploymentConfig), e.Current
 }
 
-// scaled is dep with its strategy's waits shortened by TimeScale, so that bakes of minutes
-// last seconds in tests and demos, in step with CloudWatch's periods.
-func (c *Control) scaled(dep spec.Deployment) spec.Deployment {
-	if dep.Strategy == nil || c.opts.TimeScale == 1 {
+// forServing is dep as the serving layer runs it. An all-at-once shift bakes for its
+// WaitInterval once all traffic has moved, with the old fleet kept for a rollback, as SageMaker
+// does; the serving layer keeps old fleets for TerminationWait, so the bake is added to it. The
+// waits are shortened by TimeScale, so that bakes of minutes last seconds in tests and demos, in
+// step with CloudWatch's periods.
+func (c *Control) forServing(dep spec.Deployment) spec.Deployment {
+	if dep.Strategy == nil {
 		return dep
 	}
 	s := *dep.Strategy
+	if s.Type == "ALL_AT_ONCE" {
+		s.TerminationWait += s.WaitInterval
+	}
 	scale := func(d time.Duration) time.Duration { return time.Duration(float64(d) * c.opts.TimeScale) }
 	s.WaitInterval, s.TerminationWait = scale(s.WaitInterval), scale(s.TerminationWait)
 	s.MaximumExecutionTimeout = scale(s.MaximumExecutionTimeout)
