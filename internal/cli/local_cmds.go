@@ -48,7 +48,12 @@ they serve). Stop it with Ctrl-C (SIGINT) or SIGTERM.
 
 Built-in serving: XGBoost models (SageMaker's XGBoost image URIs) are served in-process. Other
 images run as local processes under the SageMaker serving contract (GET /ping,
-POST /invocations on $SAGEMAKER_BIND_TO_PORT) when --image-map maps them to a command.`
+POST /invocations on $SAGEMAKER_BIND_TO_PORT) when --image-map maps them to a command.
+
+Deployment guardrails work as in SageMaker: an UpdateEndpoint whose DeploymentConfig names
+CloudWatch alarms (AutoRollbackConfiguration) rolls back to the old fleet when one goes into
+ALARM during the traffic shift or a bake. --period-scale 0.01 makes alarm periods and bakes 100
+times shorter, to watch a canary roll back in seconds.`
 	localExample = `  # Start it and export what it prints:
   sagedeploy local
   export AWS_ENDPOINT_URL=http://127.0.0.1:4570 AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_REGION=us-east-1

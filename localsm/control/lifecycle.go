@@ -325,7 +325,7 @@ func (c *Control) Restore() {
 	for key, e := range c.st.endpoints {
 		gen := e.Gen
 		switch e.Status {
-		case statusInService, statusRollingBack, statusSystemUpdating:
+		case statusInService, statusRollingBack, statusSystemUpdating, statusUpdateRollbackFailed:
 			if e.Current == nil {
 				continue
 			}
