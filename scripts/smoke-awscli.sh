@@ -346,7 +346,7 @@ rm -f "$work/stop-traffic"
       echo "ok $(echo "$out" | q 'd.get("InvokedProductionVariant", "unknown")')"
     else
       variant=$(echo "$out" | sed -n 's/.*(variant \([A-Za-z0-9-]*\)).*/\1/p' | head -1)
-      echo "fail ${variant:-unknown} $out"
+      echo "fail ${variant:-unknown} $(echo "$out" | tr '\n' ' ')"
     fi
   done >"$work/traffic.log"
 ) &
