@@ -150,7 +150,8 @@ func Start(ctx context.Context, opts Options) (srv *Server, err error) {
 		return nil, fmt.Errorf("local SageMaker: serving layer: %w", err)
 	}
 	s.control, err = control.New(ctx, control.Options{Store: s.store, Serving: s.runtime, Account: opts.Account,
-		DefaultRegion: opts.DefaultRegion, Logger: opts.Logger})
+		DefaultRegion: opts.DefaultRegion, Logger: opts.Logger,
+		Alarms: guardrails{s.monitor.cloudwatch}, TimeScale: opts.timeScale()})
 	if err != nil {
 		return nil, fmt.Errorf("local SageMaker: %w", err)
 	}

@@ -80,6 +80,9 @@ func (c *Control) createEndpoint(ctx context.Context, r *request) (any, error) {
 	if _, err := strategyOf(dc); err != nil {
 		return nil, err
 	}
+	if err := c.checkRollbackAlarms(dc); err != nil {
+		return nil, err
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
@@ -157,6 +160,9 @@ func (c *Control) updateEndpoint(ctx context.Context, r *request) (any, error) {
 	}
 	strategy, err := strategyOf(dc)
 	if err != nil {
+		return nil, err
+	}
+	if err := c.checkRollbackAlarms(dc); err != nil {
 		return nil, err
 	}
 	var retain *deployment
