@@ -35,6 +35,8 @@ func addDeployerCommands(root *cobra.Command, g *globals) {
 		newCreateModelCmd(g, "create-model"),
 		newCreateEndpointConfigCmd(g, "create-endpoint-config", "create-endpoint-configuration"),
 		newDeployCmd(g, "deploy"),
+		newPlanCmd(g),
+		newPipelineCmd(g),
 		newPromoteCmd(g),
 		newRollbackCmd(g),
 		newScaleCmd(g),
@@ -75,6 +77,10 @@ type conn struct {
 	output      string
 	pollInitial durationValue
 	pollMax     durationValue
+	// pipe is the pipeline file (pipeline_flags.go); env the environment when it came from
+	// the release token rather than a flag.
+	pipe *pipelineFlags
+	env  string
 }
 
 func bindConn(cmd *cobra.Command, g *globals) *conn {
@@ -90,6 +96,7 @@ func bindConn(cmd *cobra.Command, g *globals) *conn {
 	b.str(&c.roleARN, "execution-role-arn", "", "IAM role SageMaker assumes for the models created (required on AWS)", "SAGEMAKER_EXECUTION_ROLE_ARN")
 	cmd.Flags().StringVarP(&c.output, "output", "o", "text", "output format: text or json")
 	b.duration(&c.pollInitial, "poll-initial", "first interval between endpoint status checks (default 250ms on AWS, 5ms locally)")
+	c.pipe = bindPipeline(b)
 	b.duration(&c.pollMax, "poll-max", "longest interval between endpoint status checks (default 10s on AWS, 100ms locally)")
 	_ = cmd.Flags().MarkHidden("poll-initial")
 	_ = cmd.Flags().MarkHidden("poll-max")
@@ -116,7 +123,7 @@ func (c *conn) load(cmd *cobra.Command) error {
 			return usageErr(fmt.Errorf("%s %q is not an http(s) URL", c.b.source("releases-url"), c.releasesURL))
 		}
 	}
-	return nil
+	return c.loadPipeline(cmd)
 }
 
 // needModel checks that a model was given.
@@ -138,6 +145,7 @@ func (c *conn) deployer(cmd *cobra.Command, g *globals, progress func(deploy.Eve
 		Logger:           g.logger(),
 		Version:          g.version.Version,
 	}
+	c.pipe.configure(targetEnv(cmd, c), &opts)
 	if c.pollInitial.d > 0 {
 		opts.Poll = deploy.PollSchedule{Initial: c.pollInitial.d, Max: c.pollMax.d, Factor: 1.5}
 		if opts.Poll.Max < opts.Poll.Initial {
