@@ -34,6 +34,9 @@ func bindPipeline(b *binder) *pipelineFlags {
 // load reads the pipeline file: the one given, else sagedeploy.yaml found upward from the
 // working directory. No file keeps today's behaviour.
 func (p *pipelineFlags) load() error {
+	if p == nil {
+		return nil // a command without --pipeline (the agent)
+	}
 	f, err := loadPipeline(p.path)
 	p.file = f
 	return err
@@ -84,6 +87,9 @@ func (p *pipelineFlags) environments() *deploy.Environments {
 
 // configure gives the deployer the pipeline's environments and env's role to assume.
 func (p *pipelineFlags) configure(env string, opts *deploy.Options) {
+	if p == nil {
+		return
+	}
 	opts.Environments = p.environments()
 	if p.file == nil {
 		return
@@ -110,7 +116,7 @@ func targetEnv(cmd *cobra.Command, c *conn) string {
 // gave from env's entry in the pipeline file — region, endpoint, instances, strategy,
 // verification — so that the commands parse one set of flags whatever their source.
 func (p *pipelineFlags) defaults(cmd *cobra.Command, b *binder, model, env string) error {
-	if p.file == nil {
+	if p == nil || p.file == nil {
 		return nil
 	}
 	e, ok := p.file.Environment(env)
@@ -204,7 +210,7 @@ func (c *conn) loadPipeline(cmd *cobra.Command) error {
 	if err := c.pipe.load(); err != nil {
 		return err
 	}
-	if c.pipe.file == nil {
+	if c.pipe == nil || c.pipe.file == nil {
 		return nil
 	}
 	if c.model == "" {
@@ -216,7 +222,7 @@ func (c *conn) loadPipeline(cmd *cobra.Command) error {
 // unapplied names the settings of env in the pipeline file the deployer does not apply yet, so
 // that plan says so rather than let a user believe they took effect.
 func (p *pipelineFlags) unapplied(env string) []string {
-	if p.file == nil {
+	if p == nil || p.file == nil {
 		return nil
 	}
 	e, ok := p.file.Environment(env)
