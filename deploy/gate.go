@@ -100,8 +100,8 @@ func (d *Deployer) askReleaseServer(ctx context.Context, c *releases.Client, mod
 		return false, d.serverTrouble(ctx, err, model, env)
 	}
 	if me.Kind == "token" && me.Environment != env {
-		return false, errorf(ErrRefused, "the release token %q is for environment %s, not %s: a release of %s into %s needs a token of %s (`sagedeploy server token create --env %s`). Nothing was changed",
-			me.Name, me.Environment, env, model, env, env, env)
+		return false, errorf(ErrRefused, "the release token %q is for environment %s, not %s: a release of %s into %s needs a token of %s (`sagedeploy server token create --env %s`), or --env %s if %s is mistyped. Nothing was changed",
+			me.Name, me.Environment, env, model, env, env, env, me.Environment, env)
 	}
 	envs, err := c.Environments(ctx)
 	if err != nil {

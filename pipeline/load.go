@@ -84,11 +84,12 @@ func Parse(name string, data []byte) (*File, error) {
 	c := &checker{file: name}
 	root := doc.Content[0]
 	c.keys(root, reflect.TypeFor[File](), "the file")
+	// Unknown keys do not stop decoding (the decoder skips them), so one run reports them
+	// together with the rules the values break; values of the wrong type do stop it.
 	f := &File{Path: name}
-	if len(c.problems) == 0 {
-		c.decode(root, f)
-	}
-	if len(c.problems) == 0 {
+	keyProblems := len(c.problems)
+	c.decode(root, f)
+	if len(c.problems) == keyProblems {
 		c.rules(root, f)
 	}
 	if len(c.problems) > 0 {

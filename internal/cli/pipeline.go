@@ -78,7 +78,11 @@ func newPipelineValidateCmd(g *globals) *cobra.Command {
 			default:
 				v.Environments = f.Names()
 			}
-			return emit(g.stdout, output, v, err, func(w io.Writer) { validationText(w, v, f) })
+			if output != "json" {
+				validationText(g.stdout, v, f) // the problems are the answer, not only the error
+				return err
+			}
+			return emit(g.stdout, output, v, err, nil)
 		},
 	}
 	cmd.Flags().StringVar(&path, "pipeline", g.getenv("SAGEDEPLOY_PIPELINE"), "pipeline file (default: "+pipeline.FileName+" here or above; env SAGEDEPLOY_PIPELINE)")
