@@ -40,6 +40,14 @@ func changes(d *deploy.Deployer, env string) map[string]func() error {
 			_, err := d.Promote(ctx, deploy.PromoteRequest{Model: "abalone", From: "dev", To: env})
 			return err
 		},
+		"create-model": func() error {
+			_, err := d.CreateModel(ctx, deploy.CreateModelRequest{Model: "abalone", Environment: env, Version: 1})
+			return err
+		},
+		"create-endpoint-config": func() error {
+			_, err := d.CreateEndpointConfig(ctx, deploy.CreateEndpointConfigRequest{Model: "abalone", Environment: env, Version: 1})
+			return err
+		},
 	}
 }
 
