@@ -205,14 +205,20 @@ environments:
 	if strings.Contains(smState(t, s.LocalURL()), "abalone-live") {
 		t.Fatal("prod's endpoint was created on dev's SageMaker")
 	}
-	// Version 2 in prod's registry: the plan shows the diff and leaves prod as it is.
+	planShowsTheDiff(t, env, prodEnv, prodSM.URL(), dir)
+}
+
+// planShowsTheDiff registers version 2 in prod's registry: deploy --dry-run shows the diff to
+// what prod serves and leaves prod as it is.
+func planShowsTheDiff(t *testing.T, env, prodEnv map[string]string, prodURL, dir string) {
+	t.Helper()
 	data, _ := abalone.Artifact(2)
 	art := filepath.Join(dir, "model-v2.tar.gz")
 	if err := os.WriteFile(art, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	dpOK(t, env, "register", "--artifact", art, "--bucket", "models", "--approve", "--endpoint-url", prodSM.URL())
-	before := smState(t, prodSM.URL())
+	dpOK(t, env, "register", "--artifact", art, "--bucket", "models", "--approve", "--endpoint-url", prodURL)
+	before := smState(t, prodURL)
 	txt := dpOK(t, prodEnv, "deploy", "--env", "prod", "--dry-run", "--instance-count", "3").stdout
 	for _, w := range []string{"Plan for abalone in prod (endpoint abalone-live, us-east-1): update the endpoint", "~ version", "version 1", "→ version 2",
 		"~ instance_count", "→ 3", "instance_type", "(unchanged)", "Nothing was changed."} {
@@ -220,7 +226,7 @@ environments:
 			t.Errorf("deploy --dry-run lacks %q:\n%s", w, txt)
 		}
 	}
-	if after := smState(t, prodSM.URL()); after != before {
+	if after := smState(t, prodURL); after != before {
 		t.Fatalf("deploy --dry-run changed prod:\n%s\n%s", before, after)
 	}
 	t.Log(txt)
