@@ -69,7 +69,8 @@ type Options struct {
 	// Required on AWS; with an EndpointURL it defaults to arn:aws:iam::{account}:role/sagedeploy-local.
 	ExecutionRoleARN string
 	// Releases, when set, receives a release per deploy, promote, rollback and scale, with its
-	// progress. Reporting failures are logged and never fail the operation.
+	// progress. A refusal of the server stops the operation before SageMaker is touched (gate.go);
+	// other reporting failures are logged and never fail it.
 	Releases *releases.Client
 	// Environments, when set, lists the environments of the pipeline file: any other is refused
 	// before an AWS call (see checkEnvironment in gate.go).

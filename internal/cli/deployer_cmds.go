@@ -27,7 +27,13 @@ assumes that role with the job's OIDC token instead (see "sagedeploy iam trust")
 
 Release reporting: with --releases-url / SAGEDEPLOY_RELEASES_URL and a token in
 SAGEDEPLOY_RELEASES_TOKEN (or the orb's CCI_RELEASE_INTEGRATION_TOKEN), each release is reported
-to that sagedeploy release server. Reporting failures are warnings, never failures.`
+to that sagedeploy release server. A refusal of the server (a token of another environment, a
+revoked token, a rejected approval) stops the command before SageMaker is touched; an unreachable
+server is a warning, except for a gated environment of the pipeline file (--allow-unreported).
+
+Pipeline file: sagedeploy.yaml in this directory or one above (or --pipeline FILE) lists the
+environments; any other is refused before an AWS call. Its settings for the environment fill the
+flags the command line and the environment variables leave unset (see "sagedeploy pipeline").`
 
 // addDeployerCommands registers the deployer's commands on root.
 func addDeployerCommands(root *cobra.Command, g *globals) {

@@ -1,9 +1,11 @@
 package cli_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -19,6 +21,7 @@ import (
 	"github.com/sagedeploy/sagedeploy/allinone"
 	"github.com/sagedeploy/sagedeploy/allinone/allinonetest"
 	"github.com/sagedeploy/sagedeploy/examples/abalone"
+	"github.com/sagedeploy/sagedeploy/internal/cli"
 	"github.com/sagedeploy/sagedeploy/localsm"
 	"github.com/sagedeploy/sagedeploy/localsm/localsmtest"
 )
@@ -317,4 +320,41 @@ func writePipeline(t *testing.T, dir, text string) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// `sagedeploy server --pipeline FILE` takes the file's environments and gates at start.
+func TestServerTakesThePipelineFileAtStart(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	file := writePipeline(t, dir, "environments:\n  - name: dev\n    endpoint_url: http://127.0.0.1:4570\n  - name: staging\n    region: eu-west-1\n  - name: prod\n    region: eu-west-1\n    approval: {required: true}\n")
+	data := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pr, pw := io.Pipe()
+	exit := make(chan int, 1)
+	go func() {
+		code := cli.Run(ctx, []string{"server", "--addr", "127.0.0.1:0", "--pipeline", file, "--data-dir", data},
+			cli.Process{Stdin: strings.NewReader(""), Stdout: pw, Stderr: io.Discard, LookupEnv: cli.EnvMap(nil)})
+		pw.Close()
+		exit <- code
+	}()
+	sc := bufio.NewScanner(pr)
+	saved := false
+	for sc.Scan() && !strings.Contains(sc.Text(), "First start") {
+		saved = saved || strings.Contains(sc.Text(), "dev → staging → prod")
+	}
+	cancel()
+	go func() { _, _ = io.Copy(io.Discard, pr) }()
+	if code := <-exit; code != 0 || !saved {
+		t.Fatalf("server --pipeline: exit %d, environments saved message seen: %t", code, saved)
+	}
+	list := dpOK(t, map[string]string{}, "server", "env", "list", "--data-dir", data, "-o", "json")
+	var envs []struct {
+		Name             string `json:"name"`
+		RequiresApproval bool   `json:"requires_approval"`
+		Position         int    `json:"position"`
+	}
+	if err := json.Unmarshal([]byte(list.stdout), &envs); err != nil || len(envs) != 3 || envs[1].Name != "staging" || envs[2].Position != 2 || !envs[2].RequiresApproval {
+		t.Fatalf("environments after server --pipeline: %s (%v)", list.stdout, err)
+	}
 }
