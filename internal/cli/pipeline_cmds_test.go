@@ -208,6 +208,10 @@ environments:
 	if strings.Contains(smState(t, s.LocalURL()), "abalone-live") {
 		t.Fatal("prod's endpoint was created on dev's SageMaker")
 	}
+	// scale finds prod's endpoint by the file's pattern, in prod's account.
+	if r := dpOK(t, prodEnv, "scale", "--env", "prod", "--instances", "3"); !strings.Contains(r.stdout, "abalone-live (prod) runs 3 instances") {
+		t.Fatalf("scale prod: %s", r.stdout)
+	}
 	planShowsTheDiff(t, env, prodEnv, prodSM.URL(), dir)
 }
 
@@ -222,9 +226,9 @@ func planShowsTheDiff(t *testing.T, env, prodEnv map[string]string, prodURL, dir
 	}
 	dpOK(t, env, "register", "--artifact", art, "--bucket", "models", "--approve", "--endpoint-url", prodURL)
 	before := smState(t, prodURL)
-	txt := dpOK(t, prodEnv, "deploy", "--env", "prod", "--dry-run", "--instance-count", "3").stdout
+	txt := dpOK(t, prodEnv, "deploy", "--env", "prod", "--dry-run", "--instance-count", "4").stdout
 	for _, w := range []string{"Plan for abalone in prod (endpoint abalone-live, us-east-1): update the endpoint", "~ version", "version 1", "→ version 2",
-		"~ instance_count", "→ 3", "instance_type", "(unchanged)", "Nothing was changed."} {
+		"~ instance_count   3", "→ 4", "instance_type", "(unchanged)", "Nothing was changed."} {
 		if !strings.Contains(txt, w) {
 			t.Errorf("deploy --dry-run lacks %q:\n%s", w, txt)
 		}
