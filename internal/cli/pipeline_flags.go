@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -96,6 +97,9 @@ func (p *pipelineFlags) configure(env string, opts *deploy.Options) {
 	}
 	if e, ok := p.file.Environment(env); ok {
 		opts.AssumeRoleARN = e.Role
+	}
+	if u := p.unapplied(env); len(u) > 0 && opts.Logger != nil {
+		opts.Logger.Warn("settings of the pipeline file this sagedeploy does not apply yet", "environment", env, "file", p.file.Path, "settings", strings.Join(u, ", "))
 	}
 }
 
