@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -134,7 +135,7 @@ func (c *checker) keys(n *yaml.Node, t reflect.Type, where string) {
 			k, v := n.Content[i], n.Content[i+1]
 			ft, ok := fields[k.Value]
 			if !ok {
-				c.add(k.Line, "unknown key %q in %s%s", k.Value, where, suggest(k.Value, slices.Sorted(mapsKeys(fields))))
+				c.add(k.Line, "unknown key %q in %s%s", k.Value, where, suggest(k.Value, slices.Sorted(maps.Keys(fields))))
 				continue
 			}
 			c.keys(v, ft, fmt.Sprintf("%s of %s", k.Value, where))
@@ -179,16 +180,6 @@ func yamlFields(t reflect.Type) map[string]reflect.Type {
 		out[name] = f.Type
 	}
 	return out
-}
-
-func mapsKeys[V any](m map[string]V) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 // suggest proposes the closest known key, the way a mistyped flag gets one.

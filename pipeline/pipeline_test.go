@@ -69,6 +69,8 @@ func TestProblemsNameTheLine(t *testing.T) {
 			[]string{"4: role arn:aws:iam::222222222222:role/deployer of environment prod is in account 222222222222"}},
 		{"syntax", "environments:\n  - name: dev\n\tregion: x\n", []string{"2: not valid YAML"}}, // the YAML library names the line of the block the tab breaks
 		{"no environments", "model: abalone\n", []string{"1: no environments"}},
+		{"endpoint settings", "environments:\n  - name: dev\n    instance_type: ml.m5.large\n    serverless:\n      memory_mb: 1000\n      max_concurrency: 5\n    data_capture:\n      enabled: true\n",
+			[]string{"4: environment dev sets both serverless and instance_type", "5: memory_mb 1000", "7: data_capture of environment dev needs destination"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

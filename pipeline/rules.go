@@ -3,7 +3,6 @@ package pipeline
 import (
 	"net/url"
 	"regexp"
-	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -43,15 +42,29 @@ func at(n *yaml.Node, path ...any) *yaml.Node {
 	return n
 }
 
-// lineAt is the line of the node at path, or of the closest ancestor present.
+// lineAt is the line of the key (or item) at path, or of the closest ancestor present: a
+// problem with a block is reported where its key is written, not where its content starts.
 func lineAt(n *yaml.Node, path ...any) int {
 	for len(path) > 0 {
 		if m := at(n, path...); m != nil {
+			if k, ok := path[len(path)-1].(string); ok {
+				return keyLine(at(n, path[:len(path)-1]...), k, m.Line)
+			}
 			return m.Line
 		}
 		path = path[:len(path)-1]
 	}
 	return n.Line
+}
+
+// keyLine is the line of key in mapping m, def when absent.
+func keyLine(m *yaml.Node, key string, def int) int {
+	for i := 0; m != nil && m.Kind == yaml.MappingNode && i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key {
+			return m.Content[i].Line
+		}
+	}
+	return def
 }
 
 // rules checks the values of a decoded file against what SageMaker and sagedeploy accept.
@@ -179,7 +192,7 @@ func (c *checker) settings(e *Environment, line func(...any) int) {
 			c.add(line("serverless", "memory_mb"), "memory_mb %d of environment %s is not one of 1024, 2048, ..., 6144", s.MemoryMB, e.Name)
 		}
 		if s.MaxConcurrency < 1 || s.MaxConcurrency > 200 {
-			c.add(line("serverless", "max_concurrency"), "max_concurrency %s of environment %s is not between 1 and 200", strconv.Itoa(s.MaxConcurrency), e.Name)
+			c.add(line("serverless", "max_concurrency"), "max_concurrency %d of environment %s is not between 1 and 200", s.MaxConcurrency, e.Name)
 		}
 	}
 }
