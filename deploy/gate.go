@@ -75,12 +75,10 @@ func (d *Deployer) checkEnvironment(ctx context.Context, model, env string) (con
 	if st, ok := ctx.Value(checkedKey{}).(gateState); ok && st.env == env {
 		return ctx, nil
 	}
-	pol := d.opts.Environments
-	known, inFile := pol.lookup(env)
-	if pol != nil && len(pol.Known) > 0 && !inFile {
-		return ctx, errorf(ErrInvalid, "environment %q is not in %s; its environments are %s. Nothing was changed: fix --env / DEPLOY_ENVIRONMENT, or add the environment to the file",
-			env, pol.Source, pol.names())
+	if err := d.inPipeline(env, "--env / DEPLOY_ENVIRONMENT"); err != nil {
+		return ctx, err
 	}
+	known, inFile := d.opts.Environments.lookup(env)
 	st := gateState{env: env, gated: known.Gated}
 	if c := d.opts.Releases; c != nil {
 		gated, err := d.askReleaseServer(ctx, c, model, env, inFile)
@@ -90,6 +88,17 @@ func (d *Deployer) checkEnvironment(ctx context.Context, model, env string) (con
 		st.gated = st.gated || gated
 	}
 	return context.WithValue(ctx, checkedKey{}, st), nil
+}
+
+// inPipeline refuses an environment the pipeline file does not list (any, without a file);
+// flag names where the user gave it.
+func (d *Deployer) inPipeline(env, flag string) error {
+	pol := d.opts.Environments
+	if _, ok := pol.lookup(env); ok || pol == nil || len(pol.Known) == 0 {
+		return nil
+	}
+	return errorf(ErrInvalid, "environment %q is not in %s; its environments are %s. Nothing was changed: fix %s, or add the environment to the file",
+		env, pol.Source, pol.names(), flag)
 }
 
 // askReleaseServer checks that the server takes the credentials for env and, when the pipeline

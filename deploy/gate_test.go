@@ -63,6 +63,10 @@ func TestEnvironmentNotInPipelineFileIsRefusedBeforeAnyAWSCall(t *testing.T) {
 			t.Errorf("%s --env dvo = %v, want an invalid-request error naming dvo and listing dev, prod", op, err)
 		}
 	}
+	_, err := d.Promote(ctx, deploy.PromoteRequest{Model: "abalone", From: "dve", To: "prod"})
+	if !errors.Is(err, deploy.ErrInvalid) || !strings.Contains(err.Error(), `"dve"`) || !strings.Contains(err.Error(), "--from") {
+		t.Errorf("promote --from dve = %v, want an error naming dve and --from", err)
+	}
 	if n := rec.names(); len(n) > 0 {
 		t.Fatalf("AWS was called for an unknown environment: %v", n)
 	}
