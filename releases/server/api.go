@@ -272,13 +272,23 @@ func (s *Server) decideRelease(r *http.Request, p principal, id string, approve 
 	if err != nil {
 		outcome = s.publicMessage(r, err)
 	}
-	s.audit(r, p.name(), action, rec.Environment, rec.Model, id, outcome, reason)
+	s.audit(r, p.name(), action, rec.Environment, rec.Model, id, outcome, decisionDetail(rec, reason))
 	if err != nil {
 		return rec, err
 	}
 	s.notify.signal(releaseKey(id))
 	s.notify.signal(queueKey(rec.Environment))
 	return rec, nil
+}
+
+// decisionDetail is what the audit log says about a gate decision: who asked for the release, so
+// that requester and approver stand side by side.
+func decisionDetail(rec store.ReleaseRecord, reason string) string {
+	d := "requested by " + cmp.Or(rec.Requester(), "(nobody named)")
+	if reason != "" {
+		d += "; " + reason
+	}
+	return d
 }
 
 func (s jsonAPI) apiCancel(w http.ResponseWriter, r *http.Request, p principal) error {

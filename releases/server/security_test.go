@@ -1,0 +1,89 @@
+package server_test
+
+import (
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/sagedeploy/sagedeploy/releases/server/servertest"
+	"github.com/sagedeploy/sagedeploy/releases/store"
+)
+
+func body(r *http.Response) string {
+	b, _ := io.ReadAll(r.Body)
+	return string(b)
+}
+
+// A signed-in user sent to /login?next=... must land on this site: browsers drop tabs and read a
+// backslash as a slash, so "/<TAB>/host" and "/\host" are other sites to them.
+func TestSignInRedirectStaysOnThisSite(t *testing.T) {
+	e := servertest.Start(t, servertest.Options{})
+	a := newBrowserlessSession(t, e, "admin", e.AdminPassword)
+	base, _ := url.Parse(e.URL)
+	for _, tc := range []struct{ rawNext, want string }{
+		{"/%09/127.0.0.1:9/x", "/"},
+		{"/%09%5Cevil", "/"},
+		{"%2F%2Fevil.example", "/"},
+		{"/%5Cevil.example", "/"},
+		{"/%0D%0ALocation:%20http://evil", "/"},
+		{"https://evil.example/", "/"},
+		{"javascript:alert(1)", "/"},
+		{"/%2F/evil.example", "/"},
+		{"/settings", "/settings"},
+		{"/releases%3Fenv%3Dprod%26model%3Dabalone", "/releases?env=prod&model=abalone"},
+	} {
+		// The transport, not a client: a client refuses to parse a Location with a control character.
+		req, _ := http.NewRequest("GET", e.URL+"/login?next="+tc.rawNext, nil)
+		for _, c := range a.c.Jar.Cookies(base) {
+			req.AddCookie(c)
+		}
+		resp, err := http.DefaultTransport.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if got := resp.Header.Get("Location"); resp.StatusCode != http.StatusSeeOther || got != tc.want {
+			t.Errorf("/login?next=%s: %d to %q; want 303 to %q", tc.rawNext, resp.StatusCode, got, tc.want)
+		}
+	}
+}
+
+// The four-eyes rule holds on the dashboard too: the requester's approval is refused with the
+// rule's name, another deployer's goes through, and an admin can turn the rule off per gate.
+func TestDashboardApprovalNeedsFourEyes(t *testing.T) {
+	e := servertest.Start(t, servertest.Options{})
+	e.Deploy("dev", "abalone", 1, 1)
+	dan := newBrowserlessSession(t, e, "dan", e.AddUser("dan", store.RoleDeployer))
+	erin := newBrowserlessSession(t, e, "erin", e.AddUser("erin", store.RoleDeployer))
+
+	body(dan.form("/components/dev/abalone/promote", "csrf="+dan.csrf))
+	pend, err := e.Store.PendingApprovals(bg)
+	if err != nil || len(pend) != 1 {
+		t.Fatalf("pending approvals after the promotion: %v %v", pend, err)
+	}
+	id := pend[0].ID
+	page := body(dan.form("/releases/"+id+"/approve", "csrf="+dan.csrf))
+	if !strings.Contains(page, "four-eyes rule of environment prod") || !strings.Contains(page, "someone else must approve") {
+		t.Fatalf("the requester's own approval was not refused with the rule:\n%s", page)
+	}
+	if r, _ := e.Store.Release(bg, id); r.ApprovedBy != "" {
+		t.Fatalf("refused approval recorded: approved by %q", r.ApprovedBy)
+	}
+	body(erin.form("/releases/"+id+"/approve", "csrf="+erin.csrf))
+	if r, _ := e.Store.Release(bg, id); r.ApprovedBy != "erin" || r.Requester() != "dan" {
+		t.Fatalf("after erin's approval: approved by %q, requested by %q", r.ApprovedBy, r.Requester())
+	}
+	wantAudit(t, e, "release.approve", "dan", "four-eyes rule")
+	wantAudit(t, e, "release.approve", "erin", "ok", "requested by dan")
+
+	admin := newBrowserlessSession(t, e, "admin", e.AdminPassword)
+	page = body(admin.form("/settings/environments", "csrf="+admin.csrf+"&name=prod&kind=sagemaker&region=eu-west-1&position=1&requires_approval=1&allow_self_approval=1"))
+	if env, err := e.Store.Environment(bg, "prod"); err != nil || !env.AllowSelfApproval || !env.RequiresApproval {
+		t.Fatalf("allow self-approval from the settings form: %+v %v\n%s", env, err, page)
+	}
+	if !strings.Contains(admin.get("/settings"), "self-approval allowed") {
+		t.Fatal("the settings page does not say that prod allows self-approval")
+	}
+}
