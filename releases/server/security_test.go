@@ -87,3 +87,28 @@ func TestDashboardApprovalNeedsFourEyes(t *testing.T) {
 		t.Fatal("the settings page does not say that prod allows self-approval")
 	}
 }
+
+// /healthz tells an anonymous probe only ok or unavailable; which database, and why it fails, is
+// for signed-in users and tokens.
+func TestHealthzShowsDetailsOnlyToSignedInCallers(t *testing.T) {
+	e := servertest.Start(t, servertest.Options{})
+	anon := e.Do("GET", "/healthz", nil, nil)
+	if anon.Status != 200 || !onlyStatus(t, anon, "ok") {
+		t.Fatalf("anonymous healthz: %d %s; want 200 {\"status\":\"ok\"} only", anon.Status, anon.Body)
+	}
+	if admin := e.Do("GET", "/healthz", e.Admin(), nil); admin.Status != 200 || !strings.Contains(string(admin.Body), `"database": "sqlite"`) {
+		t.Fatalf("signed-in healthz: %d %s; want the database named", admin.Status, admin.Body)
+	}
+	e.Store.Close() // the database goes away
+	anon = e.Do("GET", "/healthz", nil, nil)
+	if anon.Status != 503 || !onlyStatus(t, anon, "unavailable") {
+		t.Fatalf("anonymous healthz with the database down: %d %s; want 503 without details", anon.Status, anon.Body)
+	}
+}
+
+// onlyStatus reports whether a health answer holds its status and nothing else.
+func onlyStatus(t *testing.T, r servertest.Response, want string) bool {
+	var m map[string]string
+	r.JSON(t, &m)
+	return len(m) == 1 && m["status"] == want
+}
