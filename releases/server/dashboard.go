@@ -368,15 +368,18 @@ func (s dashboard) login(w http.ResponseWriter, r *http.Request) {
 	name := strings.TrimSpace(r.PostForm.Get("username"))
 	c, err := r.Cookie(loginCSRFCookie)
 	if err != nil || !sameSecret(c.Value, r.PostForm.Get(csrfField)) {
-		s.audit(r, name, "sign-in", "", "", "", "denied: missing or stale CSRF token", "")
+		s.audit(r, s.actorOf(r.Context(), name), "sign-in", "", "", "", "denied: missing or stale CSRF token", "")
 		s.renderLogin(w, r, http.StatusForbidden, name, "The sign-in form was stale or not sent by this site. Try again.")
 		return
 	}
-	u, err := s.checkPassword(r.Context(), name, r.PostForm.Get("password"))
+	u, err := s.signIn(r, name, r.PostForm.Get("password"), "sign-in")
 	if err != nil {
-		s.audit(r, name, "sign-in", "", "", "", "failed: wrong user name or password", "")
-		s.log.Warn("failed sign-in", "user", name, "remote", remoteAddr(r))
-		s.renderLogin(w, r, http.StatusUnauthorized, name, "Wrong user name or password.")
+		setRetryAfter(w, err)
+		msg := "Wrong user name or password."
+		if st := statusOf(err); st != http.StatusUnauthorized {
+			msg = s.publicMessage(r, err)
+		}
+		s.renderLogin(w, r, statusOf(err), name, msg)
 		return
 	}
 	if err := s.startSession(w, r, u); err != nil {

@@ -2,10 +2,15 @@ package server_test
 
 import (
 	"io"
+	"net"
 	"net/http"
+	"net/http/cookiejar"
 	"net/url"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sagedeploy/sagedeploy/releases/server/servertest"
 	"github.com/sagedeploy/sagedeploy/releases/store"
@@ -111,4 +116,114 @@ func onlyStatus(t *testing.T, r servertest.Response, want string) bool {
 	var m map[string]string
 	r.JSON(t, &m)
 	return len(m) == 1 && m["status"] == want
+}
+
+// signInFrom signs in with basic credentials from a loopback address of its own, so one test can
+// be several clients; it returns the status and the Retry-After header.
+func signInFrom(t *testing.T, e *servertest.Env, ip, user, password string) (int, int) {
+	t.Helper()
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+	c := &http.Client{Transport: &http.Transport{DialContext: d.DialContext}}
+	defer c.CloseIdleConnections()
+	req, _ := http.NewRequest("GET", e.URL+"/api/v1/me", nil)
+	req.SetBasicAuth(user, password)
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("sign in from %s: %v", ip, err)
+	}
+	resp.Body.Close()
+	ra, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
+	return resp.StatusCode, ra
+}
+
+// A stranger guessing the admin's password from one address gets ever longer waits (429 with
+// Retry-After, the password is not even checked), while the real admin from another address is
+// delayed by at most the per-user bound and then signs in.
+func TestSignInThrottleGrowsAndBoundsTheRealUsersWait(t *testing.T) {
+	clk := &clock{t: time.Now().UTC()}
+	e := servertest.Start(t, servertest.Options{Now: clk.Now})
+	var waits []int
+	for failures := 0; failures < 12; {
+		status, retry := signInFrom(t, e, "127.0.0.2", "admin", "guess-"+strconv.Itoa(failures))
+		switch status {
+		case http.StatusUnauthorized:
+			failures++
+		case http.StatusTooManyRequests:
+			if retry <= 0 {
+				t.Fatalf("429 without a Retry-After")
+			}
+			waits = append(waits, retry)
+			clk.Advance(time.Duration(retry) * time.Second)
+		default:
+			t.Fatalf("wrong password answered %d", status)
+		}
+	}
+	if len(waits) < 8 || !slices.IsSorted(waits) || waits[len(waits)-1] <= 60 {
+		t.Fatalf("waits between guesses = %v; want a growing delay well past a minute for the guessing address", waits)
+	}
+	// The stranger's address is still held back, even with the right password.
+	if status, _ := signInFrom(t, e, "127.0.0.2", "admin", e.AdminPassword); status != http.StatusTooManyRequests {
+		t.Fatalf("the guessing address got %d with the right password; want 429 until its wait ends", status)
+	}
+	// The real admin, from elsewhere, waits no more than the per-user bound.
+	status, retry := signInFrom(t, e, "127.0.0.3", "admin", e.AdminPassword)
+	if status == http.StatusTooManyRequests {
+		if retry > 30 {
+			t.Fatalf("a stranger locked the real admin out for %d s; want at most 30 s", retry)
+		}
+		clk.Advance(time.Duration(retry) * time.Second)
+		status, _ = signInFrom(t, e, "127.0.0.3", "admin", e.AdminPassword)
+	}
+	if status != http.StatusOK {
+		t.Fatalf("the real admin could not sign in after the bounded wait: %d", status)
+	}
+}
+
+// The sign-in form is throttled like basic credentials, and a failed sign-in for a name no user
+// has is audited as "unknown user": what was typed may be a password.
+func TestSignInFormThrottledAndUnknownNamesNotEchoed(t *testing.T) {
+	e := servertest.Start(t, servertest.Options{})
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar}
+	var last *http.Response
+	for i := range 6 {
+		page := body(mustGet(t, c, e.URL+"/login"))
+		m := csrfRE.FindStringSubmatch(page)
+		last, _ = c.PostForm(e.URL+"/login", url.Values{"csrf": {m[1]}, "username": {"Sup3r-Secret-pw"}, "password": {"x" + strconv.Itoa(i)}})
+		last.Body.Close()
+	}
+	if last.StatusCode != http.StatusTooManyRequests || last.Header.Get("Retry-After") == "" {
+		t.Fatalf("sixth wrong sign-in by form: %d, Retry-After %q; want 429 with Retry-After", last.StatusCode, last.Header.Get("Retry-After"))
+	}
+	entries, err := e.Store.Audit(bg, 100, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	failed := 0
+	for _, a := range entries {
+		if strings.Contains(a.Actor+a.Detail+a.Target+a.Outcome, "Sup3r-Secret-pw") {
+			t.Fatalf("the audit log shows the typed user name: %+v", a)
+		}
+		if a.Action == "sign-in" && a.Actor == "unknown user" && strings.HasPrefix(a.Outcome, "failed") {
+			failed++
+		}
+	}
+	if failed == 0 {
+		t.Fatalf("no failed sign-in by an unknown user in the audit log: %+v", entries)
+	}
+	// Basic credentials with an unknown name are audited the same way.
+	signInFrom(t, e, "127.0.0.4", "hunter2-typed-here", "x")
+	entries, _ = e.Store.Audit(bg, 5, 0)
+	if entries[0].Action != "api.sign-in" || entries[0].Actor != "unknown user" {
+		t.Fatalf("basic sign-in with an unknown name audited as %+v", entries[0])
+	}
+}
+
+func mustGet(t *testing.T, c *http.Client, u string) *http.Response {
+	t.Helper()
+	resp, err := c.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
 }

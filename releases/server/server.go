@@ -60,6 +60,7 @@ type Server struct {
 	handler   http.Handler
 	metrics   *metrics
 	notify    *notifier
+	throttle  *throttle
 	agents    *presence
 	pages     map[string]*template.Template
 	dummyHash []byte
@@ -84,7 +85,7 @@ func New(opts Options) (*Server, error) {
 	opts.MaxPollWait = cmp.Or(max(opts.MaxPollWait, 0), 60*time.Second)
 	opts.StreamPoll = cmp.Or(max(opts.StreamPoll, 0), 2*time.Second)
 
-	s := &Server{opts: opts, st: opts.Store, log: opts.Logger, notify: newNotifier(), agents: newPresence(), metrics: newMetrics(opts.Store)}
+	s := &Server{opts: opts, st: opts.Store, log: opts.Logger, notify: newNotifier(), throttle: newThrottle(defaultThrottleLimits()), agents: newPresence(), metrics: newMetrics(opts.Store)}
 	var err error
 	if s.pages, err = web.Pages(s.templateFuncs()); err != nil {
 		return nil, fmt.Errorf("release server: %w", err)
@@ -301,6 +302,7 @@ func (s *Server) Sweep(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	s.throttle.prune(now)
 	_, err = s.st.DeleteExpiredSessions(ctx)
 	return err
 }
