@@ -297,6 +297,16 @@ func ClaimCommand(c *Command) error {
 	return nil
 }
 
+// RequeueCommand puts a command an agent took back in the queue, because that agent's token was
+// revoked before it started the release: no report of it would be accepted.
+func RequeueCommand(c *Command) error {
+	if c.State != CommandDispatched {
+		return Errorf(ECONFLICT, "command %s is %s; only a command an agent took can go back to the queue", c.ID, c.State)
+	}
+	c.State = CommandQueued
+	return nil
+}
+
 // StartCommand marks a command dispatched when the executor starts its release, even if the
 // executor reported before the agent's claim was recorded.
 func StartCommand(c *Command) error {

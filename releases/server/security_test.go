@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sagedeploy/sagedeploy/releases"
+	"github.com/sagedeploy/sagedeploy/releases/server"
 	"github.com/sagedeploy/sagedeploy/releases/server/servertest"
 	"github.com/sagedeploy/sagedeploy/releases/store"
 )
@@ -226,4 +228,114 @@ func mustGet(t *testing.T, c *http.Client, u string) *http.Response {
 		t.Fatal(err)
 	}
 	return resp
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// tokenID finds the id of the token servertest made for env.
+func tokenID(t *testing.T, e *servertest.Env, env string) string {
+	t.Helper()
+	toks, err := e.Store.Tokens(bg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tk := range toks {
+		if tk.Environment == env && tk.RevokedAt == nil {
+			return tk.ID
+		}
+	}
+	t.Fatalf("no token of %s", env)
+	return ""
+}
+
+// An agent's long poll that began before its token was revoked ends at once, and does not take
+// the command issued after the revocation: a current agent gets it.
+func TestRevokedTokensWaitingPollEndsWithoutACommand(t *testing.T) {
+	e := servertest.Start(t, servertest.Options{})
+	e.Deploy("dev", "abalone", 1, 1)
+	e.Deploy("dev", "abalone", 2, 1)
+	old := e.Client("dev")
+	oldID := tokenID(t, e, "dev")
+	type polled struct {
+		cmd *releases.Command
+		err error
+	}
+	done := make(chan polled, 1)
+	go func() {
+		cmd, err := old.NextCommand(bg, 60*time.Second)
+		done <- polled{cmd, err}
+	}()
+	waitFor(t, "the agent's poll", func() bool {
+		var envs struct {
+			Environments []server.EnvironmentView `json:"environments"`
+		}
+		e.Do("GET", "/api/v1/environments", e.Admin(), nil).JSON(t, &envs)
+		return slices.ContainsFunc(envs.Environments, func(v server.EnvironmentView) bool { return v.Name == "dev" && v.AgentLastSeen != nil })
+	})
+	wantResp(t, e.Do("POST", "/api/v1/tokens/"+oldID+"/revoke", e.Admin(), nil), 200)
+	var cr commandResp
+	e.Do("POST", "/api/v1/components/dev/abalone/rollback", e.Admin(), nil).JSON(t, &cr)
+	select {
+	case got := <-done:
+		if got.cmd != nil {
+			t.Fatalf("the revoked token's poll received command %s", got.cmd.ID)
+		}
+		if got.err == nil || !strings.Contains(got.err.Error(), "revoked") {
+			t.Fatalf("the revoked token's poll ended with %v; want an error saying the token was revoked", got.err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the revoked token's poll still waits: it should end at the revocation")
+	}
+	c, _ := e.Store.Command(bg, cr.Command.ID)
+	if c.State != store.CommandQueued {
+		t.Fatalf("command after the revoked poll: %s; want queued", c.State)
+	}
+	fresh, _, err := server.CreateToken(bg, e.Store, "dev", "dev-new", "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := releases.NewClient(e.URL, fresh, nil).NextCommand(bg, 5*time.Second)
+	if err != nil || got == nil || got.ID != cr.Command.ID {
+		t.Fatalf("a current agent's poll: %+v %v; want command %s", got, err, cr.Command.ID)
+	}
+}
+
+// A command handed to an agent whose token is revoked before it starts the release goes back to
+// the queue, and the next agent of the environment gets it.
+func TestCommandOfARevokedTokenReturnsToTheQueue(t *testing.T) {
+	e := servertest.Start(t, servertest.Options{})
+	e.Deploy("dev", "abalone", 1, 1)
+	e.Deploy("dev", "abalone", 2, 1)
+	var cr commandResp
+	e.Do("POST", "/api/v1/components/dev/abalone/rollback", e.Admin(), nil).JSON(t, &cr)
+	taken, err := e.Client("dev").NextCommand(bg, time.Second)
+	if err != nil || taken == nil || taken.ID != cr.Command.ID {
+		t.Fatalf("first agent: %+v %v", taken, err)
+	}
+	wantResp(t, e.Do("POST", "/api/v1/tokens/"+tokenID(t, e, "dev")+"/revoke", e.Admin(), nil), 200)
+	c, _ := e.Store.Command(bg, cr.Command.ID)
+	if c.State != store.CommandQueued {
+		t.Fatalf("command of the revoked token: %s; want queued again", c.State)
+	}
+	fresh, _, err := server.CreateToken(bg, e.Store, "dev", "dev-new", "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := releases.NewClient(e.URL, fresh, nil).NextCommand(bg, 5*time.Second)
+	if err != nil || got == nil || got.ID != cr.Command.ID {
+		t.Fatalf("the next agent: %+v %v; want command %s", got, err, cr.Command.ID)
+	}
+	events, _ := e.Store.Events(bg, cr.Release.ID, 0)
+	if !slices.ContainsFunc(events, func(ev releases.Event) bool { return strings.Contains(ev.Message, "back in the queue") }) {
+		t.Fatalf("the release does not say its command went back to the queue: %+v", events)
+	}
 }
