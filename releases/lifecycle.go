@@ -43,6 +43,12 @@ func (st ReleaseStart) Check() error {
 	if len(miss) > 0 {
 		return Errorf(EINVALID, "the release start is missing %s; for example %s", strings.Join(miss, ", "), `{"environment": "dev", "model": "abalone", "kind": "deploy", "version": {"number": 3}}`)
 	}
+	if err := CheckModelName(st.Model); err != nil {
+		return err
+	}
+	if err := CheckEnvironmentName(st.Environment); err != nil {
+		return err
+	}
 	if !ValidKind(st.Kind) {
 		return Errorf(EINVALID, "release kind %q is not valid: use deploy, promote, restore or scale", st.Kind)
 	}

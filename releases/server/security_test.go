@@ -339,3 +339,24 @@ func TestCommandOfARevokedTokenReturnsToTheQueue(t *testing.T) {
 		t.Fatalf("the release does not say its command went back to the queue: %+v", events)
 	}
 }
+
+// Model and environment names are checked against SageMaker's rule where they enter the server:
+// release reports, the environment API and the settings form.
+func TestServerRefusesNamesSageMakerWouldRefuse(t *testing.T) {
+	e := servertest.Start(t, servertest.Options{})
+	c := e.Client("dev")
+	for _, model := range []string{"a/b", "<b>x</b>", "a_b"} {
+		_, err := c.StartRelease(bg, releases.ReleaseStart{Environment: "dev", Model: model, Kind: releases.KindDeploy, Version: releases.Version{Number: 1}})
+		if err == nil || !strings.Contains(err.Error(), "model name") || !strings.Contains(err.Error(), "letters, digits and hyphens") {
+			t.Errorf("release of model %q: %v; want a refusal naming SageMaker's rule", model, err)
+		}
+	}
+	wantResp(t, e.Do("POST", "/api/v1/environments", e.Admin(), map[string]any{"name": "pre_prod", "kind": "local"}), 400, `environment name "pre_prod" is not valid`)
+	a := newBrowserlessSession(t, e, "admin", e.AdminPassword)
+	if page := body(a.form("/settings/environments", "csrf="+a.csrf+"&name=qa%2Fx&kind=local")); !strings.Contains(page, "letters, digits and hyphens") {
+		t.Fatalf("the settings form took environment qa/x:\n%s", page)
+	}
+	if envs, _ := e.Store.Environments(bg); len(envs) != 2 {
+		t.Fatalf("environments after refused names: %+v", envs)
+	}
+}

@@ -14,13 +14,13 @@ import (
 
 var nameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_-]{0,62}$`)
 
-// ValidName reports whether s can name an environment: letters, digits, - and _, up to 63.
+// ValidName reports whether s can name a user: letters, digits, - and _, up to 63.
 func ValidName(s string) bool { return nameRE.MatchString(s) }
 
 // PutEnvironment creates the environment, or updates it when one of that name exists.
 func (s *Store) PutEnvironment(ctx context.Context, e releases.Environment) error {
-	if !ValidName(e.Name) {
-		return errf(ErrInvalid, "environment name %q is not valid: use letters, digits, - and _ (for example dev, staging, prod)", e.Name)
+	if err := releases.CheckEnvironmentName(e.Name); err != nil {
+		return fromDomain(err)
 	}
 	if e.Kind != "local" && e.Kind != "sagemaker" {
 		return errf(ErrInvalid, "environment %s: kind %q is not valid: use sagemaker (AWS) or local (sagedeploy local)", e.Name, e.Kind)
