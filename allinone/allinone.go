@@ -193,7 +193,7 @@ func (s *Stack) start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("start the local SageMaker: %w", err)
 	}
-	if s.store, err = store.Open(ctx, store.Config{DataDir: o.DataDir}); err != nil {
+	if s.store, err = store.Open(ctx, store.Config{DataDir: o.DataDir, Logger: o.Logger.With("part", "store")}); err != nil {
 		return err
 	}
 	if err := s.ensureEnvironments(ctx); err != nil {

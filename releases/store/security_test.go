@@ -1,11 +1,16 @@
 package store_test
 
 import (
+	"bytes"
 	"context"
+	"log/slog"
 	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
+	"github.com/sagedeploy/sagedeploy/releases"
 	"github.com/sagedeploy/sagedeploy/releases/store"
 )
 
@@ -41,5 +46,48 @@ func TestConcurrentOpensOnEmptyPostgresAllSucceed(t *testing.T) {
 				t.Errorf("round %d: server %d of %d failed to open the empty database: %v", round, i+1, servers, err)
 			}
 		}
+	}
+}
+
+// A data dir others can read, and database files created with the umask's mode, are fixed at
+// open: dir 0700, files 0600, each change logged as a warning.
+func TestOpenFixesDataDirAndDatabasePermissions(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil { // whatever the umask
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	s := open(t, store.Config{DataDir: dir, Logger: log})
+	mustEnv(t, s, releases.Environment{Name: "dev", Kind: "local"})
+	wantMode(t, dir, 0o700)
+	for _, name := range []string{store.SQLiteFile, store.SQLiteFile + "-wal"} {
+		wantMode(t, filepath.Join(dir, name), 0o600)
+	}
+	s.Close()
+
+	// Someone loosens them; the next start tightens them again and says so.
+	os.Chmod(dir, 0o755)
+	os.Chmod(filepath.Join(dir, store.SQLiteFile), 0o644)
+	logs.Reset()
+	open(t, store.Config{DataDir: dir, Logger: log})
+	wantMode(t, dir, 0o700)
+	wantMode(t, filepath.Join(dir, store.SQLiteFile), 0o600)
+	if n := strings.Count(logs.String(), "permissions fixed"); n != 2 || !strings.Contains(logs.String(), "level=WARN") {
+		t.Fatalf("want two warnings (dir and database file), got %d:\n%s", n, logs.String())
+	}
+}
+
+func wantMode(t *testing.T, path string, want os.FileMode) {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fi.Mode().Perm(); got != want {
+		t.Errorf("%s has mode %s; want %s", path, got, want)
 	}
 }
