@@ -73,19 +73,33 @@ func (s *Store) CreateUser(ctx context.Context, u User) error {
 	return nil
 }
 
-// UpdateUser changes a user's password hash and role.
+// UpdateUser changes a user's password hash and role. When either changes, the user's sessions
+// end in the same transaction: a reset password must lock out whoever knew the old one, and a
+// lowered role must not live on in an open dashboard.
 func (s *Store) UpdateUser(ctx context.Context, u User) error {
 	if !ValidRole(u.Role) {
 		return errf(ErrInvalid, "role %q is not valid: use viewer, deployer or admin", u.Role)
 	}
-	res, err := s.exec(ctx, `UPDATE users SET password_hash = ?, role = ? WHERE name = ?`, u.PasswordHash, u.Role, u.Name)
-	if err != nil {
-		return fmt.Errorf("update user %s: %w", u.Name, err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return errf(ErrNotFound, "user %s does not exist", u.Name)
-	}
-	return nil
+	return s.inTx(ctx, func(t *tx) error {
+		var oldHash, oldRole string
+		err := t.row(ctx, `SELECT password_hash, role FROM users WHERE name = ?`+s.forUpdate(), u.Name).Scan(&oldHash, &oldRole)
+		if errors.Is(err, sql.ErrNoRows) {
+			return errf(ErrNotFound, "user %s does not exist", u.Name)
+		}
+		if err != nil {
+			return fmt.Errorf("read user %s: %w", u.Name, err)
+		}
+		if _, err := t.exec(ctx, `UPDATE users SET password_hash = ?, role = ? WHERE name = ?`, u.PasswordHash, u.Role, u.Name); err != nil {
+			return fmt.Errorf("update user %s: %w", u.Name, err)
+		}
+		if oldHash == u.PasswordHash && oldRole == u.Role {
+			return nil
+		}
+		if _, err := t.exec(ctx, `DELETE FROM sessions WHERE username = ?`, u.Name); err != nil {
+			return fmt.Errorf("end the sessions of %s: %w", u.Name, err)
+		}
+		return nil
+	})
 }
 
 // User reads one user.
