@@ -491,7 +491,7 @@ func (s jsonAPI) apiPutEnvironment(w http.ResponseWriter, r *http.Request, p pri
 		return err
 	}
 	err := s.st.PutEnvironment(r.Context(), e)
-	s.audit(r, p.name(), "environment.save", e.Name, "", e.Name, outcomeOf(s.Server, r, err), fmt.Sprintf("kind=%s region=%s approval=%t position=%d", e.Kind, e.Region, e.RequiresApproval, e.Position))
+	s.audit(r, p.name(), "environment.save", e.Name, "", e.Name, outcomeOf(s.Server, r, err), fmt.Sprintf("kind=%s region=%s approval=%t self_approval=%t position=%d", e.Kind, e.Region, e.RequiresApproval, e.AllowSelfApproval, e.Position))
 	if err != nil {
 		return err
 	}
