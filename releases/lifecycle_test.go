@@ -436,3 +436,26 @@ func TestReportChecks(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) { wantErr(t, tc.err, tc.code, tc.parts...) })
 	}
 }
+
+// A command goes back to the queue only from an agent's hands.
+func TestRequeueCommand(t *testing.T) {
+	for _, tc := range []struct {
+		from releases.CommandState
+		code string
+	}{
+		{releases.CommandDispatched, ""},
+		{releases.CommandQueued, releases.ECONFLICT},
+		{releases.CommandAwaitingApproval, releases.ECONFLICT},
+		{releases.CommandSucceeded, releases.ECONFLICT},
+	} {
+		c := releases.Command{ID: "c1", State: tc.from}
+		err := releases.RequeueCommand(&c)
+		wantErr(t, err, tc.code)
+		if tc.code == "" && c.State != releases.CommandQueued {
+			t.Fatalf("requeue from %s left it %s", tc.from, c.State)
+		}
+		if tc.code != "" && c.State != tc.from {
+			t.Fatalf("refused requeue from %s changed it to %s", tc.from, c.State)
+		}
+	}
+}
