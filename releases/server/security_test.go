@@ -71,6 +71,9 @@ func TestDashboardApprovalNeedsFourEyes(t *testing.T) {
 		t.Fatalf("pending approvals after the promotion: %v %v", pend, err)
 	}
 	id := pend[0].ID
+	if !strings.Contains(dan.get("/approvals"), "data-own-request") || strings.Contains(erin.get("/approvals"), "data-own-request") {
+		t.Fatal("the approvals page does not tell the requester, and only the requester, that someone else approves")
+	}
 	page := body(dan.form("/releases/"+id+"/approve", "csrf="+dan.csrf))
 	if !strings.Contains(page, "four-eyes rule of environment prod") || !strings.Contains(page, "someone else must approve") {
 		t.Fatalf("the requester's own approval was not refused with the rule:\n%s", page)
