@@ -3,12 +3,14 @@ package store_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/sagedeploy/sagedeploy/releases"
 	"github.com/sagedeploy/sagedeploy/releases/store"
@@ -90,4 +92,57 @@ func wantMode(t *testing.T, path string, want os.FileMode) {
 	if got := fi.Mode().Perm(); got != want {
 		t.Errorf("%s has mode %s; want %s", path, got, want)
 	}
+}
+
+// On both backends: a revoked token claims nothing, revoking a token puts what its agent took
+// back in the queue, and a password change ends the user's sessions while a no-op update does not.
+func TestRevocationAndPasswordChangeOnEveryBackend(t *testing.T) {
+	eachBackend(t, func(t *testing.T, s *store.Store, clk *clock) {
+		devProd(t, s)
+		deploy(t, s, "dev", 1, 1)
+		deploy(t, s, "dev", 2, 1)
+		a, err := s.CreateToken(ctx, store.Token{Environment: "dev", Name: "a", Hash: "hash-a"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := s.CreateToken(ctx, store.Token{Environment: "dev", Name: "b", Hash: "hash-b"})
+		cmd, _, err := s.CreateCommand(ctx, releases.Command{Kind: releases.CommandRestore, Environment: "dev", Model: "abalone", Version: 1, RequestedBy: "alice"},
+			releases.Release{Environment: "dev", Model: "abalone", Kind: releases.KindRestore, Version: v(1), Trigger: releases.Trigger{Type: "user", User: "alice"}}, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := s.ClaimCommandAs(ctx, "dev", a.ID); err != nil || got == nil || got.ID != cmd.ID {
+			t.Fatalf("token a claimed %+v, %v", got, err)
+		}
+		_, requeued, err := s.RevokeTokenRequeue(ctx, a.ID)
+		if err != nil || len(requeued) != 1 || requeued[0].ID != cmd.ID || requeued[0].State != store.CommandQueued {
+			t.Fatalf("revoke a: requeued %+v, %v", requeued, err)
+		}
+		if got, err := s.ClaimCommandAs(ctx, "dev", a.ID); got != nil || releases.ErrorCode(err) != releases.EUNAUTHORIZED {
+			t.Fatalf("revoked token a claimed %+v, %v; want nothing, unauthorized", got, err)
+		}
+		if got, err := s.ClaimCommandAs(ctx, "dev", b.ID); err != nil || got == nil || got.ID != cmd.ID {
+			t.Fatalf("token b claimed %+v, %v; want the requeued command", got, err)
+		}
+
+		if err := s.CreateUser(ctx, store.User{Name: "carol", PasswordHash: "h1", Role: store.RoleDeployer}); err != nil {
+			t.Fatal(err)
+		}
+		se := store.Session{IDHash: "s1", Username: "carol", CSRF: "c", CreatedAt: clk.Now(), ExpiresAt: clk.Now().Add(time.Hour)}
+		if err := s.CreateSession(ctx, se); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.UpdateUser(ctx, store.User{Name: "carol", PasswordHash: "h1", Role: store.RoleDeployer}); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := s.Session(ctx, "s1"); err != nil {
+			t.Fatalf("an update that changed nothing ended the session: %v", err)
+		}
+		if err := s.UpdateUser(ctx, store.User{Name: "carol", PasswordHash: "h2", Role: store.RoleDeployer}); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := s.Session(ctx, "s1"); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("carol's session after a password change: %v; want it ended", err)
+		}
+	})
 }
