@@ -332,7 +332,7 @@ func safeNext(next string) string {
 		return "/"
 	}
 	for _, c := range next {
-		if c < 0x20 || c == 0x7f || unicode.IsControl(c) || unicode.IsSpace(c) {
+		if unicode.IsControl(c) || unicode.IsSpace(c) {
 			return "/"
 		}
 	}
