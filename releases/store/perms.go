@@ -49,8 +49,8 @@ func tighten(path string, want fs.FileMode, log *slog.Logger) error {
 		return nil
 	}
 	if err := os.Chmod(path, have&want); err != nil {
-		return fmt.Errorf("%s is readable by others (%s) and cannot be fixed: %w; run chmod %o %s", path, have, err, want, path)
+		return fmt.Errorf("%s has mode %s, open to other users, and sagedeploy cannot change it: %w; run chmod %o %s", path, have, err, want, path)
 	}
-	log.Warn("others could read the release server's data; permissions fixed", "path", path, "was", have.String(), "now", (have & want).String())
+	log.Warn("the release server's data was open to other users; permissions fixed", "path", path, "was", have.String(), "now", (have & want).String())
 	return nil
 }
