@@ -26,7 +26,7 @@ type ReleaseServerConfig struct {
 }
 
 func newServerCmd(g *globals) *cobra.Command {
-	sf := &storeFlags{}
+	sf := &storeFlags{logger: g.logger}
 	cfg := ReleaseServerConfig{}
 	cmd := &cobra.Command{
 		Use:   "server",

@@ -38,6 +38,7 @@ func (n *notifier) signal(key string) {
 
 func releaseKey(id string) string { return "release:" + id }
 func queueKey(env string) string  { return "queue:" + env }
+func tokenKey(id string) string   { return "token:" + id }
 
 // presence remembers when an agent of each environment last asked for work.
 type presence struct {

@@ -60,6 +60,7 @@ type Server struct {
 	handler   http.Handler
 	metrics   *metrics
 	notify    *notifier
+	throttle  *throttle
 	agents    *presence
 	pages     map[string]*template.Template
 	dummyHash []byte
@@ -84,7 +85,7 @@ func New(opts Options) (*Server, error) {
 	opts.MaxPollWait = cmp.Or(max(opts.MaxPollWait, 0), 60*time.Second)
 	opts.StreamPoll = cmp.Or(max(opts.StreamPoll, 0), 2*time.Second)
 
-	s := &Server{opts: opts, st: opts.Store, log: opts.Logger, notify: newNotifier(), agents: newPresence(), metrics: newMetrics(opts.Store)}
+	s := &Server{opts: opts, st: opts.Store, log: opts.Logger, notify: newNotifier(), throttle: newThrottle(defaultThrottleLimits()), agents: newPresence(), metrics: newMetrics(opts.Store)}
 	var err error
 	if s.pages, err = web.Pages(s.templateFuncs()); err != nil {
 		return nil, fmt.Errorf("release server: %w", err)
@@ -219,14 +220,38 @@ func (s *Server) observe(next http.Handler) http.Handler {
 	})
 }
 
+// healthz answers ok or unavailable to anyone (load balancers probe it without credentials), and
+// says which database and why only to a signed-in user or a token: the error of a database that
+// does not answer names its host, user and database.
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
 	defer cancel()
-	if err := s.st.Ping(ctx); err != nil {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "database": s.st.Backend(), "error": "the database does not answer: " + err.Error()})
+	perr := s.st.Ping(ctx)
+	if !s.mayReadHealth(r) {
+		if perr != nil {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable"})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		return
+	}
+	if perr != nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "database": s.st.Backend(), "error": "the database does not answer: " + perr.Error()})
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "database": s.st.Backend()})
+}
+
+// mayReadHealth reports whether the request carries credentials that may see health details.
+// Only credentials count that were sent: a bare probe is never audited or throttled.
+func (s *Server) mayReadHealth(r *http.Request) bool {
+	if r.Header.Get("Authorization") == "" {
+		if c, err := r.Cookie(sessionCookie); err != nil || c.Value == "" {
+			return false
+		}
+	}
+	_, err := s.authenticate(r)
+	return err == nil
 }
 
 // baseURL is the address to show users for this server.
@@ -277,6 +302,7 @@ func (s *Server) Sweep(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	s.throttle.prune(now)
 	_, err = s.st.DeleteExpiredSessions(ctx)
 	return err
 }

@@ -125,7 +125,7 @@ func (t *tx) updateRelease(ctx context.Context, r ReleaseRecord) error {
 }
 
 func (t *tx) environment(ctx context.Context, name string) (releases.Environment, error) {
-	e, err := scanEnvironment(t.row(ctx, `SELECT name, kind, region, account, endpoint_url, requires_approval, ordinal FROM environments WHERE name = ?`, name))
+	e, err := scanEnvironment(t.row(ctx, `SELECT `+envCols+` FROM environments WHERE name = ?`, name))
 	if errors.Is(err, sql.ErrNoRows) {
 		return e, t.s.unknownEnvironment(ctx, name)
 	}
@@ -383,10 +383,17 @@ func (t *tx) ended(ctx context.Context, r *ReleaseRecord, f releases.ReleaseFini
 func (s *Store) Approve(ctx context.Context, id, user string) (ReleaseRecord, error) {
 	return s.mutateRelease(ctx, id, func(t *tx, r *ReleaseRecord) error {
 		now := t.s.Now()
-		if err := releases.Approve(&r.Release, user, now); err != nil {
+		env, err := t.environment(ctx, r.Environment)
+		if err != nil {
+			return err
+		}
+		if err := releases.Approve(&r.Release, env, user, now); err != nil {
 			return err
 		}
 		msg := "Approved by " + user
+		if req := r.Requester(); req != "" {
+			msg += " (requested by " + req + ")"
+		}
 		if r.CommandID != "" {
 			msg += "; queued for an agent of environment " + r.Environment
 			if err := t.followCommand(ctx, r.CommandID, releases.ApproveCommand, ""); err != nil {
