@@ -176,6 +176,7 @@ var migrations = []migration{
 		`UPDATE releases SET reason = 'rejected' WHERE status = 'canceled' AND rejected_by <> ''`,
 		`UPDATE releases SET reason = 'canceled' WHERE status = 'canceled' AND rejected_by = ''`,
 	}},
+	{4, "webhooks and their delivery outbox", webhookSchema},
 }
 
 // SchemaVersion is the newest migration this build knows.
