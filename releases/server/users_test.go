@@ -3,8 +3,8 @@ package server_test
 import (
 	"io"
 	"net/http"
-	"regexp"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 

@@ -1,9 +1,11 @@
 package server_test
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -69,9 +71,51 @@ func webhookKey(t *testing.T) []byte {
 	return key
 }
 
-func startWithWebhooks(t *testing.T, baseURL string) *servertest.Env {
-	return servertest.Start(t, servertest.Options{Server: server.Options{BaseURL: baseURL,
+func startWithWebhooks(t *testing.T, baseURL string) (*servertest.Env, *logWatch) {
+	lw := &logWatch{next: servertest.TestLogger(t).Handler(), msgs: make(chan string, 1000)}
+	e := servertest.Start(t, servertest.Options{Server: server.Options{BaseURL: baseURL, Logger: slog.New(lw),
 		Webhooks: server.WebhookOptions{Key: webhookKey(t), RetryBase: 5 * time.Millisecond}}})
+	return e, lw
+}
+
+// logWatch passes the server's log on and hands the test each message, so it can wait for
+// what the server did after a receiver answered (such as recording the attempt).
+type logWatch struct {
+	next slog.Handler
+	msgs chan string
+}
+
+func (l *logWatch) Enabled(context.Context, slog.Level) bool { return true }
+func (l *logWatch) Handle(ctx context.Context, r slog.Record) error {
+	select {
+	case l.msgs <- r.Message:
+	default:
+	}
+	if l.next.Enabled(ctx, r.Level) {
+		return l.next.Handle(ctx, r)
+	}
+	return nil
+}
+func (l *logWatch) WithAttrs(as []slog.Attr) slog.Handler {
+	return &logWatch{next: l.next.WithAttrs(as), msgs: l.msgs}
+}
+func (l *logWatch) WithGroup(g string) slog.Handler {
+	return &logWatch{next: l.next.WithGroup(g), msgs: l.msgs}
+}
+
+// await waits until the server logged msg n times.
+func (l *logWatch) await(t *testing.T, msg string, n int) {
+	t.Helper()
+	for n > 0 {
+		select {
+		case m := <-l.msgs:
+			if m == msg {
+				n--
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("the server did not log %q within 30s", msg)
+		}
+	}
 }
 
 func addWebhook(t *testing.T, e *servertest.Env, spec server.WebhookSpec) server.NewWebhook {
@@ -88,7 +132,7 @@ func addWebhook(t *testing.T, e *servertest.Env, spec server.WebhookSpec) server
 // with the same event id until it answers 200; each event is accepted exactly once; the delivery
 // log shows the status codes.
 func TestWebhookDeliveriesAreSignedAndA500IsRetried(t *testing.T) {
-	e := startWithWebhooks(t, "https://deploy.example.com")
+	e, logs := startWithWebhooks(t, "https://deploy.example.com")
 	rc := newReceiver(t, 1)
 	hook := addWebhook(t, e, server.WebhookSpec{Name: "ops", URL: rc.url, Environment: "dev", Events: "started,succeeded"})
 	rel := e.Deploy("dev", "abalone", 1, 1)
@@ -137,6 +181,7 @@ func TestWebhookDeliveriesAreSignedAndA500IsRetried(t *testing.T) {
 		}
 	}
 
+	logs.await(t, "webhook delivered", 2) // the attempts are recorded after the receiver answered
 	log := e.Do("GET", "/api/v1/webhooks/deliveries", e.Admin(), nil)
 	wantBody(t, log, http.StatusOK, `"status_code": 500`, `"status_code": 200`, `"webhook_name": "ops"`)
 	stored, err := e.Store.Webhook(t.Context(), hook.ID)
@@ -149,7 +194,7 @@ func TestWebhookDeliveriesAreSignedAndA500IsRetried(t *testing.T) {
 // webhook gets incoming-webhook messages (text with a link to the release), and a drift report
 // of an agent reaches it too.
 func TestSlackWebhookSendTestAndDrift(t *testing.T) {
-	e := startWithWebhooks(t, "https://deploy.example.com")
+	e, _ := startWithWebhooks(t, "https://deploy.example.com")
 	rc := newReceiver(t, 0)
 	hook := addWebhook(t, e, server.WebhookSpec{Name: "slack", URL: rc.url, Format: store.FormatSlack})
 
@@ -199,7 +244,7 @@ func slackText(t *testing.T, d delivery) string {
 
 // TestWebhookInputIsChecked: bad webhooks are refused with what to do; only admins manage them.
 func TestWebhookInputIsChecked(t *testing.T) {
-	e := startWithWebhooks(t, "")
+	e, _ := startWithWebhooks(t, "")
 	for _, c := range []struct {
 		spec   server.WebhookSpec
 		status int
