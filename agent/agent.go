@@ -5,6 +5,7 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -18,32 +19,20 @@ import (
 )
 
 // Executor carries out one command. It reports progress into the command's release
-// (cmd.ReleaseID) through the release server — the deployer does this by calling StartRelease
-// with ReleaseStart.ID = cmd.ReleaseID, then AddEvent and FinishRelease — using the client that
-// ClientFrom(ctx) returns. An error means the command failed; the agent then finishes the release
-// as failed if the executor did not.
+// (cmd.ReleaseID) through c, the release server client (with the token of the command's
+// environment) that delivered the command — the deployer does this by calling StartRelease with
+// ReleaseStart.ID = cmd.ReleaseID, then AddEvent and FinishRelease. An error means the command
+// failed; the agent then finishes the release as failed if the executor did not.
 type Executor interface {
-	Execute(ctx context.Context, cmd releases.Command) error
+	Execute(ctx context.Context, c *releases.Client, cmd releases.Command) error
 }
 
 // ExecutorFunc adapts a function to Executor.
-type ExecutorFunc func(ctx context.Context, cmd releases.Command) error
+type ExecutorFunc func(ctx context.Context, c *releases.Client, cmd releases.Command) error
 
 // Execute calls f.
-func (f ExecutorFunc) Execute(ctx context.Context, cmd releases.Command) error { return f(ctx, cmd) }
-
-type clientKey struct{}
-
-// ClientFrom returns the release server client (with the token of the command's environment)
-// that delivered the command being executed, or nil outside an Execute call.
-func ClientFrom(ctx context.Context) *releases.Client {
-	c, _ := ctx.Value(clientKey{}).(*releases.Client)
-	return c
-}
-
-// WithClient returns ctx carrying c for ClientFrom; for executors tested on their own.
-func WithClient(ctx context.Context, c *releases.Client) context.Context {
-	return context.WithValue(ctx, clientKey{}, c)
+func (f ExecutorFunc) Execute(ctx context.Context, c *releases.Client, cmd releases.Command) error {
+	return f(ctx, c, cmd)
 }
 
 // Options configure an agent.
@@ -74,21 +63,13 @@ func Run(ctx context.Context, o Options) error {
 	if o.Executor == nil {
 		return errors.New("agent: no executor")
 	}
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
-	}
-	if o.PollWait <= 0 {
-		o.PollWait = 30 * time.Second
-	}
-	if o.RetryMin <= 0 {
-		o.RetryMin = time.Second
-	}
+	o.Logger = cmp.Or(o.Logger, slog.New(slog.DiscardHandler))
+	o.PollWait = cmp.Or(max(o.PollWait, 0), 30*time.Second)
+	o.RetryMin = cmp.Or(max(o.RetryMin, 0), time.Second)
 	if o.RetryMax < o.RetryMin {
 		o.RetryMax = max(30*time.Second, o.RetryMin)
 	}
-	if o.ReportTimeout <= 0 {
-		o.ReportTimeout = 30 * time.Second
-	}
+	o.ReportTimeout = cmp.Or(max(o.ReportTimeout, 0), 30*time.Second)
 	// A refused token stops the whole agent: it would otherwise look healthy while one of its
 	// environments is not served at all.
 	ctx, cancel := context.WithCancel(ctx)
@@ -149,7 +130,7 @@ func handle(ctx context.Context, o Options, c *releases.Client, cmd releases.Com
 	log = log.With("command", cmd.ID, "kind", cmd.Kind, "environment", cmd.Environment, "model", cmd.Model, "release", cmd.ReleaseID)
 	log.Info("executing command", "requested_by", cmd.RequestedBy)
 	start := time.Now()
-	execErr := safeExecute(WithClient(ctx, c), o.Executor, cmd)
+	execErr := safeExecute(ctx, o.Executor, c, cmd)
 
 	// Reports must get through even when ctx ended (the agent is stopping).
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.ReportTimeout)
@@ -166,7 +147,9 @@ func handle(ctx context.Context, o Options, c *releases.Client, cmd releases.Com
 		case execErr != nil:
 			reason = execErr.Error()
 		}
-		if rel, err = c.FinishRelease(rctx, cmd.ReleaseID, releases.ReleaseFinish{Status: releases.StatusFailed, FailureReason: reason}); err != nil {
+		// The executor did not say why, so the release failed in the tool, not in SageMaker.
+		f := releases.ReleaseFinish{Status: releases.StatusFailed, Reason: releases.ReasonErrored, FailureReason: reason}
+		if rel, err = c.FinishRelease(rctx, cmd.ReleaseID, f); err != nil {
 			log.Error("finish the command's release as failed", "err", err)
 		}
 	}
@@ -195,13 +178,13 @@ func suffix(s string) string {
 
 // safeExecute turns an executor's panic into an error, so that one bad command does not take the
 // agent (and every other environment it serves) down.
-func safeExecute(ctx context.Context, ex Executor, cmd releases.Command) (err error) {
+func safeExecute(ctx context.Context, ex Executor, c *releases.Client, cmd releases.Command) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("executor panicked: %v", p)
 		}
 	}()
-	return ex.Execute(ctx, cmd)
+	return ex.Execute(ctx, c, cmd)
 }
 
 func jitter(d time.Duration) time.Duration {

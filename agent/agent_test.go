@@ -23,11 +23,10 @@ type deployerLike struct {
 	failWith error // returned after starting the release, without finishing it
 }
 
-func (d *deployerLike) Execute(ctx context.Context, cmd releases.Command) error {
+func (d *deployerLike) Execute(ctx context.Context, c *releases.Client, cmd releases.Command) error {
 	d.ran.Add(1)
-	c := agent.ClientFrom(ctx)
 	if c == nil {
-		return errors.New("no release client in the context")
+		return errors.New("no release client given")
 	}
 	kind := map[releases.CommandKind]releases.Kind{releases.CommandRestore: releases.KindRestore, releases.CommandRollback: releases.KindRestore,
 		releases.CommandScale: releases.KindScale, releases.CommandPromote: releases.KindPromote}[cmd.Kind]
@@ -212,8 +211,8 @@ func TestFailingExecutorLeavesNothingRunning(t *testing.T) {
 		want  string
 	}{
 		{"error after starting", "abalone", &deployerLike{failWith: errors.New("UpdateEndpoint: ValidationException: instance type not available")}, "instance type not available"},
-		{"returns nil without finishing", "iris", agent.ExecutorFunc(func(ctx context.Context, cmd releases.Command) error { return nil }), "without finishing"},
-		{"panics", "churn", agent.ExecutorFunc(func(ctx context.Context, cmd releases.Command) error { panic("nil map") }), "panicked: nil map"},
+		{"returns nil without finishing", "iris", agent.ExecutorFunc(func(ctx context.Context, c *releases.Client, cmd releases.Command) error { return nil }), "without finishing"},
+		{"panics", "churn", agent.ExecutorFunc(func(ctx context.Context, c *releases.Client, cmd releases.Command) error { panic("nil map") }), "panicked: nil map"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -243,8 +242,7 @@ func TestStoppingAgentFailsTheCommandInFlight(t *testing.T) {
 	e := servertest.Start(t, servertest.Options{})
 	e.Deploy("dev", "abalone", 1, 1)
 	started := make(chan struct{})
-	ex := agent.ExecutorFunc(func(ctx context.Context, cmd releases.Command) error {
-		c := agent.ClientFrom(ctx)
+	ex := agent.ExecutorFunc(func(ctx context.Context, c *releases.Client, cmd releases.Command) error {
 		if _, err := c.StartRelease(ctx, releases.ReleaseStart{ID: cmd.ReleaseID, Environment: cmd.Environment, Model: cmd.Model, Kind: releases.KindScale}); err != nil {
 			return err
 		}

@@ -14,6 +14,7 @@
 package allinone
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -83,6 +84,10 @@ type Options struct {
 	AgentPollWait time.Duration
 	// Poll is how often the agent's deployer checks endpoints; deploy.LocalPoll when zero.
 	Poll deploy.PollSchedule
+	// Version is the sagedeploy version the stack's deployers record on what they create and its
+	// dashboard shows. The command line sets it from the build stamp: libraries never read the
+	// stamp themselves.
+	Version string
 }
 
 // Login is how to sign in to the dashboard.
@@ -116,11 +121,13 @@ type Stack struct {
 
 // DefaultDataDir is the data directory of `sagedeploy up` under the user's state directory:
 // $SAGEDEPLOY_UP_DATA_DIR, else $XDG_STATE_HOME/sagedeploy/up, else ~/.local/state/sagedeploy/up.
-func DefaultDataDir() (string, error) {
-	if d := os.Getenv("SAGEDEPLOY_UP_DATA_DIR"); d != "" {
+// It reads the variables through getenv (os.Getenv for this process's own), so that a caller with
+// an environment of its own, such as the command line under test, is obeyed.
+func DefaultDataDir(getenv func(string) string) (string, error) {
+	if d := getenv("SAGEDEPLOY_UP_DATA_DIR"); d != "" {
 		return d, nil
 	}
-	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
+	if d := getenv("XDG_STATE_HOME"); d != "" {
 		return filepath.Join(d, "sagedeploy", "up"), nil
 	}
 	home, err := os.UserHomeDir()
@@ -134,88 +141,95 @@ func DefaultDataDir() (string, error) {
 // approval gate, both served by the local SageMaker at localURL.
 func DefaultEnvironments(localURL string) []releases.Environment {
 	return []releases.Environment{
-		{Name: "dev", Kind: "local", EndpointURL: localURL, Position: 0},
-		{Name: "prod", Kind: "local", EndpointURL: localURL, Position: 1, RequiresApproval: true},
+		{Name: "dev", Kind: releases.EnvironmentLocal, EndpointURL: localURL, Position: 0},
+		{Name: "prod", Kind: releases.EnvironmentLocal, EndpointURL: localURL, Position: 1, RequiresApproval: true},
 	}
 }
 
 // Start starts the local SageMaker, opens the release store, creates the default environments
 // when missing, starts the release server and the agent, and returns once all serve. On error,
 // whatever had started is stopped again.
-func Start(ctx context.Context, o Options) (s *Stack, err error) {
+func Start(ctx context.Context, o Options) (*Stack, error) {
 	if o.DataDir == "" {
 		return nil, errors.New("all-in-one sagedeploy: no data directory given")
 	}
-	if o.LocalAddr == "" {
-		o.LocalAddr = DefaultLocalAddr
+	o = o.withDefaults()
+	if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data directory %s: %w", o.DataDir, err)
 	}
-	if o.ServerAddr == "" {
-		o.ServerAddr = DefaultServerAddr
+	s := &Stack{opts: o, log: o.Logger}
+	if err := s.start(ctx); err != nil {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		_ = s.Close(cctx)
+		return nil, err
 	}
-	if o.Region == "" {
-		o.Region = DefaultRegion
-	}
-	if o.Account == "" {
-		o.Account = DefaultAccount
-	}
+	return s, nil
+}
+
+// withDefaults fills in what o leaves empty (see Options).
+func (o Options) withDefaults() Options {
+	o.LocalAddr = cmp.Or(o.LocalAddr, DefaultLocalAddr)
+	o.ServerAddr = cmp.Or(o.ServerAddr, DefaultServerAddr)
+	o.Region = cmp.Or(o.Region, DefaultRegion)
+	o.Account = cmp.Or(o.Account, DefaultAccount)
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	if o.Poll.Initial <= 0 {
 		o.Poll = deploy.LocalPoll
 	}
-	if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("create data directory %s: %w", o.DataDir, err)
-	}
-	s = &Stack{opts: o, log: o.Logger}
-	defer func() {
-		if err != nil {
-			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-			defer cancel()
-			_ = s.Close(cctx)
-			s = nil
-		}
-	}()
+	return o
+}
 
+// start brings the parts up in order; Start stops what had started when it fails.
+func (s *Stack) start(ctx context.Context) error {
+	o := s.opts
+	var err error
 	// The local SageMaker first: its lock on the data directory keeps a second stack out before
 	// it touches anything else.
 	s.local, err = localsm.Start(ctx, localsm.Options{Addr: o.LocalAddr, DataDir: filepath.Join(o.DataDir, "local"),
 		Account: o.Account, DefaultRegion: o.Region, ImageMap: o.ImageMap, Logger: o.Logger.With("part", "local")})
 	if err != nil {
-		return s, fmt.Errorf("start the local SageMaker: %w", err)
+		return fmt.Errorf("start the local SageMaker: %w", err)
 	}
-	s.store, err = store.Open(ctx, store.Config{DataDir: o.DataDir})
-	if err != nil {
-		return s, err
+	if s.store, err = store.Open(ctx, store.Config{DataDir: o.DataDir}); err != nil {
+		return err
 	}
 	if err := s.ensureEnvironments(ctx); err != nil {
-		return s, err
+		return err
 	}
+	if err := s.startServer(ctx); err != nil {
+		return err
+	}
+	if s.tokens, err = readTokens(s.tokenPath()); err != nil {
+		return err
+	}
+	if o.NoAgent {
+		return nil
+	}
+	return s.startAgent(ctx)
+}
+
+// startServer starts the release server on the stack's store and finds how to sign in to it.
+func (s *Stack) startServer(ctx context.Context) error {
+	o := s.opts
 	so := o.Server
+	so.Version = cmp.Or(so.Version, o.Version)
 	so.Store, so.Logger, so.BaseURL, so.PasswordCost = s.store, o.Logger.With("part", "server"), o.BaseURL, o.PasswordCost
+	var err error
 	s.server, err = server.Listen(ctx, o.ServerAddr, so)
 	if err != nil {
-		return s, fmt.Errorf("start the release server: %w", err)
+		return fmt.Errorf("start the release server: %w", err)
 	}
-	s.baseURL = s.server.URL
-	if o.BaseURL != "" {
-		s.baseURL = o.BaseURL
-	}
+	s.baseURL = cmp.Or(o.BaseURL, s.server.URL)
 	s.login = Login{User: AdminUser, Password: s.server.FirstAdminPassword}
 	if o.ResetAdminPassword && s.login.Password == "" {
 		if s.login.Password, err = resetPassword(ctx, s.store, AdminUser, o.PasswordCost); err != nil {
-			return s, err
+			return err
 		}
 	}
-	if s.tokens, err = readTokens(s.tokenPath()); err != nil {
-		return s, err
-	}
-	if !o.NoAgent {
-		if err := s.startAgent(ctx); err != nil {
-			return s, err
-		}
-	}
-	return s, nil
+	return nil
 }
 
 // ensureEnvironments creates dev and prod when missing, and points environments of kind local that
@@ -243,7 +257,7 @@ func (s *Stack) ensureEnvironments(ctx context.Context) error {
 	s.envs = nil
 	for _, e := range have {
 		e = byName[e.Name]
-		if e.Kind != "local" {
+		if e.Kind != releases.EnvironmentLocal {
 			continue
 		}
 		if e.EndpointURL != url && (e.EndpointURL == "" || isLoopbackURL(e.EndpointURL)) {
@@ -272,9 +286,7 @@ func (s *Stack) startAgent(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	ex := agent.ExecutorFunc(func(ctx context.Context, cmd releases.Command) error {
-		return d.WithReleases(agent.ClientFrom(ctx)).Execute(ctx, cmd)
-	})
+	var ex agent.Executor = d
 	actx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.agentCancel, s.agentDone = cancel, make(chan struct{})
 	go func() {
@@ -343,6 +355,7 @@ func (s *Stack) Deployer(ctx context.Context, env string, o deploy.Options) (*de
 	o.Credentials = aws.NewCredentialsCache(credentials.NewStaticCredentialsProvider(AccessKeyID, SecretAccessKey, ""))
 	o.Releases = nil
 	o.WebIdentity = nil
+	o.Version = cmp.Or(o.Version, s.opts.Version)
 	if o.Logger == nil {
 		o.Logger = s.log.With("part", "deployer")
 	}

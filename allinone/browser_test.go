@@ -125,6 +125,9 @@ func TestBrowserEndToEnd(t *testing.T) {
 	must(t, chromedp.Do(ctx, chromedp.Navigate(comp)))
 	waitText(t, ctx, "#current-version", "v2")
 	must(t, chromedp.Do(ctx, chromedp.Click(chromedp.CSS("#promote"))))
+	// The click's form post lands on the new release's page: wait for it, or the navigation below
+	// races the post's redirect and Chromium aborts one of them (net::ERR_ABORTED).
+	waitText(t, ctx, "#flash", "requires an approval")
 	var pending []store.ReleaseRecord
 	allinonetest.WaitFor(t, 30*time.Second, "the promotion to wait for an approval", func() bool {
 		pending, _ = s.Store().PendingApprovals(bg)

@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"sort"
@@ -13,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sagemaker/types"
 
 	"github.com/sagedeploy/sagedeploy/deploy/naming"
+	"github.com/sagedeploy/sagedeploy/releases"
 )
 
 // Instance defaults, as the orb's.
@@ -127,12 +129,12 @@ func (d *Deployer) applyConfig(ctx context.Context, p configPlan, sink func(Even
 	switch {
 	case err == nil:
 		res.EndpointConfigARN = aws.ToString(existing.EndpointConfigArn)
-		d.emit(Event{Phase: "endpoint-config", Message: fmt.Sprintf("endpoint configuration %s already exists; reusing it", name)}, sink)
+		d.emit(Event{Phase: releases.PhaseEndpointConfig, Message: fmt.Sprintf("endpoint configuration %s already exists; reusing it", name)}, sink)
 		return res, nil
 	case !isNotFound(err):
 		return res, fmt.Errorf("describe endpoint configuration %s: %w", name, err)
 	}
-	tags := versionTags(baseTags(req.Model, req.Environment, req.PipelineID, req.ProjectID), res.Version)
+	tags := versionTags(d.baseTags(req.Model, req.Environment, req.PipelineID, req.ProjectID), res.Version)
 	out, err := d.sm.CreateEndpointConfig(ctx, &sagemaker.CreateEndpointConfigInput{
 		EndpointConfigName: aws.String(name),
 		ProductionVariants: []types.ProductionVariant{{
@@ -146,14 +148,14 @@ func (d *Deployer) applyConfig(ctx context.Context, p configPlan, sink func(Even
 	})
 	if err != nil {
 		if isAlreadyExists(err) {
-			d.emit(Event{Phase: "endpoint-config", Message: fmt.Sprintf("endpoint configuration %s was created concurrently; reusing it", name)}, sink)
+			d.emit(Event{Phase: releases.PhaseEndpointConfig, Message: fmt.Sprintf("endpoint configuration %s was created concurrently; reusing it", name)}, sink)
 			return res, nil
 		}
 		return res, fmt.Errorf("create endpoint configuration %s for %s in %s: %w", name, req.Model, req.Environment, err)
 	}
 	res.EndpointConfigARN = aws.ToString(out.EndpointConfigArn)
 	res.Created = true
-	d.emit(Event{Phase: "endpoint-config", Message: fmt.Sprintf("created endpoint configuration %s: %s × %d serving model %s", name, p.itype, p.count, res.ModelName)}, sink)
+	d.emit(Event{Phase: releases.PhaseEndpointConfig, Message: fmt.Sprintf("created endpoint configuration %s: %s × %d serving model %s", name, p.itype, p.count, res.ModelName)}, sink)
 	return res, nil
 }
 
@@ -170,12 +172,7 @@ func checkTarget(model, env string) error {
 
 // instanceSettings applies defaults and checks the values against SageMaker's.
 func instanceSettings(itype string, count int) (string, int, error) {
-	if itype == "" {
-		itype = DefaultInstanceType
-	}
-	if count == 0 {
-		count = DefaultInstanceCount
-	}
+	itype, count = cmp.Or(itype, DefaultInstanceType), cmp.Or(count, DefaultInstanceCount)
 	if count < 0 {
 		return "", 0, errorf(ErrInvalid, "instance count %d is not valid: use 1 or more (ENDPOINT_INSTANCE_COUNT / --instance-count)", count)
 	}

@@ -668,13 +668,13 @@ func TestVerification(t *testing.T) {
 	d, _ := l.deployer(nil)
 	register(t, d, "abalone", 1, true)
 	ok, err := d.Deploy(ctx, deploy.DeployRequest{Model: "abalone", Environment: "dev",
-		Verify: &deploy.Verification{Body: abalone.SampleCSV(), ContentType: "text/csv", Expect: "1..30"}})
+		Verify: &deploy.Verification{Body: abalone.SampleCSV(), ContentType: "text/csv", Expect: deploy.MustParseExpectation("1..30")}})
 	if err != nil || ok.Verification == nil || !ok.Verification.Passed || ok.Verification.Variant != "AllTraffic" {
 		t.Fatalf("verification that should pass: %v %+v", err, ok.Verification)
 	}
 	register(t, d, "abalone", 2, true)
 	res, err := d.Deploy(ctx, deploy.DeployRequest{Model: "abalone", Environment: "dev", RollbackOnFailure: true,
-		Verify: &deploy.Verification{Body: abalone.SampleCSV(), ContentType: "text/csv", Expect: "100..200"}})
+		Verify: &deploy.Verification{Body: abalone.SampleCSV(), ContentType: "text/csv", Expect: deploy.MustParseExpectation("100..200")}})
 	if !errors.Is(err, deploy.ErrVerification) || !res.RolledBack {
 		t.Fatalf("failing verification with rollback: err %v, rolled back %v", err, res.RolledBack)
 	}
@@ -685,7 +685,7 @@ func TestVerification(t *testing.T) {
 	}
 	expectVersion(t, d, "abalone-dev", 1)
 	_, err = d.Deploy(ctx, deploy.DeployRequest{Model: "abalone", Environment: "dev",
-		Verify: &deploy.Verification{Body: abalone.SampleCSV(), ContentType: "text/csv", Expect: `^\d+$`}})
+		Verify: &deploy.Verification{Body: abalone.SampleCSV(), ContentType: "text/csv", Expect: deploy.MustParseExpectation(`^\d+$`)}})
 	if !errors.Is(err, deploy.ErrVerification) || !strings.Contains(err.Error(), "stays deployed") {
 		t.Fatalf("failing verification without rollback: %v", err)
 	}

@@ -25,6 +25,7 @@
 package deploy
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -86,6 +87,9 @@ type Options struct {
 	APIOptions []func(*middleware.Stack) error
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// Version is sagedeploy's version, recorded on what the deployer creates (TagCreatedBy, the
+	// registry's metadata); "dev" when empty. The CLI sets the binary's build stamp.
+	Version string
 }
 
 // WebIdentity describes OIDC web-identity credentials: STS AssumeRoleWithWebIdentity for RoleARN
@@ -123,78 +127,31 @@ type accountOnce struct {
 // New builds a Deployer: AWS clients for SageMaker, its runtime, S3 and STS, with credentials
 // resolved as Options describes. It makes no call yet.
 func New(ctx context.Context, opts Options) (*Deployer, error) {
-	region := opts.Region
-	if region == "" {
-		region = DefaultRegion
-	}
-	logger := opts.Logger
-	if logger == nil {
-		logger = slog.Default()
-	}
-	now := opts.Now
-	if now == nil {
-		now = time.Now
-	}
+	region := cmp.Or(opts.Region, DefaultRegion)
 	local := opts.EndpointURL != ""
 	if opts.Poll.Initial <= 0 {
+		opts.Poll = DefaultPoll
 		if local {
 			opts.Poll = LocalPoll
-		} else {
-			opts.Poll = DefaultPoll
 		}
 	}
-	loadOpts := []func(*config.LoadOptions) error{config.WithRegion(region)}
-	if opts.HTTPClient != nil {
-		loadOpts = append(loadOpts, config.WithHTTPClient(opts.HTTPClient))
-	}
-	if len(opts.APIOptions) > 0 {
-		loadOpts = append(loadOpts, config.WithAPIOptions(opts.APIOptions))
-	}
-	if local {
-		// Instance metadata does not exist next to a local SageMaker; probing it only adds seconds.
-		loadOpts = append(loadOpts, config.WithEC2IMDSClientEnableState(imds.ClientDisabled))
-	}
-	if opts.Credentials != nil {
-		loadOpts = append(loadOpts, config.WithCredentialsProvider(opts.Credentials))
-	}
-	cfg, err := config.LoadDefaultConfig(ctx, loadOpts...)
+	cfg, err := loadConfig(ctx, opts, region, local)
 	if err != nil {
-		return nil, fmt.Errorf("load AWS configuration: %w", err)
+		return nil, err
 	}
-	stsClient := sts.NewFromConfig(cfg, func(o *sts.Options) {
-		if local {
-			o.BaseEndpoint = aws.String(opts.EndpointURL)
-		}
-	})
-	switch {
-	case opts.Credentials != nil:
-	case opts.WebIdentity != nil:
-		if opts.WebIdentity.RoleARN == "" || opts.WebIdentity.Token == nil {
-			return nil, errors.New("web identity credentials need a role ARN and a token")
-		}
-		name := opts.WebIdentity.RoleSessionName
-		if name == "" {
-			name = "sagedeploy"
-		}
-		p := stscreds.NewWebIdentityRoleProvider(stsClient, opts.WebIdentity.RoleARN, opts.WebIdentity, func(o *stscreds.WebIdentityRoleOptions) {
-			o.RoleSessionName = name
-		})
-		cfg.Credentials = aws.NewCredentialsCache(p)
-	case local:
-		cfg.Credentials = aws.NewCredentialsCache(&fallbackCredentials{
-			primary:  cfg.Credentials,
-			fallback: credentials.NewStaticCredentialsProvider("sagedeploy-local", "sagedeploy-local", ""),
-		})
-	default:
-		cfg.Credentials = aws.NewCredentialsCache(&explainedCredentials{inner: cfg.Credentials, region: region})
+	if err := setCredentials(&cfg, opts, region, local); err != nil {
+		return nil, err
 	}
 	d := &Deployer{
 		opts:    opts,
-		log:     logger,
+		log:     cmp.Or(opts.Logger, slog.Default()),
 		region:  region,
 		local:   local,
-		now:     now,
+		now:     opts.Now,
 		account: &accountOnce{},
+	}
+	if d.now == nil {
+		d.now = time.Now
 	}
 	d.sts = sts.NewFromConfig(cfg, func(o *sts.Options) {
 		if local {
@@ -218,6 +175,59 @@ func New(ctx context.Context, opts Options) (*Deployer, error) {
 		}
 	})
 	return d, nil
+}
+
+// loadConfig loads the SDK's configuration for region with the options' HTTP client and API options.
+func loadConfig(ctx context.Context, opts Options, region string, local bool) (aws.Config, error) {
+	loadOpts := []func(*config.LoadOptions) error{config.WithRegion(region)}
+	if opts.HTTPClient != nil {
+		loadOpts = append(loadOpts, config.WithHTTPClient(opts.HTTPClient))
+	}
+	if len(opts.APIOptions) > 0 {
+		loadOpts = append(loadOpts, config.WithAPIOptions(opts.APIOptions))
+	}
+	if local {
+		// Instance metadata does not exist next to a local SageMaker; probing it only adds seconds.
+		loadOpts = append(loadOpts, config.WithEC2IMDSClientEnableState(imds.ClientDisabled))
+	}
+	if opts.Credentials != nil {
+		loadOpts = append(loadOpts, config.WithCredentialsProvider(opts.Credentials))
+	}
+	cfg, err := config.LoadDefaultConfig(ctx, loadOpts...)
+	if err != nil {
+		return cfg, fmt.Errorf("load AWS configuration: %w", err)
+	}
+	return cfg, nil
+}
+
+// setCredentials picks the credentials of cfg: the given ones, web identity, placeholder keys
+// for a local SageMaker when the default chain has none, or the default chain explained.
+func setCredentials(cfg *aws.Config, opts Options, region string, local bool) error {
+	switch {
+	case opts.Credentials != nil:
+	case opts.WebIdentity != nil:
+		if opts.WebIdentity.RoleARN == "" || opts.WebIdentity.Token == nil {
+			return errors.New("web identity credentials need a role ARN and a token")
+		}
+		stsClient := sts.NewFromConfig(*cfg, func(o *sts.Options) {
+			if local {
+				o.BaseEndpoint = aws.String(opts.EndpointURL)
+			}
+		})
+		name := cmp.Or(opts.WebIdentity.RoleSessionName, "sagedeploy")
+		p := stscreds.NewWebIdentityRoleProvider(stsClient, opts.WebIdentity.RoleARN, opts.WebIdentity, func(o *stscreds.WebIdentityRoleOptions) {
+			o.RoleSessionName = name
+		})
+		cfg.Credentials = aws.NewCredentialsCache(p)
+	case local:
+		cfg.Credentials = aws.NewCredentialsCache(&fallbackCredentials{
+			primary:  cfg.Credentials,
+			fallback: credentials.NewStaticCredentialsProvider("sagedeploy-local", "sagedeploy-local", ""),
+		})
+	default:
+		cfg.Credentials = aws.NewCredentialsCache(&explainedCredentials{inner: cfg.Credentials, region: region})
+	}
+	return nil
 }
 
 // WithReleases returns a Deployer that shares d's AWS clients and reports releases to c (nowhere

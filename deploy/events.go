@@ -4,17 +4,18 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/sagedeploy/sagedeploy/releases"
 )
 
 // Event is one progress note of an operation.
 type Event struct {
 	Time time.Time `json:"time"`
-	// Phase groups events as the release server does: "resolve", "model", "endpoint-config",
-	// "endpoint", "wait", "verify", "rollback", "scale", "approval".
-	Phase          string `json:"phase"`
-	Message        string `json:"message"`
-	Endpoint       string `json:"endpoint,omitempty"`
-	EndpointStatus string `json:"endpoint_status,omitempty"`
+	// Phase groups events as the release server does.
+	Phase          releases.Phase `json:"phase"`
+	Message        string         `json:"message"`
+	Endpoint       string         `json:"endpoint,omitempty"`
+	EndpointStatus string         `json:"endpoint_status,omitempty"`
 	// Elapsed is the time since the wait began, for wait events.
 	Elapsed time.Duration `json:"elapsed,omitempty"`
 	// Tick marks a heartbeat while waiting with no change: a live status line redraws it, logs
@@ -109,4 +110,25 @@ func (e *kindError) Unwrap() error        { return e.cause }
 func errorf(kind error, format string, args ...any) error {
 	err := fmt.Errorf(format, args...)
 	return &kindError{kind: kind, msg: err.Error(), cause: errors.Unwrap(err)}
+}
+
+// FailureReason classifies err for a finished release, as the release server and --output json
+// show it: the model lost (SageMaker rolled back, verification failed, the endpoint failed), the
+// clock ran out, or sagedeploy itself could not carry the release out. Empty for nil.
+func FailureReason(err error) releases.Reason {
+	switch {
+	case err == nil:
+		return ""
+	case errors.Is(err, ErrRolledBack):
+		return releases.ReasonRolledBack
+	case errors.Is(err, ErrVerification):
+		return releases.ReasonVerificationFailed
+	case errors.Is(err, ErrTimeout):
+		return releases.ReasonTimedOut
+	case errors.Is(err, ErrDeployFailed):
+		return releases.ReasonFailed
+	case errors.Is(err, ErrRejected):
+		return releases.ReasonRejected
+	}
+	return releases.ReasonErrored
 }

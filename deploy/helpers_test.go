@@ -9,7 +9,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
@@ -21,6 +20,7 @@ import (
 	"github.com/sagedeploy/sagedeploy/deploy"
 	"github.com/sagedeploy/sagedeploy/examples/abalone"
 	"github.com/sagedeploy/sagedeploy/localsm"
+	"github.com/sagedeploy/sagedeploy/localsm/localsmtest"
 )
 
 // local is a local SageMaker started for one test.
@@ -32,33 +32,19 @@ type local struct {
 
 func startLocal(t testing.TB) *local {
 	t.Helper()
-	srv, err := localsm.Start(context.Background(), localsm.Options{Addr: "127.0.0.1:0", DataDir: t.TempDir(), Logger: quietLogger()})
-	if err != nil {
-		t.Fatalf("the deployer's tests need the local SageMaker (localsm.Start): %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := srv.Close(ctx); err != nil {
-			t.Errorf("close local SageMaker: %v", err)
-		}
-	})
+	srv := localsmtest.Start(t, localsm.Options{})
 	return &local{t: t, srv: srv, url: srv.URL()}
 }
 
-func quietLogger() *slog.Logger {
-	return slog.New(slog.NewTextHandler(discard{}, &slog.HandlerOptions{Level: slog.LevelError}))
-}
-
-type discard struct{}
-
-func (discard) Write(p []byte) (int, error) { return len(p), nil }
-
-// calls records the AWS operations a deployer made.
+// calls records the AWS operations a deployer made, in order.
 type calls struct {
 	mu  sync.Mutex
 	ops map[string]int
+	seq []call
 }
+
+// call is one recorded operation, with the resource it names when it names one by name.
+type call struct{ op, resource string }
 
 func (c *calls) middleware(stack *middleware.Stack) error {
 	return stack.Initialize.Add(middleware.InitializeMiddlewareFunc("record", func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
@@ -68,9 +54,41 @@ func (c *calls) middleware(stack *middleware.Stack) error {
 			c.ops = map[string]int{}
 		}
 		c.ops[op]++
+		c.seq = append(c.seq, call{op: op, resource: resourceOf(in.Parameters)})
 		c.mu.Unlock()
 		return next.HandleInitialize(ctx, in)
 	}), middleware.After)
+}
+
+// resourceOf is the name or ARN an input of the calls a rollback makes names.
+func resourceOf(in any) string {
+	switch in := in.(type) {
+	case *sagemaker.DescribeEndpointInput:
+		return aws.ToString(in.EndpointName)
+	case *sagemaker.DescribeEndpointConfigInput:
+		return aws.ToString(in.EndpointConfigName)
+	case *sagemaker.ListTagsInput:
+		return aws.ToString(in.ResourceArn)
+	}
+	return ""
+}
+
+// before counts the calls made before the first call of op, by operation and resource
+// ("SageMaker/DescribeEndpointConfig abalone-dev-v1-…"), and by operation alone.
+func (c *calls) before(op string) map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := map[string]int{}
+	for _, k := range c.seq {
+		if k.op == op {
+			break
+		}
+		out[k.op]++
+		if k.resource != "" {
+			out[k.op+" "+k.resource]++
+		}
+	}
+	return out
 }
 
 func (c *calls) count(op string) int {
@@ -125,7 +143,7 @@ func (l *local) deployer(rec *calls, opts ...deployerOpt) (*deploy.Deployer, *ev
 		EndpointURL: l.url,
 		Credentials: credentials.NewStaticCredentialsProvider("AKIADEPLOYTEST", "secret", ""),
 		Progress:    ev.add,
-		Logger:      quietLogger(),
+		Logger:      slog.New(slog.DiscardHandler),
 	}
 	if rec != nil {
 		o.APIOptions = append(o.APIOptions, rec.middleware)

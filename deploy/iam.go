@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"cmp"
 	"fmt"
 	"sort"
 )
@@ -96,7 +97,7 @@ func PermissionsPolicy(o PolicyOptions) (PolicyDocument, error) {
 	if o.Bucket == "" {
 		return PolicyDocument{}, errorf(ErrInvalid, "the policy needs the artifact bucket: --bucket or S3_BUCKET_NAME")
 	}
-	region, account := or(o.Region, "*"), or(o.Account, "*")
+	region, account := cmp.Or(o.Region, "*"), cmp.Or(o.Account, "*")
 	arn := func(kind string) string { return fmt.Sprintf("arn:aws:sagemaker:%s:%s:%s/*", region, account, kind) }
 	var list, act, s3Bucket, s3Object []string
 	for _, a := range Actions() {
@@ -112,10 +113,7 @@ func PermissionsPolicy(o PolicyOptions) (PolicyDocument, error) {
 			s3Bucket = append(s3Bucket, a)
 		}
 	}
-	role := o.ExecutionRoleARN
-	if role == "" {
-		role = fmt.Sprintf("arn:aws:iam::%s:role/*", account)
-	}
+	role := cmp.Or(o.ExecutionRoleARN, fmt.Sprintf("arn:aws:iam::%s:role/*", account))
 	return PolicyDocument{
 		Version: "2012-10-17",
 		Statement: []PolicyStatement{
@@ -169,11 +167,4 @@ func TrustPolicy(o TrustOptions) (PolicyDocument, error) {
 		})
 	}
 	return doc, nil
-}
-
-func or(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }

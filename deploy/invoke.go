@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/sagedeploy/sagedeploy/deploy/naming"
+	"github.com/sagedeploy/sagedeploy/releases"
 )
 
 // InvokeRequest is one call of an environment's endpoint.
@@ -68,18 +69,19 @@ func (d *Deployer) Invoke(ctx context.Context, req InvokeRequest) (InvokeResult,
 }
 
 // verify invokes the endpoint with the verification request and checks the answer.
-func (d *Deployer) verify(ctx context.Context, endpoint string, v Verification, expect Expectation, sink func(Event)) (VerifyResult, error) {
-	d.emit(Event{Phase: "verify", Endpoint: endpoint, Message: fmt.Sprintf("verifying endpoint %s with a %s request of %d bytes", endpoint, v.ContentType, len(v.Body))}, sink)
+func (d *Deployer) verify(ctx context.Context, endpoint string, v Verification, sink func(Event)) (VerifyResult, error) {
+	expect := v.Expect
+	d.emit(Event{Phase: releases.PhaseVerify, Endpoint: endpoint, Message: fmt.Sprintf("verifying endpoint %s with a %s request of %d bytes", endpoint, v.ContentType, len(v.Body))}, sink)
 	out, err := d.Invoke(ctx, InvokeRequest{EndpointName: endpoint, Body: v.Body, ContentType: v.ContentType, Accept: v.Accept})
 	res := VerifyResult{Variant: out.Variant, Response: clip(out.Body, 4096)}
 	if err != nil {
 		res.Problem = err.Error()
-		d.emit(Event{Phase: "verify", Endpoint: endpoint, Message: "verification failed: " + res.Problem}, sink)
+		d.emit(Event{Phase: releases.PhaseVerify, Endpoint: endpoint, Message: "verification failed: " + res.Problem}, sink)
 		return res, err
 	}
 	if err := expect.Check([]byte(out.Body)); err != nil {
 		res.Problem = err.Error()
-		d.emit(Event{Phase: "verify", Endpoint: endpoint, Message: "verification failed: " + res.Problem}, sink)
+		d.emit(Event{Phase: releases.PhaseVerify, Endpoint: endpoint, Message: "verification failed: " + res.Problem}, sink)
 		return res, err
 	}
 	res.Passed = true
@@ -87,7 +89,7 @@ func (d *Deployer) verify(ctx context.Context, endpoint string, v Verification, 
 	if expect.String() != "" {
 		msg += fmt.Sprintf(": the answer matches %s", expect.String())
 	}
-	d.emit(Event{Phase: "verify", Endpoint: endpoint, Message: msg}, sink)
+	d.emit(Event{Phase: releases.PhaseVerify, Endpoint: endpoint, Message: msg}, sink)
 	return res, nil
 }
 
@@ -103,7 +105,7 @@ func (d *Deployer) failedVerification(ctx context.Context, req DeployRequest, re
 	case res.PreviousConfigName == "" || res.PreviousVersion == nil:
 		return errorf(ErrVerification, "%s; nothing to roll back to: the endpoint served nothing before", what)
 	}
-	d.emit(Event{Phase: "rollback", Endpoint: res.Endpoint, Message: fmt.Sprintf("rolling endpoint %s back to %s (%s)", res.Endpoint, res.PreviousConfigName, res.PreviousVersion.String())}, sink)
+	d.emit(Event{Phase: releases.PhaseRollback, Endpoint: res.Endpoint, Message: fmt.Sprintf("rolling endpoint %s back to %s (%s)", res.Endpoint, res.PreviousConfigName, res.PreviousVersion.String())}, sink)
 	prev, err := d.describeConfig(ctx, res.PreviousConfigName)
 	if err != nil {
 		return errorf(ErrVerification, "%s; rolling back failed too: %v", what, err)
@@ -114,7 +116,7 @@ func (d *Deployer) failedVerification(ctx context.Context, req DeployRequest, re
 	p.Marker.ID = uuid.NewString()[:8]
 	p.Marker.Version, p.Marker.Config = prev.Version.Number, prev.Name
 	p.Marker.Started = d.now()
-	out, err := d.pointEndpoint(ctx, p, sink)
+	out, err := d.pointEndpoint(ctx, p, nil, sink)
 	res.EndpointStatus = out.Status
 	if err != nil {
 		return errorf(ErrVerification, "%s; rolling back to %s failed too: %v", what, prev.Version.String(), err)

@@ -2,12 +2,15 @@ package deploy
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sagemaker/types"
+
+	"github.com/sagedeploy/sagedeploy/releases"
 )
 
 func TestVerifyExpectations(t *testing.T) {
@@ -187,5 +190,25 @@ func TestPackArtifact(t *testing.T) {
 	}
 	if _, err := packArtifact(dir+"/missing", true); !errors.Is(err, ErrInvalid) {
 		t.Errorf("missing artifact: %v", err)
+	}
+}
+
+func TestFailureReasonClassifiesErrors(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want releases.Reason
+	}{
+		{nil, ""},
+		{errorf(ErrRolledBack, "rolled back"), releases.ReasonRolledBack},
+		{fmt.Errorf("promote: %w", errorf(ErrVerification, "bad answer")), releases.ReasonVerificationFailed},
+		{errorf(ErrTimeout, "still Updating"), releases.ReasonTimedOut},
+		{errorf(ErrDeployFailed, "endpoint is Failed"), releases.ReasonFailed},
+		{errorf(ErrRejected, "rejected"), releases.ReasonRejected},
+		{errorf(ErrBusy, "busy"), releases.ReasonErrored},
+		{errors.New("describe endpoint: connection refused"), releases.ReasonErrored},
+	} {
+		if got := FailureReason(tc.err); got != tc.want {
+			t.Errorf("FailureReason(%v) = %q, want %q", tc.err, got, tc.want)
+		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sagemaker/types"
 
 	"github.com/sagedeploy/sagedeploy/deploy/naming"
+	"github.com/sagedeploy/sagedeploy/releases"
 )
 
 // CreateModelRequest asks for the SageMaker model of a registry version.
@@ -73,18 +74,18 @@ func (d *Deployer) planModel(ctx context.Context, req CreateModelRequest, sink f
 			return modelPlan{req: req, found: &found, name: found.ModelName, version: found.Version}, nil
 		}
 	}
-	d.emit(Event{Phase: "resolve", Message: resolveMessage(req.Model, req.Version)}, sink)
+	d.emit(Event{Phase: releases.PhaseResolve, Message: resolveMessage(req.Model, req.Version)}, sink)
 	v, err := d.ResolveVersion(ctx, req.Model, req.Version)
 	if err != nil {
 		return modelPlan{}, err
 	}
-	d.emit(Event{Phase: "resolve", Message: fmt.Sprintf("%s of %s: %s", v.String(), req.Model, v.ARN)}, sink)
+	d.emit(Event{Phase: releases.PhaseResolve, Message: fmt.Sprintf("%s of %s: %s", v.String(), req.Model, v.ARN)}, sink)
 	return modelPlan{req: req, name: naming.Model(req.Model, v.Number, req.PipelineID), version: v}, nil
 }
 
 func (d *Deployer) applyModel(ctx context.Context, p modelPlan, sink func(Event)) (CreateModelResult, error) {
 	if p.found != nil {
-		d.emit(Event{Phase: "model", Message: fmt.Sprintf("reusing model %s (%s of %s) made earlier in pipeline %s", p.found.ModelName, p.found.Version.String(), p.req.Model, p.req.PipelineID)}, sink)
+		d.emit(Event{Phase: releases.PhaseModel, Message: fmt.Sprintf("reusing model %s (%s of %s) made earlier in pipeline %s", p.found.ModelName, p.found.Version.String(), p.req.Model, p.req.PipelineID)}, sink)
 		return *p.found, nil
 	}
 	return d.ensureModel(ctx, p.version, p.req, sink)
@@ -108,7 +109,7 @@ func (d *Deployer) ensureModel(ctx context.Context, v Version, req CreateModelRe
 			return res, fmt.Errorf("model %s exists but serves %s, not %s: delete it or use another pipeline id", name, pkg, v.ARN)
 		}
 		res.ModelARN = aws.ToString(existing.ModelArn)
-		d.emit(Event{Phase: "model", Message: fmt.Sprintf("model %s already exists for %s; reusing it", name, v.String())}, sink)
+		d.emit(Event{Phase: releases.PhaseModel, Message: fmt.Sprintf("model %s already exists for %s; reusing it", name, v.String())}, sink)
 		return res, nil
 	case !isNotFound(err):
 		return res, fmt.Errorf("describe model %s: %w", name, err)
@@ -117,7 +118,7 @@ func (d *Deployer) ensureModel(ctx context.Context, v Version, req CreateModelRe
 	if err != nil {
 		return res, err
 	}
-	tags := versionTags(baseTags(req.Model, req.Environment, req.PipelineID, req.ProjectID), v)
+	tags := versionTags(d.baseTags(req.Model, req.Environment, req.PipelineID, req.ProjectID), v)
 	out, err := d.sm.CreateModel(ctx, &sagemaker.CreateModelInput{
 		ModelName:        aws.String(name),
 		ExecutionRoleArn: aws.String(role),
@@ -133,7 +134,7 @@ func (d *Deployer) ensureModel(ctx context.Context, v Version, req CreateModelRe
 	}
 	res.ModelARN = aws.ToString(out.ModelArn)
 	res.Created = true
-	d.emit(Event{Phase: "model", Message: fmt.Sprintf("created model %s from %s", name, v.ARN)}, sink)
+	d.emit(Event{Phase: releases.PhaseModel, Message: fmt.Sprintf("created model %s from %s", name, v.ARN)}, sink)
 	return res, nil
 }
 

@@ -1,13 +1,13 @@
 package deploy
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sagemaker"
-	"github.com/aws/aws-sdk-go-v2/service/sagemaker/types"
 
 	"github.com/sagedeploy/sagedeploy/deploy/naming"
 	"github.com/sagedeploy/sagedeploy/releases"
@@ -50,70 +50,74 @@ type PromoteResult struct {
 // settings. From must be InService; a deployment in progress there is waited for first.
 func (d *Deployer) Promote(ctx context.Context, req PromoteRequest) (PromoteResult, error) {
 	res := PromoteResult{From: req.From}
-	if err := checkTarget(req.Model, req.To); err != nil {
+	res.FromEndpoint = cmp.Or(req.FromEndpointName, naming.Endpoint(req.Model, req.From))
+	ci, dst, err := d.promoteSource(ctx, req, res.FromEndpoint)
+	if err != nil {
+		res.Reason = FailureReason(err)
 		return res, err
 	}
-	if req.From == "" {
-		return res, errorf(ErrInvalid, "promote needs the environment to promote from (--from, e.g. dev)")
-	}
-	if req.From == req.To && req.FromEndpointName == req.EndpointName {
-		return res, errorf(ErrInvalid, "promote from %s to itself: give two different environments", req.From)
-	}
-	tr := d.newTracker()
-	src := req.FromEndpointName
-	if src == "" {
-		src = naming.Endpoint(req.Model, req.From)
-	}
-	res.FromEndpoint = src
-	timeout := req.LockTimeout
-	if timeout <= 0 {
-		timeout = orDuration(req.Timeout, DefaultTimeout)
-	}
-	desc, err := d.settledEndpoint(ctx, src, timeout, tr.sink)
-	if err != nil {
-		return res, err
-	}
-	if desc == nil {
-		return res, errorf(ErrEndpointNotFound, "model %s has no endpoint %s in %s, so there is nothing to promote: deploy it there first (`sagedeploy deploy --model %s --env %s`)", req.Model, src, req.From, req.Model, req.From)
-	}
-	if desc.EndpointStatus != types.EndpointStatusInService {
-		return res, fmt.Errorf("endpoint %s of %s is %s, not InService (%s): promote what it serves once it is healthy", src, req.From, desc.EndpointStatus, aws.ToString(desc.FailureReason))
-	}
-	ci, err := d.describeConfig(ctx, aws.ToString(desc.EndpointConfigName))
-	if err != nil {
-		return res, fmt.Errorf("find what %s serves: %w", req.From, err)
-	}
-	if ci.Version.Model != "" && ci.Version.Model != req.Model {
-		return res, errorf(ErrInvalid, "endpoint %s serves model %s, not %s", src, ci.Version.Model, req.Model)
-	}
-	d.emit(Event{Phase: "resolve", Endpoint: src, Message: fmt.Sprintf("%s serves %s of %s (%s, model %s)", req.From, ci.Version.String(), req.Model, ci.Version.ARN, ci.ModelName)}, tr.sink)
-
 	itype, count := req.InstanceType, req.InstanceCount
-	dst := req.EndpointName
-	if dst == "" {
-		dst = naming.Endpoint(req.Model, req.To)
-	}
-	if itype == "" || count == 0 {
-		if cur, err := d.describeEndpoint(ctx, dst); err == nil && cur != nil && cur.EndpointStatus == types.EndpointStatusInService {
-			if curCfg, err := d.describeConfig(ctx, aws.ToString(cur.EndpointConfigName)); err == nil {
-				if itype == "" {
-					itype = curCfg.InstanceType
-				}
-				if count == 0 {
-					count = currentInstances(cur, curCfg.InstanceCount)
-				}
-			}
-		}
+	if cur, ok := dst.serving(); ok {
+		// To keeps its own instance settings unless the request gives them.
+		itype, count = cmp.Or(itype, cur.InstanceType), cmp.Or(count, dst.instances())
 	}
 	dr, err := d.Deploy(ctx, DeployRequest{
 		Model: req.Model, Environment: req.To, EndpointName: req.EndpointName, ModelName: ci.ModelName,
 		InstanceType: itype, InstanceCount: count, PipelineID: req.PipelineID, ProjectID: req.ProjectID,
 		Description: req.Description, Strategy: req.Strategy, Verify: req.Verify, RollbackOnFailure: req.RollbackOnFailure,
 		Timeout: req.Timeout, LockTimeout: req.LockTimeout, RestoreEnabled: req.RestoreEnabled, ScaleEnabled: req.ScaleEnabled,
-		ReleaseID: req.ReleaseID, Trigger: req.Trigger, kind: releases.KindPromote,
+		ReleaseID: req.ReleaseID, Trigger: req.Trigger, kind: releases.KindPromote, snapshot: dst,
 	})
 	res.DeployResult = dr
 	return res, err
+}
+
+// promoteSource checks the request, finds what From serves and reads To's endpoint.
+func (d *Deployer) promoteSource(ctx context.Context, req PromoteRequest, src string) (configInfo, *endpointSnapshot, error) {
+	if err := checkPromote(req); err != nil {
+		return configInfo{}, nil, err
+	}
+	ci, err := d.promoted(ctx, req, src, d.newTracker().sink)
+	if err != nil {
+		return ci, nil, err
+	}
+	dst, err := d.readEndpoint(ctx, cmp.Or(req.EndpointName, naming.Endpoint(req.Model, req.To)))
+	return ci, dst, err
+}
+
+// checkPromote validates a promote request.
+func checkPromote(req PromoteRequest) error {
+	if err := checkTarget(req.Model, req.To); err != nil {
+		return err
+	}
+	if req.From == "" {
+		return errorf(ErrInvalid, "promote needs the environment to promote from (--from, e.g. dev)")
+	}
+	if req.From == req.To && req.FromEndpointName == req.EndpointName {
+		return errorf(ErrInvalid, "promote from %s to itself: give two different environments", req.From)
+	}
+	return nil
+}
+
+// promoted is the configuration From's endpoint src serves, once a change under way is done.
+func (d *Deployer) promoted(ctx context.Context, req PromoteRequest, src string, sink func(Event)) (configInfo, error) {
+	snap, err := d.readSettled(ctx, src, cmp.Or(max(req.LockTimeout, 0), max(req.Timeout, 0), DefaultTimeout), sink)
+	switch {
+	case err != nil:
+		return configInfo{}, err
+	case !snap.exists():
+		return configInfo{}, errorf(ErrEndpointNotFound, "model %s has no endpoint %s in %s, so there is nothing to promote: deploy it there first (`sagedeploy deploy --model %s --env %s`)", req.Model, src, req.From, req.Model, req.From)
+	case !snap.inService():
+		return configInfo{}, fmt.Errorf("endpoint %s of %s is %s, not InService (%s): promote what it serves once it is healthy", src, req.From, snap.status(), snap.failureReason())
+	case snap.configErr != nil:
+		return configInfo{}, fmt.Errorf("find what %s serves: %w", req.From, snap.configErr)
+	}
+	ci := snap.config
+	if ci.Version.Model != "" && ci.Version.Model != req.Model {
+		return ci, errorf(ErrInvalid, "endpoint %s serves model %s, not %s", src, ci.Version.Model, req.Model)
+	}
+	d.emit(Event{Phase: releases.PhaseResolve, Endpoint: src, Message: fmt.Sprintf("%s serves %s of %s (%s, model %s)", req.From, ci.Version.String(), req.Model, ci.Version.ARN, ci.ModelName)}, sink)
+	return ci, nil
 }
 
 // currentInstances is the live instance count of the endpoint's first variant, or def.
@@ -122,24 +126,4 @@ func currentInstances(desc *sagemaker.DescribeEndpointOutput, def int) int {
 		return int(aws.ToInt32(desc.ProductionVariants[0].CurrentInstanceCount))
 	}
 	return def
-}
-
-// settledEndpoint describes the endpoint, first waiting (up to timeout) for a change under way
-// to finish. Nil when the endpoint does not exist.
-func (d *Deployer) settledEndpoint(ctx context.Context, name string, timeout time.Duration, sink func(Event)) (*sagemaker.DescribeEndpointOutput, error) {
-	desc, err := d.describeEndpoint(ctx, name)
-	if err != nil || desc == nil || !pending(desc.EndpointStatus) {
-		return desc, err
-	}
-	if err := d.waitForOther(ctx, name, aws.ToString(desc.EndpointArn), d.now().Add(timeout), sink); err != nil {
-		return nil, err
-	}
-	return d.describeEndpoint(ctx, name)
-}
-
-func orDuration(d, def time.Duration) time.Duration {
-	if d <= 0 {
-		return def
-	}
-	return d
 }

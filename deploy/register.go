@@ -23,7 +23,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sagemaker"
 	"github.com/aws/aws-sdk-go-v2/service/sagemaker/types"
 
-	"github.com/sagedeploy/sagedeploy/internal/buildinfo"
+	"github.com/sagedeploy/sagedeploy/releases"
 )
 
 // RegisterRequest asks to add a version to the model registry.
@@ -81,54 +81,77 @@ func (d *Deployer) Register(ctx context.Context, req RegisterRequest) (RegisterR
 			return res, err
 		}
 	}
-	if strings.HasPrefix(req.Artifact, "s3://") && req.ArtifactData == nil {
-		if err := d.checkObject(ctx, req.Artifact); err != nil {
-			return res, err
-		}
-		res.ArtifactURL = req.Artifact
-	} else {
-		data := req.ArtifactData
-		if data == nil {
-			var err error
-			if data, err = packArtifact(req.Artifact, isXGBoostImage(image)); err != nil {
-				return res, err
-			}
-		}
-		if req.Bucket == "" {
-			return res, errorf(ErrInvalid, "register needs an S3 bucket for the artifact: --bucket or S3_BUCKET_NAME (created if missing)")
-		}
-		if err := d.upload(ctx, req.Model, req.Bucket, data, &res); err != nil {
-			return res, err
-		}
+	if err := d.placeArtifact(ctx, req, image, &res); err != nil {
+		return res, err
 	}
 	if err := d.ensureGroup(ctx, req, &res); err != nil {
 		return res, err
 	}
-	status := types.ModelApprovalStatusPendingManualApproval
-	if req.Approve {
-		status = types.ModelApprovalStatusApproved
-	}
-	all, err := d.listVersions(ctx, req.Model)
-	if err != nil {
+	if reused, err := d.reuseLatest(ctx, req, image, &res); err != nil || reused {
 		return res, err
 	}
-	if n := len(all); n > 0 {
-		latest, err := d.describeVersion(ctx, aws.ToString(all[n-1].ModelPackageArn))
-		if err != nil {
-			return res, err
+	return res, d.createVersion(ctx, req, image, &res)
+}
+
+// placeArtifact makes sure the artifact is in S3 — checking an s3:// URL, or packing and
+// uploading a local one — and sets res.ArtifactURL.
+func (d *Deployer) placeArtifact(ctx context.Context, req RegisterRequest, image string, res *RegisterResult) error {
+	if strings.HasPrefix(req.Artifact, "s3://") && req.ArtifactData == nil {
+		if err := d.checkObject(ctx, req.Artifact); err != nil {
+			return err
 		}
-		if latest.ModelDataURL == res.ArtifactURL && latest.Image == image {
-			if req.Approve && latest.ApprovalStatus != string(types.ModelApprovalStatusApproved) {
-				if _, err := d.sm.UpdateModelPackage(ctx, &sagemaker.UpdateModelPackageInput{ModelPackageArn: aws.String(latest.ARN), ModelApprovalStatus: status}); err != nil {
-					return res, fmt.Errorf("approve %s: %w", latest.ARN, err)
-				}
-				latest.ApprovalStatus, res.Approved = string(status), true
-			}
-			res.Version = latest
-			d.emit(Event{Phase: "register", Message: fmt.Sprintf("%s of %s already has this artifact and image; reusing it", latest.String(), req.Model)}, nil)
-			return res, nil
+		res.ArtifactURL = req.Artifact
+		return nil
+	}
+	data := req.ArtifactData
+	if data == nil {
+		var err error
+		if data, err = packArtifact(req.Artifact, isXGBoostImage(image)); err != nil {
+			return err
 		}
 	}
+	if req.Bucket == "" {
+		return errorf(ErrInvalid, "register needs an S3 bucket for the artifact: --bucket or S3_BUCKET_NAME (created if missing)")
+	}
+	return d.upload(ctx, req.Model, req.Bucket, data, res)
+}
+
+// approvalStatus is the status a new (or reused) version gets.
+func approvalStatus(approve bool) types.ModelApprovalStatus {
+	if approve {
+		return types.ModelApprovalStatusApproved
+	}
+	return types.ModelApprovalStatusPendingManualApproval
+}
+
+// reuseLatest returns the latest version instead of a duplicate when it already has this artifact
+// and image (a retried step), approving it when asked.
+func (d *Deployer) reuseLatest(ctx context.Context, req RegisterRequest, image string, res *RegisterResult) (bool, error) {
+	all, err := d.listVersions(ctx, req.Model)
+	if err != nil || len(all) == 0 {
+		return false, err
+	}
+	latest, err := d.describeVersion(ctx, aws.ToString(all[len(all)-1].ModelPackageArn))
+	if err != nil {
+		return false, err
+	}
+	if latest.ModelDataURL != res.ArtifactURL || latest.Image != image {
+		return false, nil
+	}
+	if req.Approve && latest.ApprovalStatus != string(types.ModelApprovalStatusApproved) {
+		status := approvalStatus(true)
+		if _, err := d.sm.UpdateModelPackage(ctx, &sagemaker.UpdateModelPackageInput{ModelPackageArn: aws.String(latest.ARN), ModelApprovalStatus: status}); err != nil {
+			return false, fmt.Errorf("approve %s: %w", latest.ARN, err)
+		}
+		latest.ApprovalStatus, res.Approved = string(status), true
+	}
+	res.Version = latest
+	d.emit(Event{Phase: releases.PhaseRegister, Message: fmt.Sprintf("%s of %s already has this artifact and image; reusing it", latest.String(), req.Model)}, nil)
+	return true, nil
+}
+
+// createVersion adds a version with the artifact and image to the group.
+func (d *Deployer) createVersion(ctx context.Context, req RegisterRequest, image string, res *RegisterResult) error {
 	ctypes := req.ContentTypes
 	if len(ctypes) == 0 {
 		ctypes = []string{"text/csv"}
@@ -140,44 +163,55 @@ func (d *Deployer) Register(ctx context.Context, req RegisterRequest) (RegisterR
 			SupportedContentTypes:      ctypes,
 			SupportedResponseMIMETypes: ctypes,
 		},
-		ModelApprovalStatus: status,
-		Tags:                sdkTags(baseTags(req.Model, "", req.PipelineID, req.ProjectID)),
+		ModelApprovalStatus:        approvalStatus(req.Approve),
+		Tags:                       sdkTags(d.baseTags(req.Model, "", req.PipelineID, req.ProjectID)),
+		MetadataProperties:         d.versionMetadata(req),
+		CustomerMetadataProperties: d.customerMetadata(req),
 	}
 	if req.Description != "" {
 		in.ModelPackageDescription = aws.String(req.Description)
 	}
-	if req.Commit != "" || req.ProjectID != "" || req.Repository != "" {
-		mp := &types.MetadataProperties{GeneratedBy: aws.String("sagedeploy " + buildinfo.Version())}
-		if req.Commit != "" {
-			mp.CommitId = aws.String(req.Commit)
-		}
-		if req.Repository != "" {
-			mp.Repository = aws.String(req.Repository)
-		}
-		if req.ProjectID != "" {
-			mp.ProjectId = aws.String(req.ProjectID)
-		}
-		in.MetadataProperties = mp
+	out, err := d.sm.CreateModelPackage(ctx, in)
+	if err != nil {
+		return fmt.Errorf("add a version to model package group %s: %w", req.Model, err)
 	}
-	meta := map[string]string{"registered-by": tagValue("sagedeploy " + buildinfo.Version())}
+	v, err := d.describeVersion(ctx, aws.ToString(out.ModelPackageArn))
+	if err != nil {
+		return err
+	}
+	res.Version, res.Created, res.Approved = v, true, req.Approve
+	d.emit(Event{Phase: releases.PhaseRegister, Message: fmt.Sprintf("registered %s of %s (%s): %s", v.String(), req.Model, v.ApprovalStatus, v.ARN)}, nil)
+	return nil
+}
+
+// versionMetadata is where the version comes from (commit, repository, project), when known.
+func (d *Deployer) versionMetadata(req RegisterRequest) *types.MetadataProperties {
+	if req.Commit == "" && req.ProjectID == "" && req.Repository == "" {
+		return nil
+	}
+	mp := &types.MetadataProperties{GeneratedBy: aws.String(d.createdBy())}
+	if req.Commit != "" {
+		mp.CommitId = aws.String(req.Commit)
+	}
+	if req.Repository != "" {
+		mp.Repository = aws.String(req.Repository)
+	}
+	if req.ProjectID != "" {
+		mp.ProjectId = aws.String(req.ProjectID)
+	}
+	return mp
+}
+
+// customerMetadata records who registered the version, and from which pipeline and commit.
+func (d *Deployer) customerMetadata(req RegisterRequest) map[string]string {
+	meta := map[string]string{"registered-by": tagValue(d.createdBy())}
 	if req.PipelineID != "" {
 		meta["pipeline-id"] = tagValue(req.PipelineID)
 	}
 	if req.Commit != "" {
 		meta["commit"] = tagValue(req.Commit)
 	}
-	in.CustomerMetadataProperties = meta
-	out, err := d.sm.CreateModelPackage(ctx, in)
-	if err != nil {
-		return res, fmt.Errorf("add a version to model package group %s: %w", req.Model, err)
-	}
-	v, err := d.describeVersion(ctx, aws.ToString(out.ModelPackageArn))
-	if err != nil {
-		return res, err
-	}
-	res.Version, res.Created, res.Approved = v, true, req.Approve
-	d.emit(Event{Phase: "register", Message: fmt.Sprintf("registered %s of %s (%s): %s", v.String(), req.Model, v.ApprovalStatus, v.ARN)}, nil)
-	return res, nil
+	return meta
 }
 
 func (d *Deployer) ensureGroup(ctx context.Context, req RegisterRequest, res *RegisterResult) error {
@@ -191,14 +225,14 @@ func (d *Deployer) ensureGroup(ctx context.Context, req RegisterRequest, res *Re
 	_, err = d.sm.CreateModelPackageGroup(ctx, &sagemaker.CreateModelPackageGroupInput{
 		ModelPackageGroupName:        aws.String(req.Model),
 		ModelPackageGroupDescription: aws.String("Versions of " + req.Model + ", registered by sagedeploy"),
-		Tags:                         sdkTags(baseTags(req.Model, "", req.PipelineID, req.ProjectID)),
+		Tags:                         sdkTags(d.baseTags(req.Model, "", req.PipelineID, req.ProjectID)),
 	})
 	if err != nil && !isAlreadyExists(err) {
 		return fmt.Errorf("create model package group %s: %w", req.Model, err)
 	}
 	res.GroupCreated = err == nil
 	if res.GroupCreated {
-		d.emit(Event{Phase: "register", Message: "created model package group " + req.Model}, nil)
+		d.emit(Event{Phase: releases.PhaseRegister, Message: "created model package group " + req.Model}, nil)
 	}
 	return nil
 }
@@ -223,7 +257,7 @@ func (d *Deployer) upload(ctx context.Context, model, bucket string, data []byte
 			}
 		} else {
 			res.BucketCreated = true
-			d.emit(Event{Phase: "register", Message: "created bucket " + bucket}, nil)
+			d.emit(Event{Phase: releases.PhaseRegister, Message: "created bucket " + bucket}, nil)
 		}
 	}
 	if _, err := d.s3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)}); err == nil {
@@ -236,7 +270,7 @@ func (d *Deployer) upload(ctx context.Context, model, bucket string, data []byte
 		return fmt.Errorf("upload the artifact to %s: %w", res.ArtifactURL, err)
 	}
 	res.Uploaded = true
-	d.emit(Event{Phase: "register", Message: fmt.Sprintf("uploaded %d bytes to %s", len(data), res.ArtifactURL)}, nil)
+	d.emit(Event{Phase: releases.PhaseRegister, Message: fmt.Sprintf("uploaded %d bytes to %s", len(data), res.ArtifactURL)}, nil)
 	return nil
 }
 

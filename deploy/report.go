@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"sync"
@@ -44,7 +45,7 @@ func (t *tracker) sink(e Event) {
 func (t *tracker) send(id string, e Event) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	_, err := t.d.opts.Releases.AddEvent(ctx, id, releases.Event{Time: e.Time, Phase: releases.Phase(e.Phase), Message: e.Message, EndpointStatus: e.EndpointStatus})
+	_, err := t.d.opts.Releases.AddEvent(ctx, id, releases.Event{Time: e.Time, Phase: e.Phase, Message: e.Message, EndpointStatus: e.EndpointStatus})
 	if err != nil {
 		t.fail(err)
 	}
@@ -61,19 +62,19 @@ func (t *tracker) fail(err error) {
 }
 
 // start records the release; when the environment's gate holds it pending, it waits for the
-// approval (a rejection is ErrRejected; other errors while waiting are retried, since going on
-// would bypass the gate). Reporting errors are logged and the release goes on unreported.
-func (t *tracker) start(ctx context.Context, s releases.ReleaseStart, sink func(Event)) (string, error) {
+// approval (gated; a rejection is ErrRejected; other errors while waiting are retried, since going
+// on would bypass the gate). Reporting errors are logged and the release goes on unreported.
+func (t *tracker) start(ctx context.Context, s releases.ReleaseStart, sink func(Event)) (id string, gated bool, err error) {
 	c := t.d.opts.Releases
 	if c == nil {
-		return "", nil
+		return "", false, nil
 	}
 	// Not cancelable: a release the server made must come back with its id, or a deployer
 	// stopped mid-request would leave it pending at the gate, where nobody should approve it.
 	r, err := c.StartRelease(context.WithoutCancel(ctx), s)
 	if err != nil {
 		t.fail(err)
-		return "", nil
+		return "", false, nil
 	}
 	t.mu.Lock()
 	t.id, t.active = r.ID, true
@@ -84,43 +85,47 @@ func (t *tracker) start(ctx context.Context, s releases.ReleaseStart, sink func(
 		t.send(r.ID, e)
 	}
 	if r.Status != releases.StatusPending {
-		return r.ID, nil
+		return r.ID, false, nil
 	}
-	t.d.emit(Event{Phase: "approval", Message: fmt.Sprintf("release %s of %s to %s waits for an approval on %s", r.ID, s.Model, s.Environment, c.BaseURL())}, sink)
-	maxPoll := t.d.opts.ApprovalPoll
-	if maxPoll <= 0 {
-		maxPoll = 2 * time.Second
-	}
+	t.d.emit(Event{Phase: releases.PhaseApproval, Message: fmt.Sprintf("release %s of %s to %s waits for an approval on %s", r.ID, s.Model, s.Environment, c.BaseURL())}, sink)
+	return r.ID, true, t.awaitApproval(ctx, r.ID, s, sink)
+}
+
+// awaitApproval polls the release pending at the gate until it is approved or rejected.
+func (t *tracker) awaitApproval(ctx context.Context, id string, s releases.ReleaseStart, sink func(Event)) error {
+	c := t.d.opts.Releases
+	maxPoll := cmp.Or(max(t.d.opts.ApprovalPoll, 0), 2*time.Second)
 	// Checks start often and back off to maxPoll: an approval given at once (a script, a user
 	// watching the dashboard) is noticed in tens of milliseconds, not a whole interval later,
 	// while a long wait costs the server no more requests than a fixed interval would.
 	poll := min(50*time.Millisecond, maxPoll)
 	for {
 		if err := sleep(ctx, poll); err != nil {
-			return r.ID, t.abandon(r.ID, err)
+			return t.abandon(id, err)
 		}
 		poll = min(maxPoll, poll*3/2)
-		got, err := c.Release(ctx, r.ID)
+		got, err := c.Release(ctx, id)
 		switch {
 		case err == nil && got.Status == releases.StatusCanceled:
+			t.stop() // the server ended the release: nothing more to report into it
 			who := ""
 			if got.RejectedBy != "" {
 				who = " by " + got.RejectedBy
 			}
-			return r.ID, errorf(ErrRejected, "release %s of %s to %s was rejected%s at the approval gate; nothing was changed", r.ID, s.Model, s.Environment, who)
+			return errorf(ErrRejected, "release %s of %s to %s was rejected%s at the approval gate; nothing was changed", id, s.Model, s.Environment, who)
 		case err == nil && got.Status != releases.StatusPending:
 			by := ""
 			if got.ApprovedBy != "" {
 				by = " by " + got.ApprovedBy
 			}
-			t.d.emit(Event{Phase: "approval", Message: "approved" + by}, sink)
-			return r.ID, nil
+			t.d.emit(Event{Phase: releases.PhaseApproval, Message: "approved" + by}, sink)
+			return nil
 		case err == nil:
 			continue // still waiting
 		case ctx.Err() != nil:
-			return r.ID, t.abandon(r.ID, ctx.Err())
+			return t.abandon(id, ctx.Err())
 		}
-		t.d.log.Warn("checking the approval failed; retrying", "release", r.ID, "error", err)
+		t.d.log.Warn("checking the approval failed; retrying", "release", id, "error", err)
 	}
 }
 
@@ -129,14 +134,19 @@ func (t *tracker) start(ctx context.Context, s releases.ReleaseStart, sink func(
 func (t *tracker) abandon(id string, cause error) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	f := releases.ReleaseFinish{Status: releases.StatusCanceled, FailureReason: "the deployer stopped while waiting for an approval; nothing was changed"}
+	f := releases.ReleaseFinish{Status: releases.StatusCanceled, Reason: releases.ReasonCanceled, FailureReason: "the deployer stopped while waiting for an approval; nothing was changed"}
 	if _, err := t.d.opts.Releases.FinishRelease(ctx, id, f); err != nil {
 		t.d.log.Warn("could not cancel the release waiting for an approval", "release", id, "error", err)
 	}
+	t.stop()
+	return fmt.Errorf("wait for the approval of release %s: %w", id, cause)
+}
+
+// stop ends reporting into a release the server has already ended.
+func (t *tracker) stop() {
 	t.mu.Lock()
 	t.active = false
 	t.mu.Unlock()
-	return fmt.Errorf("wait for the approval of release %s: %w", id, cause)
 }
 
 // finish records the outcome, with a context of its own so that a timed-out operation still
@@ -161,7 +171,7 @@ func trigger(given *releases.Trigger, pipelineID, projectID string) releases.Tri
 		return *given
 	}
 	if pipelineID != "" {
-		return releases.Trigger{Type: "pipeline", PipelineID: pipelineID, ProjectID: projectID}
+		return releases.Trigger{Type: releases.TriggerPipeline, PipelineID: pipelineID, ProjectID: projectID}
 	}
-	return releases.Trigger{Type: "cli", ProjectID: projectID}
+	return releases.Trigger{Type: releases.TriggerCLI, ProjectID: projectID}
 }

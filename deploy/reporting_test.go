@@ -3,6 +3,7 @@ package deploy_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -41,7 +42,7 @@ func startReleaseServer(t *testing.T) *releaseServer {
 		}
 		rs.tokens[e.Name] = secret
 	}
-	srv, err := server.New(server.Options{Store: st, Logger: quietLogger(), StreamPoll: 20 * time.Millisecond})
+	srv, err := server.New(server.Options{Store: st, Logger: slog.New(slog.DiscardHandler), StreamPoll: 20 * time.Millisecond})
 	if err != nil {
 		t.Fatalf("release server: %v", err)
 	}
@@ -244,7 +245,7 @@ func TestExecuteRunsDashboardCommands(t *testing.T) {
 			t.Fatalf("create command: %v", err)
 		}
 		c.ReleaseID = rec.ID
-		if err := d.Execute(ctx, c); err != nil {
+		if err := d.Execute(ctx, nil, c); err != nil {
 			t.Fatalf("execute %s: %v", c.Kind, err)
 		}
 		rel, err := rs.client("dev").Release(ctx, rec.ID)
@@ -264,7 +265,7 @@ func TestExecuteRunsDashboardCommands(t *testing.T) {
 	if n := describe(t, l, "abalone-dev").ProductionVariants[0].CurrentInstanceCount; n == nil || *n != 2 {
 		t.Fatalf("scale command left %v instances", n)
 	}
-	err := d.Execute(ctx, releases.Command{ID: "x", Kind: releases.CommandRestore, Environment: "dev", Model: "abalone"})
+	err := d.Execute(ctx, nil, releases.Command{ID: "x", Kind: releases.CommandRestore, Environment: "dev", Model: "abalone"})
 	if !errors.Is(err, deploy.ErrInvalid) {
 		t.Fatalf("restore without a version: %v", err)
 	}

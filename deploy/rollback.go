@@ -1,13 +1,13 @@
 package deploy
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/sagemaker/types"
 
 	"github.com/sagedeploy/sagedeploy/deploy/naming"
 	"github.com/sagedeploy/sagedeploy/releases"
@@ -31,72 +31,88 @@ type RollbackRequest struct {
 // Rollback re-points the endpoint at the endpoint configuration that served the target version,
 // found in the endpoint's history (its tags) — same model, same instance settings as then. A
 // version the endpoint never served (or whose configuration was deleted) is deployed afresh
-// with the endpoint's current instance settings. The release is of kind restore.
+// with the endpoint's current instance settings. The release is of kind restore. The endpoint is
+// read once, and what was read is handed to Deploy.
 func (d *Deployer) Rollback(ctx context.Context, req RollbackRequest) (DeployResult, error) {
 	res := DeployResult{Model: req.Model, Environment: req.Environment, Kind: releases.KindRestore}
+	res.Endpoint = cmp.Or(req.EndpointName, naming.Endpoint(req.Model, req.Environment))
+	dr, err := d.rollbackRequest(ctx, req, res.Endpoint)
+	if err != nil {
+		res.Reason = FailureReason(err)
+		return res, err
+	}
+	return d.Deploy(ctx, dr)
+}
+
+// rollbackRequest reads the endpoint name (once) and says what to deploy to roll it back.
+func (d *Deployer) rollbackRequest(ctx context.Context, req RollbackRequest, name string) (DeployRequest, error) {
 	if err := checkTarget(req.Model, req.Environment); err != nil {
-		return res, err
+		return DeployRequest{}, err
 	}
-	name := req.EndpointName
-	if name == "" {
-		name = naming.Endpoint(req.Model, req.Environment)
+	snap, err := d.readSettled(ctx, name, cmp.Or(max(req.LockTimeout, 0), max(req.Timeout, 0), DefaultTimeout), nil)
+	switch {
+	case err != nil:
+		return DeployRequest{}, err
+	case !snap.exists():
+		return DeployRequest{}, errorf(ErrEndpointNotFound, "model %s has no endpoint %s in %s: nothing to roll back", req.Model, name, req.Environment)
+	case !snap.inService():
+		return DeployRequest{}, snap.notInService(name, "rollback re-points an InService endpoint")
+	case snap.configErr != nil:
+		return DeployRequest{}, fmt.Errorf("find what %s serves: %w", name, snap.configErr)
 	}
-	res.Endpoint = name
-	desc, err := d.settledEndpoint(ctx, name, orDuration(req.LockTimeout, orDuration(req.Timeout, DefaultTimeout)), nil)
-	if err != nil {
-		return res, err
-	}
-	if desc == nil {
-		return res, errorf(ErrEndpointNotFound, "model %s has no endpoint %s in %s: nothing to roll back", req.Model, name, req.Environment)
-	}
-	if desc.EndpointStatus != types.EndpointStatusInService {
-		return res, fmt.Errorf("endpoint %s is %s (%s): rollback re-points an InService endpoint", name, desc.EndpointStatus, aws.ToString(desc.FailureReason))
-	}
-	current := aws.ToString(desc.EndpointConfigName)
-	cur, err := d.describeConfig(ctx, current)
-	if err != nil {
-		return res, fmt.Errorf("find what %s serves: %w", name, err)
-	}
-	tags, err := d.listTags(ctx, aws.ToString(desc.EndpointArn))
-	if err != nil {
-		return res, err
-	}
-	hist := parseHistory(tags)
 	dr := DeployRequest{
 		Model: req.Model, Environment: req.Environment, EndpointName: req.EndpointName,
 		PipelineID: req.PipelineID, ProjectID: req.ProjectID, Timeout: req.Timeout, LockTimeout: req.LockTimeout,
 		ReleaseID: req.ReleaseID, Trigger: req.Trigger, kind: releases.KindRestore, historyKind: "restore",
+		snapshot: snap,
 	}
-	var target *HistoryEntry
-	for i := len(hist) - 1; i >= 0; i-- {
-		h := hist[i]
-		if h.EndpointConfigName == current || h.Version == cur.Version.Number && req.ToVersion == 0 {
-			continue
-		}
-		if req.ToVersion == 0 || h.Version == req.ToVersion {
-			target = &h
-			break
-		}
+	return dr, d.rollbackTarget(ctx, req, snap, &dr)
+}
+
+// rollbackTarget sets what dr deploys: the configuration that served the target version, or the
+// version afresh with the endpoint's current instance settings when that configuration is gone.
+func (d *Deployer) rollbackTarget(ctx context.Context, req RollbackRequest, snap *endpointSnapshot, dr *DeployRequest) error {
+	cur := snap.config
+	hist := snap.history()
+	target := rollbackEntry(hist, cur, req.ToVersion)
+	afresh := func(version int) {
+		dr.Version, dr.InstanceType, dr.InstanceCount = version, cur.InstanceType, snap.instances()
 	}
 	switch {
 	case req.ToVersion != 0 && req.ToVersion == cur.Version.Number:
-		dr.EndpointConfigName = current // already there: Deploy reports it unchanged
+		dr.EndpointConfigName, dr.config = cur.Name, &cur // already there: Deploy reports it unchanged
 	case target != nil:
-		if _, err := d.describeConfig(ctx, target.EndpointConfigName); err == nil {
-			dr.EndpointConfigName = target.EndpointConfigName
-			break
-		} else if !isNotFound(err) {
-			return res, err
+		ci, err := d.describeConfig(ctx, target.EndpointConfigName)
+		switch {
+		case err == nil:
+			dr.EndpointConfigName, dr.config = ci.Name, &ci
+		case isNotFound(err):
+			afresh(target.Version) // its configuration was deleted: serve the version through a new one
+		default:
+			return err
 		}
-		// Its configuration was deleted: serve the same version through a new one.
-		dr.Version, dr.InstanceType, dr.InstanceCount = target.Version, cur.InstanceType, currentInstances(desc, cur.InstanceCount)
 	case req.ToVersion != 0:
-		dr.Version, dr.InstanceType, dr.InstanceCount = req.ToVersion, cur.InstanceType, currentInstances(desc, cur.InstanceCount)
+		afresh(req.ToVersion)
 	default:
-		return res, errorf(ErrNothingToRollBack, "endpoint %s has served no other version than %s (history: %s); nothing to roll back to — deploy a version with `sagedeploy deploy --env %s --version N`",
-			name, cur.Version.String(), describeHistory(hist), req.Environment)
+		return errorf(ErrNothingToRollBack, "endpoint %s has served no other version than %s (history: %s); nothing to roll back to — deploy a version with `sagedeploy deploy --env %s --version N`",
+			aws.ToString(snap.desc.EndpointName), cur.Version.String(), describeHistory(hist), req.Environment)
 	}
-	return d.Deploy(ctx, dr)
+	return nil
+}
+
+// rollbackEntry is the newest history entry to go back to: the one of version to, or (to == 0)
+// the newest that served neither the current configuration nor the current version.
+func rollbackEntry(hist []HistoryEntry, cur configInfo, to int) *HistoryEntry {
+	for i := len(hist) - 1; i >= 0; i-- {
+		h := hist[i]
+		if h.EndpointConfigName == cur.Name || h.Version == cur.Version.Number && to == 0 {
+			continue
+		}
+		if to == 0 || h.Version == to {
+			return &h
+		}
+	}
+	return nil
 }
 
 func describeHistory(h []HistoryEntry) string {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sagemaker"
+	"github.com/aws/aws-sdk-go-v2/service/sagemaker/types"
 
 	"github.com/sagedeploy/sagedeploy/deploy/naming"
 )
@@ -185,7 +186,7 @@ func (d *Deployer) History(ctx context.Context, req HistoryRequest) (HistoryResu
 	}
 	res.Entries = parseHistory(tags)
 	current := aws.ToString(desc.EndpointConfigName)
-	if n := len(res.Entries); desc.EndpointStatus == "InService" && (n == 0 || res.Entries[n-1].EndpointConfigName != current) {
+	if n := len(res.Entries); desc.EndpointStatus == types.EndpointStatusInService && (n == 0 || res.Entries[n-1].EndpointConfigName != current) {
 		// Serving something the history has not recorded yet (changed outside sagedeploy).
 		e := HistoryEntry{Time: aws.ToTime(desc.LastModifiedTime), EndpointConfigName: current, Kind: "observed"}
 		if ci, err := d.describeConfig(ctx, current); err == nil {

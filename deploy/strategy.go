@@ -28,6 +28,25 @@ type Strategy struct {
 	Bake time.Duration `json:"bake,omitempty"`
 	// RollbackAlarms are CloudWatch alarms that make SageMaker roll the update back when they fire.
 	RollbackAlarms []string `json:"rollback_alarms,omitempty"`
+
+	// parsed says config is the checked strategy's DeploymentConfig (see ParseStrategy).
+	parsed bool
+	config *types.DeploymentConfig
+}
+
+// ParseStrategy checks s against SageMaker's rules and returns it with its DeploymentConfig
+// attached, so that the CLI checks the flags once and Deploy does not map them again. A parsed
+// strategy is returned as is.
+func ParseStrategy(s Strategy) (Strategy, error) {
+	if s.parsed {
+		return s, nil
+	}
+	dc, err := s.DeploymentConfig()
+	if err != nil {
+		return s, err
+	}
+	s.parsed, s.config = true, dc
+	return s, nil
 }
 
 // totalBake is how long the traffic shift itself waits, on top of provisioning.
@@ -51,43 +70,9 @@ func (s Strategy) DeploymentConfig() (*types.DeploymentConfig, error) {
 	if s.Bake < 0 || s.Bake > time.Hour || s.Bake%time.Second != 0 {
 		return nil, errorf(ErrInvalid, "--bake %s is not valid: SageMaker waits whole seconds, at most 1h, between traffic shifts", s.Bake)
 	}
-	bake := aws.Int32(int32(s.Bake / time.Second))
-	var routing *types.TrafficRoutingConfig
-	switch s.Type {
-	case "", AllAtOnce:
-		if s.Percent != 0 {
-			return nil, errorf(ErrInvalid, "a percentage only applies to --canary or --linear")
-		}
-		if len(s.RollbackAlarms) == 0 && s.Bake == 0 {
-			return nil, nil
-		}
-		routing = &types.TrafficRoutingConfig{Type: types.TrafficRoutingConfigTypeAllAtOnce, WaitIntervalInSeconds: bake}
-	case Canary:
-		if s.Percent < 1 || s.Percent > 50 {
-			return nil, errorf(ErrInvalid, "--canary %d is not valid: the canary takes 1 to 50 percent of capacity", s.Percent)
-		}
-		if s.Bake == 0 {
-			return nil, errorf(ErrInvalid, "--canary needs --bake: how long the canary serves before the rest of the traffic moves, e.g. --bake 5m")
-		}
-		routing = &types.TrafficRoutingConfig{
-			Type:                  types.TrafficRoutingConfigTypeCanary,
-			CanarySize:            &types.CapacitySize{Type: types.CapacitySizeTypeCapacityPercent, Value: aws.Int32(int32(s.Percent))},
-			WaitIntervalInSeconds: bake,
-		}
-	case Linear:
-		if s.Percent < 10 || s.Percent > 50 {
-			return nil, errorf(ErrInvalid, "--linear %d is not valid: each step moves 10 to 50 percent of capacity", s.Percent)
-		}
-		if s.Bake == 0 {
-			return nil, errorf(ErrInvalid, "--linear needs --bake: how long each step serves before the next one, e.g. --bake 2m")
-		}
-		routing = &types.TrafficRoutingConfig{
-			Type:                  types.TrafficRoutingConfigTypeLinear,
-			LinearStepSize:        &types.CapacitySize{Type: types.CapacitySizeTypeCapacityPercent, Value: aws.Int32(int32(s.Percent))},
-			WaitIntervalInSeconds: bake,
-		}
-	default:
-		return nil, errorf(ErrInvalid, "unknown deployment strategy %q: use all-at-once, canary or linear", s.Type)
+	routing, err := s.routing()
+	if err != nil || routing == nil {
+		return nil, err
 	}
 	policy := &types.BlueGreenUpdatePolicy{TrafficRoutingConfiguration: routing}
 	if total := s.totalBake(); total > 0 {
@@ -113,6 +98,46 @@ func (s Strategy) DeploymentConfig() (*types.DeploymentConfig, error) {
 		dc.AutoRollbackConfiguration = &types.AutoRollbackConfig{Alarms: alarms}
 	}
 	return dc, nil
+}
+
+// routing is how the strategy shifts traffic; nil for SageMaker's default.
+func (s Strategy) routing() (*types.TrafficRoutingConfig, error) {
+	bake := aws.Int32(int32(s.Bake / time.Second))
+	switch s.Type {
+	case "", AllAtOnce:
+		if s.Percent != 0 {
+			return nil, errorf(ErrInvalid, "a percentage only applies to --canary or --linear")
+		}
+		if len(s.RollbackAlarms) == 0 && s.Bake == 0 {
+			return nil, nil
+		}
+		return &types.TrafficRoutingConfig{Type: types.TrafficRoutingConfigTypeAllAtOnce, WaitIntervalInSeconds: bake}, nil
+	case Canary:
+		if s.Percent < 1 || s.Percent > 50 {
+			return nil, errorf(ErrInvalid, "--canary %d is not valid: the canary takes 1 to 50 percent of capacity", s.Percent)
+		}
+		if s.Bake == 0 {
+			return nil, errorf(ErrInvalid, "--canary needs --bake: how long the canary serves before the rest of the traffic moves, e.g. --bake 5m")
+		}
+		return &types.TrafficRoutingConfig{
+			Type:                  types.TrafficRoutingConfigTypeCanary,
+			CanarySize:            &types.CapacitySize{Type: types.CapacitySizeTypeCapacityPercent, Value: aws.Int32(int32(s.Percent))},
+			WaitIntervalInSeconds: bake,
+		}, nil
+	case Linear:
+		if s.Percent < 10 || s.Percent > 50 {
+			return nil, errorf(ErrInvalid, "--linear %d is not valid: each step moves 10 to 50 percent of capacity", s.Percent)
+		}
+		if s.Bake == 0 {
+			return nil, errorf(ErrInvalid, "--linear needs --bake: how long each step serves before the next one, e.g. --bake 2m")
+		}
+		return &types.TrafficRoutingConfig{
+			Type:                  types.TrafficRoutingConfigTypeLinear,
+			LinearStepSize:        &types.CapacitySize{Type: types.CapacitySizeTypeCapacityPercent, Value: aws.Int32(int32(s.Percent))},
+			WaitIntervalInSeconds: bake,
+		}, nil
+	}
+	return nil, errorf(ErrInvalid, "unknown deployment strategy %q: use all-at-once, canary or linear", s.Type)
 }
 
 // String renders the strategy for messages.

@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"sort"
@@ -12,8 +13,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sagemaker"
 	"github.com/aws/aws-sdk-go-v2/service/sagemaker/types"
-
-	"github.com/sagedeploy/sagedeploy/internal/buildinfo"
 )
 
 // Tag keys sagedeploy sets on what it creates.
@@ -50,8 +49,8 @@ func tagValue(s string) string {
 }
 
 // baseTags are the tags of every resource sagedeploy creates.
-func baseTags(model, env, pipelineID, projectID string) map[string]string {
-	t := map[string]string{TagModel: model, TagCreatedBy: "sagedeploy " + buildinfo.Version()}
+func (d *Deployer) baseTags(model, env, pipelineID, projectID string) map[string]string {
+	t := map[string]string{TagModel: model, TagCreatedBy: d.createdBy()}
 	if env != "" {
 		t[TagEnvironment] = env
 	}
@@ -73,6 +72,9 @@ func versionTags(t map[string]string, v Version) map[string]string {
 	}
 	return t
 }
+
+// createdBy names this sagedeploy on what it creates: "sagedeploy <version>".
+func (d *Deployer) createdBy() string { return "sagedeploy " + cmp.Or(d.opts.Version, "dev") }
 
 // sdkTags renders tags in a stable order.
 func sdkTags(m map[string]string) []types.Tag {

@@ -15,11 +15,9 @@ type Verification struct {
 	Body        []byte `json:"-"`
 	ContentType string `json:"content_type"`
 	Accept      string `json:"accept,omitempty"`
-	// Expect is checked against every line of the answer: a numeric range "lo..hi" (either end
-	// may be left open: "..30", "1..") that every value — lines, and comma-separated values within
-	// them — must fall in, or else a regular expression every non-empty line must match. Empty
-	// accepts any successful answer.
-	Expect string `json:"expect,omitempty"`
+	// Expect is what every line of the answer must be, parsed from the user's words by
+	// ParseExpectation; the zero value accepts any successful answer.
+	Expect Expectation `json:"expect"`
 }
 
 // VerifyResult reports a verification.
@@ -41,7 +39,10 @@ type Expectation struct {
 
 var rangeRe = regexp.MustCompile(`^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)?\s*\.\.\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)?\s*$`)
 
-// ParseExpectation parses "lo..hi" as a numeric range, anything else as a regular expression.
+// ParseExpectation parses what the answer must be: a numeric range "lo..hi" (either end may be
+// left open: "..30", "1..") that every value — lines, and comma-separated values within them —
+// must fall in, or else a regular expression every non-empty line must match. Empty accepts any
+// successful answer.
 func ParseExpectation(s string) (Expectation, error) {
 	e := Expectation{text: s}
 	if s == "" {
@@ -68,8 +69,21 @@ func ParseExpectation(s string) (Expectation, error) {
 	return e, nil
 }
 
+// MustParseExpectation is ParseExpectation for expectations written in the program; it panics
+// when s is not valid.
+func MustParseExpectation(s string) Expectation {
+	e, err := ParseExpectation(s)
+	if err != nil {
+		panic(err)
+	}
+	return e
+}
+
 // String is the expectation as given.
 func (e Expectation) String() string { return e.text }
+
+// MarshalText renders the expectation as given, so that a Verification prints readably.
+func (e Expectation) MarshalText() ([]byte, error) { return []byte(e.text), nil }
 
 // Check returns nil when body meets the expectation, else an error saying which line did not.
 func (e Expectation) Check(body []byte) error {

@@ -8,6 +8,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sagemaker"
 	"github.com/aws/aws-sdk-go-v2/service/sagemaker/types"
+
+	"github.com/sagedeploy/sagedeploy/releases"
 )
 
 // pending reports statuses that change by themselves. RollingBack is pending too: SageMaker
@@ -36,7 +38,7 @@ func (d *Deployer) describeEndpoint(ctx context.Context, name string) (*sagemake
 // waitSettled polls the endpoint with DescribeEndpoint — at once, then on the poll schedule —
 // until its status is no longer pending, it is gone (nil result), or deadline passes
 // (ErrTimeout). Status changes are reported as events of phase, polls without change as ticks.
-func (d *Deployer) waitSettled(ctx context.Context, name string, deadline time.Time, phase string, sink func(Event)) (*sagemaker.DescribeEndpointOutput, error) {
+func (d *Deployer) waitSettled(ctx context.Context, name string, deadline time.Time, phase releases.Phase, sink func(Event)) (*sagemaker.DescribeEndpointOutput, error) {
 	start := d.now()
 	var last types.EndpointStatus
 	var delay time.Duration

@@ -5,12 +5,13 @@
 //
 //	DATA_DIR/lock       held while a server uses the directory
 //	DATA_DIR/state.db   resources (SQLite, WAL, synchronous=FULL)
-//	DATA_DIR/s3/        S3 buckets and objects
+//	DATA_DIR/s3/        S3 buckets and objects (keys escaped, see localsm/s3)
 //	DATA_DIR/runtime/   extracted artifacts and per-endpoint logs of the serving layer
 package localsm
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -26,6 +27,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sagedeploy/sagedeploy/localsm/autoscaling"
+	"github.com/sagedeploy/sagedeploy/localsm/cloudwatch"
 	"github.com/sagedeploy/sagedeploy/localsm/control"
 	"github.com/sagedeploy/sagedeploy/localsm/runtime"
 	"github.com/sagedeploy/sagedeploy/localsm/s3"
@@ -43,7 +46,7 @@ type Options struct {
 	Account string
 	// ImageMap maps container image URIs to local commands (bring-your-own serving containers).
 	ImageMap map[string]string
-	// MaxBodyBytes bounds invocation bodies; 0 means SageMaker's 6 MB.
+	// MaxBodyBytes bounds invocation bodies; 0 means SageMaker's 6 MiB (6291456 bytes).
 	MaxBodyBytes int64
 	// PingInterval is how often serving process containers are pinged; 0 means every 5 s.
 	PingInterval time.Duration
@@ -51,6 +54,19 @@ type Options struct {
 	// DefaultRegion names the region in ARNs when a request is not signed (SigV4 requests carry
 	// their signing region, which is used instead). Default "us-east-1".
 	DefaultRegion string
+	// MaxModelBytes caps what one model artifact may unpack to (disk and memory); 0 means
+	// serving.DefaultMaxModelBytes (4 GiB). An artifact over it fails its endpoint.
+	MaxModelBytes int64
+	// S3CORSOrigin is the one web origin (e.g. http://localhost:3000) allowed to call the S3 API
+	// from a browser. Empty (the default) answers no browser cross-origin request, so that a web
+	// page cannot read or replace the model artifacts on this machine.
+	S3CORSOrigin string
+	// CloudWatch tunes the metrics and alarms service (clock, period scale); Store, Account,
+	// Region and Logger are filled in.
+	CloudWatch cloudwatch.Options
+	// AutoScalingInterval is how often scaling policies are evaluated; default one minute
+	// (scaled by CloudWatch.PeriodScale); negative turns the loop off (tests call Evaluate).
+	AutoScalingInterval time.Duration
 }
 
 // DefaultAddr is where `sagedeploy local` listens unless told otherwise.
@@ -82,6 +98,7 @@ type Server struct {
 	runtime *runtime.Runtime
 	s3      *s3.Store
 	sts     *sts.Handler
+	monitor *monitoring
 
 	unlock    func()
 	serveErr  chan error
@@ -92,22 +109,8 @@ type Server struct {
 // Start listens, restores every endpoint that was InService when it last stopped, and serves in
 // the background until Close.
 func Start(ctx context.Context, opts Options) (srv *Server, err error) {
-	if opts.Addr == "" {
-		opts.Addr = DefaultAddr
-	}
-	if opts.DataDir == "" {
-		if opts.DataDir, err = DefaultDataDir(); err != nil {
-			return nil, err
-		}
-	}
-	if opts.Account == "" {
-		opts.Account = "000000000000"
-	}
-	if opts.DefaultRegion == "" {
-		opts.DefaultRegion = "us-east-1"
-	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
+	if opts, err = opts.withDefaults(); err != nil {
+		return nil, err
 	}
 	if err := os.MkdirAll(opts.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("local SageMaker: data directory %s: %w", opts.DataDir, err)
@@ -126,18 +129,24 @@ func Start(ctx context.Context, opts Options) (srv *Server, err error) {
 	if s.store, err = control.OpenSQLite(ctx, filepath.Join(opts.DataDir, "state.db")); err != nil {
 		return nil, fmt.Errorf("local SageMaker: %w", err)
 	}
-	if s.s3, err = s3.Open(filepath.Join(opts.DataDir, "s3"), opts.Logger); err != nil {
+	if s.s3, err = s3.Open(filepath.Join(opts.DataDir, "s3"), s3.Options{Logger: opts.Logger, CORSOrigin: opts.S3CORSOrigin}); err != nil {
+		return nil, fmt.Errorf("local SageMaker: %w", err)
+	}
+	if s.monitor, err = startMonitoring(ctx, opts); err != nil {
 		return nil, fmt.Errorf("local SageMaker: %w", err)
 	}
 	s.runtime, err = runtime.New(runtime.Options{Artifacts: s.s3, ImageMap: opts.ImageMap,
-		WorkDir: filepath.Join(opts.DataDir, "runtime"), MaxBodyBytes: opts.MaxBodyBytes, PingInterval: opts.PingInterval,
-		Logger: opts.Logger})
+		WorkDir: filepath.Join(opts.DataDir, "runtime"), MaxBodyBytes: opts.MaxBodyBytes, MaxModelBytes: opts.MaxModelBytes,
+		PingInterval: opts.PingInterval, Account: opts.Account, Logger: opts.Logger, Metrics: s.monitor.cloudwatch})
 	if err != nil {
 		return nil, fmt.Errorf("local SageMaker: serving layer: %w", err)
 	}
 	s.control, err = control.New(ctx, control.Options{Store: s.store, Serving: s.runtime, Account: opts.Account,
 		DefaultRegion: opts.DefaultRegion, Logger: opts.Logger})
 	if err != nil {
+		return nil, fmt.Errorf("local SageMaker: %w", err)
+	}
+	if err := s.monitor.startAutoScaling(ctx, opts, controlScaler{s}); err != nil {
 		return nil, fmt.Errorf("local SageMaker: %w", err)
 	}
 	s.sts = sts.New(sts.Options{Account: opts.Account, Logger: opts.Logger})
@@ -152,6 +161,22 @@ func Start(ctx context.Context, opts Options) (srv *Server, err error) {
 	s.control.Restore()
 	s.log.Info("local SageMaker listening", "url", s.URL(), "data_dir", opts.DataDir)
 	return s, nil
+}
+
+// withDefaults fills in what opts leaves empty.
+func (opts Options) withDefaults() (Options, error) {
+	opts.Addr = cmp.Or(opts.Addr, DefaultAddr)
+	opts.Account = cmp.Or(opts.Account, "000000000000")
+	opts.DefaultRegion = cmp.Or(opts.DefaultRegion, "us-east-1")
+	opts.Logger = cmp.Or(opts.Logger, slog.New(slog.DiscardHandler))
+	if opts.DataDir == "" {
+		dir, err := DefaultDataDir()
+		if err != nil {
+			return opts, err
+		}
+		opts.DataDir = dir
+	}
+	return opts, nil
 }
 
 // URL is the base URL to export as AWS_ENDPOINT_URL, e.g. http://127.0.0.1:4570.
@@ -178,6 +203,9 @@ func (s *Server) release(ctx context.Context) error {
 		}
 	} else if s.ln != nil {
 		s.ln.Close()
+	}
+	if s.monitor != nil {
+		errs = append(errs, s.monitor.close())
 	}
 	if s.control != nil {
 		if err := s.control.Close(ctx); err != nil {
@@ -219,6 +247,8 @@ func signingService(r *http.Request) string {
 }
 
 // route sends a request to the part that speaks its protocol, as a cloud edge does by host name:
+//   - CloudWatch (signed for "monitoring", its CBOR path or JSON target) and Application Auto
+//     Scaling (AnyScaleFrontendService targets) → those services;
 //   - X-Amz-Target (AWS JSON) → the SageMaker control plane;
 //   - POST /endpoints/NAME/invocations → the runtime;
 //   - Action=... in the query or a form body (query protocol; AssumeRoleWithWebIdentity comes
@@ -227,6 +257,10 @@ func signingService(r *http.Request) string {
 func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	service := signingService(r)
 	switch {
+	case cloudwatch.Claims(r, service):
+		s.monitor.cloudwatch.ServeHTTP(w, r)
+	case autoscaling.Claims(r, service):
+		s.monitor.autoscaling.ServeHTTP(w, r)
 	case r.Header.Get("X-Amz-Target") != "":
 		s.control.ServeHTTP(w, r)
 	case r.Method == http.MethodPost && invocationPath.MatchString(r.URL.Path) && service != "s3" &&

@@ -117,7 +117,7 @@ func TestRestartWithMissingArtifact(t *testing.T) {
 	if err := first.srv.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Remove(filepath.Join(dir, "s3", "buckets", bucket, "abalone", "v1", "model.tar.gz")); err != nil {
+	if err := os.Remove(filepath.Join(dir, "s3", "buckets", bucket, "abalone%2F", "v1%2F", "model.tar.gz")); err != nil { // keys are escaped on disk
 		t.Fatal(err)
 	}
 	second := startEnv(t, dir)

@@ -46,6 +46,10 @@ func checkWorkflows(t *testing.T, where string, cfg map[string]any, orbJobs map[
 		t.Errorf("%s: no workflows", where)
 	}
 	localJobs, _ := cfg["jobs"].(map[string]any)
+	aliases := orbAliases(cfg)
+	if len(aliases) == 0 {
+		t.Errorf("%s: no orbs entry names sagedeploy/sagedeploy or circleci/aws-sagemaker", where)
+	}
 	used := 0
 	for wfName, wf := range wfs {
 		wm, _ := wf.(map[string]any)
@@ -57,8 +61,8 @@ func checkWorkflows(t *testing.T, where string, cfg map[string]any, orbJobs map[
 			}
 			for jobRef, a := range em {
 				args, _ := a.(map[string]any)
-				orbJob, isOrb := strings.CutPrefix(jobRef, "sagedeploy/")
-				if !isOrb {
+				alias, orbJob, _ := strings.Cut(jobRef, "/")
+				if !aliases[alias] {
 					if _, ok := localJobs[jobRef]; !ok && args["type"] != "approval" {
 						t.Errorf("%s: workflow %s uses job %s, defined nowhere", where, wfName, jobRef)
 					}
@@ -71,9 +75,13 @@ func checkWorkflows(t *testing.T, where string, cfg map[string]any, orbJobs map[
 					continue
 				}
 				p := params(j)
-				for k := range args {
-					if _, ok := p[k]; !ok && !workflowKeys[k] {
+				for k, v := range args {
+					d, ok := p[k]
+					if !ok && !workflowKeys[k] {
 						t.Errorf("%s: %s is given %s, which is not one of its parameters", where, jobRef, k)
+					}
+					if ok && !fitsType(v, d["type"]) {
+						t.Errorf("%s: %s is given %s: %#v, not a value of type %v", where, jobRef, k, v, d["type"])
 					}
 				}
 				for k, d := range p {
@@ -89,4 +97,38 @@ func checkWorkflows(t *testing.T, where string, cfg map[string]any, orbJobs map[
 	if used == 0 {
 		t.Errorf("%s: uses no orb job", where)
 	}
+}
+
+// orbAliases are the names a configuration gives our orb: its own, or the one it gave
+// circleci/aws-sagemaker before switching the reference.
+func orbAliases(cfg map[string]any) map[string]bool {
+	out := map[string]bool{}
+	orbs, _ := cfg["orbs"].(map[string]any)
+	for alias, ref := range orbs {
+		r, _ := ref.(string)
+		if strings.HasPrefix(r, "sagedeploy/sagedeploy@") || strings.HasPrefix(r, "circleci/aws-sagemaker@") {
+			out[alias] = true
+		}
+	}
+	return out
+}
+
+// fitsType reports whether a workflow passes a value CircleCI accepts for a parameter type; a
+// pipeline value (<< pipeline.x >>) is taken on trust.
+func fitsType(v any, typ any) bool {
+	if s, ok := v.(string); ok && strings.Contains(s, "<<") {
+		return true
+	}
+	switch typ {
+	case "integer":
+		_, ok := v.(int)
+		return ok
+	case "boolean":
+		_, ok := v.(bool)
+		return ok
+	case "string", "enum":
+		_, ok := v.(string)
+		return ok
+	}
+	return true
 }

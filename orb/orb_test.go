@@ -92,42 +92,6 @@ func stepCalls(t *testing.T, m map[string]any) []struct {
 	return out
 }
 
-// The orb must offer the jobs of circleci/aws-sagemaker@1.0 with the parameter names pipelines
-// already pass, so switching is a one-line change of the orb reference.
-func TestOrbKeepsAwsSagemakerJobsAndParameters(t *testing.T) {
-	o := packed(t)
-	jobs := section(t, o, "jobs")
-	want := map[string][]string{
-		"create_model":                  {"model_name", "bucket", "region_name", "pipeline_id", "circle_pipeline_id"},
-		"create_endpoint_configuration": {"model_name", "bucket", "region_name", "deploy_environment", "circle_pipeline_id", "circle_project_id", "endpoint_instance_type", "endpoint_instance_count"},
-		"deploy_endpoint_configuration": {"model_name", "bucket", "region_name", "deploy_environment", "pipeline_id", "endpoint_instance_type", "endpoint_instance_count"},
-		"deploy_endpoint":               {"model_name", "model_desc", "bucket", "region_name", "deploy_environment", "circle_pipeline_id", "pipeline_id", "circle_project_id", "project_id", "enable_restore_version", "enable_scaling_component", "endpoint_config_name", "endpoint_name"},
-		"promote":                       {"model_name", "from_environment", "to_environment"},
-		"rollback":                      {"model_name", "deploy_environment", "to_version"},
-		"scale":                         {"model_name", "deploy_environment", "instances"},
-	}
-	for job, names := range want {
-		j, ok := jobs[job]
-		if !ok {
-			t.Errorf("orb has no job %s", job)
-			continue
-		}
-		p := params(j)
-		for _, n := range names {
-			if _, ok := p[n]; !ok {
-				t.Errorf("job %s lacks parameter %s", job, n)
-			}
-		}
-	}
-	// Defaults users rely on.
-	if d := params(jobs["create_endpoint_configuration"])["endpoint_instance_type"]["default"]; d != "ml.t2.medium" {
-		t.Errorf("endpoint_instance_type default = %v, want ml.t2.medium", d)
-	}
-	if d := params(jobs["create_endpoint_configuration"])["endpoint_instance_count"]["default"]; d != 1 {
-		t.Errorf("endpoint_instance_count default = %v, want 1", d)
-	}
-}
-
 // Every job parameter is handed to a step, every step it calls exists with the arguments it is
 // given, and every command parameter is used; a parameter that goes nowhere is a silent no-op for
 // the user.
@@ -190,42 +154,55 @@ func TestOrbParametersAreWiredThrough(t *testing.T) {
 }
 
 // Every sagedeploy invocation in the orb names a real subcommand and real flags, and every
-// environment variable the orb sets is one that command reads (its --help names it).
+// environment variable the orb sets is one that command reads (its --help names it) or one the
+// step's own script reads.
 func TestOrbCommandsReachTheBinary(t *testing.T) {
 	o := packed(t)
 	cmds := section(t, o, "commands")
 	root := cli.NewRootCommand(strings.NewReader(""), &bytes.Buffer{}, &bytes.Buffer{})
+	calls := 0
 	for name, c := range cmds {
 		for _, s := range stepCalls(t, c) {
 			if s.name != "run" {
 				continue
 			}
-			line, _ := s.args["command"].(string)
-			if !strings.HasPrefix(line, "sagedeploy ") {
-				continue
-			}
-			args := strings.Fields(paramRef.ReplaceAllString(line, "X"))[1:]
-			sub, rest, err := root.Find(args)
-			if err != nil || sub == root {
-				t.Errorf("command %s runs %q: no such sagedeploy subcommand (%v)", name, line, err)
-				continue
-			}
-			for _, a := range rest {
-				if strings.HasPrefix(a, "--") {
-					if sub.Flags().Lookup(strings.TrimPrefix(a, "--")) == nil {
-						t.Errorf("command %s runs %q: %s has no flag %s", name, line, sub.CommandPath(), a)
-					}
+			script, _ := s.args["command"].(string)
+			for _, line := range scriptCLILines(script) {
+				calls++
+				sub := checkCLILine(t, root, name, line)
+				if sub == nil {
+					continue
 				}
-			}
-			help := helpText(sub)
-			env, _ := s.args["environment"].(map[string]any)
-			for k := range env {
-				if !strings.Contains(help, k) {
-					t.Errorf("command %s sets %s, but %s --help does not say it reads it", name, k, sub.CommandPath())
+				help := helpText(sub)
+				env, _ := s.args["environment"].(map[string]any)
+				for k := range env {
+					if !strings.Contains(help, k) && !strings.Contains(script, "$"+k) && !strings.Contains(script, "${"+k) {
+						t.Errorf("command %s sets %s, but neither %s --help nor the step's script reads it", name, k, sub.CommandPath())
+					}
 				}
 			}
 		}
 	}
+	if calls == 0 {
+		t.Fatal("no orb command runs sagedeploy")
+	}
+}
+
+// checkCLILine finds the subcommand a script line runs and checks its flags.
+func checkCLILine(t *testing.T, root *cobra.Command, name, line string) *cobra.Command {
+	t.Helper()
+	args := strings.Fields(paramRef.ReplaceAllString(line, "X"))[1:]
+	sub, rest, err := root.Find(args)
+	if err != nil || sub == root {
+		t.Errorf("command %s runs %q: no such sagedeploy subcommand (%v)", name, line, err)
+		return nil
+	}
+	for _, a := range rest {
+		if f, ok := strings.CutPrefix(a, "--"); ok && sub.Flags().Lookup(f) == nil {
+			t.Errorf("command %s runs %q: %s has no flag %s", name, line, sub.CommandPath(), a)
+		}
+	}
+	return sub
 }
 
 func helpText(c *cobra.Command) string {
@@ -261,15 +238,19 @@ func TestInstallScriptVerifiesChecksum(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 
-	run := func(sha string) (string, string, error) {
-		dir := t.TempDir()
+	install := func(sha, dir, home string) (string, error) {
 		cmd := exec.CommandContext(context.Background(), "sh", filepath.Join("src", "scripts", "install.sh"))
 		cmd.Env = append(os.Environ(),
 			"SAGEDEPLOY_VERSION=v1.2.3", "SAGEDEPLOY_SHA256="+sha,
 			"SAGEDEPLOY_INSTALL_DIR="+dir, "SAGEDEPLOY_DOWNLOAD_BASE="+srv.URL,
-			"PATH=/usr/bin:/bin", "BASH_ENV=")
+			"PATH=/usr/bin:/bin", "BASH_ENV=", "HOME="+home)
 		out, err := cmd.CombinedOutput()
-		return string(out), dir, err
+		return string(out), err
+	}
+	run := func(sha string) (string, string, error) {
+		dir := t.TempDir()
+		out, err := install(sha, dir, t.TempDir())
+		return out, dir, err
 	}
 	out, dir, err := run("")
 	if err != nil {
@@ -280,6 +261,14 @@ func TestInstallScriptVerifiesChecksum(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "sagedeploy")); err != nil {
 		t.Errorf("binary not installed: %v", err)
+	}
+	// The orb's default install_dir, ~/bin, reaches the script unexpanded.
+	home := t.TempDir()
+	if out, err := install("", "~/bin", home); err != nil {
+		t.Fatalf("install into ~/bin: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(home, "bin", "sagedeploy")); err != nil {
+		t.Errorf("install into ~/bin did not put the binary in $HOME/bin: %v", err)
 	}
 	out, dir, err = run(strings.Repeat("0", 64))
 	if err == nil {

@@ -39,12 +39,18 @@ func (p *printer) attention(s string) { p.printf("   >> %s\n", s) }
 
 func (p *printer) done(d time.Duration) { p.printf("      done in %s\n", Round(d)) }
 
-// milestones are the deployer's phases worth a line without Verbose.
-var milestones = map[string]bool{"endpoint": true, "verify": true, "rollback": true, "approval": true}
+// milestone reports whether an event's phase is worth a line without Verbose.
+func milestone(e deploy.Event) bool {
+	switch e.Phase {
+	case "endpoint", "verify", "rollback", "approval":
+		return true
+	}
+	return false
+}
 
 // event prints a deployer progress event: the milestones, or everything when verbose.
 func (p *printer) event(e deploy.Event, verbose bool) {
-	if e.Tick || (!verbose && !milestones[e.Phase]) {
+	if e.Tick || (!verbose && !milestone(e)) {
 		return
 	}
 	msg := strings.TrimSpace(e.Message)

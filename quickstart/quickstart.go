@@ -9,6 +9,7 @@
 package quickstart
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -101,12 +102,8 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if o.Stack == nil {
 		return nil, errors.New("quickstart: no stack to run on")
 	}
-	if o.Model == "" {
-		o.Model = DefaultModel
-	}
-	if o.Bucket == "" {
-		o.Bucket = DefaultBucket
-	}
+	o.Model = cmp.Or(o.Model, DefaultModel)
+	o.Bucket = cmp.Or(o.Bucket, DefaultBucket)
 	if o.ApprovalPoll <= 0 {
 		o.ApprovalPoll = 250 * time.Millisecond
 	}
@@ -211,7 +208,7 @@ func (r *run) deploy(ctx context.Context, n int) error {
 		Model: r.o.Model, Environment: Dev, Version: n, Trigger: trigger(),
 		Description: descriptions[n],
 		// Check the new version answers sensibly before calling it done; put the old one back if not.
-		Verify:            &deploy.Verification{Body: abalone.SampleCSV(), ContentType: "text/csv", Expect: "0..40"},
+		Verify:            &deploy.Verification{Body: abalone.SampleCSV(), ContentType: "text/csv", Expect: deploy.MustParseExpectation("0..40")},
 		RollbackOnFailure: true,
 	})
 	r.record(res, Dev)
@@ -297,25 +294,31 @@ func (r *run) promote(ctx context.Context) error {
 			<-done
 			return ctx.Err()
 		case <-tick.C:
-			if pending != "" {
-				continue
+			if err := r.watchGate(ctx, stepStart, &pending); err != nil {
+				return err
 			}
-			id, err := r.findPending(ctx, stepStart)
-			if err != nil || id == "" {
-				continue
-			}
-			pending = id
-			url := r.s.ServerURL() + "/releases/" + id
-			if r.o.Yes {
-				r.p.line("prod requires an approval: approving it (--yes)")
-				if err := r.s.Approve(ctx, id, TriggerUser+" --yes"); err != nil {
-					return err
-				}
-				continue
-			}
-			r.p.attention(fmt.Sprintf("prod requires an approval. Open %s\n      (signed in as admin) and click Approve — or Reject. Waiting… (--yes approves from here)", url))
 		}
 	}
+}
+
+// watchGate looks once for the promotion waiting at prod's gate: approves it with --yes, else says
+// where to click. pending keeps the release found, so that it is handled once.
+func (r *run) watchGate(ctx context.Context, stepStart time.Time, pending *string) error {
+	if *pending != "" {
+		return nil
+	}
+	id, err := r.findPending(ctx, stepStart)
+	if err != nil || id == "" {
+		return nil
+	}
+	*pending = id
+	url := r.s.ServerURL() + "/releases/" + id
+	if r.o.Yes {
+		r.p.line("prod requires an approval: approving it (--yes)")
+		return r.s.Approve(ctx, id, TriggerUser+" --yes")
+	}
+	r.p.attention(fmt.Sprintf("prod requires an approval. Open %s\n      (signed in as admin) and click Approve — or Reject. Waiting… (--yes approves from here)", url))
+	return nil
 }
 
 // findPending finds the promotion this run is waiting with at prod's gate.

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Smoke test of `sagedeploy local` with real AWS clients: Debian's AWS CLI v2 (/usr/bin/aws) runs
 # the registry → model → endpoint config → endpoint → update sequence, uploads the model
-# artifacts with `aws s3 cp` and checks real predictions; then boto3 (/usr/bin/python3) checks the
-# same endpoint; then a model in XGBoost's legacy binary format, as SageMaker training jobs write
-# it, is registered, deployed, invoked with CSV and compared with python xgboost. It builds the
-# binary into a temporary directory, starts it on a free port over a temporary data directory,
-# and stops it on exit. Any failure exits non-zero and says what failed.
+# artifacts with `aws s3 cp` and checks real predictions, reads the endpoint's CloudWatch metrics
+# and watches alarms being evaluated; then boto3 (/usr/bin/python3) checks the same endpoint; then
+# a model in XGBoost's legacy binary format, as SageMaker training jobs write it, is registered,
+# deployed, invoked with CSV and compared with python xgboost. It builds the binary into a
+# temporary directory, starts it on a free port over a temporary data directory, and stops it on
+# exit. Any failure exits non-zero and says what failed.
 #
 # Debian's AWS CLI 2.9 and boto3 1.26 predate AWS_ENDPOINT_URL, so the endpoint is passed
 # explicitly (--endpoint-url, endpoint_url).
@@ -164,8 +165,44 @@ fi
 grep -q 'Could not find endpoint "arn:aws:sagemaker:us-east-1:000000000000:endpoint/no-such-endpoint"' "$work/err" \
   || fail "missing endpoint: unexpected error: $(cat "$work/err")"
 
+step "CloudWatch: endpoint metrics and alarms with aws cloudwatch"
+dims="Name=EndpointName,Value=abalone-dev Name=VariantName,Value=AllTraffic"
+from=$(date -u -d '-1 hour' +%Y-%m-%dT%H:%M:%SZ); to=$(date -u -d '+1 hour' +%Y-%m-%dT%H:%M:%SZ)
+# shellcheck disable=SC2086 # dims is two words on purpose
+sum=$(aws cloudwatch get-metric-statistics --namespace AWS/SageMaker --metric-name Invocations --dimensions $dims \
+  --start-time "$from" --end-time "$to" --period 3600 --statistics Sum | q 'int(sum(p["Sum"] for p in d["Datapoints"]))') \
+  || fail "get-metric-statistics"
+[ "$sum" -ge 2 ] || fail "get-metric-statistics: $sum Invocations recorded for abalone-dev, want at least the 2 predictions made"
+# shellcheck disable=SC2086
+aws cloudwatch put-metric-alarm --alarm-name abalone-dev-5xx --namespace AWS/SageMaker --metric-name Invocation5XXErrors \
+  --dimensions $dims --statistic Sum --period 10 --evaluation-periods 1 --threshold 1 \
+  --comparison-operator GreaterThanOrEqualToThreshold --treat-missing-data notBreaching >/dev/null || fail "put-metric-alarm abalone-dev-5xx"
+aws cloudwatch put-metric-alarm --alarm-name smoke-silence --namespace Smoke --metric-name Heartbeat --statistic SampleCount \
+  --period 10 --evaluation-periods 1 --threshold 1 --comparison-operator LessThanThreshold --treat-missing-data breaching >/dev/null \
+  || fail "put-metric-alarm smoke-silence"
+if aws cloudwatch put-metric-alarm --alarm-name bad --namespace Smoke --metric-name X --statistic Sum --period 45 \
+    --evaluation-periods 1 --threshold 1 --comparison-operator GreaterThanThreshold >/dev/null 2>"$work/err"; then
+  fail "put-metric-alarm accepted a 45-second period"
+fi
+grep -q 'InvalidParameterValue' "$work/err" || fail "45-second period: expected InvalidParameterValue, got: $(cat "$work/err")"
+# Alarms are evaluated every 10 seconds: no errors keeps one OK, no heartbeats puts the other in ALARM.
+aws cloudwatch wait alarm-exists --alarm-names abalone-dev-5xx --state-value OK || fail "abalone-dev-5xx did not become OK"
+aws cloudwatch wait alarm-exists --alarm-names smoke-silence --state-value ALARM || fail "smoke-silence did not go to ALARM"
+aws cloudwatch describe-alarms --alarm-names smoke-silence >"$work/alarms.json" || fail "describe-alarms"
+"$PY" - "$work/alarms.json" <<'EOF' || fail "describe-alarms is wrong: $(cat "$work/alarms.json")"
+import json, sys
+a = json.load(open(sys.argv[1]))["MetricAlarms"][0]
+assert a["StateValue"] == "ALARM" and a["StateReason"].startswith("Threshold Crossed"), a
+assert a["AlarmArn"] == "arn:aws:cloudwatch:us-east-1:000000000000:alarm:smoke-silence", a["AlarmArn"]
+assert a["TreatMissingData"] == "breaching" and a["Period"] == 10 and a["Statistic"] == "SampleCount", a
+EOF
+aws cloudwatch delete-alarms --alarm-names smoke-silence || fail "delete-alarms"
+left=$(aws cloudwatch describe-alarms | q '[a["AlarmName"] for a in d["MetricAlarms"]]') || fail "describe-alarms after delete"
+[ "$left" = "['abalone-dev-5xx']" ] || fail "after delete-alarms the alarms are $left"
+
 step "checking the same endpoint with boto3"
 "$PY" - "$url" "$art" <<'EOF' || fail "boto3 check"
+import datetime
 import sys
 import boto3
 from botocore.exceptions import ClientError
@@ -197,6 +234,15 @@ try:
 except ClientError as e:
     assert e.response["Error"]["Code"] == "ValidationException", e.response
     assert "Cannot create already existing endpoint" in e.response["Error"]["Message"], e.response
+
+cw = session.client("cloudwatch", endpoint_url=url)
+alarm = cw.describe_alarms(AlarmNames=["abalone-dev-5xx"])["MetricAlarms"][0]
+assert alarm["StateValue"] == "OK" and alarm["Threshold"] == 1.0, alarm
+now = datetime.datetime.now(datetime.timezone.utc)
+stats = cw.get_metric_statistics(Namespace="AWS/SageMaker", MetricName="ModelLatency", Period=3600, Statistics=["Maximum"],
+    Dimensions=[{"Name": "EndpointName", "Value": "abalone-dev"}, {"Name": "VariantName", "Value": "AllTraffic"}],
+    StartTime=now - datetime.timedelta(hours=2), EndTime=now + datetime.timedelta(hours=1))
+assert stats["Datapoints"] and all(p["Unit"] == "Microseconds" and p["Maximum"] > 0 for p in stats["Datapoints"]), stats
 
 ident = sts.get_caller_identity()
 assert ident["Account"] == "000000000000", ident

@@ -1,6 +1,9 @@
 package xgboost_test
 
 import (
+	"math"
+	"math/rand/v2"
+	"os"
 	"strconv"
 	"testing"
 
@@ -59,4 +62,69 @@ func BenchmarkLoad(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkPredictRows compares walking row by row (PredictTo) with PredictRows on the abalone
+// v2 model and, when XGBOOST_BENCH_MODEL names one (bench/predict/make_big_model.py writes the
+// 1000-tree depth-8 case), on a large model over random rows with some values missing.
+func BenchmarkPredictRows(b *testing.B) {
+	type benchCase struct {
+		name   string
+		model  *xgboost.Model
+		rows   []float32
+		stride int
+	}
+	abaloneRows := inputs(b, "all10", "full")
+	cases := []benchCase{{"abalone-v2", mustLoad(b, abaloneModel(b, 2)), flatten(abaloneRows), len(abaloneRows[0])}}
+	if path := os.Getenv("XGBOOST_BENCH_MODEL"); path != "" {
+		m := mustLoad(b, readFile(b, path))
+		cases = append(cases, benchCase{"big", m, randomRows(10000, m.NumFeatures()), m.NumFeatures()})
+	}
+	for _, c := range cases {
+		for _, n := range []int{1, 100, 1000, 10000} {
+			if n*c.stride > len(c.rows) {
+				continue
+			}
+			rows := c.rows[:n*c.stride]
+			dst := make([]float32, 0, n*c.model.OutputSize())
+			b.Run(c.name+"/rows="+strconv.Itoa(n)+"/by-row", func(b *testing.B) {
+				for b.Loop() {
+					dst = dst[:0]
+					for r := range n {
+						dst = c.model.PredictTo(dst, rows[r*c.stride:(r+1)*c.stride])
+					}
+				}
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/row")
+			})
+			b.Run(c.name+"/rows="+strconv.Itoa(n)+"/PredictRows", func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					dst = c.model.PredictRows(dst[:0], rows, c.stride)
+				}
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/row")
+			})
+		}
+	}
+}
+
+func flatten(rows [][]float32) []float32 {
+	var out []float32
+	for _, r := range rows {
+		out = append(out, r...)
+	}
+	return out
+}
+
+// randomRows are n rows of normal values with 5 % missing, like the big model's training data.
+func randomRows(n, width int) []float32 {
+	rng := rand.New(rand.NewPCG(16, 17))
+	out := make([]float32, n*width)
+	for i := range out {
+		if rng.IntN(20) == 0 {
+			out[i] = float32(math.NaN())
+		} else {
+			out[i] = float32(rng.NormFloat64())
+		}
+	}
+	return out
 }

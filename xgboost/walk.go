@@ -17,6 +17,7 @@ type walker struct {
 	leaves []float32 // leaf value by node index
 	roots  [][]int32 // per group, in model order
 	steps  [][]int32 // per group, per block of walkBlock trees: the depth of its deepest tree
+	depths [][]int32 // per group, per tree in model order: its depth
 	width  int       // rows must hold this many values: 1 + the largest feature a split reads
 }
 
@@ -40,6 +41,7 @@ func newWalker(m *Model) *walker {
 		leaves: make([]float32, 0, len(m.nodes)),
 		roots:  make([][]int32, len(m.groups)),
 		steps:  make([][]int32, len(m.groups)),
+		depths: make([][]int32, len(m.groups)),
 		width:  1,
 	}
 	var queue []int32
@@ -78,6 +80,7 @@ func newWalker(m *Model) *walker {
 			}
 			depths = append(depths, depth)
 		}
+		w.depths[g] = depths
 		for start := 0; start < len(depths); start += walkBlock {
 			deepest := int32(0)
 			for _, d := range depths[start:min(start+walkBlock, len(depths))] {
@@ -92,25 +95,13 @@ func newWalker(m *Model) *walker {
 // margin adds the leaves of group g's trees for row to sum, in model order as margin does, so
 // the result is the same to the bit. The row must hold at least width values.
 func (w *walker) margin(g int, sum float32, row []float32, weights []float32) float32 {
-	nodes, leaves := w.nodes, w.leaves
-	roots := w.roots[g]
+	leaves, roots := w.leaves, w.roots[g]
 	for b, steps := range w.steps[g] {
 		start := b * walkBlock
 		block := roots[start:min(start+walkBlock, len(roots))]
-		var at [walkBlock]int32 // unused slots walk node 0 and are not added
-		copy(at[:], block)
-		a0, a1, a2, a3, a4, a5, a6, a7 := at[0], at[1], at[2], at[3], at[4], at[5], at[6], at[7]
-		for range steps {
-			a0 = step(nodes, a0, row)
-			a1 = step(nodes, a1, row)
-			a2 = step(nodes, a2, row)
-			a3 = step(nodes, a3, row)
-			a4 = step(nodes, a4, row)
-			a5 = step(nodes, a5, row)
-			a6 = step(nodes, a6, row)
-			a7 = step(nodes, a7, row)
-		}
-		at = [walkBlock]int32{a0, a1, a2, a3, a4, a5, a6, a7}
+		var first [walkBlock]int32 // unused slots walk node 0 and are not added
+		copy(first[:], block)
+		at := w.walk8(first, steps, row)
 		if weights != nil {
 			for k := range block {
 				sum += float32(leaves[at[k]] * weights[start+k])
@@ -122,6 +113,24 @@ func (w *walker) margin(g int, sum float32, row []float32, weights []float32) fl
 		}
 	}
 	return sum
+}
+
+// walk8 walks the trees from the roots in at (walkBlock of them) steps times for row and
+// returns the nodes they reached: their leaves when steps is the depth of the deepest.
+func (w *walker) walk8(at [walkBlock]int32, steps int32, row []float32) [walkBlock]int32 {
+	nodes := w.nodes
+	a0, a1, a2, a3, a4, a5, a6, a7 := at[0], at[1], at[2], at[3], at[4], at[5], at[6], at[7]
+	for range steps {
+		a0 = step(nodes, a0, row)
+		a1 = step(nodes, a1, row)
+		a2 = step(nodes, a2, row)
+		a3 = step(nodes, a3, row)
+		a4 = step(nodes, a4, row)
+		a5 = step(nodes, a5, row)
+		a6 = step(nodes, a6, row)
+		a7 = step(nodes, a7, row)
+	}
+	return [walkBlock]int32{a0, a1, a2, a3, a4, a5, a6, a7}
 }
 
 // step goes from node i to the child the row goes to (a leaf to itself): right when the value

@@ -6,6 +6,7 @@ package allinonetest
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -36,15 +37,9 @@ func Start(t testing.TB, o allinone.Options) *allinone.Stack {
 	if o.DataDir == "" {
 		o.DataDir = t.TempDir()
 	}
-	if o.LocalAddr == "" {
-		o.LocalAddr = "127.0.0.1:0"
-	}
-	if o.ServerAddr == "" {
-		o.ServerAddr = "127.0.0.1:0"
-	}
-	if o.PasswordCost == 0 {
-		o.PasswordCost = bcrypt.MinCost
-	}
+	o.LocalAddr = cmp.Or(o.LocalAddr, "127.0.0.1:0")
+	o.ServerAddr = cmp.Or(o.ServerAddr, "127.0.0.1:0")
+	o.PasswordCost = cmp.Or(o.PasswordCost, bcrypt.MinCost)
 	if o.Logger == nil {
 		o.Logger = Logger(t)
 	}

@@ -82,7 +82,7 @@ func (e *events) find(phase, contains string) (deploy.Event, bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for _, ev := range e.all {
-		if ev.Phase == phase && strings.Contains(ev.Message, contains) {
+		if string(ev.Phase) == phase && strings.Contains(ev.Message, contains) {
 			return ev, true
 		}
 	}
@@ -132,7 +132,7 @@ func runDeployer(ctx context.Context, s *stack, group, pipeline string) (flowRes
 	devEvents := &events{}
 	if err := step(2, "dev", devEvents, func(d *deploy.Deployer) error {
 		_, err := d.Deploy(ctx, deploy.DeployRequest{Model: group, Environment: "dev", PipelineID: pipeline,
-			Verify: &deploy.Verification{Body: abalone.SampleCSV(), ContentType: "text/csv", Expect: "1..30"}})
+			Verify: &deploy.Verification{Body: abalone.SampleCSV(), ContentType: "text/csv", Expect: deploy.MustParseExpectation("1..30")}})
 		return err
 	}); err != nil {
 		return r, err

@@ -100,7 +100,7 @@ func (l *loader) run(ctx context.Context, srv *server, rows int, body []byte) (l
 			return loadResult{}, fmt.Errorf("warm-up: %w", err)
 		}
 	}
-	cpu0, err := cpuSeconds(srv.pid, srv.children)
+	cpu0, err := srv.cpuSeconds()
 	if err != nil {
 		return loadResult{}, err
 	}
@@ -108,7 +108,7 @@ func (l *loader) run(ctx context.Context, srv *server, rows int, body []byte) (l
 	if err != nil {
 		return loadResult{}, err
 	}
-	cpu1, err := cpuSeconds(srv.pid, srv.children)
+	cpu1, err := srv.cpuSeconds()
 	if err != nil {
 		return loadResult{}, err
 	}
@@ -159,6 +159,19 @@ func tv(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6
 
 // clockTicks is USER_HZ, 100 on every Linux architecture Go supports.
 const clockTicks = 100
+
+// cpuSeconds is the CPU time of the server's processes.
+func (s *server) cpuSeconds() (float64, error) {
+	var total float64
+	for _, pid := range append([]int{s.pid}, s.more...) {
+		cpu, err := cpuSeconds(pid, s.children)
+		if err != nil {
+			return 0, err
+		}
+		total += cpu
+	}
+	return total, nil
+}
 
 // cpuSeconds is the user+system CPU time of pid, plus that of its direct children when asked
 // (gunicorn's workers are children of its arbiter).

@@ -1,7 +1,10 @@
 // Command serving benchmarks `sagedeploy local` serving the abalone XGBoost model (version 2)
-// against the stack a user would otherwise run — SageMaker's XGBoost container shape: gunicorn
-// + Flask + Debian's python3-xgboost, one worker per core — and against a bare Go net/http
-// handler that answers a fixed body (the practical ceiling of an HTTP server on this machine).
+// against the stack a user would otherwise run — SageMaker's XGBoost container as it serves:
+// nginx in front of gunicorn with gevent workers, one per core, + Flask + Debian's
+// python3-xgboost ("container"); the older, leaner baseline of gunicorn alone with sync workers
+// ("python") — and against a bare Go net/http handler that answers a fixed body (the practical
+// ceiling of an HTTP server on this machine). Missing Debian packages (wrk, nginx, gunicorn,
+// python3-flask, python3-gevent, python3-xgboost) are installed with apt-get first.
 //
 // Each server is a separate process started on loopback and loaded alone, one after the other,
 // by the same load generator (wrk, with the same connections, duration and request bodies).
@@ -42,6 +45,7 @@ type options struct {
 	cpuprofile  string // profile ours in-process during its load runs
 	only        []string
 	keep        bool
+	install     bool // apt-get install the Debian packages the baselines need
 }
 
 func main() {
@@ -63,15 +67,17 @@ func main() {
 	flag.StringVar(&rows, "rows", "1,100", "comma-separated CSV rows per request body, one run each")
 	flag.StringVar(&o.sagedeploy, "sagedeploy", "", "sagedeploy binary to run (default: go build ./cmd/sagedeploy into a temporary directory)")
 	flag.StringVar(&o.logLevel, "log-level", "info", "--log-level of `sagedeploy local` (info, its default, logs control-plane calls and failed invocations; debug logs every invocation; the log goes to a file)")
-	flag.IntVar(&o.workers, "python-workers", runtime.NumCPU(), "gunicorn workers of the Python stack (SageMaker's container: one per core)")
-	flag.StringVar(&o.workerClass, "python-worker-class", "sync", "gunicorn worker class of the Python stack (sync, or gevent when python3-gevent is installed)")
+	flag.IntVar(&o.workers, "python-workers", runtime.NumCPU(), "gunicorn workers of the gunicorn-only baseline (the container stack always runs one per core)")
+	flag.StringVar(&o.workerClass, "python-worker-class", "sync", "gunicorn worker class of the gunicorn-only baseline (sync or gevent; the container stack always runs gevent)")
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "run ours in this process (localsm.Start, not the binary) and write a CPU profile of its load runs to this file")
-	flag.StringVar(&only, "only", "ours,python,bare", "comma-separated servers to load: ours, python, bare (predictions are always checked)")
+	flag.StringVar(&only, "only", "ours,container,python,bare", "comma-separated servers to load: ours, container (nginx + gunicorn gevent, as SageMaker's XGBoost container), python (gunicorn alone), bare (predictions are always checked)")
+	flag.BoolVar(&o.install, "install", true, "apt-get install the Debian packages the baselines and the load generator need when missing")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (server logs, data directory)")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "Usage: go run ./bench/serving [flags]\n\n"+
-			"Loads sagedeploy local, the gunicorn+Flask+xgboost reference stack and a bare Go handler, one at a\n"+
-			"time, with wrk, and prints requests/s, p50 and p99 of each and the ratios ours/python and ours/bare.\n\nFlags:\n")
+			"Loads sagedeploy local, the Python stack as SageMaker's XGBoost container runs it (nginx + gunicorn\n"+
+			"gevent + Flask + xgboost), gunicorn alone and a bare Go handler, one at a time, with wrk, and prints\n"+
+			"requests/s, p50 and p99 of each and the ratios of ours to each.\n\nFlags:\n")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
@@ -86,11 +92,11 @@ func main() {
 	}
 	for s := range strings.SplitSeq(only, ",") {
 		switch s = strings.TrimSpace(s); s {
-		case "ours", "python", "bare":
+		case "ours", "container", "python", "bare":
 			o.only = append(o.only, s)
 		case "":
 		default:
-			fmt.Fprintf(os.Stderr, "serving bench: -only: unknown server %q (ours, python, bare)\n", s)
+			fmt.Fprintf(os.Stderr, "serving bench: -only: unknown server %q (ours, container, python, bare)\n", s)
 			os.Exit(2)
 		}
 	}

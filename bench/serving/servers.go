@@ -54,6 +54,7 @@ type server struct {
 	pingURL  string // GET answers 200 when it serves
 	pid      int    // process whose CPU time (and its children's) is the server's
 	children bool   // count the CPU time of pid's direct children too (gunicorn workers)
+	more     []int  // more processes whose CPU time (and their children's, with children) is the server's
 	stop     func() error
 }
 
@@ -306,7 +307,7 @@ func checkPython(ctx context.Context, o options) (string, error) {
 		return "", fmt.Errorf("the reference stack needs Debian's gunicorn at %s: apt-get install gunicorn python3-flask python3-xgboost", gunicornBin)
 	}
 	imports := "import flask, xgboost, numpy"
-	if o.workerClass == "gevent" {
+	if o.workerClass == "gevent" || o.wants("container") {
 		imports += ", gevent"
 	}
 	out, err := exec.CommandContext(ctx, pythonBin, "-c", imports+
@@ -320,11 +321,8 @@ func checkPython(ctx context.Context, o options) (string, error) {
 
 // startPython runs the reference app under gunicorn on a free loopback port.
 func startPython(ctx context.Context, o options, dir, modelPath string) (*server, error) {
-	appDir := filepath.Join(dir, "reference")
-	if err := os.MkdirAll(appDir, 0o755); err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(filepath.Join(appDir, "app.py"), referenceApp, 0o644); err != nil {
+	appDir, err := writeReferenceApp(dir)
+	if err != nil {
 		return nil, err
 	}
 	f, addr, err := loopbackListener()

@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"math"
 	"net/http/httptest"
 	"os"
@@ -23,6 +22,7 @@ import (
 	"github.com/sagedeploy/sagedeploy/examples/abalone"
 	"github.com/sagedeploy/sagedeploy/internal/cli"
 	"github.com/sagedeploy/sagedeploy/localsm"
+	"github.com/sagedeploy/sagedeploy/localsm/localsmtest"
 	"github.com/sagedeploy/sagedeploy/releases"
 	"github.com/sagedeploy/sagedeploy/releases/server"
 	"github.com/sagedeploy/sagedeploy/releases/store"
@@ -39,16 +39,7 @@ func dpStart(t *testing.T) *dpLocal { return dpStartTB(t) }
 
 func dpStartTB(t testing.TB) *dpLocal {
 	t.Helper()
-	srv, err := localsm.Start(context.Background(), localsm.Options{Addr: "127.0.0.1:0", DataDir: t.TempDir(),
-		Logger: slog.New(slog.NewTextHandler(&bytes.Buffer{}, &slog.HandlerOptions{Level: slog.LevelError + 4}))})
-	if err != nil {
-		t.Fatalf("the deployer's CLI tests need the local SageMaker (localsm.Start): %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		srv.Close(ctx)
-	})
+	srv := localsmtest.Start(t, localsm.Options{})
 	l := &dpLocal{t: t, url: srv.URL(), dir: t.TempDir()}
 	for v := 1; v <= 2; v++ {
 		b, err := abalone.Artifact(v)
@@ -91,8 +82,7 @@ type dpResult struct {
 func dpRun(t *testing.T, env map[string]string, stdin string, args ...string) dpResult {
 	t.Helper()
 	var out, errb bytes.Buffer
-	ctx := cli.WithEnv(context.Background(), cli.EnvMap(env))
-	code := cli.Execute(ctx, args, strings.NewReader(stdin), &out, &errb)
+	code := cli.Run(context.Background(), args, cli.Process{Stdin: strings.NewReader(stdin), Stdout: &out, Stderr: &errb, LookupEnv: cli.EnvMap(env)})
 	return dpResult{code: code, stdout: out.String(), stderr: errb.String()}
 }
 
@@ -565,7 +555,7 @@ func BenchmarkSeedWorkflow(b *testing.B) {
 func dpBenchRun(b *testing.B, env map[string]string, args ...string) {
 	b.Helper()
 	var out, errb bytes.Buffer
-	if code := cli.Execute(cli.WithEnv(context.Background(), cli.EnvMap(env)), args, strings.NewReader(""), &out, &errb); code != 0 {
+	if code := cli.Run(context.Background(), args, cli.Process{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb, LookupEnv: cli.EnvMap(env)}); code != 0 {
 		b.Fatalf("sagedeploy %s: exit %d: %s", strings.Join(args, " "), code, errb.String())
 	}
 }

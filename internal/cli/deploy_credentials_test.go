@@ -24,7 +24,7 @@ func TestMissingCredentialsSayWhatToDo(t *testing.T) {
 	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "credentials"))
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
 	var out, errb bytes.Buffer
-	code := cli.Execute(cli.WithEnv(context.Background(), cli.EnvMap(nil)), []string{"status", "--model", "abalone"}, strings.NewReader(""), &out, &errb)
+	code := cli.Run(context.Background(), []string{"status", "--model", "abalone"}, cli.Process{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb, LookupEnv: cli.EnvMap(nil)})
 	msg := errb.String()
 	if code == 0 {
 		t.Fatalf("status without credentials succeeded: %s", out.String())

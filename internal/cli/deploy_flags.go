@@ -1,8 +1,9 @@
 package cli
 
 import (
-	"context"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"sort"
 	"strconv"
@@ -10,46 +11,21 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/sagedeploy/sagedeploy/deploy"
 )
-
-type envLookupKey struct{}
-
-// WithEnv returns a context under which the deployer commands read environment variables through
-// lookup instead of the process environment, so that tests can run commands side by side with
-// different environments.
-func WithEnv(ctx context.Context, lookup func(string) (string, bool)) context.Context {
-	return context.WithValue(ctx, envLookupKey{}, lookup)
-}
-
-// EnvMap is a lookup over a fixed set of variables, for WithEnv.
-func EnvMap(m map[string]string) func(string) (string, bool) {
-	return func(k string) (string, bool) {
-		v, ok := m[k]
-		return v, ok
-	}
-}
-
-// getenv reads an environment variable through the context's lookup.
-func getenv(ctx context.Context, key string) string {
-	if ctx != nil {
-		if l, ok := ctx.Value(envLookupKey{}).(func(string) (string, bool)); ok {
-			v, _ := l(key)
-			return v
-		}
-	}
-	return os.Getenv(key)
-}
 
 // binder defines a command's flags, each with environment variables as fallback (the orb's), and
 // fills unset flags from the environment when the command runs.
 type binder struct {
-	cmd   *cobra.Command
-	envs  map[string][]string
-	given map[string]string // flag → where its value came from ("--flag" or "ENV_VAR")
+	cmd    *cobra.Command
+	getenv func(string) string
+	envs   map[string][]string
+	given  map[string]string // flag → where its value came from ("--flag" or "ENV_VAR")
 }
 
-func newBinder(cmd *cobra.Command) *binder {
-	return &binder{cmd: cmd, envs: map[string][]string{}, given: map[string]string{}}
+func newBinder(cmd *cobra.Command, g *globals) *binder {
+	return &binder{cmd: cmd, getenv: g.getenv, envs: map[string][]string{}, given: map[string]string{}}
 }
 
 func envUsage(usage string, envs []string) string {
@@ -81,7 +57,7 @@ func (b *binder) duration(p *durationValue, name, usage string, envs ...string) 
 
 // apply fills every flag not given on the command line from the first non-empty environment
 // variable of its list.
-func (b *binder) apply(ctx context.Context) error {
+func (b *binder) apply() error {
 	names := make([]string, 0, len(b.envs))
 	for n := range b.envs {
 		names = append(names, n)
@@ -94,7 +70,7 @@ func (b *binder) apply(ctx context.Context) error {
 			continue
 		}
 		for _, e := range b.envs[name] {
-			v := strings.TrimSpace(getenv(ctx, e))
+			v := strings.TrimSpace(b.getenv(e))
 			if v == "" {
 				continue
 			}
@@ -153,4 +129,175 @@ func (v *durationValue) Set(s string) error {
 	}
 	v.d = d
 	return nil
+}
+
+// rolloutFlags are what deploy and promote share: instance settings, how long to wait, how
+// traffic moves and how the new version is verified.
+type rolloutFlags struct {
+	itype                string
+	count                int
+	timeout, lockTimeout durationValue
+	strat                *strategyFlags
+	ver                  *verifyFlags
+}
+
+// rollout is rolloutFlags parsed. instanceType and instanceCount are empty unless given: the
+// configuration in place (the pipeline's, or what the environment runs) then decides.
+type rollout struct {
+	instanceType         string
+	instanceCount        int
+	timeout, lockTimeout time.Duration
+	strategy             deploy.Strategy
+	verify               *deploy.Verification
+	rollbackOnFailure    bool
+}
+
+// bindRollout defines the shared flags; where and which say what the instance and lock flags apply
+// to in this command's help ("when a configuration is created", "of --to").
+func bindRollout(cmd *cobra.Command, b *binder, where, which string) *rolloutFlags {
+	r := &rolloutFlags{}
+	b.str(&r.itype, "instance-type", deploy.DefaultInstanceType, "instance type, "+where, "ENDPOINT_INSTANCE_TYPE")
+	b.integer(&r.count, "instance-count", deploy.DefaultInstanceCount, "number of instances, "+where, "ENDPOINT_INSTANCE_COUNT")
+	b.duration(&r.timeout, "timeout", "how long to wait for InService (default 30m)")
+	b.duration(&r.lockTimeout, "lock-timeout", "how long to wait for another deployment "+which+" to finish first (default: --timeout)")
+	r.strat = bindStrategy(cmd, b)
+	r.ver = bindVerify(b)
+	return r
+}
+
+func (r *rolloutFlags) parse(b *binder, stdin io.Reader) (rollout, error) {
+	st, err := r.strat.strategy()
+	if err != nil {
+		return rollout{}, err
+	}
+	vr, err := r.ver.verification(stdin)
+	if err != nil {
+		return rollout{}, err
+	}
+	out := rollout{timeout: r.timeout.d, lockTimeout: r.lockTimeout.d, strategy: st, verify: vr, rollbackOnFailure: r.ver.rollbackOnFailure}
+	if b.isGiven("instance-type") {
+		out.instanceType = r.itype
+	}
+	if b.isGiven("instance-count") {
+		out.instanceCount = r.count
+	}
+	return out, nil
+}
+
+// strategyFlags are the deployment strategy flags of deploy and promote.
+type strategyFlags struct {
+	canary, linear int
+	bake           durationValue
+	alarms         []string
+}
+
+func bindStrategy(cmd *cobra.Command, b *binder) *strategyFlags {
+	s := &strategyFlags{}
+	b.integer(&s.canary, "canary", 0, "blue/green canary: shift PERCENT of capacity first, the rest after --bake")
+	b.integer(&s.linear, "linear", 0, "blue/green linear: shift PERCENT of capacity per step, every --bake")
+	b.duration(&s.bake, "bake", "how long each traffic shift serves before the next (with --canary or --linear; e.g. 5m)")
+	cmd.Flags().StringArrayVar(&s.alarms, "rollback-alarm", nil, "CloudWatch alarm that rolls the update back when it fires (repeatable)")
+	return s
+}
+
+func (s *strategyFlags) strategy() (deploy.Strategy, error) {
+	st := deploy.Strategy{Bake: s.bake.d, RollbackAlarms: s.alarms}
+	switch {
+	case s.canary != 0 && s.linear != 0:
+		return st, usageErr(errors.New("--canary and --linear exclude each other: pick one traffic shift"))
+	case s.canary != 0:
+		st.Type, st.Percent = deploy.Canary, s.canary
+	case s.linear != 0:
+		st.Type, st.Percent = deploy.Linear, s.linear
+	default:
+		st.Type = deploy.AllAtOnce
+	}
+	parsed, err := deploy.ParseStrategy(st)
+	if err != nil {
+		return st, usageErr(err)
+	}
+	return parsed, nil
+}
+
+// verifyFlags are the post-deploy verification flags.
+type verifyFlags struct {
+	body, contentType, accept, expect string
+	rollbackOnFailure                 bool
+}
+
+func bindVerify(b *binder) *verifyFlags {
+	v := &verifyFlags{}
+	b.str(&v.body, "verify-body", "", "after InService, invoke the endpoint with this FILE's content (- for stdin)")
+	b.str(&v.contentType, "verify-content-type", "text/csv", "content type of the verification request")
+	b.str(&v.expect, "verify-expect", "", "what every line of the answer must be: a range like 1..30, or a regular expression")
+	b.boolean(&v.rollbackOnFailure, "rollback-on-failure", false, "restore the previous version when verification fails")
+	return v
+}
+
+func (v *verifyFlags) verification(stdin io.Reader) (*deploy.Verification, error) {
+	if v.body == "" {
+		if v.expect != "" || v.rollbackOnFailure {
+			return nil, usageErr(errors.New("--verify-expect and --rollback-on-failure need --verify-body FILE (the request to send)"))
+		}
+		return nil, nil
+	}
+	body, err := readBody(strings.TrimPrefix(v.body, "@"), stdin, true)
+	if err != nil {
+		return nil, usageErr(fmt.Errorf("--verify-body: %w", err))
+	}
+	expect, err := deploy.ParseExpectation(v.expect)
+	if err != nil {
+		return nil, usageErr(err)
+	}
+	return &deploy.Verification{Body: body, ContentType: v.contentType, Expect: expect}, nil
+}
+
+// readBody reads "-" (stdin), a file, or — unless fileOnly — a literal.
+func readBody(spec string, stdin io.Reader, fileOnly bool) ([]byte, error) {
+	switch {
+	case spec == "-":
+		return io.ReadAll(stdin)
+	case fileOnly || strings.HasPrefix(spec, "@"):
+		b, err := os.ReadFile(strings.TrimPrefix(spec, "@"))
+		if err != nil {
+			return nil, err
+		}
+		return b, nil
+	}
+	return []byte(spec), nil
+}
+
+// targetFlags name the endpoint a command acts on: the environment's, {model}-{environment},
+// unless --endpoint-name names another.
+type targetFlags struct {
+	env, endpointName string
+}
+
+// bindTarget defines --env, whose help is envUsage, and --endpoint-name.
+func bindTarget(b *binder, envUsage string) *targetFlags {
+	t := &targetFlags{}
+	b.str(&t.env, "env", "", envUsage, "DEPLOY_ENVIRONMENT")
+	b.str(&t.endpointName, "endpoint-name", "", "endpoint instead of {model}-{environment}", "ENDPOINT_NAME")
+	return t
+}
+
+// needEnv refuses a missing --env, saying which command needs it.
+func (t *targetFlags) needEnv(command string) error {
+	if t.env == "" {
+		return usageErr(fmt.Errorf("%s needs --env (or DEPLOY_ENVIRONMENT)", command))
+	}
+	return nil
+}
+
+// waitFlags say how long a command that changes an endpoint waits: for InService, and first for
+// another deployment of the endpoint to finish.
+type waitFlags struct {
+	timeout, lockTimeout durationValue
+}
+
+func bindWait(b *binder) *waitFlags {
+	w := &waitFlags{}
+	b.duration(&w.timeout, "timeout", "how long to wait for InService (default 30m)")
+	b.duration(&w.lockTimeout, "lock-timeout", "how long to wait for another deployment to finish first (default: --timeout)")
+	return w
 }

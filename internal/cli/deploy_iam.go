@@ -40,14 +40,14 @@ execution role to SageMaker.`,
 		Example: `  sagedeploy iam policy --bucket my-models --account 123456789012 > policy.json`,
 		Args:    cobra.NoArgs,
 	}
-	b := newBinder(cmd)
+	b := newBinder(cmd, g)
 	b.str(&bucket, "bucket", "", "S3 bucket of the model artifacts", "S3_BUCKET_NAME")
 	b.str(&region, "region", "", "narrow SageMaker resources to this region (default any)", "REGION_NAME")
 	b.str(&account, "account", "", "narrow resources to this AWS account (default any)")
 	b.str(&role, "execution-role-arn", "", "the only role sagedeploy may pass to SageMaker (default any role of the account)", "SAGEMAKER_EXECUTION_ROLE_ARN")
 	cmd.Flags().StringVarP(&output, "output", "o", "json", "output format: json (a policy document is JSON either way)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		if err := b.apply(cmd.Context()); err != nil {
+		if err := b.apply(); err != nil {
 			return err
 		}
 		doc, err := deploy.PermissionsPolicy(deploy.PolicyOptions{Bucket: bucket, Region: region, Account: account, ExecutionRoleARN: role})
@@ -73,14 +73,14 @@ lets sagemaker.amazonaws.com assume it, unless --no-sagemaker.`,
 		Example: `  sagedeploy iam trust --account 123456789012 --org-id $ORG_ID --project-id $CIRCLE_PROJECT_ID`,
 		Args:    cobra.NoArgs,
 	}
-	b := newBinder(cmd)
+	b := newBinder(cmd, g)
 	b.str(&account, "account", "", "AWS account id holding the OIDC provider")
 	b.str(&org, "org-id", "", "CircleCI organization id")
 	b.str(&project, "project-id", "", "CircleCI project id (* for every project of the org)", "CIRCLE_PROJECT_ID")
 	b.boolean(&noSageMaker, "no-sagemaker", false, "do not let SageMaker assume the role")
 	cmd.Flags().StringVarP(&output, "output", "o", "json", "output format: json (a policy document is JSON either way)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		if err := b.apply(cmd.Context()); err != nil {
+		if err := b.apply(); err != nil {
 			return err
 		}
 		doc, err := deploy.TrustPolicy(deploy.TrustOptions{Account: account, OrgID: org, ProjectID: project, SageMaker: !noSageMaker})
@@ -99,7 +99,7 @@ func newIAMWhoamiCmd(g *globals) *cobra.Command {
 		Long:  `Ask STS (GetCallerIdentity) who sagedeploy's calls run as — with CIRCLE_OIDC_TOKEN_V2 and SAGEMAKER_EXECUTION_ROLE_ARN, the assumed role.`,
 		Args:  cobra.NoArgs,
 	}
-	c := bindConn(cmd)
+	c := bindConn(cmd, g)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if err := c.load(cmd); err != nil {
 			return err

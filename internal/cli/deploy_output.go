@@ -1,12 +1,10 @@
 package cli
 
 import (
-	"encoding/json"
-	"errors"
+	"cmp"
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"sync"
 	"time"
 
@@ -55,10 +53,7 @@ func (p *progressPrinter) event(e deploy.Event) {
 	if ts.IsZero() {
 		ts = time.Now()
 	}
-	phase := e.Phase
-	if phase == "" {
-		phase = "-"
-	}
+	phase := cmp.Or(e.Phase, "-")
 	fmt.Fprintf(p.w, "%s [%s] %s\n", ts.Format("15:04:05"), phase, e.Message)
 	p.lastLine = time.Now()
 }
@@ -71,35 +66,6 @@ func (p *progressPrinter) done() {
 		fmt.Fprint(p.w, "\r\033[K")
 		p.live = false
 	}
-}
-
-// emit prints a command's result: JSON for --output json (with an "error" field when it failed),
-// else the text render. The command's error is returned unchanged.
-func emit(w io.Writer, output string, result any, err error, text func(io.Writer)) error {
-	if output == "json" {
-		b, merr := json.Marshal(result)
-		if merr != nil {
-			return errors.Join(err, merr)
-		}
-		if err != nil {
-			var m map[string]any
-			if json.Unmarshal(b, &m) == nil {
-				m["error"] = err.Error()
-				b, _ = json.Marshal(m)
-			}
-		}
-		var out strings.Builder
-		out.Write(b)
-		out.WriteByte('\n')
-		if _, werr := io.WriteString(w, out.String()); werr != nil && err == nil {
-			return werr
-		}
-		return err
-	}
-	if err == nil && text != nil {
-		text(w)
-	}
-	return err
 }
 
 func versionText(v *deploy.Version) string {

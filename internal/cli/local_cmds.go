@@ -3,7 +3,6 @@ package cli
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"strconv"
@@ -26,15 +25,9 @@ const (
 	localSecretAccessKey = "local"
 )
 
-func newLocalCmd(g *globals) *cobra.Command {
-	var (
-		addr, dataDir, account, region, imageMapFile, maxBody, output string
-		imageMap                                                      []string
-	)
-	cmd := &cobra.Command{
-		Use:   "local",
-		Short: "Run a local SageMaker (control plane, runtime, STS, S3) on one port",
-		Long: `Run a local SageMaker on one port: the SageMaker control-plane API (models, endpoint
+// localLong and localExample are the help of `sagedeploy local`.
+const (
+	localLong = `Run a local SageMaker on one port: the SageMaker control-plane API (models, endpoint
 configurations, endpoints, the model registry, tags), endpoint invocations that really serve
 the models, STS (AssumeRoleWithWebIdentity, GetCallerIdentity) and S3 (path-style) on disk.
 Point any AWS SDK or CLI at it with one endpoint URL and dummy credentials; the deployer
@@ -54,8 +47,8 @@ they serve). Stop it with Ctrl-C (SIGINT) or SIGTERM.
 
 Built-in serving: XGBoost models (SageMaker's XGBoost image URIs) are served in-process. Other
 images run as local processes under the SageMaker serving contract (GET /ping,
-POST /invocations on $SAGEMAKER_BIND_TO_PORT) when --image-map maps them to a command.`,
-		Example: `  # Start it and export what it prints:
+POST /invocations on $SAGEMAKER_BIND_TO_PORT) when --image-map maps them to a command.`
+	localExample = `  # Start it and export what it prints:
   sagedeploy local
   export AWS_ENDPOINT_URL=http://127.0.0.1:4570 AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_REGION=us-east-1
 
@@ -81,55 +74,92 @@ POST /invocations on $SAGEMAKER_BIND_TO_PORT) when --image-map maps them to a co
   sagedeploy local --image-map 123456789012.dkr.ecr.us-east-1.amazonaws.com/my-model:1='python3 serve.py'
 
   # Throwaway instance on a free port (tests, CI):
-  sagedeploy local --addr 127.0.0.1:0 --data-dir "$(mktemp -d)" --output json`,
-		Args: cobra.NoArgs,
+  sagedeploy local --addr 127.0.0.1:0 --data-dir "$(mktemp -d)" --output json`
+)
+
+// localFlags are the flags of `sagedeploy local`.
+type localFlags struct {
+	addr, dataDir, account, region, imageMapFile, maxBody, output string
+	maxModel, s3CORSOrigin                                        string
+	imageMap                                                      []string
+}
+
+func newLocalCmd(g *globals) *cobra.Command {
+	lf := &localFlags{}
+	cmd := &cobra.Command{
+		Use:     "local",
+		Short:   "Run a local SageMaker (control plane, runtime, STS, S3) on one port",
+		Long:    localLong,
+		Example: localExample,
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			images, err := loadImageMap(imageMapFile, imageMap)
-			if err != nil {
-				return err
-			}
-			maxBytes, err := parseSize(maxBody)
-			if err != nil {
-				return fmt.Errorf("--max-body-size: %w", err)
-			}
-			if output != "text" && output != "json" {
-				return fmt.Errorf("--output must be text or json, not %q", output)
-			}
-			if dataDir == "" {
-				if dataDir, err = localsm.DefaultDataDir(); err != nil {
-					return err
-				}
-			}
-			ctx := cmd.Context()
-			srv, err := localsm.Start(ctx, localsm.Options{Addr: addr, DataDir: dataDir, Account: account,
-				ImageMap: images, MaxBodyBytes: maxBytes, Logger: g.logger(), DefaultRegion: region})
-			if err != nil {
-				return err
-			}
-			if err := printLocalReady(g, output, srv.URL(), dataDir, region); err != nil {
-				srv.Close(context.Background())
-				return err
-			}
-			<-ctx.Done()
-			g.logger().Info("stopping local SageMaker")
-			stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			if err := srv.Close(stopCtx); err != nil {
-				return fmt.Errorf("stop local SageMaker: %w", err)
-			}
-			return nil
+			return runLocal(cmd.Context(), g, lf)
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&addr, "addr", envOr("SAGEDEPLOY_LOCAL_ADDR", localsm.DefaultAddr), "address to listen on; port 0 picks a free port (env SAGEDEPLOY_LOCAL_ADDR)")
-	f.StringVar(&dataDir, "data-dir", os.Getenv("SAGEDEPLOY_LOCAL_DATA_DIR"), "directory for state, S3 objects and model files (default $XDG_STATE_HOME/sagedeploy/local or ~/.local/state/sagedeploy/local; env SAGEDEPLOY_LOCAL_DATA_DIR)")
-	f.StringVar(&account, "account", "000000000000", "12-digit AWS account id used in ARNs")
-	f.StringVar(&region, "region", "us-east-1", "region for ARNs of unsigned requests and for the AWS_REGION to export (signed requests use their signing region)")
-	f.StringArrayVar(&imageMap, "image-map", nil, "IMAGE=COMMAND: serve container IMAGE with a local COMMAND under the SageMaker serving contract (repeatable)")
-	f.StringVar(&imageMapFile, "image-map-file", "", "file of IMAGE=COMMAND lines (blank lines and # comments ignored); --image-map entries override it")
-	f.StringVar(&maxBody, "max-body-size", "6MB", "largest invocation request body, e.g. 6MB, 10MiB or a byte count (SageMaker's limit is 6 MB)")
-	f.StringVarP(&output, "output", "o", "text", "output format of the startup message: text or json")
+	f.StringVar(&lf.addr, "addr", g.envOr("SAGEDEPLOY_LOCAL_ADDR", localsm.DefaultAddr), "address to listen on; port 0 picks a free port (env SAGEDEPLOY_LOCAL_ADDR)")
+	f.StringVar(&lf.dataDir, "data-dir", g.getenv("SAGEDEPLOY_LOCAL_DATA_DIR"), "directory for state, S3 objects and model files (default $XDG_STATE_HOME/sagedeploy/local or ~/.local/state/sagedeploy/local; env SAGEDEPLOY_LOCAL_DATA_DIR)")
+	f.StringVar(&lf.account, "account", "000000000000", "12-digit AWS account id used in ARNs")
+	f.StringVar(&lf.region, "region", "us-east-1", "region for ARNs of unsigned requests and for the AWS_REGION to export (signed requests use their signing region)")
+	f.StringArrayVar(&lf.imageMap, "image-map", nil, "IMAGE=COMMAND: serve container IMAGE with a local COMMAND under the SageMaker serving contract (repeatable)")
+	f.StringVar(&lf.imageMapFile, "image-map-file", "", "file of IMAGE=COMMAND lines (blank lines and # comments ignored); --image-map entries override it")
+	f.StringVar(&lf.maxBody, "max-body-size", "6MiB", "largest invocation request body, e.g. 6MiB, 10MB or a byte count (SageMaker's limit is 6 MiB = 6291456 bytes)")
+	f.StringVar(&lf.maxModel, "max-model-size", "4GiB", "largest size a model artifact may unpack to; a bigger one (e.g. a decompression bomb) fails its endpoint")
+	f.StringVar(&lf.s3CORSOrigin, "s3-cors-origin", "", "the one web origin (e.g. http://localhost:3000) allowed to call the S3 API from a browser; by default web pages get nothing")
+	f.StringVarP(&lf.output, "output", "o", "text", "output format of the startup message: text or json")
 	return cmd
+}
+
+// options checks the flags and turns them into the local SageMaker's options.
+func (lf *localFlags) options(g *globals) (localsm.Options, error) {
+	images, err := loadImageMap(lf.imageMapFile, lf.imageMap)
+	if err != nil {
+		return localsm.Options{}, err
+	}
+	maxBytes, err := parseSize(lf.maxBody)
+	if err != nil {
+		return localsm.Options{}, fmt.Errorf("--max-body-size: %w", err)
+	}
+	maxModelBytes, err := parseSize(lf.maxModel)
+	if err != nil {
+		return localsm.Options{}, fmt.Errorf("--max-model-size: %w", err)
+	}
+	if lf.output != "text" && lf.output != "json" {
+		return localsm.Options{}, fmt.Errorf("--output must be text or json, not %q", lf.output)
+	}
+	dataDir := lf.dataDir
+	if dataDir == "" {
+		if dataDir, err = localsm.DefaultDataDir(); err != nil {
+			return localsm.Options{}, err
+		}
+	}
+	return localsm.Options{Addr: lf.addr, DataDir: dataDir, Account: lf.account,
+		ImageMap: images, MaxBodyBytes: maxBytes, Logger: g.logger(), DefaultRegion: lf.region,
+		MaxModelBytes: maxModelBytes, S3CORSOrigin: lf.s3CORSOrigin}, nil
+}
+
+// runLocal serves a local SageMaker until ctx ends (Ctrl-C).
+func runLocal(ctx context.Context, g *globals, lf *localFlags) error {
+	opts, err := lf.options(g)
+	if err != nil {
+		return err
+	}
+	srv, err := localsm.Start(ctx, opts)
+	if err != nil {
+		return err
+	}
+	if err := printLocalReady(g, lf.output, srv.URL(), opts.DataDir, lf.region); err != nil {
+		srv.Close(context.Background())
+		return err
+	}
+	<-ctx.Done()
+	g.logger().Info("stopping local SageMaker")
+	stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := srv.Close(stopCtx); err != nil {
+		return fmt.Errorf("stop local SageMaker: %w", err)
+	}
+	return nil
 }
 
 // printLocalReady tells the user where the server is and what to export.
@@ -145,7 +175,7 @@ func printLocalReady(g *globals, output, url, dataDir, region string) error {
 		for _, kv := range env {
 			m[kv[0]] = kv[1]
 		}
-		return json.NewEncoder(g.stdout).Encode(map[string]any{"url": url, "data_dir": dataDir, "env": m})
+		return writeJSONLine(g.stdout, map[string]any{"url": url, "data_dir": dataDir, "env": m})
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "Local SageMaker listening on %s (data in %s)\n\nPoint AWS SDKs and CLIs at it:\n", url, dataDir)

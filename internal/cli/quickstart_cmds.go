@@ -1,11 +1,9 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"strings"
 	"time"
 
@@ -14,14 +12,9 @@ import (
 	"github.com/sagedeploy/sagedeploy/quickstart"
 )
 
-func newQuickstartCmd(g *globals) *cobra.Command {
-	sf := &stackFlags{}
-	var yes, exit, verbose bool
-	var output string
-	cmd := &cobra.Command{
-		Use:   "quickstart",
-		Short: "See sagedeploy work in a minute: register, deploy, evaluate, approve, promote, roll back — locally",
-		Long: `Run sagedeploy's whole workflow for real on this machine, with no AWS account and no Python:
+// quickstartLong and quickstartExample are the help of `sagedeploy quickstart`.
+const (
+	quickstartLong = `Run sagedeploy's whole workflow for real on this machine, with no AWS account and no Python:
 it starts everything "sagedeploy up" starts (local SageMaker, release server with its dashboard,
 agent), then
 
@@ -40,59 +33,81 @@ right away, for CI).
 It uses the data directory of "sagedeploy up" (--data-dir to choose another), so "sagedeploy
 up" shows the same dashboard later. Running it again is safe: it reuses the registered versions
 and makes each environment serve the same versions again, adding new releases. Ctrl-C at any
-point stops cleanly; the next run continues.`,
-		Example: `  go run ./cmd/sagedeploy quickstart
+point stops cleanly; the next run continues.`
+	quickstartExample = `  go run ./cmd/sagedeploy quickstart
   sagedeploy quickstart --yes --exit                      # no click needed, stop at the end (CI)
-  sagedeploy quickstart --data-dir "$(mktemp -d)" --addr 127.0.0.1:0 --local-addr 127.0.0.1:0`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if output != "text" && output != "json" {
-				return usageErr(fmt.Errorf("--output %q: use text or json", output))
-			}
-			// With --output json, stdout holds only the result; the story goes to stderr.
-			story := g.stdout
-			if output == "json" {
-				story = g.stderr
-			}
-			ctx := cmd.Context()
-			t0 := time.Now()
-			fmt.Fprintf(story, "sagedeploy quickstart: the abalone model from the registry to prod, on this machine\n\n")
-			s, err := sf.start(ctx, g, quietLogger(cmd, g))
-			if err != nil {
-				return err
-			}
-			var b strings.Builder
-			writeStackSummary(&b, s)
-			fmt.Fprintf(story, "%s  Data             %s\n\nStarted in %s. Open the dashboard to watch the releases arrive.\n", b.String(), s.DataDir(), quickstart.Round(time.Since(t0)))
+  sagedeploy quickstart --data-dir "$(mktemp -d)" --addr 127.0.0.1:0 --local-addr 127.0.0.1:0`
+)
 
-			res, err := quickstart.Run(ctx, quickstart.Options{Stack: s, Out: story, Yes: yes, Verbose: verbose})
-			if err != nil {
-				_ = stopStack(ctx, g, s)
-				return err
-			}
-			writeQuickstartDone(story, s.ServerURL(), res, exit)
-			if output == "json" {
-				if err := json.NewEncoder(g.stdout).Encode(res); err != nil {
-					_ = stopStack(ctx, g, s)
-					return err
-				}
-			}
-			if !exit {
-				select {
-				case <-ctx.Done():
-				case <-s.Done():
-				}
-			}
-			return stopStack(ctx, g, s)
+// quickstartFlags are the flags of `sagedeploy quickstart`: those of the stack it starts, and its own.
+type quickstartFlags struct {
+	stack              stackFlags
+	yes, exit, verbose bool
+	output             string
+}
+
+func newQuickstartCmd(g *globals) *cobra.Command {
+	qf := &quickstartFlags{}
+	cmd := &cobra.Command{
+		Use:     "quickstart",
+		Short:   "See sagedeploy work in a minute: register, deploy, evaluate, approve, promote, roll back — locally",
+		Long:    quickstartLong,
+		Example: quickstartExample,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runQuickstart(cmd, g, qf)
 		},
 	}
-	bindStackFlags(cmd, sf)
+	bindStackFlags(cmd, g, &qf.stack)
 	f := cmd.Flags()
-	f.BoolVarP(&yes, "yes", "y", false, "approve the promotion to prod from here instead of waiting for a click on the dashboard")
-	f.BoolVar(&exit, "exit", false, "stop once the workflow is done instead of leaving the dashboard running (CI)")
-	f.BoolVarP(&verbose, "verbose", "v", false, "print every progress event of the deployer")
-	f.StringVarP(&output, "output", "o", "text", "text, or json: the result (releases, metrics, what serves where) on stdout, the story on stderr")
+	f.BoolVarP(&qf.yes, "yes", "y", false, "approve the promotion to prod from here instead of waiting for a click on the dashboard")
+	f.BoolVar(&qf.exit, "exit", false, "stop once the workflow is done instead of leaving the dashboard running (CI)")
+	f.BoolVarP(&qf.verbose, "verbose", "v", false, "print every progress event of the deployer")
+	f.StringVarP(&qf.output, "output", "o", "text", "text, or json: the result (releases, metrics, what serves where) on stdout, the story on stderr")
 	return cmd
+}
+
+// runQuickstart starts the stack, runs the workflow on it, and keeps the dashboard up until
+// Ctrl-C unless --exit.
+func runQuickstart(cmd *cobra.Command, g *globals, qf *quickstartFlags) error {
+	ctx := cmd.Context()
+	if qf.output != "text" && qf.output != "json" {
+		return usageErr(fmt.Errorf("--output %q: use text or json", qf.output))
+	}
+	// With --output json, stdout holds only the result; the story goes to stderr.
+	story := g.stdout
+	if qf.output == "json" {
+		story = g.stderr
+	}
+	t0 := time.Now()
+	fmt.Fprintf(story, "sagedeploy quickstart: the abalone model from the registry to prod, on this machine\n\n")
+	s, err := qf.stack.start(ctx, g, quietLogger(cmd, g))
+	if err != nil {
+		return err
+	}
+	var b strings.Builder
+	writeStackSummary(&b, s)
+	fmt.Fprintf(story, "%s  Data             %s\n\nStarted in %s. Open the dashboard to watch the releases arrive.\n", b.String(), s.DataDir(), quickstart.Round(time.Since(t0)))
+
+	res, err := quickstart.Run(ctx, quickstart.Options{Stack: s, Out: story, Yes: qf.yes, Verbose: qf.verbose})
+	if err != nil {
+		_ = stopStack(ctx, g, s)
+		return err
+	}
+	writeQuickstartDone(story, s.ServerURL(), res, qf.exit)
+	if qf.output == "json" {
+		if err := writeJSONLine(g.stdout, res); err != nil {
+			_ = stopStack(ctx, g, s)
+			return err
+		}
+	}
+	if !qf.exit {
+		select {
+		case <-ctx.Done():
+		case <-s.Done():
+		}
+	}
+	return stopStack(ctx, g, s)
 }
 
 func writeQuickstartDone(w io.Writer, dashboard string, res *quickstart.Result, exit bool) {
@@ -123,7 +138,7 @@ Everything keeps running until Ctrl-C; "sagedeploy up" brings it back later.
 // SAGEDEPLOY_LOG_LEVEL): the quickstart tells its own story, which a log line per AWS call would
 // drown.
 func quietLogger(cmd *cobra.Command, g *globals) *slog.Logger {
-	if f := cmd.Flags().Lookup("log-level"); (f != nil && f.Changed) || os.Getenv("SAGEDEPLOY_LOG_LEVEL") != "" {
+	if f := cmd.Flags().Lookup("log-level"); (f != nil && f.Changed) || g.getenv("SAGEDEPLOY_LOG_LEVEL") != "" {
 		return g.logger()
 	}
 	q := *g

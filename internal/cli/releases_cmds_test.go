@@ -141,3 +141,19 @@ func TestAgentCommandExplainsMissingFlags(t *testing.T) {
 		t.Fatalf("agent without --token: %d %s", code, errOut)
 	}
 }
+
+// Commands read environment variables only through their Process, so two runs side by side each
+// obey their own: here SAGEDEPLOY_DATA_DIR chooses the server's database.
+func TestServerCommandsReadTheProcessEnvironment(t *testing.T) {
+	dir := t.TempDir()
+	if _, errOut, code := runCLI(t, "", "server", "env", "add", "dev", "--kind", "local", "--data-dir", dir); code != 0 {
+		t.Fatalf("env add: %d %s", code, errOut)
+	}
+	var out, errb bytes.Buffer
+	code := Run(context.Background(), []string{"server", "env", "list", "-o", "json"},
+		Process{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb, LookupEnv: EnvMap(map[string]string{"SAGEDEPLOY_DATA_DIR": dir})})
+	var envs []releases.Environment
+	if err := json.Unmarshal(out.Bytes(), &envs); code != 0 || err != nil || len(envs) != 1 || envs[0].Name != "dev" {
+		t.Fatalf("env list with SAGEDEPLOY_DATA_DIR=%s in the Process: exit %d, %s %s", dir, code, out.String(), errb.String())
+	}
+}

@@ -2,12 +2,10 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"strings"
 	"syscall"
 	"time"
@@ -15,8 +13,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sagedeploy/sagedeploy/allinone"
-	"github.com/sagedeploy/sagedeploy/internal/buildinfo"
-	"github.com/sagedeploy/sagedeploy/releases/server"
 )
 
 // addFirstRunCommands registers `sagedeploy up` and `sagedeploy quickstart`.
@@ -30,12 +26,12 @@ type stackFlags struct {
 	resetAdmin                                      bool
 }
 
-func bindStackFlags(cmd *cobra.Command, sf *stackFlags) {
+func bindStackFlags(cmd *cobra.Command, g *globals, sf *stackFlags) {
 	f := cmd.Flags()
 	f.StringVar(&sf.dataDir, "data-dir", "", "directory of all state: releases, users, tokens, models, endpoints (default $SAGEDEPLOY_UP_DATA_DIR, $XDG_STATE_HOME/sagedeploy/up or ~/.local/state/sagedeploy/up)")
-	f.StringVar(&sf.serverAddr, "addr", envOr("SAGEDEPLOY_ADDR", allinone.DefaultServerAddr), "address of the dashboard and release API; port 0 picks a free port (env SAGEDEPLOY_ADDR)")
-	f.StringVar(&sf.localAddr, "local-addr", envOr("SAGEDEPLOY_LOCAL_ADDR", allinone.DefaultLocalAddr), "address of the local SageMaker; port 0 picks a free port (env SAGEDEPLOY_LOCAL_ADDR)")
-	f.StringVar(&sf.baseURL, "base-url", os.Getenv("SAGEDEPLOY_BASE_URL"), "URL users reach the dashboard at, for links (env SAGEDEPLOY_BASE_URL)")
+	f.StringVar(&sf.serverAddr, "addr", g.envOr("SAGEDEPLOY_ADDR", allinone.DefaultServerAddr), "address of the dashboard and release API; port 0 picks a free port (env SAGEDEPLOY_ADDR)")
+	f.StringVar(&sf.localAddr, "local-addr", g.envOr("SAGEDEPLOY_LOCAL_ADDR", allinone.DefaultLocalAddr), "address of the local SageMaker; port 0 picks a free port (env SAGEDEPLOY_LOCAL_ADDR)")
+	f.StringVar(&sf.baseURL, "base-url", g.getenv("SAGEDEPLOY_BASE_URL"), "URL users reach the dashboard at, for links (env SAGEDEPLOY_BASE_URL)")
 	f.StringVar(&sf.region, "region", allinone.DefaultRegion, "AWS region the local SageMaker names in its ARNs")
 	f.BoolVar(&sf.resetAdmin, "reset-admin-password", false, "give the dashboard user admin a new password and print it")
 }
@@ -45,13 +41,12 @@ func (sf *stackFlags) start(ctx context.Context, g *globals, log *slog.Logger) (
 	dir := sf.dataDir
 	if dir == "" {
 		var err error
-		if dir, err = allinone.DefaultDataDir(); err != nil {
+		if dir, err = allinone.DefaultDataDir(g.getenv); err != nil {
 			return nil, err
 		}
 	}
 	s, err := allinone.Start(ctx, allinone.Options{DataDir: dir, LocalAddr: sf.localAddr, ServerAddr: sf.serverAddr,
-		BaseURL: sf.baseURL, Region: sf.region, Logger: log, ResetAdminPassword: sf.resetAdmin,
-		Server: server.Options{Version: buildinfo.Version()}})
+		BaseURL: sf.baseURL, Region: sf.region, Logger: log, ResetAdminPassword: sf.resetAdmin, Version: g.version.Version})
 	if err != nil && (errors.Is(err, syscall.EADDRINUSE) || strings.Contains(err.Error(), "is in use by another")) {
 		return nil, fmt.Errorf("%w\n(is `sagedeploy up` or a quickstart already running? It uses the same ports and data directory: stop it, or pass other --addr, --local-addr and --data-dir)", err)
 	}
@@ -114,7 +109,7 @@ Manage it with the server's commands on the same data directory, e.g.
 			return stopStack(ctx, g, s)
 		},
 	}
-	bindStackFlags(cmd, sf)
+	bindStackFlags(cmd, g, sf)
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format of the startup message: text or json (which includes the dev token)")
 	return cmd
 }
@@ -139,7 +134,7 @@ func printUp(ctx context.Context, w io.Writer, output string, s *allinone.Stack)
 		for _, kv := range append(s.AWSEnv(), rel...) {
 			env[kv[0]] = kv[1]
 		}
-		return json.NewEncoder(w).Encode(upInfo{DashboardURL: s.ServerURL(), LocalURL: s.LocalURL(), DataDir: s.DataDir(),
+		return writeJSONLine(w, upInfo{DashboardURL: s.ServerURL(), LocalURL: s.LocalURL(), DataDir: s.DataDir(),
 			Login: s.AdminLogin(), Environments: s.Environments(), Env: env})
 	}
 	var b strings.Builder

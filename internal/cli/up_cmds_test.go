@@ -32,7 +32,7 @@ func TestQuickstartCommand(t *testing.T) {
 		t.Helper()
 		var out, errb bytes.Buffer
 		args := append([]string{"quickstart", "--yes", "--exit", "--data-dir", dir, "-o", "json"}, freePorts...)
-		code := Execute(WithEnv(context.Background(), EnvMap(nil)), args, strings.NewReader(""), &out, &errb)
+		code := Run(context.Background(), args, Process{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb, LookupEnv: EnvMap(nil)})
 		if code != 0 {
 			t.Fatalf("quickstart exited with %d:\n%s", code, errb.String())
 		}
@@ -96,7 +96,7 @@ func startUp(t *testing.T, ctx context.Context, output string, args ...string) (
 	var stdout, stderr syncBuffer
 	done := make(chan int, 1)
 	go func() {
-		done <- Execute(WithEnv(ctx, EnvMap(nil)), append(append([]string{"up", "-o", output}, freePorts...), args...), strings.NewReader(""), &stdout, &stderr)
+		done <- Run(ctx, append(append([]string{"up", "-o", output}, freePorts...), args...), Process{Stdin: strings.NewReader(""), Stdout: &stdout, Stderr: &stderr, LookupEnv: EnvMap(nil)})
 	}()
 	allinonetest.WaitFor(t, 30*time.Second, "the startup message of sagedeploy up", func() bool {
 		select {
@@ -141,7 +141,7 @@ func TestUpCommand(t *testing.T) {
 
 	// A second up on the same data directory is refused, saying what to do.
 	var o2, e2 bytes.Buffer
-	if code := Execute(WithEnv(context.Background(), EnvMap(nil)), append([]string{"up", "--data-dir", dir}, freePorts...), strings.NewReader(""), &o2, &e2); code == 0 ||
+	if code := Run(context.Background(), append([]string{"up", "--data-dir", dir}, freePorts...), Process{Stdin: strings.NewReader(""), Stdout: &o2, Stderr: &e2, LookupEnv: EnvMap(nil)}); code == 0 ||
 		!strings.Contains(e2.String(), "in use") || !strings.Contains(e2.String(), "already running") {
 		t.Fatalf("a second up on the same data directory: exit %d\n%s", code, e2.String())
 	}
@@ -152,13 +152,12 @@ func TestUpCommand(t *testing.T) {
 	if err := os.WriteFile(model, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	shell := WithEnv(context.Background(), EnvMap(info.Env))
 	for _, args := range [][]string{
 		{"register", "--model", "abalone", "--artifact", model, "--bucket", "models", "--approve"},
 		{"deploy", "--model", "abalone", "--env", "dev"},
 	} {
 		var o, e bytes.Buffer
-		if code := Execute(shell, args, strings.NewReader(""), &o, &e); code != 0 {
+		if code := Run(context.Background(), args, Process{Stdin: strings.NewReader(""), Stdout: &o, Stderr: &e, LookupEnv: EnvMap(info.Env)}); code != 0 {
 			t.Fatalf("sagedeploy %s with up's environment: exit %d\n%s%s", strings.Join(args, " "), code, o.String(), e.String())
 		}
 	}
@@ -222,8 +221,8 @@ func TestAgentCommandExecutesDashboardCommands(t *testing.T) {
 	var stdout, stderr syncBuffer
 	done := make(chan int, 1)
 	go func() {
-		done <- Execute(WithEnv(ctx, EnvMap(map[string]string{"AWS_ENDPOINT_URL": s.LocalURL()})),
-			[]string{"agent", "--server", s.ListenURL(), "--token", tok, "--region", "us-east-1", "--poll-wait", "2s"}, strings.NewReader(""), &stdout, &stderr)
+		done <- Run(ctx, []string{"agent", "--server", s.ListenURL(), "--token", tok, "--region", "us-east-1", "--poll-wait", "2s"},
+			Process{Stdin: strings.NewReader(""), Stdout: &stdout, Stderr: &stderr, LookupEnv: EnvMap(map[string]string{"AWS_ENDPOINT_URL": s.LocalURL()})})
 	}()
 
 	command := func(kind string, body any) releases.Release {
@@ -272,8 +271,8 @@ func TestAgentCommandExecutesDashboardCommands(t *testing.T) {
 // TestAgentCommandRejectsBadEndpointURL fails before polling, naming the variable.
 func TestAgentCommandRejectsBadEndpointURL(t *testing.T) {
 	var out, errb bytes.Buffer
-	code := Execute(WithEnv(context.Background(), EnvMap(map[string]string{"AWS_ENDPOINT_URL": "localhost:4570"})),
-		[]string{"agent", "--server", "http://127.0.0.1:1", "--token", "sdt_x"}, strings.NewReader(""), &out, &errb)
+	code := Run(context.Background(), []string{"agent", "--server", "http://127.0.0.1:1", "--token", "sdt_x"},
+		Process{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb, LookupEnv: EnvMap(map[string]string{"AWS_ENDPOINT_URL": "localhost:4570"})})
 	if code == 0 || !strings.Contains(errb.String(), "AWS_ENDPOINT_URL") || !strings.Contains(errb.String(), "not an http(s) URL") {
 		t.Fatalf("agent with a bad endpoint URL: exit %d: %s", code, errb.String())
 	}

@@ -1,12 +1,10 @@
 package cli
 
 import (
-	"encoding/json"
+	"cmp"
 	"fmt"
 
 	"github.com/spf13/cobra"
-
-	"github.com/sagedeploy/sagedeploy/internal/buildinfo"
 )
 
 func newVersionCmd(g *globals) *cobra.Command {
@@ -16,21 +14,14 @@ func newVersionCmd(g *globals) *cobra.Command {
 		Short: "Print the version, commit and build date",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			i := buildinfo.Get()
+			i := g.version
 			if output == "json" {
-				return json.NewEncoder(g.stdout).Encode(i)
+				return writeJSONLine(g.stdout, i)
 			}
-			_, err := fmt.Fprintf(g.stdout, "sagedeploy %s (commit %s, built %s)\n", i.Version, orUnknown(i.Commit), orUnknown(i.Date))
+			_, err := fmt.Fprintf(g.stdout, "sagedeploy %s (commit %s, built %s)\n", i.Version, cmp.Or(i.Commit, "unknown"), cmp.Or(i.Date, "unknown"))
 			return err
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
 	return cmd
-}
-
-func orUnknown(s string) string {
-	if s == "" {
-		return "unknown"
-	}
-	return s
 }

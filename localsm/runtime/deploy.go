@@ -130,7 +130,8 @@ func (r *Runtime) startFleet(ctx context.Context, ep *endpoint, dep spec.Deploym
 		v := &variant{name: vs.Name, spec: vs, weight: vs.Weight, header: []string{vs.Name}}
 		f.variants = append(f.variants, v)
 		for _, c := range vs.Containers {
-			m, err := serving.Prepare(ctx, c, serving.Source{Artifacts: r.opts.Artifacts, Store: r.store, ImageMap: r.opts.ImageMap})
+			m, err := serving.Prepare(ctx, c, serving.Source{Artifacts: r.opts.Artifacts, Store: r.store, ImageMap: r.opts.ImageMap,
+				MaxModelBytes: r.opts.MaxModelBytes})
 			if err != nil {
 				return nil, fmt.Errorf("variant %s (model %s): %w", vs.Name, vs.ModelName, err)
 			}
@@ -361,21 +362,9 @@ func (r *Runtime) UpdateVariants(ctx context.Context, endpoint string, updates [
 	if f == nil {
 		return fmt.Errorf("endpoint %s is not serving", endpoint)
 	}
-	byName := map[string]*variant{}
-	for _, v := range f.variants {
-		byName[v.name] = v
-	}
-	for _, u := range updates {
-		v := byName[u.VariantName]
-		if v == nil {
-			return fmt.Errorf("endpoint %s has no variant %s; its variants are %s", endpoint, u.VariantName, strings.Join(variantNames(f), ", "))
-		}
-		if u.Weight != nil && (*u.Weight < 0 || math.IsNaN(*u.Weight)) {
-			return fmt.Errorf("variant %s: weight %v is negative", u.VariantName, *u.Weight)
-		}
-		if u.InstanceCount != nil && *u.InstanceCount < 1 {
-			return fmt.Errorf("variant %s: instance count %d is below 1", u.VariantName, *u.InstanceCount)
-		}
+	byName, err := checkUpdates(endpoint, f, updates)
+	if err != nil {
+		return err
 	}
 
 	// Start every added instance first, so that a failure changes nothing.
@@ -415,6 +404,28 @@ func (r *Runtime) UpdateVariants(ctx context.Context, endpoint string, updates [
 	ep.publishStates()
 	r.retire(context.Background(), removed)
 	return nil
+}
+
+// checkUpdates refuses updates naming no variant of f or asking for impossible values, and
+// returns f's variants by name.
+func checkUpdates(endpoint string, f *fleet, updates []spec.VariantUpdate) (map[string]*variant, error) {
+	byName := map[string]*variant{}
+	for _, v := range f.variants {
+		byName[v.name] = v
+	}
+	for _, u := range updates {
+		v := byName[u.VariantName]
+		if v == nil {
+			return nil, fmt.Errorf("endpoint %s has no variant %s; its variants are %s", endpoint, u.VariantName, strings.Join(variantNames(f), ", "))
+		}
+		if u.Weight != nil && (*u.Weight < 0 || math.IsNaN(*u.Weight)) {
+			return nil, fmt.Errorf("variant %s: weight %v is negative", u.VariantName, *u.Weight)
+		}
+		if u.InstanceCount != nil && *u.InstanceCount < 1 {
+			return nil, fmt.Errorf("variant %s: instance count %d is below 1", u.VariantName, *u.InstanceCount)
+		}
+	}
+	return byName, nil
 }
 
 func variantNames(f *fleet) []string {

@@ -108,7 +108,7 @@ func TestRuntimeErrorsAsTheSDKTypesThem(t *testing.T) {
 
 	_, err := e.client.InvokeEndpoint(ctx, invokeInput("nope", abalone.SampleCSV(), "text/csv", ""))
 	var ve *types.ValidationError
-	if !errors.As(err, &ve) || !strings.Contains(ve.ErrorMessage(), "Endpoint nope not found") || status(err) != 400 {
+	if !errors.As(err, &ve) || !strings.Contains(ve.ErrorMessage(), "Endpoint nope of account 000000000000 not found.") || status(err) != 400 {
 		t.Errorf("unknown endpoint: %v (status %d), want ValidationError 400", err, status(err))
 	}
 
@@ -199,7 +199,7 @@ func TestAWSCLIPrintsRuntimeErrors(t *testing.T) {
 		t.Errorf("bad payload through the CLI: %v\n%s", r.err, r.out)
 	}
 	if r := results[2]; r.err == nil || !strings.Contains(r.out, "An error occurred (ValidationError) when calling the InvokeEndpoint operation") ||
-		!strings.Contains(r.out, "Endpoint missing not found.") {
+		!strings.Contains(r.out, "Endpoint missing of account 000000000000 not found.") {
 		t.Errorf("unknown endpoint through the CLI: %v\n%s", r.err, r.out)
 	}
 }

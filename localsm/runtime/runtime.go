@@ -3,6 +3,7 @@
 package runtime
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -31,13 +32,21 @@ type Options struct {
 	ImageMap map[string]string
 	// WorkDir holds extracted artifacts and per-endpoint logs.
 	WorkDir string
-	// MaxBodyBytes bounds an invocation body (SageMaker's limit is 6 MB); 0 means 6 MiB.
+	// MaxBodyBytes bounds an invocation body; 0 means SageMaker's limit, 6 MiB (the service
+	// model's 6291456 bytes, not 6,000,000).
 	MaxBodyBytes int64
+	// Account is the AWS account id SageMaker names in "endpoint not found" errors; default
+	// "000000000000".
+	Account string
+	// MaxModelBytes caps what one model artifact may unpack to; 0 means serving.DefaultMaxModelBytes.
+	MaxModelBytes int64
 	// HealthTimeout bounds how long a new instance may take to answer GET /ping; 0 means 60s.
 	HealthTimeout time.Duration
 	// PingInterval is how often serving process containers are pinged (serving.StartOptions).
 	PingInterval time.Duration
 	Logger       *slog.Logger
+	// Metrics receives every answered invocation's figures (CloudWatch); nil records nothing.
+	Metrics spec.MetricsSink
 }
 
 const (
@@ -56,6 +65,7 @@ type Runtime struct {
 	store   *serving.Store
 	ports   *serving.Ports
 	maxBody int64
+	account string
 	tmpDir  string // WorkDir when none was given, removed on Close
 
 	mu        sync.Mutex // serialises changes to endpoints and closed
@@ -69,7 +79,8 @@ var _ spec.Serving = (*Runtime)(nil)
 
 // New returns a Runtime serving nothing yet.
 func New(opts Options) (*Runtime, error) {
-	r := &Runtime{opts: opts, log: opts.Logger, ports: &serving.Ports{}, maxBody: opts.MaxBodyBytes}
+	r := &Runtime{opts: opts, log: opts.Logger, ports: &serving.Ports{}, maxBody: opts.MaxBodyBytes,
+		account: cmp.Or(opts.Account, "000000000000")}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
 	}
@@ -344,81 +355,127 @@ type call struct {
 
 // ServeHTTP answers POST /endpoints/{name}/invocations as SageMaker's runtime does.
 func (r *Runtime) ServeHTTP(w http.ResponseWriter, req *http.Request) {
-	name, ok := strings.CutPrefix(req.URL.Path, "/endpoints/")
-	if ok {
-		name, ok = strings.CutSuffix(name, "/invocations")
-	}
-	if !ok || name == "" || strings.IndexByte(name, '/') >= 0 {
-		writeError(w, http.StatusNotFound, "UnknownOperationException", apiError{Message: "No operation at " + req.Method + " " + req.URL.Path + "; invocations are POST /endpoints/{EndpointName}/invocations."})
-		return
-	}
-	if req.Method != http.MethodPost {
-		writeError(w, http.StatusMethodNotAllowed, "UnknownOperationException", apiError{Message: "Invocations are POST /endpoints/{EndpointName}/invocations, not " + req.Method + "."})
+	start := time.Now()
+	name, ok := r.checkRequest(w, req)
+	if !ok {
 		return
 	}
 	ep := r.lookup(name)
 	if ep == nil || ep.table.Load() == nil {
-		validationError(w, http.StatusBadRequest, "Endpoint %s not found.", name)
+		r.notFound(w, name)
 		return
 	}
-	if tm := req.Header.Get("X-Amzn-Sagemaker-Target-Model"); tm != "" {
-		validationError(w, http.StatusBadRequest, "Endpoint %s is not a multi-model endpoint; remove TargetModel (%s) from the request.", name, tm)
-		return
-	}
-	if req.ContentLength > r.maxBody {
-		r.tooLarge(w, req.ContentLength)
-		return
-	}
-
 	c := r.calls.Get().(*call)
 	defer r.putCall(c)
+	if !r.readRequest(w, req, c) {
+		return
+	}
+	inst, instances, ok := r.pickInstance(w, ep, req.Header.Get("X-Amzn-Sagemaker-Target-Variant"))
+	if !ok {
+		return
+	}
+	defer inst.release()
+	ok, modelTime := r.invokeChain(w, req, name, inst, c)
+	if ok {
+		writeAnswer(w, &c.inv, inst.variant.header)
+	}
+	r.recordMetrics(req, name, inst, &c.inv, spec.Invocation{Start: start, ModelLatency: modelTime, Instances: instances})
+}
+
+// recordMetrics reports an answered invocation to the metrics sink (CloudWatch).
+func (r *Runtime) recordMetrics(req *http.Request, name string, inst *instance, inv *serving.Invocation, m spec.Invocation) {
+	sink := r.opts.Metrics
+	if sink == nil || (inv.Status == 0 && req.Context().Err() != nil) {
+		return // nothing records, or the client went away: not the model's failure
+	}
+	m.Endpoint, m.Variant, m.Status, m.Total = name, inst.variant.name, inv.Status, time.Since(m.Start)
+	sink.Invocation(m)
+}
+
+// checkRequest validates what the URL and headers say and returns the endpoint name; on a bad
+// request it has answered already.
+func (r *Runtime) checkRequest(w http.ResponseWriter, req *http.Request) (string, bool) {
+	name, ok := strings.CutPrefix(req.URL.Path, "/endpoints/")
+	if ok {
+		name, ok = strings.CutSuffix(name, "/invocations")
+	}
+	switch {
+	case !ok || name == "" || strings.IndexByte(name, '/') >= 0:
+		writeError(w, http.StatusNotFound, "UnknownOperationException", apiError{Message: "No operation at " + req.Method + " " + req.URL.Path + "; invocations are POST /endpoints/{EndpointName}/invocations."})
+	case req.Method != http.MethodPost:
+		writeError(w, http.StatusMethodNotAllowed, "UnknownOperationException", apiError{Message: "Invocations are POST /endpoints/{EndpointName}/invocations, not " + req.Method + "."})
+	case req.Header.Get("X-Amzn-Sagemaker-Target-Model") != "":
+		validationError(w, http.StatusBadRequest, "Endpoint %s is not a multi-model endpoint; remove TargetModel (%s) from the request.", name, req.Header.Get("X-Amzn-Sagemaker-Target-Model"))
+	default:
+		return name, true
+	}
+	return "", false
+}
+
+// notFound answers as SageMaker does for an endpoint that does not exist or serves nothing.
+func (r *Runtime) notFound(w http.ResponseWriter, name string) {
+	validationError(w, http.StatusBadRequest, "Endpoint %s of account %s not found.", name, r.account)
+}
+
+// readRequest reads the body (at most maxBody bytes) into c and fills c.inv from the headers.
+func (r *Runtime) readRequest(w http.ResponseWriter, req *http.Request, c *call) bool {
+	if req.ContentLength > r.maxBody {
+		r.tooLarge(w, req.ContentLength)
+		return false
+	}
 	body, err := readBody(c.body[:0], req.Body, req.ContentLength, r.maxBody)
 	c.body = body
 	if err != nil {
 		if errors.Is(err, errTooLarge) {
 			r.tooLarge(w, int64(len(body)))
-			return
 		}
-		return // the client went away
+		return false // otherwise the client went away
 	}
-
-	target := req.Header.Get("X-Amzn-Sagemaker-Target-Variant")
-	var inst *instance
-	for attempt := 0; ; attempt++ {
-		t := ep.table.Load()
-		if t == nil {
-			validationError(w, http.StatusBadRequest, "Endpoint %s not found.", name)
-			return
-		}
-		p := &t.all
-		if target != "" {
-			if p = t.byName[target]; p == nil {
-				validationError(w, http.StatusBadRequest, "Variant %s not found on endpoint %s; its variants are %s.", target, name, strings.Join(t.variants, ", "))
-				return
-			}
-		}
-		set := p.pick()
-		if set == nil || attempt == 1000 {
-			writeError(w, http.StatusServiceUnavailable, "ServiceUnavailable", apiError{Message: "Endpoint " + name + " has no instance to serve the request."})
-			return
-		}
-		// An instance taken out of the table is closed after the new table is published, so
-		// trying again finds the new table.
-		if inst = set.next(); inst.acquire() {
-			break
-		}
-	}
-	defer inst.release()
-
 	inv := &c.inv
 	inv.Reset()
 	inv.Body = c.body
 	inv.ContentType = req.Header.Get("Content-Type")
 	inv.Accept = req.Header.Get("Accept")
 	inv.CustomAttributes = req.Header.Get("X-Amzn-Sagemaker-Custom-Attributes")
+	return true
+}
+
+// pickInstance routes by weight (or to the target variant) and returns an acquired instance.
+func (r *Runtime) pickInstance(w http.ResponseWriter, ep *endpoint, target string) (*instance, int, bool) {
+	for attempt := 0; ; attempt++ {
+		t := ep.table.Load()
+		if t == nil {
+			r.notFound(w, ep.name)
+			return nil, 0, false
+		}
+		p := &t.all
+		if target != "" {
+			if p = t.byName[target]; p == nil {
+				validationError(w, http.StatusBadRequest, "Variant %s not found on endpoint %s; its variants are %s.", target, ep.name, strings.Join(t.variants, ", "))
+				return nil, 0, false
+			}
+		}
+		set := p.pick()
+		if set == nil || attempt == 1000 {
+			writeError(w, http.StatusServiceUnavailable, "ServiceUnavailable", apiError{Message: "Endpoint " + ep.name + " has no instance to serve the request."})
+			return nil, 0, false
+		}
+		// An instance taken out of the table is closed after the new table is published, so
+		// trying again finds the new table.
+		if inst := set.next(); inst.acquire() {
+			return inst, len(set.insts), true
+		}
+	}
+}
+
+// invokeChain runs the instance's containers in order (an inference pipeline passes each
+// answer on as the next request); on a failure it has answered with SageMaker's error.
+// It returns whether it succeeded and how long the containers took (SageMaker's ModelLatency).
+func (r *Runtime) invokeChain(w http.ResponseWriter, req *http.Request, name string, inst *instance, c *call) (bool, time.Duration) {
+	inv := &c.inv
+	var modelTime time.Duration
 	for i, srv := range inst.chain {
 		if i > 0 {
-			// Inference pipeline: the previous container's answer is this one's request.
 			c.alt, inv.Out = inv.Out, c.alt[:0]
 			inv.Body = c.alt
 			inv.ContentType = inv.RespContentType
@@ -430,33 +487,44 @@ func (r *Runtime) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 			inv.Accept = req.Header.Get("Accept")
 		}
 		inv.Status = 0
-		if err := srv.Invoke(req.Context(), inv); err != nil {
-			if req.Context().Err() != nil {
-				return
-			}
-			if errors.Is(err, context.DeadlineExceeded) {
-				writeError(w, 424, "ModelError", apiError{Message: "Your invocation timed out while waiting for a response from the model server of variant " + inst.variant.name + "."})
-				return
-			}
-			r.log.Warn("model server did not answer", "endpoint", name, "variant", inst.variant.name,
-				"instance", inst.id, "error", err, "log", srv.LogPath())
-			unreachableModel(w, inst.variant.name, err, srv.LogPath())
-			return
+		t0 := time.Now()
+		err := srv.Invoke(req.Context(), inv)
+		modelTime += time.Since(t0)
+		if err != nil {
+			r.invokeFailed(w, req, name, inst, srv, err)
+			return false, modelTime
 		}
 		if inv.Status < 200 || inv.Status > 299 {
 			r.log.Debug("model error", "endpoint", name, "variant", inst.variant.name, "status", inv.Status)
 			modelError(w, inst.variant.name, inv.Status, inv.Out, srv.LogPath())
-			return
+			return false, modelTime
 		}
 	}
+	return true, modelTime
+}
 
+// invokeFailed answers for a model server that gave no answer.
+func (r *Runtime) invokeFailed(w http.ResponseWriter, req *http.Request, name string, inst *instance, srv serving.Instance, err error) {
+	switch {
+	case req.Context().Err() != nil: // the client went away
+	case errors.Is(err, context.DeadlineExceeded):
+		writeError(w, 424, "ModelError", apiError{Message: "Your invocation timed out while waiting for a response from the model server of variant " + inst.variant.name + "."})
+	default:
+		r.log.Warn("model server did not answer", "endpoint", name, "variant", inst.variant.name,
+			"instance", inst.id, "error", err, "log", srv.LogPath())
+		unreachableModel(w, inst.variant.name, err, srv.LogPath())
+	}
+}
+
+// writeAnswer writes the last container's answer with SageMaker's response headers.
+func writeAnswer(w http.ResponseWriter, inv *serving.Invocation, variantHeader []string) {
 	h := w.Header()
 	if inv.RespContentType != "" {
 		h["Content-Type"] = []string{inv.RespContentType}
 	} else {
 		h["Content-Type"] = nil // no sniffing: the model said nothing
 	}
-	h["X-Amzn-Invoked-Production-Variant"] = inst.variant.header
+	h["X-Amzn-Invoked-Production-Variant"] = variantHeader
 	if inv.RespCustomAttributes != "" {
 		h["X-Amzn-Sagemaker-Custom-Attributes"] = []string{inv.RespCustomAttributes}
 	}
@@ -469,9 +537,11 @@ func (r *Runtime) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	w.Write(inv.Out)
 }
 
+// tooLarge refuses a body over the limit as SageMaker's runtime does (413, "HTTP content length
+// exceeded N bytes."), and says what to do.
 func (r *Runtime) tooLarge(w http.ResponseWriter, n int64) {
 	validationError(w, http.StatusRequestEntityTooLarge,
-		"Request body of %d bytes exceeds the %d-byte limit for invocations; send fewer rows per request.", n, r.maxBody)
+		"HTTP content length exceeded %d bytes. The request body has %d bytes, over the %d-byte limit for invocations; send fewer rows per request.", r.maxBody, n, r.maxBody)
 }
 
 func (r *Runtime) putCall(c *call) {

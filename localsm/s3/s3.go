@@ -1,9 +1,12 @@
 // Package s3 is the local SageMaker's artifact store: the S3 API (path-style requests) over a
 // directory on disk, served by gofakes3 with its afero backend, and the spec.Artifacts reader the
-// serving layer fetches model.tar.gz files through.
+// serving layer fetches model.tar.gz files through. Keys are literal and escaped on disk (no key
+// leaves its bucket), multipart objects keep S3's "-N" ETags, and web pages get nothing unless
+// one origin is allowed (Options.CORSOrigin).
 package s3
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -23,20 +26,31 @@ import (
 )
 
 // Store is an S3 endpoint and artifact reader over one directory: objects live in
-// DIR/buckets/BUCKET/KEY, their metadata in DIR/metadata, uploads in progress in DIR/tmp.
+// DIR/buckets/BUCKET/ under their escaped keys (see diskPath), their metadata in DIR/metadata,
+// uploads in progress in DIR/tmp.
 type Store struct {
-	dir     string
-	backend *s3afero.MultiBucketBackend
-	handler http.Handler
+	dir        string
+	backend    gofakes3.Backend
+	handler    http.Handler
+	corsOrigin string
+	pending    *pendingETags
+	writes     *keyLocks
+}
+
+// Options configure a Store.
+type Options struct {
+	Logger *slog.Logger
+	// CORSOrigin is the one browser origin allowed to call the API (e.g. http://localhost:3000);
+	// empty refuses every cross-origin browser request.
+	CORSOrigin string
 }
 
 var _ spec.Artifacts = (*Store)(nil)
 
-// Open serves the S3 store in dir, creating it if needed.
-func Open(dir string, logger *slog.Logger) (*Store, error) {
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
+// Open serves the S3 store in dir, creating it if needed. Objects stored by the layout before
+// keys were escaped (BUCKET/KEY as a plain path) are moved to their escaped names on the way.
+func Open(dir string, opts Options) (*Store, error) {
+	logger := cmp.Or(opts.Logger, slog.New(slog.DiscardHandler))
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("open S3 store %s: %w", dir, err)
 	}
@@ -44,32 +58,55 @@ func Open(dir string, logger *slog.Logger) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open S3 store %s: %w", dir, err)
 	}
-	// A base-path filesystem, so that no key can reach outside the store's directory; writes
+	// A base-path filesystem, so that nothing can reach outside the store's directory; writes
 	// land whole or not at all.
 	fs, err := newAtomicFs(afero.NewBasePathFs(afero.NewOsFs(), abs))
 	if err != nil {
 		return nil, fmt.Errorf("open S3 store %s: %w", dir, err)
 	}
-	backend, err := s3afero.MultiBucket(fs)
+	afs, err := s3afero.MultiBucket(fs)
 	if err != nil {
 		return nil, fmt.Errorf("open S3 store %s: %w", dir, err)
 	}
-	faker := gofakes3.New(completeBodies{Backend: backend, fs: fs},
+	if err := migrateKeys(afs, logger); err != nil {
+		return nil, fmt.Errorf("open S3 store %s: move objects to escaped keys: %w", dir, err)
+	}
+	st := &Store{dir: abs, corsOrigin: opts.CORSOrigin, pending: &pendingETags{}, writes: &keyLocks{}}
+	st.backend = literalKeys{Backend: afs, pending: st.pending}
+	faker := gofakes3.New(completeBodies{Backend: st.backend, fs: fs},
 		gofakes3.WithLogger(slogAdapter{logger}),
 		// Clients on the same machine; a skewed clock must not break uploads.
 		gofakes3.WithTimeSkewLimit(0),
 		gofakes3.WithIntegrityCheck(true),
 	)
-	return &Store{dir: abs, backend: backend, handler: faker.Server()}, nil
+	st.handler = faker.Server()
+	return st, nil
 }
 
 // ServeHTTP answers S3 API requests (path-style: /BUCKET/KEY).
 func (s *Store) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !s.allowOrigin(w, r) {
+		return
+	}
 	if err := decodeAWSChunked(r); err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	s.handler.ServeHTTP(w, r)
+	bucket, key, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
+	q := r.URL.Query()
+	writes := key != "" && (r.Method == http.MethodPut && !q.Has("uploadId") || r.Method == http.MethodPost && q.Has("uploadId"))
+	if writes {
+		defer s.writes.lock(bucket, key)()
+	}
+	if r.Method == http.MethodPost && q.Has("uploadId") {
+		if tag, ok := multipartETag(r); ok {
+			s.pending.set(bucket, key, tag)
+			defer s.pending.take(bucket, key) // when the upload failed
+		}
+	}
+	fw := &fixHeaders{ResponseWriter: w, origin: r.Header.Get("Origin")}
+	s.handler.ServeHTTP(fw, r)
+	fw.fix()
 }
 
 // ParseURL splits an s3://bucket/key URL.
@@ -99,6 +136,9 @@ func (s *Store) Open(ctx context.Context, raw string) (io.ReadCloser, error) {
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
+	}
+	if err := bucketOK(bucket); err != nil {
+		return nil, fmt.Errorf("could not download model data from %s: %q is not a bucket name", raw, bucket)
 	}
 	obj, err := s.backend.GetObject(bucket, key, nil)
 	switch {

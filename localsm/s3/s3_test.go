@@ -19,7 +19,7 @@ import (
 
 func newStore(t *testing.T, dir string) (*s3.Store, *awss3.Client, *httptest.Server) {
 	t.Helper()
-	st, err := s3.Open(dir, nil)
+	st, err := s3.Open(dir, s3.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +56,7 @@ func TestArtifactsFromS3API(t *testing.T) {
 	if err != nil || !bytes.Equal(got, payload) {
 		t.Fatalf("Open: %v (%d bytes, want %d)", err, len(got), len(payload))
 	}
-	reopened, err := s3.Open(dir, nil)
+	reopened, err := s3.Open(dir, s3.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package serving
 import (
 	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"os"
 	"path/filepath"
@@ -23,7 +24,7 @@ func TestStoreExtractsAndShares(t *testing.T) {
 		tarEntry{name: "link", typ: tar.TypeSymlink, link: "/etc/passwd"},
 	)
 	ctx := context.Background()
-	d1, rel1, err := store.Extract(ctx, "s3://b/m.tar.gz", bytes.NewReader(archive))
+	d1, rel1, err := store.Extract(ctx, "s3://b/m.tar.gz", bytes.NewReader(archive), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,7 +39,7 @@ func TestStoreExtractsAndShares(t *testing.T) {
 	}
 
 	// The same content is extracted once, whoever asks, and survives until the last release.
-	d2, rel2, err := store.Extract(ctx, "s3://other/copy.tar.gz", bytes.NewReader(archive))
+	d2, rel2, err := store.Extract(ctx, "s3://other/copy.tar.gz", bytes.NewReader(archive), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +57,7 @@ func TestStoreExtractsAndShares(t *testing.T) {
 	}
 
 	// After a restart (a new Store over the same directory) an existing extraction is reused.
-	d3, rel3, _ := store.Extract(ctx, "s3://b/m.tar.gz", bytes.NewReader(archive))
+	d3, rel3, _ := store.Extract(ctx, "s3://b/m.tar.gz", bytes.NewReader(archive), 0)
 	os.WriteFile(filepath.Join(dir, ".tmp-leftover"), nil, 0o644)
 	store2, err := NewStore(dir)
 	if err != nil {
@@ -65,7 +66,7 @@ func TestStoreExtractsAndShares(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, ".tmp-leftover")); !os.IsNotExist(err) {
 		t.Errorf("NewStore left an interrupted extraction behind")
 	}
-	d4, rel4, err := store2.Extract(ctx, "s3://b/m.tar.gz", bytes.NewReader(archive))
+	d4, rel4, err := store2.Extract(ctx, "s3://b/m.tar.gz", bytes.NewReader(archive), 0)
 	if err != nil || d4 != d3 {
 		t.Fatalf("after restart: %s, %v; want reuse of %s", d4, err, d3)
 	}
@@ -78,7 +79,7 @@ func TestStoreExtractsAndShares(t *testing.T) {
 
 func TestStoreExtractsPlainTar(t *testing.T) {
 	store, _ := NewStore(t.TempDir())
-	d, rel, err := store.Extract(context.Background(), "s3://b/m.tar", bytes.NewReader(makeTar(t, false, tarEntry{name: "xgboost-model", body: "m"})))
+	d, rel, err := store.Extract(context.Background(), "s3://b/m.tar", bytes.NewReader(makeTar(t, false, tarEntry{name: "xgboost-model", body: "m"})), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,16 +113,16 @@ func TestBadArchivesFailClearly(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			store, _ := NewStore(dir)
-			_, _, err := store.Extract(context.Background(), "s3://bucket/model.tar.gz", bytes.NewReader(tc.data))
+			_, _, err := store.Extract(context.Background(), "s3://bucket/model.tar.gz", bytes.NewReader(tc.data), 0)
 			if err == nil || !strings.Contains(err.Error(), tc.words) || !strings.Contains(err.Error(), "s3://bucket/model.tar.gz") {
 				t.Fatalf("Extract: %v; want an error naming the artifact and saying %q", err, tc.words)
 			}
 			if entries, _ := os.ReadDir(dir); len(entries) != 0 {
 				t.Errorf("a failed extraction left %v behind", entries)
 			}
-			_, err = readModelFiles("s3://bucket/model.tar.gz", bytes.NewReader(tc.data))
+			_, err = scanModelFiles("s3://bucket/model.tar.gz", bytes.NewReader(tc.data), 0)
 			if err == nil || !strings.Contains(err.Error(), tc.words) {
-				t.Errorf("readModelFiles: %v; want %q", err, tc.words)
+				t.Errorf("scanModelFiles: %v; want %q", err, tc.words)
 			}
 		})
 	}
@@ -139,7 +140,7 @@ func TestPickModelFile(t *testing.T) {
 		return strings.Join(s, ",")
 	}
 	read := func(entries ...tarEntry) []modelFile {
-		files, err := readModelFiles("s3://b/k", bytes.NewReader(makeTar(t, true, entries...)))
+		files, err := scanModelFiles("s3://b/k", bytes.NewReader(makeTar(t, true, entries...)), 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -159,5 +160,71 @@ func TestPickModelFile(t *testing.T) {
 		if got := names(pickModelFile(read(tc.entries...))); got != tc.want {
 			t.Errorf("pickModelFile(%v) = %s, want %s", tc.entries, got, tc.want)
 		}
+	}
+}
+
+// TestArtifactCap: nothing past the cap is unpacked or inflated, whether the size is declared
+// in a member's header, spread over several members, or hidden after the end of the archive;
+// the error names the artifact and the cap. Both the built-in server's reader and the
+// extraction for process containers keep to it.
+func TestArtifactCap(t *testing.T) {
+	const limit = 1 << 20
+	withTail := func() []byte {
+		var buf bytes.Buffer
+		zw := gzip.NewWriter(&buf)
+		zw.Write(makeTar(t, false, tarEntry{name: "xgboost-model", body: "small"}))
+		zw.Write(make([]byte, 32<<20)) // zeros after the end of the archive
+		zw.Close()
+		return buf.Bytes()
+	}
+	half := strings.Repeat("z", limit/2+1)
+	tests := map[string][]byte{
+		"one big member":          makeTar(t, true, tarEntry{name: "xgboost-model", body: strings.Repeat("z", limit+1)}),
+		"members adding up":       makeTar(t, true, tarEntry{name: "a.json", body: half}, tarEntry{name: "b.json", body: half}),
+		"zeros after the archive": withTail(),
+	}
+	for name, data := range tests {
+		t.Run(name, func(t *testing.T) {
+			const want = "model artifact s3://b/bomb.tar.gz unpacks to more than 1 MiB, the local SageMaker's --max-model-size"
+			_, err := scanModelFiles("s3://b/bomb.tar.gz", bytes.NewReader(data), limit)
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("scanModelFiles: %v; want %q", err, want)
+			}
+			dir := t.TempDir()
+			store, _ := NewStore(dir)
+			if _, _, err := store.Extract(context.Background(), "s3://b/bomb.tar.gz", bytes.NewReader(data), limit); err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("Extract: %v; want %q", err, want)
+			}
+			if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+				t.Errorf("a refused artifact left %v behind", entries)
+			}
+		})
+	}
+	ok := makeTar(t, true, tarEntry{name: "xgboost-model", body: strings.Repeat("z", limit-1000)})
+	if _, err := scanModelFiles("s3://b/ok.tar.gz", bytes.NewReader(ok), limit); err != nil {
+		t.Errorf("an artifact under the cap: %v", err)
+	}
+}
+
+// TestModelFilesReadOneAtATime: candidates other than xgboost-model are read only when asked
+// for, each from the artifact again, so memory holds one model file at a time.
+func TestModelFilesReadOneAtATime(t *testing.T) {
+	url := "s3://b/two.tar.gz"
+	arts := memArtifacts{url: makeTar(t, true, tarEntry{name: "b.json", body: "B"}, tarEntry{name: "a.json", body: "A"})}
+	files, err := modelFiles(context.Background(), arts, url, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) != 2 || files[0].name != "a.json" || files[0].data != nil || files[1].data != nil {
+		t.Fatalf("candidates %+v; want a.json and b.json, not read yet", files)
+	}
+	for i, want := range []string{"A", "B"} {
+		if got, err := files[i].read(context.Background()); err != nil || string(got) != want {
+			t.Errorf("%s reads %q, %v", files[i].name, got, err)
+		}
+	}
+	delete(arts, url)
+	if _, err := files[0].read(context.Background()); err == nil {
+		t.Error("reading a candidate of an artifact that is gone succeeded")
 	}
 }

@@ -237,6 +237,22 @@ func truncate(b []byte, n int) string {
 // container writes predictions: the shortest digits that round-trip, fixed notation for
 // exponents in [-4, 16) with at least one decimal ("10.0"), else "1e-05" / "1.5e+16".
 func appendPyFloat(dst []byte, v float64) []byte {
+	// Predictions are nearly always in [1e-4, 1e15), where python writes fixed notation and
+	// strconv can write the shortest digits that way directly. Below 1e15 the shortest digits
+	// cannot round up to 1e16, where python switches to exponents.
+	if a := math.Abs(v); a >= 1e-4 && a < 1e15 {
+		start := len(dst)
+		dst = strconv.AppendFloat(dst, v, 'f', -1, 64)
+		if bytes.IndexByte(dst[start:], '.') < 0 {
+			dst = append(dst, '.', '0') // python's "10.0"
+		}
+		return dst
+	}
+	return appendPyFloatExp(dst, v)
+}
+
+// appendPyFloatExp is appendPyFloat for any value, going through strconv's exponent form.
+func appendPyFloatExp(dst []byte, v float64) []byte {
 	switch {
 	case math.IsNaN(v):
 		return append(dst, "nan"...)

@@ -20,6 +20,8 @@ type Source struct {
 	Store *Store
 	// ImageMap maps images to local commands (see Resolve).
 	ImageMap map[string]string
+	// MaxModelBytes caps what an artifact may unpack to; 0 means DefaultMaxModelBytes.
+	MaxModelBytes int64
 }
 
 // Model is one container of a variant made ready to run: its image resolved, its artifact
@@ -52,7 +54,7 @@ func Prepare(ctx context.Context, c spec.Container, src Source) (*Model, error) 
 		if c.ModelDataURL == "" {
 			return nil, fmt.Errorf("image %s is SageMaker's XGBoost image, which needs ModelDataUrl pointing at a model.tar.gz holding the model file xgboost-model", c.Image)
 		}
-		booster, err := loadXGBoost(ctx, src.Artifacts, c.ModelDataURL)
+		booster, err := loadXGBoost(ctx, src.Artifacts, c.ModelDataURL, src.MaxModelBytes)
 		if err != nil {
 			return nil, err
 		}
@@ -75,7 +77,7 @@ func Prepare(ctx context.Context, c spec.Container, src Source) (*Model, error) 
 			return nil, fmt.Errorf("fetch model artifact: %w", err)
 		}
 		defer rc.Close()
-		m.dir, m.release, err = src.Store.Extract(ctx, c.ModelDataURL, rc)
+		m.dir, m.release, err = src.Store.Extract(ctx, c.ModelDataURL, rc, src.MaxModelBytes)
 		if err != nil {
 			return nil, err
 		}
@@ -83,23 +85,21 @@ func Prepare(ctx context.Context, c spec.Container, src Source) (*Model, error) 
 	return m, nil
 }
 
-func loadXGBoost(ctx context.Context, artifacts spec.Artifacts, url string) (*xgboost.Model, error) {
-	rc, err := artifacts.Open(ctx, url)
-	if err != nil {
-		return nil, fmt.Errorf("fetch model artifact: %w", err)
-	}
-	defer rc.Close()
-	files, err := readModelFiles(url, rc)
+func loadXGBoost(ctx context.Context, artifacts spec.Artifacts, url string, limit int64) (*xgboost.Model, error) {
+	candidates, err := modelFiles(ctx, artifacts, url, limit)
 	if err != nil {
 		return nil, err
 	}
-	candidates := pickModelFile(files)
 	if len(candidates) == 0 {
 		return nil, fmt.Errorf("model artifact %s holds no model file; SageMaker's XGBoost container expects a file named xgboost-model at the top of the archive", url)
 	}
 	var errs []string
 	for _, f := range candidates {
-		booster, err := xgboost.Load(f.data)
+		data, err := f.read(ctx)
+		if err != nil {
+			return nil, err
+		}
+		booster, err := xgboost.Load(data)
 		if err == nil {
 			return booster, nil
 		}

@@ -121,10 +121,7 @@ func (s *xgbServer) predict(inv *Invocation) *payloadError {
 		inv.Status = 204
 		return nil
 	}
-	preds := sc.preds[:0]
-	for r := range n {
-		preds = s.booster.PredictTo(preds, rows[r*s.features:(r+1)*s.features])
-	}
+	preds := s.booster.PredictRows(sc.preds[:0], rows[:n*s.features], s.features)
 	sc.preds = preds
 	if len(preds) != n*s.outputs {
 		return badPayload(500, "the model returned %d values for %d rows; expected %d per row", len(preds), n, s.outputs)

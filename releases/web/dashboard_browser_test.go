@@ -219,8 +219,7 @@ func TestBrowserApprovePendingPromotion(t *testing.T) {
 // deployerLike executes commands the way the deployer does, reporting through the real client.
 type deployerLike struct{ delay time.Duration }
 
-func (d deployerLike) Execute(ctx context.Context, cmd releases.Command) error {
-	c := agent.ClientFrom(ctx)
+func (d deployerLike) Execute(ctx context.Context, c *releases.Client, cmd releases.Command) error {
 	if c == nil {
 		return errors.New("no client")
 	}

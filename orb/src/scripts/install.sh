@@ -6,6 +6,8 @@ set -eu
 
 version="${SAGEDEPLOY_VERSION#v}"
 dest="${SAGEDEPLOY_INSTALL_DIR:-$HOME/bin}"
+# CircleCI passes a parameter such as ~/bin through the environment as is, unexpanded.
+case "$dest" in "~" | "~/"*) dest="$HOME${dest#"~"}" ;; esac
 base="${SAGEDEPLOY_DOWNLOAD_BASE:-https://github.com/sagedeploy/sagedeploy/releases/download}"
 
 if command -v sagedeploy >/dev/null 2>&1 && sagedeploy version 2>/dev/null | grep -q " v\{0,1\}${version} "; then

@@ -1,0 +1,54 @@
+package deploy_test
+
+import (
+	"testing"
+
+	"github.com/sagedeploy/sagedeploy/deploy"
+)
+
+// A rollback reads the endpoint once — one DescribeEndpoint, one ListTags, each endpoint
+// configuration described once — before it updates the endpoint: waiting on AWS's API (and its
+// throttling) is what a user feels, and a second read could see a different endpoint than the
+// first.
+func TestRollbackReadsTheEndpointOnceBeforeItActs(t *testing.T) {
+	t.Parallel()
+	l := startLocal(t)
+	setup, _ := l.deployer(nil)
+	register(t, setup, "abalone", 1, true)
+	register(t, setup, "abalone", 2, true)
+	v1, err := setup.Deploy(ctx, deploy.DeployRequest{Model: "abalone", Environment: "dev", Version: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v2, err := setup.Deploy(ctx, deploy.DeployRequest{Model: "abalone", Environment: "dev", Version: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	rec := &calls{}
+	d, events := l.deployer(rec)
+	res, err := d.Rollback(ctx, deploy.RollbackRequest{Model: "abalone", Environment: "dev"})
+	if err != nil {
+		t.Fatalf("rollback: %v\n%s", err, events.text())
+	}
+	if res.Version.Number != 1 || res.EndpointConfigName != v1.EndpointConfigName {
+		t.Fatalf("rolled back to %s (%s), want version 1 (%s)", res.Version.String(), res.EndpointConfigName, v1.EndpointConfigName)
+	}
+	expectVersion(t, d, "abalone-dev", 1)
+
+	before := rec.before("SageMaker/UpdateEndpoint")
+	if n := before["SageMaker/DescribeEndpoint"]; n != 1 {
+		t.Errorf("the rollback described the endpoint %d times before updating it, want 1", n)
+	}
+	if n := before["SageMaker/ListTags"]; n != 1 {
+		t.Errorf("the rollback listed the endpoint's tags %d times before updating it, want 1", n)
+	}
+	for _, cfg := range []string{v1.EndpointConfigName, v2.EndpointConfigName} {
+		if n := before["SageMaker/DescribeEndpointConfig "+cfg]; n != 1 {
+			t.Errorf("the rollback described endpoint configuration %s %d times before updating the endpoint, want 1", cfg, n)
+		}
+	}
+	if t.Failed() {
+		t.Logf("calls before UpdateEndpoint: %v", before)
+	}
+}
