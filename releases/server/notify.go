@@ -35,7 +35,7 @@ func (n *notifier) signal(key string) {
 	defer n.mu.Unlock()
 	n.close(key)
 	// Every change of a release is signaled, and any may have queued webhook deliveries.
-	if strings.HasPrefix(key, releasePrefix) {
+	if strings.HasPrefix(key, releaseKey("")) {
 		n.close(outboxKey)
 	}
 }
@@ -47,12 +47,7 @@ func (n *notifier) close(key string) {
 	}
 }
 
-const (
-	releasePrefix = "release:"
-	outboxKey     = "outbox"
-)
-
-func releaseKey(id string) string { return releasePrefix + id }
+func releaseKey(id string) string { return "release:" + id }
 func queueKey(env string) string  { return "queue:" + env }
 
 // presence remembers when an agent of each environment last asked for work.
@@ -75,6 +70,9 @@ func (p *presence) last(env string) (time.Time, bool) {
 	t, ok := p.seen[env]
 	return t, ok
 }
+
+// outboxKey wakes the webhook deliverer.
+const outboxKey = "outbox"
 
 // deliverLoop sends due webhook deliveries until Close: woken by release changes of this server,
 // at the time the next one is due, and every Poll for those other servers queued.

@@ -11,7 +11,7 @@ import (
 	"time"
 )
 
-// webhookSchema is migration 4: the webhooks, the outbox of their deliveries (one row per event
+// webhookSchema is migration 5: the webhooks, the outbox of their deliveries (one row per event
 // and webhook, written in the transaction of the change that causes it), and the log of every
 // attempt with its status code.
 var webhookSchema = []string{
