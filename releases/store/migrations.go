@@ -176,8 +176,7 @@ var migrations = []migration{
 		`UPDATE releases SET reason = 'rejected' WHERE status = 'canceled' AND rejected_by <> ''`,
 		`UPDATE releases SET reason = 'canceled' WHERE status = 'canceled' AND rejected_by = ''`,
 	}},
-	// 4 is the four-eyes migration of the security work (branch w15a); keep the order 4, 5.
-	{5, "webhooks and their delivery outbox", webhookSchema},
+	{4, "webhooks and their delivery outbox", webhookSchema},
 }
 
 // SchemaVersion is the newest migration this build knows.

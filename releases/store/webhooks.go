@@ -11,11 +11,12 @@ import (
 	"time"
 )
 
-// webhookSchema is migration 5: the webhooks, the outbox of their deliveries (one row per event
+// webhookSchema is a migration: the webhooks, the outbox of their deliveries (one row per event
 // and webhook, written in the transaction of the change that causes it), and the log of every
-// attempt with its status code.
+// attempt with its status code. New tables only, so IF NOT EXISTS makes the step safe to
+// re-apply on a database that already has them (a downgrade and upgrade again).
 var webhookSchema = []string{
-	`CREATE TABLE webhooks (
+	`CREATE TABLE IF NOT EXISTS webhooks (
 		id TEXT PRIMARY KEY,
 		name TEXT NOT NULL DEFAULT '',
 		url TEXT NOT NULL,
@@ -28,7 +29,7 @@ var webhookSchema = []string{
 		created_by TEXT NOT NULL DEFAULT '',
 		created_at BIGINT NOT NULL
 	)`,
-	`CREATE TABLE webhook_outbox (
+	`CREATE TABLE IF NOT EXISTS webhook_outbox (
 		id TEXT PRIMARY KEY,
 		event_id TEXT NOT NULL,
 		webhook_id TEXT NOT NULL,
@@ -46,8 +47,8 @@ var webhookSchema = []string{
 		UNIQUE (event_id, webhook_id)
 	)`,
 	// The deliverer asks "what is due?" on every tick: pending rows by due time only.
-	`CREATE INDEX webhook_outbox_due ON webhook_outbox (state, next_at)`,
-	`CREATE TABLE webhook_attempts (
+	`CREATE INDEX IF NOT EXISTS webhook_outbox_due ON webhook_outbox (state, next_at)`,
+	`CREATE TABLE IF NOT EXISTS webhook_attempts (
 		id @AUTOID@,
 		delivery_id TEXT NOT NULL,
 		attempt INTEGER NOT NULL,
@@ -56,7 +57,7 @@ var webhookSchema = []string{
 		error TEXT NOT NULL DEFAULT '',
 		duration_ms INTEGER NOT NULL DEFAULT 0
 	)`,
-	`CREATE INDEX webhook_attempts_delivery ON webhook_attempts (delivery_id)`,
+	`CREATE INDEX IF NOT EXISTS webhook_attempts_delivery ON webhook_attempts (delivery_id)`,
 }
 
 // EventKind is what happened, as webhooks subscribe to it.
