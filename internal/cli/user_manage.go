@@ -123,3 +123,26 @@ or else generated and printed once. Every session of the user ends at once.`,
 	pw.Flags().BoolVar(&passwordStdin, "password-stdin", false, "read the password from standard input")
 	return pw
 }
+
+func newUserSignOutCmd(g *globals, sf *storeFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:     "signout NAME",
+		Short:   "End every dashboard session of a user (they sign in again)",
+		Example: "  sagedeploy server user signout carol",
+		Args:    argsNamed(1, "the user's name"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			st, err := sf.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			ended, err := st.EndSessions(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			_ = st.AddAudit(cmd.Context(), store.AuditEntry{Actor: "cli:" + g.osUserName(), Action: "user.signout", Target: args[0], Outcome: "ok", Detail: fmt.Sprintf("sessions ended: %d", ended)})
+			fmt.Fprintf(g.stdout, "Signed %s out: %d session(s) ended.\n", args[0], ended)
+			return nil
+		},
+	}
+}

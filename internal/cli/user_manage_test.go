@@ -112,7 +112,11 @@ func TestServerUserCommandsRoundTrip(t *testing.T) {
 				t.Fatalf("carol after role and password: role %s, password printed %q does not match", u.Role, newPW)
 			}
 			session("s3")
-			if out, _, code := run("", "server", "user", "remove", "carol"); code != 0 || !strings.Contains(out, "Removed carol; 1 session(s) ended") || !ended("s3") {
+			if out, _, code := run("", "server", "user", "signout", "carol"); code != 0 || !strings.Contains(out, "1 session(s) ended") || !ended("s3") {
+				t.Fatalf("user signout: %d %s", code, out)
+			}
+			session("s4")
+			if out, _, code := run("", "server", "user", "remove", "carol"); code != 0 || !strings.Contains(out, "Removed carol; 1 session(s) ended") || !ended("s4") {
 				t.Fatalf("user remove: %d %s", code, out)
 			}
 			if _, errOut, code := run("", "server", "user", "remove", "admin"); code == 0 || !strings.Contains(errOut, "last admin") {

@@ -33,7 +33,7 @@ func ResetPassword(ctx context.Context, st *store.Store, name, password string, 
 // userRoutes registers user management: the JSON API and the settings page's forms (admins only).
 func (s *Server) userRoutes(m *http.ServeMux) {
 	a, d := jsonAPI{s}, dashboard{s}
-	m.HandleFunc("GET /api/v1/users/sessions", s.api(a.apiUserList))
+	m.HandleFunc("POST /api/v1/users/{name}/signout", s.api(a.apiSignOutUser))
 	m.HandleFunc("DELETE /api/v1/users/{name}", s.api(a.apiRemoveUser))
 	m.HandleFunc("POST /api/v1/users/{name}/role", s.api(a.apiUserRole))
 	m.HandleFunc("POST /api/v1/users/{name}/password", s.api(a.apiUserPassword))
@@ -42,15 +42,18 @@ func (s *Server) userRoutes(m *http.ServeMux) {
 	m.HandleFunc("POST /settings/users/{name}/password", d.page(d.userPasswordForm))
 }
 
-func (s jsonAPI) apiUserList(w http.ResponseWriter, r *http.Request, p principal) error {
-	if err := p.needRole(store.RoleAdmin, "manage users"); err != nil {
+// apiSignOutUser ends every session of a user (a lost laptop, a shared screen).
+func (s jsonAPI) apiSignOutUser(w http.ResponseWriter, r *http.Request, p principal) error {
+	name := r.PathValue("name")
+	if err := p.needRole(store.RoleAdmin, "sign users out"); err != nil {
 		return err
 	}
-	list, err := s.st.UserList(r.Context())
+	ended, err := s.st.EndSessions(r.Context(), name)
+	s.audit(r, p.name(), "user.signout", "", "", name, outcomeOf(s.Server, r, err), "sessions ended: "+strconv.Itoa(ended))
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"users": list})
+	writeJSON(w, http.StatusOK, map[string]any{"name": name, "sessions_ended": ended})
 	return nil
 }
 

@@ -49,6 +49,12 @@ func TestUserChangesThroughTheAPIEndSessionsAtOnce(t *testing.T) {
 	}
 
 	dave := newBrowserlessSession(t, e, "dave", davePW)
+	wantBody(t, e.Do("GET", "/api/v1/users", e.Admin(), nil), http.StatusOK, `"name": "dave"`, `"sessions": 1`)
+	wantBody(t, e.Do("POST", "/api/v1/users/dave/signout", e.Admin(), nil), http.StatusOK, `"sessions_ended": 1`)
+	if code := dave.me(); code != http.StatusUnauthorized {
+		t.Fatalf("signed out by an admin, dave's session answered %d, want 401", code)
+	}
+	dave = newBrowserlessSession(t, e, "dave", davePW)
 	wantBody(t, e.Do("DELETE", "/api/v1/users/dave", e.Admin(), nil), http.StatusOK, `"sessions_ended": 1`)
 	if code := dave.me(); code != http.StatusUnauthorized {
 		t.Fatalf("removed user's open session answered %d, want 401", code)
