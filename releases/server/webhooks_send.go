@@ -236,6 +236,11 @@ func newSender(st *store.Store, opts WebhookOptions, baseURL, version string) *s
 func (s *sender) deliver(ctx context.Context, d store.Delivery) (store.Delivery, error) {
 	start := time.Now()
 	code, err := s.post(ctx, d)
+	if err != nil && ctx.Err() != nil {
+		// Interrupted by our own shutdown, not refused: give it back for the next sender. If the
+		// receiver got it anyway, it drops the repeat by its event id.
+		return d, s.st.Unclaim(context.WithoutCancel(ctx), d.ID, s.owner)
+	}
 	a := store.Attempt{StatusCode: code, Duration: time.Since(start), State: store.DeliveryDelivered}
 	if err != nil {
 		a.Error = err.Error()

@@ -278,6 +278,16 @@ func (s *Store) RecordAttempt(ctx context.Context, d Delivery, owner string, a A
 	return d, err
 }
 
+// Unclaim gives a delivery back without counting an attempt (its sender is shutting down), so
+// that it is due again at once instead of when the lease ends.
+func (s *Store) Unclaim(ctx context.Context, id, owner string) error {
+	_, err := s.exec(ctx, `UPDATE webhook_outbox SET claimed_by = '', claimed_until = 0 WHERE id = ? AND claimed_by = ? AND state = ?`, id, owner, DeliveryPending)
+	if err != nil {
+		return fmt.Errorf("give back webhook delivery %s: %w", id, err)
+	}
+	return nil
+}
+
 // QueueTest makes a delivery of a test event to webhook id, already claimed by owner for lease,
 // so that its sender can deliver it now (and the delivery log shows it).
 func (s *Store) QueueTest(ctx context.Context, id, owner string, lease time.Duration) (Delivery, error) {

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -182,4 +183,30 @@ func claimConcurrently(t *testing.T, stores ...*store.Store) map[string]claim {
 type claim struct {
 	owner string
 	d     store.Delivery
+}
+
+// TestUnclaimGivesADeliveryBackAtOnce: a sender shutting down mid-delivery gives it back
+// without an attempt counted, so the next sender need not wait for the lease to end.
+func TestUnclaimGivesADeliveryBackAtOnce(t *testing.T) {
+	eachBackend(t, func(t *testing.T, s *store.Store, clk *clock) {
+		devProd(t, s)
+		addHook(t, s, "a", "", store.EventDriftDetected)
+		if _, err := s.NotifyDrift(ctx, "dev", "abalone", "config changed in the console", nil); err != nil {
+			t.Fatal(err)
+		}
+		ds, err := s.Claim(ctx, "s1", "k1", 10, time.Hour)
+		if err != nil || len(ds) != 1 {
+			t.Fatalf("claim: %d (%v)", len(ds), err)
+		}
+		if err := s.Unclaim(ctx, ds[0].ID, "s1"); err != nil {
+			t.Fatal(err)
+		}
+		again, err := s.Claim(ctx, "s2", "k1", 10, time.Hour)
+		if err != nil || len(again) != 1 || again[0].Attempts != 0 {
+			t.Fatalf("after unclaim: %d deliveries claimable (%v), want the one with no attempt counted", len(again), err)
+		}
+		if _, err := s.NotifyDrift(ctx, "qa", "abalone", "x", nil); err == nil || !strings.Contains(err.Error(), "qa") {
+			t.Fatalf("drift of an unknown environment: %v", err)
+		}
+	})
 }
