@@ -1,6 +1,7 @@
 // Package server is the release server: the JSON API the deployer reports releases to and agents
-// take commands from, and the dashboard (sign-in, overview, timeline, components, live releases,
-// approvals, settings, audit log). It keeps no cloud credentials: commands are executed by agents.
+// take commands from, the dashboard (sign-in, overview, timeline, components, live releases,
+// approvals, settings, audit log), and the signed webhooks that tell people what happened. It
+// keeps no cloud credentials: commands are executed by agents.
 package server
 
 import (
