@@ -128,7 +128,7 @@ func (s *Server) logAttempt(d store.Delivery, err error) {
 	case err != nil:
 		s.log.Error("record webhook attempt", append(attrs, "err", err)...)
 	case s.ctx.Err() != nil && d.State == store.DeliveryPending:
-		s.log.Info("webhook delivery interrupted by shutdown; it is due again", attrs...)
+		s.log.Info("webhook delivery left for the next sender: this server stops", attrs...)
 	case d.State == store.DeliveryDelivered:
 		s.log.Info("webhook delivered", attrs...)
 	case d.State == store.DeliveryPending:

@@ -234,13 +234,14 @@ func newSender(st *store.Store, opts WebhookOptions, baseURL, version string) *s
 // deliver makes one attempt of d and records it; the delivery is due again after the backoff,
 // or given up after the last attempt.
 func (s *sender) deliver(ctx context.Context, d store.Delivery) (store.Delivery, error) {
-	start := time.Now()
-	code, err := s.post(ctx, d)
-	if err != nil && ctx.Err() != nil {
-		// Interrupted by our own shutdown, not refused: give it back for the next sender. If the
-		// receiver got it anyway, it drops the repeat by its event id.
+	if ctx.Err() != nil {
+		// Shutting down before the attempt began: give it back for the next sender at once.
 		return d, s.st.Unclaim(context.WithoutCancel(ctx), d.ID, s.owner)
 	}
+	// An attempt once begun runs to its answer (within Timeout) even when the server stops, so
+	// that a graceful stop records it instead of leaving it to be sent a second time.
+	start := time.Now()
+	code, err := s.post(context.WithoutCancel(ctx), d)
 	a := store.Attempt{StatusCode: code, Duration: time.Since(start), State: store.DeliveryDelivered}
 	if err != nil {
 		a.Error = err.Error()
