@@ -219,6 +219,11 @@ func (s *Stack) startServer(ctx context.Context) error {
 	so.Version = cmp.Or(so.Version, o.Version)
 	so.Store, so.Logger, so.BaseURL, so.PasswordCost = s.store, o.Logger.With("part", "server"), o.BaseURL, o.PasswordCost
 	var err error
+	if len(so.Webhooks.Key) == 0 { // webhooks need their secrets key, kept in the data dir
+		if so.Webhooks.Key, err = server.LoadWebhookKey(o.DataDir); err != nil {
+			return err
+		}
+	}
 	s.server, err = server.Listen(ctx, o.ServerAddr, so)
 	if err != nil {
 		return fmt.Errorf("start the release server: %w", err)

@@ -723,7 +723,7 @@ func (s jsonAPI) apiUsers(w http.ResponseWriter, r *http.Request, p principal) e
 	if err := p.needRole(store.RoleAdmin, "manage users"); err != nil {
 		return err
 	}
-	list, err := s.st.Users(r.Context())
+	list, err := s.st.UserList(r.Context()) // with open sessions (users.go)
 	if err != nil {
 		return err
 	}

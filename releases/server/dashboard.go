@@ -622,6 +622,9 @@ type settingsData struct {
 	Users    []store.User
 	NewToken *NewToken
 	NewUser  map[string]string
+	// Members (users with their sessions) and Notify are filled for admins (users.go, webhooks.go).
+	Members []store.UserSummary
+	Notify  webhookSettings
 }
 
 func (s dashboard) settingsData(r *http.Request, se session) (settingsData, error) {
@@ -635,6 +638,12 @@ func (s dashboard) settingsData(r *http.Request, se session) (settingsData, erro
 			return d, err
 		}
 		if d.Users, err = s.st.Users(r.Context()); err != nil {
+			return d, err
+		}
+		if d.Members, err = s.st.UserList(r.Context()); err != nil {
+			return d, err
+		}
+		if d.Notify, err = s.webhookSettings(r.Context()); err != nil {
 			return d, err
 		}
 	}

@@ -1,6 +1,7 @@
 // Package server is the release server: the JSON API the deployer reports releases to and agents
-// take commands from, and the dashboard (sign-in, overview, timeline, components, live releases,
-// approvals, settings, audit log). It keeps no cloud credentials: commands are executed by agents.
+// take commands from, the dashboard (sign-in, overview, timeline, components, live releases,
+// approvals, settings, audit log), and the signed webhooks that tell people what happened. It
+// keeps no cloud credentials: commands are executed by agents.
 package server
 
 import (
@@ -49,6 +50,8 @@ type Options struct {
 	// Version is the sagedeploy version the dashboard shows in its footer; the binary sets it
 	// from its build stamp, so this package needs no knowledge of how it was built.
 	Version string
+	// Webhooks configure notifications (webhooks_send.go).
+	Webhooks WebhookOptions
 }
 
 // Server is an embeddable release server.
@@ -64,6 +67,7 @@ type Server struct {
 	agents    *presence
 	pages     map[string]*template.Template
 	dummyHash []byte
+	sender    *sender // of webhook deliveries
 
 	ctx    context.Context // ends at Close: stops the sweeper and open streams
 	cancel context.CancelFunc
@@ -96,6 +100,11 @@ func New(opts Options) (*Server, error) {
 	s.handler = s.observe(s.mux)
 	s.wg.Add(1)
 	go s.sweepLoop()
+	s.sender = newSender(s.st, opts.Webhooks, cmp.Or(opts.BaseURL, opts.Webhooks.LinkBase), opts.Version)
+	if len(opts.Webhooks.Key) > 0 {
+		s.wg.Add(1)
+		go s.deliverLoop(s.sender)
+	}
 	return s, nil
 }
 
@@ -149,6 +158,8 @@ func (s *Server) routes() {
 	m.Handle("GET /metrics", s.metrics.handler())
 
 	dashboard{s}.routes(m)
+	s.userRoutes(m)
+	s.webhookRoutes(m)
 }
 
 // statusWriter remembers the status code for logs and metrics, and passes flushes through for

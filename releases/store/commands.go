@@ -65,6 +65,9 @@ func (s *Store) CreateCommand(ctx context.Context, cmd releases.Command, rel rel
 		if err := t.insertRelease(ctx, ReleaseRecord{Release: rel, UpdatedAt: now}); err != nil {
 			return err
 		}
+		if err := t.notifyRelease(ctx, nil, ReleaseRecord{Release: rel, UpdatedAt: now}); err != nil {
+			return err
+		}
 		if err := t.insertCommand(ctx, cmd, now); err != nil {
 			return err
 		}

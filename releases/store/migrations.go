@@ -184,6 +184,7 @@ var migrations = []migration{
 		// to the queue: the claim must say which token took it.
 		`ALTER TABLE commands ADD COLUMN claimed_by_token TEXT NOT NULL DEFAULT ''`,
 	}},
+	{5, "webhooks and their delivery outbox", webhookSchema},
 }
 
 // SchemaVersion is the newest migration this build knows.

@@ -166,6 +166,9 @@ func (t *tx) mutateRelease(ctx context.Context, id string, fn func(t *tx, r *Rel
 	if err := t.updateRelease(ctx, r); err != nil {
 		return loaded, err
 	}
+	if err := t.notifyRelease(ctx, &loaded, r); err != nil {
+		return loaded, err
+	}
 	return t.release(ctx, id)
 }
 
@@ -206,6 +209,9 @@ func (t *tx) openRelease(ctx context.Context, st releases.ReleaseStart) (Release
 	}, UpdatedAt: now}
 	releases.Open(&r.Release, env, now)
 	if err := t.insertRelease(ctx, r); err != nil {
+		return r, err
+	}
+	if err := t.notifyRelease(ctx, nil, r); err != nil {
 		return r, err
 	}
 	if err := t.supersedeRerun(ctx, r, now); err != nil {

@@ -1,7 +1,7 @@
 // Package store keeps the release server's state — environments, components, versions, releases
-// with their events, agent commands, users, sessions, integration tokens and the audit log — in
-// SQLite (default, pure Go, one file in the data dir) or PostgreSQL, with one schema and
-// versioned migrations applied at open.
+// with their events, agent commands, users, sessions, integration tokens, webhooks with their
+// delivery outbox, and the audit log — in SQLite (default, pure Go, one file in the data dir) or
+// PostgreSQL, with one schema and versioned migrations applied at open.
 package store
 
 import (

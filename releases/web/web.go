@@ -26,7 +26,7 @@ func Static() fs.FS {
 // Pages parses every page template together with the layout and the shared partials. The map is
 // keyed by page name ("overview", "release", ...); execute its "layout" template.
 func Pages(funcs template.FuncMap) (map[string]*template.Template, error) {
-	base, err := template.New("layout").Funcs(funcs).ParseFS(files, "templates/layout.html", "templates/partials.html")
+	base, err := template.New("layout").Funcs(funcs).ParseFS(files, "templates/layout.html", "templates/partials.html", "templates/parts/*.html")
 	if err != nil {
 		return nil, fmt.Errorf("parse dashboard layout: %w", err)
 	}
