@@ -39,6 +39,7 @@ type flowResult struct {
 	// approval: from the approval (the API call answered) to the deployer going on.
 	approval time.Duration
 	sm, rel  map[string]int
+	stepSM   []map[string]int // SageMaker calls of each step, by operation
 }
 
 var creds = credentials.NewStaticCredentialsProvider("AKIABENCH", "bench", "")
@@ -104,6 +105,7 @@ func runDeployer(ctx context.Context, s *stack, group, pipeline string) (flowRes
 			APIOptions: []func(*middleware.Stack) error{s.sm.apiOption}})
 	}
 	start := time.Now()
+	var sm map[string]int
 	step := func(i int, env string, ev *events, fn func(d *deploy.Deployer) error) error {
 		began := time.Now()
 		d, err := newDeployer(env, ev)
@@ -111,6 +113,9 @@ func runDeployer(ctx context.Context, s *stack, group, pipeline string) (flowRes
 			err = fn(d)
 		}
 		r.steps[i] = time.Since(began)
+		calls := s.sm.take()
+		r.stepSM = append(r.stepSM, calls)
+		sm = addCounts(sm, calls)
 		if err != nil {
 			return fmt.Errorf("%s of %s: %w", stepNames[i], group, err)
 		}
@@ -170,7 +175,7 @@ func runDeployer(ctx context.Context, s *stack, group, pipeline string) (flowRes
 		return r, err
 	}
 	r.total = time.Since(start)
-	r.sm, r.rel = s.sm.take(), s.rel.take()
+	r.sm, r.rel = addCounts(sm, s.sm.take()), s.rel.take()
 	approver.Wait()
 	if approveErr != nil {
 		return r, approveErr
@@ -210,4 +215,15 @@ func inServiceAt(ctx context.Context, s *stack, endpoint string) (time.Time, err
 		return time.Time{}, fmt.Errorf("endpoint %s is %s after the flow", endpoint, out.EndpointStatus)
 	}
 	return aws.ToTime(out.LastModifiedTime), nil
+}
+
+// addCounts adds b's counts to a.
+func addCounts(a, b map[string]int) map[string]int {
+	if a == nil {
+		a = map[string]int{}
+	}
+	for k, v := range b {
+		a[k] += v
+	}
+	return a
 }

@@ -26,6 +26,7 @@ import (
 	"os/signal"
 	"runtime"
 	"sort"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -180,7 +181,16 @@ func report(w io.Writer, ours, base []flowResult) {
 // by a middleware on the SDK clients, the release server's at its edge.
 func reportCalls(w io.Writer, ours, base []flowResult) {
 	so := callTable(w, "SageMaker calls per seed flow (mean over runs; SDK middleware)", ours, base, func(r flowResult) map[string]int { return r.sm })
-	fmt.Fprintf(w, "SageMaker calls per seed flow: %.1f; target ≤ %d: %s\n\n", so, targetCalls, verdict(so <= targetCalls))
+	fmt.Fprintf(w, "SageMaker calls per seed flow: %.1f; target ≤ %d: %s\n", so, targetCalls, verdict(so <= targetCalls))
+	fmt.Fprintf(w, "\nsagedeploy's SageMaker calls by step (last run)\n")
+	last := ours[len(ours)-1]
+	for i, calls := range last.stepSM {
+		var parts []string
+		for _, k := range sortedKeys(calls) {
+			parts = append(parts, fmt.Sprintf("%s %d", k, calls[k]))
+		}
+		fmt.Fprintf(w, "  %-34s %s\n", stepNames[i]+":", strings.Join(parts, ", "))
+	}
 	callTable(w, "release server calls per flow (mean over runs; at its edge)", ours, base, func(r flowResult) map[string]int { return r.rel })
 }
 
