@@ -142,7 +142,9 @@ func TestReporterCountsDropped(t *testing.T) {
 	id := devRelease(t, c)
 	rep := newReporter(id, slog.New(slog.DiscardHandler))
 	queueEvents(rep, c, id, 4)
-	rep.add(func(context.Context) error { return &releases.APIError{StatusCode: http.StatusConflict, Message: "release already finished"} })
+	rep.add(func(context.Context) error {
+		return &releases.APIError{StatusCode: http.StatusConflict, Message: "release already finished"}
+	})
 	<-g.held
 	// The server never answers: the flush gives up (its bound is what this test shortens).
 	if dropped := rep.close(1); dropped != 5 {
@@ -151,7 +153,9 @@ func TestReporterCountsDropped(t *testing.T) {
 	close(g.hold)
 
 	rep = newReporter(id, slog.New(slog.DiscardHandler))
-	rep.add(func(context.Context) error { return &releases.APIError{StatusCode: http.StatusConflict, Message: "release already finished"} })
+	rep.add(func(context.Context) error {
+		return &releases.APIError{StatusCode: http.StatusConflict, Message: "release already finished"}
+	})
 	if dropped := rep.close(DefaultReportFlush); dropped != 1 {
 		t.Fatalf("dropped %d, want the refused report", dropped)
 	}
