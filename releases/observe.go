@@ -93,7 +93,9 @@ func Compare(rec Recorded, o Observation) []Difference {
 	return out
 }
 
-func settled(status string) bool { return status == "InService" || status == "Failed" || status == "OutOfService" }
+func settled(status string) bool {
+	return status == "InService" || status == "Failed" || status == "OutOfService"
+}
 
 func itoaPos(n int) string {
 	if n <= 0 {

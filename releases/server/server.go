@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/sagedeploy/sagedeploy/releases"
 	"github.com/sagedeploy/sagedeploy/releases/store"
 	"github.com/sagedeploy/sagedeploy/releases/web"
 )
@@ -46,6 +47,9 @@ type Options struct {
 	// StreamPoll is how often event streams and long polls re-read the store besides being woken
 	// (which covers several servers sharing one Postgres). Default 2s.
 	StreamPoll time.Duration
+	// OnDrift, when set, is called once per drift when an agent first sees a component's endpoint
+	// changed outside sagedeploy (notification kind NotificationDriftDetected).
+	OnDrift func(context.Context, releases.Drift)
 	// Version is the sagedeploy version the dashboard shows in its footer; the binary sets it
 	// from its build stamp, so this package needs no knowledge of how it was built.
 	Version string
@@ -147,6 +151,7 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /healthz", s.healthz)
 	m.Handle("GET /metrics", s.metrics.handler())
 
+	s.observeRoutes(m)
 	dashboard{s}.routes(m)
 }
 

@@ -269,3 +269,21 @@ func (s *Store) MetricPoints(ctx context.Context, env, model string, since time.
 	}
 	return out, nil
 }
+
+// InvocationSpan is what the metrics say about a component's traffic: the first Invocations
+// point kept (zero when none) and the last period with at least one invocation (zero when none).
+func (s *Store) InvocationSpan(ctx context.Context, env, model string) (first, lastUsed time.Time, err error) {
+	var lo, hi sql.NullInt64
+	err = s.row(ctx, `SELECT MIN(at), MAX(CASE WHEN value > 0 THEN at END) FROM metric_points
+		WHERE environment = ? AND model = ? AND metric = ?`, env, model, releases.MetricInvocations).Scan(&lo, &hi)
+	if err != nil {
+		return first, lastUsed, fmt.Errorf("read invocations of %s in %s: %w", model, env, err)
+	}
+	if lo.Valid {
+		first = fromMicros(lo.Int64)
+	}
+	if hi.Valid {
+		lastUsed = fromMicros(hi.Int64)
+	}
+	return first, lastUsed, nil
+}
