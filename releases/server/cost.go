@@ -24,6 +24,7 @@ type ComponentCost struct {
 	Note          string  `json:"note,omitempty"`
 	// Idle is set when the metrics cover at least IdleDays and show no invocation in them.
 	Idle           bool       `json:"idle"`
+	IdleDays       int        `json:"idle_days,omitempty"`
 	LastInvocation *time.Time `json:"last_invocation,omitempty"`
 }
 
@@ -115,6 +116,9 @@ func (s *Server) markIdle(ctx context.Context, cc *ComponentCost, idleDays int) 
 	}
 	cutoff := s.st.Now().Add(-time.Duration(idleDays) * 24 * time.Hour)
 	cc.Idle = !first.After(cutoff) && (last.IsZero() || last.Before(cutoff))
+	if cc.Idle {
+		cc.IdleDays = idleDays
+	}
 	return nil
 }
 

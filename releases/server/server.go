@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"html/template"
 	"log/slog"
+	"maps"
 	"net/http"
 	"runtime/debug"
 	"strings"
@@ -90,7 +91,9 @@ func New(opts Options) (*Server, error) {
 
 	s := &Server{opts: opts, st: opts.Store, log: opts.Logger, notify: newNotifier(), agents: newPresence(), metrics: newMetrics(opts.Store)}
 	var err error
-	if s.pages, err = web.Pages(s.templateFuncs()); err != nil {
+	funcs := s.templateFuncs()
+	maps.Copy(funcs, s.insightFuncs())
+	if s.pages, err = web.Pages(funcs); err != nil {
 		return nil, fmt.Errorf("release server: %w", err)
 	}
 	s.dummyHash, _ = bcrypt.GenerateFromPassword([]byte(randomString(12)), max(opts.PasswordCost, bcrypt.MinCost))
