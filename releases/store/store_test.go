@@ -106,7 +106,8 @@ func TestOpenUpgradesAnOlderSchema(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, q := range []string{"DROP INDEX releases_env_model_status", "ALTER TABLE releases DROP COLUMN reason", "DELETE FROM schema_migrations WHERE version > 1"} {
+			for _, q := range []string{"DROP INDEX releases_env_model_status", "ALTER TABLE releases DROP COLUMN reason",
+				"DROP TABLE component_observations", "DROP TABLE metric_points", "DELETE FROM schema_migrations WHERE version > 1"} {
 				if _, err := db.Exec(q); err != nil {
 					t.Fatalf("%s: %v", q, err)
 				}
