@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sagedeploy/sagedeploy/releases"
+	"github.com/sagedeploy/sagedeploy/releases/store"
 )
 
 // Charts are drawn on the server as inline SVG: no front-end build, readable without script.
@@ -55,24 +55,20 @@ func bucketsFor(win time.Duration) (int, time.Duration) {
 	return 84, 2 * time.Hour
 }
 
-// bucketize sums (or, for latency, takes the worst of) a metric's points into n buckets from from.
-func bucketize(pts []releases.MetricPoint, metric string, from time.Time, n int, step time.Duration, sum bool) []float64 {
+// bucketize is one metric's values per bucket: the sum of its points, or for latency the worst
+// of them; NaN where it has none.
+func bucketize(buckets []store.MetricBucket, metric string, n int, sum bool) []float64 {
 	out := make([]float64, n)
 	for i := range out {
 		out[i] = math.NaN()
 	}
-	for _, p := range pts {
-		i := int(p.Time.Sub(from) / step)
-		if p.Metric != metric || i < 0 || i >= n {
+	for _, b := range buckets {
+		if b.Metric != metric || b.Index < 0 || b.Index >= n {
 			continue
 		}
-		switch {
-		case math.IsNaN(out[i]):
-			out[i] = p.Value
-		case sum:
-			out[i] += p.Value
-		default:
-			out[i] = max(out[i], p.Value)
+		out[b.Index] = b.Max
+		if sum {
+			out[b.Index] = b.Sum
 		}
 	}
 	return out

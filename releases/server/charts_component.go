@@ -23,10 +23,6 @@ var chartWindows = [...]struct {
 // release markers, its version timeline and the duration of its releases.
 func (s *Server) componentCharts(ctx context.Context, env, model string) (template.HTML, error) {
 	now := s.st.Now()
-	pts, err := s.st.MetricPoints(ctx, env, model, now.Add(-chartWindows[len(chartWindows)-1].win))
-	if err != nil {
-		return "", err
-	}
 	page, err := s.st.ListReleases(ctx, store.ReleaseFilter{Environment: env, Model: model, Limit: 100})
 	if err != nil {
 		return "", err
@@ -35,11 +31,18 @@ func (s *Server) componentCharts(ctx context.Context, env, model string) (templa
 	slices.Reverse(rels) // oldest first
 	var b strings.Builder
 	b.WriteString(`<section class="charts" id="charts"><h2>Traffic, errors and latency</h2>`)
-	if len(pts) == 0 {
-		b.WriteString(`<p class="muted small" id="no-metrics">No metrics yet: an agent reads them from CloudWatch on its observe interval (sagedeploy agent --observe-interval).</p>`)
-	}
 	for i, w := range chartWindows {
-		b.WriteString(trafficFigure(pts, markersOf(rels), now, w.win, w.label, i == 0))
+		n, step := bucketsFor(w.win)
+		to := now.Truncate(step).Add(step)
+		from := to.Add(-step * time.Duration(n))
+		buckets, err := s.st.MetricBuckets(ctx, env, model, from, step, n)
+		if err != nil {
+			return "", err
+		}
+		if i == len(chartWindows)-1 && len(buckets) == 0 {
+			b.WriteString(`<p class="muted small" id="no-metrics">No metrics yet: an agent reads them from CloudWatch on its observe interval (sagedeploy agent --observe-interval).</p>`)
+		}
+		b.WriteString(trafficFigure(buckets, markersOf(rels), from, to, step, w.label, i == 0))
 	}
 	b.WriteString(`<h2>Version timeline</h2>`)
 	b.WriteString(versionTimeline(rels, now))
@@ -71,20 +74,19 @@ func releaseLabel(r store.ReleaseRecord) string {
 	return fmt.Sprintf("v%d", r.Version.Number)
 }
 
-func trafficFigure(pts []releases.MetricPoint, marks []marker, now time.Time, win time.Duration, label string, open bool) string {
-	n, step := bucketsFor(win)
-	to := now.Truncate(step).Add(step)
-	from := to.Add(-step * time.Duration(n))
+func trafficFigure(buckets []store.MetricBucket, marks []marker, from, to time.Time, step time.Duration, label string, open bool) string {
+	win := to.Sub(from)
+	n := int(win / step)
 	id := "w" + strings.TrimSuffix(strings.ReplaceAll(win.String(), "0m0s", ""), "h")
-	inv := bucketize(pts, releases.MetricInvocations, from, n, step, true)
-	e4 := bucketize(pts, releases.Metric4XX, from, n, step, true)
-	e5 := bucketize(pts, releases.Metric5XX, from, n, step, true)
+	inv := bucketize(buckets, releases.MetricInvocations, n, true)
+	e4 := bucketize(buckets, releases.Metric4XX, n, true)
+	e5 := bucketize(buckets, releases.Metric5XX, n, true)
 	traffic := lineChart{ID: "chart-traffic-" + id, Title: "Invocations and errors, " + strings.ToLower(label), Unit: "/" + stepName(step), From: from, To: to, Markers: marks,
 		Series: []series{{"invocations", "s-inv", "", inv}, {"4xx errors", "s-4xx", "6 3", e4}, {"5xx errors", "s-5xx", "2 2", e5}}}
 	trafficText := fmt.Sprintf("%s invocations, %s 4xx and %s 5xx errors %s; %d release%s in this window.",
 		short(total(inv)), short(total(e4)), short(total(e5)), strings.ToLower(label), len(inWindow(marks, from, to)), plural(len(inWindow(marks, from, to))))
-	p50 := msOf(bucketize(pts, releases.MetricLatencyP50, from, n, step, false))
-	p99 := msOf(bucketize(pts, releases.MetricLatencyP99, from, n, step, false))
+	p50 := msOf(bucketize(buckets, releases.MetricLatencyP50, n, false))
+	p99 := msOf(bucketize(buckets, releases.MetricLatencyP99, n, false))
 	lat := lineChart{ID: "chart-latency-" + id, Title: "Model latency p50 and p99, " + strings.ToLower(label), Unit: "ms", From: from, To: to, Markers: marks,
 		Series: []series{{"p50 latency", "s-p50", "", p50}, {"p99 latency", "s-p99", "6 3", p99}}}
 	latText := "No latency measured " + strings.ToLower(label) + "."

@@ -53,6 +53,7 @@ func (s jsonAPI) apiObservation(w http.ResponseWriter, r *http.Request, p princi
 	if err != nil {
 		return err
 	}
+	s.insights.drop()
 	if res.New {
 		s.driftDetected(r, *res.Drift)
 	}
@@ -106,6 +107,7 @@ func (s *Server) adopt(r *http.Request, p principal, env, model string) (release
 	o, err := s.st.AdoptObservation(r.Context(), env, model)
 	s.audit(r, p.name(), "component.adopt", env, model, o.EndpointName, outcomeOf(s, r, err), fmt.Sprintf("version %d, %d × %s, config %s", o.Version, o.InstanceCount, o.InstanceType, o.EndpointConfigName))
 	if err == nil {
+		s.insights.drop()
 		s.notify.signal(driftKey)
 	}
 	return o, err

@@ -3,9 +3,12 @@ package server
 import (
 	"context"
 	"html/template"
+	"sort"
+	"sync"
 	"time"
 
 	"github.com/sagedeploy/sagedeploy/releases"
+	"github.com/sagedeploy/sagedeploy/releases/store"
 )
 
 // insightFuncs are the template functions of the pictures, drift, freshness and cost: pages call
@@ -16,11 +19,7 @@ func (s *Server) insightFuncs() template.FuncMap {
 	return template.FuncMap{
 		"dict": dict,
 		"drift": func(env, model string) *releases.Drift {
-			ctx, cancel := s.viewCtx()
-			defer cancel()
-			_, d, err := s.st.Observation(ctx, env, model)
-			s.viewErr("read drift", err)
-			return d
+			return s.snapshot().drift[store.ServingKey{Environment: env, Model: model}]
 		},
 		"charts": func(env, model string) template.HTML {
 			ctx, cancel := s.viewCtx()
@@ -30,16 +29,7 @@ func (s *Server) insightFuncs() template.FuncMap {
 			return chartStyle + h
 		},
 		"freshness": func(env, model string) *releases.Freshness {
-			ctx, cancel := s.viewCtx()
-			defer cancel()
-			list, err := s.freshness(ctx, model)
-			s.viewErr("compute freshness", err)
-			for _, f := range list {
-				if f.Environment == env {
-					return &f
-				}
-			}
-			return nil
+			return s.snapshot().fresh[store.ServingKey{Environment: env, Model: model}]
 		},
 		"cost": func(env, model string) *ComponentCost {
 			ctx, cancel := s.viewCtx()
@@ -98,4 +88,87 @@ func dict(kv ...any) map[string]any {
 		}
 	}
 	return m
+}
+
+// insightCache keeps every component's drift and freshness for a second, so that an overview of
+// hundreds of cells reads them with three queries rather than several per cell. Reports that
+// change drift drop it at once.
+type insightCache struct {
+	mu   sync.Mutex
+	at   time.Time
+	snap *insightSnapshot
+}
+
+type insightSnapshot struct {
+	drift map[store.ServingKey]*releases.Drift
+	fresh map[store.ServingKey]*releases.Freshness
+}
+
+const insightTTL = time.Second
+
+func (c *insightCache) drop() {
+	c.mu.Lock()
+	c.snap = nil
+	c.mu.Unlock()
+}
+
+// snapshot is the cached drift and freshness, read again when older than insightTTL. A failed
+// read is logged and gives an empty snapshot: the page shows no insight rather than an error.
+func (s *Server) snapshot() *insightSnapshot {
+	c := &s.insights
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.snap != nil && time.Since(c.at) < insightTTL {
+		return c.snap
+	}
+	ctx, cancel := s.viewCtx()
+	defer cancel()
+	snap, err := s.readInsights(ctx)
+	if err != nil {
+		s.viewErr("read drift and freshness", err)
+		return &insightSnapshot{}
+	}
+	c.snap, c.at = snap, time.Now()
+	return snap
+}
+
+func (s *Server) readInsights(ctx context.Context) (*insightSnapshot, error) {
+	snap := &insightSnapshot{drift: map[store.ServingKey]*releases.Drift{}, fresh: map[store.ServingKey]*releases.Freshness{}}
+	drifts, err := s.st.Drifts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for i, d := range drifts {
+		snap.drift[store.ServingKey{Environment: d.Environment, Model: d.Model}] = &drifts[i]
+	}
+	envs, err := s.st.Environments(ctx)
+	if err != nil {
+		return nil, err
+	}
+	sort.SliceStable(envs, func(i, j int) bool { return envs[i].Position < envs[j].Position })
+	comps, err := s.st.Components(ctx)
+	if err != nil {
+		return nil, err
+	}
+	served, err := s.st.FirstServed(ctx)
+	if err != nil {
+		return nil, err
+	}
+	serving := map[store.ServingKey]int{}
+	for _, c := range comps {
+		if c.CurrentVersion != nil {
+			serving[store.ServingKey{Environment: c.Environment, Model: c.Model}] = c.CurrentVersion.Number
+		}
+	}
+	for _, c := range comps {
+		for i := 1; i < len(envs); i++ {
+			up, key := store.ServingKey{Environment: envs[i-1].Name, Model: c.Model}, store.ServingKey{Environment: envs[i].Name, Model: c.Model}
+			if key.Environment != c.Environment || serving[up] == 0 {
+				continue
+			}
+			f := releases.FreshnessOf(c.Model, key.Environment, up.Environment, serving[key], serving[up], served[up], s.st.Now())
+			snap.fresh[key] = &f
+		}
+	}
+	return snap, nil
 }

@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -46,6 +47,10 @@ func TestFreshnessThroughTheAPI(t *testing.T) {
 		t.Fatalf("iris: %+v", ir)
 	}
 
+	// The overview says it in prod's cell.
+	if page := newBrowserlessSession(t, e, "admin", e.AdminPassword).get("/"); !strings.Contains(page, `<div class="cell-meta muted" data-freshness>prod is 2 versions and 9 days behind dev</div>`) {
+		t.Errorf("the overview does not say how far prod is behind:\n%s", section(page, `<table id="overview">`, `</table>`))
+	}
 	// The same through the client a CLI uses, with prod's token and one model.
 	got, err := e.Client("prod").Freshness(bg, "abalone")
 	if err != nil || len(got) != 1 || got[0].Text != ab.Text {

@@ -66,6 +66,7 @@ type Server struct {
 	metrics   *metrics
 	notify    *notifier
 	agents    *presence
+	insights  insightCache // drift and freshness for the dashboard's cells
 	pages     map[string]*template.Template
 	dummyHash []byte
 

@@ -287,3 +287,56 @@ func (s *Store) InvocationSpan(ctx context.Context, env, model string) (first, l
 	}
 	return first, lastUsed, nil
 }
+
+// ServingKey names a component.
+type ServingKey struct{ Environment, Model string }
+
+// FirstServed lists, for every component, when it first served each version: what freshness
+// needs, in one read for the whole overview.
+func (s *Store) FirstServed(ctx context.Context) (map[ServingKey][]releases.Served, error) {
+	type row struct {
+		k ServingKey
+		v releases.Served
+	}
+	rows, err := queryAll(ctx, s, func(r scanner) (row, error) {
+		var x row
+		var at int64
+		err := r.Scan(&x.k.Environment, &x.k.Model, &x.v.Number, &at)
+		x.v.FirstServedAt = fromMicros(at)
+		return x, err
+	}, `SELECT environment, model, number, first_served_at FROM served_versions`)
+	if err != nil {
+		return nil, fmt.Errorf("read served versions: %w", err)
+	}
+	out := map[ServingKey][]releases.Served{}
+	for _, x := range rows {
+		out[x.k] = append(out[x.k], x.v)
+	}
+	return out, nil
+}
+
+// MetricBucket is the sum and the largest value of one metric's points in one bucket.
+type MetricBucket struct {
+	Metric   string
+	Index    int
+	Sum, Max float64
+}
+
+// MetricBuckets adds a component's points up into n buckets of step from from, in the database,
+// so that a week of one-minute points costs a few hundred rows to read.
+func (s *Store) MetricBuckets(ctx context.Context, env, model string, from time.Time, step time.Duration, n int) ([]MetricBucket, error) {
+	lo, width := micros(from), step.Microseconds()
+	out, err := queryAll(ctx, s, func(r scanner) (MetricBucket, error) {
+		var b MetricBucket
+		var idx int64
+		err := r.Scan(&b.Metric, &idx, &b.Sum, &b.Max)
+		b.Index = int(idx)
+		return b, err
+	}, `SELECT metric, (at - ?) / ?, SUM(value), MAX(value) FROM metric_points
+		WHERE environment = ? AND model = ? AND at >= ? AND at < ? GROUP BY 1, 2`,
+		lo, width, env, model, lo, lo+width*int64(n))
+	if err != nil {
+		return nil, fmt.Errorf("read metrics of %s in %s: %w", model, env, err)
+	}
+	return out, nil
+}
