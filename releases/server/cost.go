@@ -9,6 +9,7 @@ import (
 
 	"github.com/sagedeploy/sagedeploy/releases"
 	"github.com/sagedeploy/sagedeploy/releases/pricing"
+	"github.com/sagedeploy/sagedeploy/releases/store"
 )
 
 // ComponentCost is the estimated monthly cost of one component and whether it sits idle.
@@ -58,19 +59,19 @@ func (s *Server) cost(ctx context.Context, idleDays int) (CostReport, error) {
 	if err != nil {
 		return rep, err
 	}
+	spans, err := s.st.InvocationSpans(ctx)
+	if err != nil {
+		return rep, err
+	}
 	totals := map[string]*EnvironmentCost{}
+	byName := map[string]releases.Environment{}
 	for _, e := range envs {
-		totals[e.Name] = &EnvironmentCost{Environment: e.Name}
+		totals[e.Name], byName[e.Name] = &EnvironmentCost{Environment: e.Name}, e
 	}
 	for _, c := range comps {
-		env, err := s.st.Environment(ctx, c.Environment)
-		if err != nil {
-			return rep, err
-		}
-		cc := priceComponent(env, c.Component)
-		if err := s.markIdle(ctx, &cc, idleDays); err != nil {
-			return rep, err
-		}
+		cc := priceComponent(byName[c.Environment], c.Component)
+		span := spans[store.ServingKey{Environment: c.Environment, Model: c.Model}]
+		s.flagIdle(&cc, span[0], span[1], idleDays)
 		rep.Components = append(rep.Components, cc)
 		t := totals[c.Environment]
 		if t == nil {
@@ -108,8 +109,17 @@ func priceComponent(env releases.Environment, c releases.Component) ComponentCos
 
 func (s *Server) markIdle(ctx context.Context, cc *ComponentCost, idleDays int) error {
 	first, last, err := s.st.InvocationSpan(ctx, cc.Environment, cc.Model)
-	if err != nil || first.IsZero() {
-		return err
+	if err == nil {
+		s.flagIdle(cc, first, last, idleDays)
+	}
+	return err
+}
+
+// flagIdle sets Idle when the metrics go back idleDays (first, the oldest Invocations point) and
+// show no invocation since then (last, the newest period with one).
+func (s *Server) flagIdle(cc *ComponentCost, first, last time.Time, idleDays int) {
+	if first.IsZero() {
+		return
 	}
 	if !last.IsZero() {
 		cc.LastInvocation = &last
@@ -119,7 +129,6 @@ func (s *Server) markIdle(ctx context.Context, cc *ComponentCost, idleDays int) 
 	if cc.Idle {
 		cc.IdleDays = idleDays
 	}
-	return nil
 }
 
 func (s jsonAPI) apiCost(w http.ResponseWriter, r *http.Request, p principal) error {

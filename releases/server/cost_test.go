@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -69,6 +70,11 @@ func TestCostAndIdleThroughTheAPI(t *testing.T) {
 	}
 	if rep.PriceSource == "" || rep.PriceDate == "" {
 		t.Fatalf("the report does not name its price source and date: %+v", rep)
+	}
+	page := newBrowserlessSession(t, e, "admin", e.AdminPassword).get("/")
+	// The overview flags endpoints idle for 7 days: abalone's 3 quiet days are not enough there.
+	if want := `<div class="muted small" data-env-cost="prod">≈ $393/month + 1 unpriced</div>`; !strings.Contains(page, want) {
+		t.Errorf("the overview lacks prod's cost %s:\n%s", want, section(page, `<table id="overview">`, `</thead>`))
 	}
 	if ab := find(cost(t, e, "?idle_days=7"), "prod", "abalone"); ab.Idle {
 		t.Fatalf("idle after 7 days with 3 days of metrics: %+v", ab)

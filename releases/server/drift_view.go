@@ -31,6 +31,9 @@ func (s *Server) insightFuncs() template.FuncMap {
 		"freshness": func(env, model string) *releases.Freshness {
 			return s.snapshot().fresh[store.ServingKey{Environment: env, Model: model}]
 		},
+		"envCost": func(env string) *EnvironmentCost {
+			return s.snapshot().cost[env]
+		},
 		"cost": func(env, model string) *ComponentCost {
 			ctx, cancel := s.viewCtx()
 			defer cancel()
@@ -102,6 +105,7 @@ type insightCache struct {
 type insightSnapshot struct {
 	drift map[store.ServingKey]*releases.Drift
 	fresh map[store.ServingKey]*releases.Freshness
+	cost  map[string]*EnvironmentCost
 }
 
 const insightTTL = time.Second
@@ -133,7 +137,14 @@ func (s *Server) snapshot() *insightSnapshot {
 }
 
 func (s *Server) readInsights(ctx context.Context) (*insightSnapshot, error) {
-	snap := &insightSnapshot{drift: map[store.ServingKey]*releases.Drift{}, fresh: map[store.ServingKey]*releases.Freshness{}}
+	snap := &insightSnapshot{drift: map[store.ServingKey]*releases.Drift{}, fresh: map[store.ServingKey]*releases.Freshness{}, cost: map[string]*EnvironmentCost{}}
+	rep, err := s.cost(ctx, defaultIdleDays)
+	if err != nil {
+		return nil, err
+	}
+	for i, e := range rep.Environments {
+		snap.cost[e.Environment] = &rep.Environments[i]
+	}
 	drifts, err := s.st.Drifts(ctx)
 	if err != nil {
 		return nil, err

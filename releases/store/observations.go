@@ -340,3 +340,32 @@ func (s *Store) MetricBuckets(ctx context.Context, env, model string, from time.
 	}
 	return out, nil
 }
+
+// InvocationSpans is InvocationSpan of every component with metrics, in one read.
+func (s *Store) InvocationSpans(ctx context.Context) (map[ServingKey][2]time.Time, error) {
+	type row struct {
+		k         ServingKey
+		first, hi sql.NullInt64
+	}
+	rows, err := queryAll(ctx, s, func(r scanner) (row, error) {
+		var x row
+		err := r.Scan(&x.k.Environment, &x.k.Model, &x.first, &x.hi)
+		return x, err
+	}, `SELECT environment, model, MIN(at), MAX(CASE WHEN value > 0 THEN at END) FROM metric_points
+		WHERE metric = ? GROUP BY environment, model`, releases.MetricInvocations)
+	if err != nil {
+		return nil, fmt.Errorf("read invocations: %w", err)
+	}
+	out := make(map[ServingKey][2]time.Time, len(rows))
+	for _, x := range rows {
+		var span [2]time.Time
+		if x.first.Valid {
+			span[0] = fromMicros(x.first.Int64)
+		}
+		if x.hi.Valid {
+			span[1] = fromMicros(x.hi.Int64)
+		}
+		out[x.k] = span
+	}
+	return out, nil
+}
