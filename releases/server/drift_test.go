@@ -58,6 +58,19 @@ func TestDriftReportedAdoptedAndAnnounced(t *testing.T) {
 		t.Fatalf("/metrics has no drift of dev/abalone:\n%s", grepLines(m, "drift"))
 	}
 
+	// The component page offers both ways out; the overview marks the cell.
+	b := newBrowserlessSession(t, e, "admin", e.AdminPassword)
+	page := b.get("/components/dev/abalone")
+	for _, want := range []string{`id="drift"`, `<li data-field="version">version: recorded <strong>1</strong>, endpoint has <strong>2</strong></li>`,
+		`action="/components/dev/abalone/adopt"`, `Adopt what the endpoint serves (v2)`,
+		`action="/components/dev/abalone/restore"`, `<input type="hidden" name="version" value="1">`, `Redeploy the recorded v1`} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the component page lacks %s", want)
+		}
+	}
+	if !strings.Contains(b.get("/"), `data-drift title="changed outside sagedeploy: version 1 → 2, instances 1 → 3">⚠ changed outside sagedeploy</span>`) {
+		t.Error("the overview does not mark dev/abalone changed outside sagedeploy")
+	}
 	r := e.Do("POST", "/api/v1/components/dev/abalone/adopt", e.Admin(), nil)
 	if r.Status != 200 {
 		t.Fatalf("adopt: %s", r.Error())
