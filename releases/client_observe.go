@@ -2,6 +2,7 @@ package releases
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -14,6 +15,9 @@ import (
 //	POST /api/v1/components/{env}/{model}/metrics      MetricsReport → 204
 //	GET  /api/v1/drift                                 → 200 {"drift": [Drift]}
 //	GET  /api/v1/freshness                             → 200 {"freshness": [Freshness]}
+//	GET  /api/v1/cost?idle_days=7                      → 200 CostReport (package server)
+//	GET  /api/v1/components/{env}/{model}/metrics?window=1h|24h|7d → 200 {"points": [MetricPoint]}
+//	POST /api/v1/components/{env}/{model}/adopt        → 200 {"adopted": Observation} (deployer role or the env's token)
 
 func componentPath(env, model, tail string) string {
 	return "/api/v1/components/" + url.PathEscape(env) + "/" + url.PathEscape(model) + "/" + tail
@@ -34,7 +38,7 @@ func (c *Client) ReportObservation(ctx context.Context, o Observation) (*Drift, 
 // ReportMetrics sends metric points of a component's endpoint.
 func (c *Client) ReportMetrics(ctx context.Context, rep MetricsReport) error {
 	err := c.do(ctx, http.MethodPost, componentPath(rep.Environment, rep.Model, "metrics"), rep, nil, 60*time.Second)
-	if err != nil && err != errNoContent {
+	if err != nil && !errors.Is(err, errNoContent) {
 		return fmt.Errorf("report metrics of %s in %s: %w", rep.Model, rep.Environment, err)
 	}
 	return nil

@@ -26,6 +26,11 @@ SageMaker). The server never holds cloud credentials.
 Pass one --token per environment the agent serves (tokens are scoped to one environment).
 Each command reports its progress into the release the dashboard shows.
 
+Every --observe-interval the agent also reads each component's endpoint (DescribeEndpoint, its
+configuration and tags) and its CloudWatch metrics, and reports them: the dashboard marks
+endpoints changed outside sagedeploy and draws traffic, error and latency charts. Throttled
+rounds make it observe less often.
+
 Credentials are the deployer's: the AWS SDK's default chain (AWS_ACCESS_KEY_ID, AWS_PROFILE, an
 instance role, AWS_ROLE_ARN + AWS_WEB_IDENTITY_TOKEN_FILE, ...), or CircleCI's OIDC token when
 CIRCLE_OIDC_TOKEN_V2 (or CIRCLE_OIDC_TOKEN) and SAGEMAKER_EXECUTION_ROLE_ARN are set. With
