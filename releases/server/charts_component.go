@@ -13,11 +13,16 @@ import (
 	"github.com/sagedeploy/sagedeploy/releases/store"
 )
 
-// chartWindows are the windows the component page draws, the first one open.
-var chartWindows = [...]struct {
+// chartSpan is a span of time the component page draws.
+type chartSpan struct {
 	win   time.Duration
 	label string
-}{{time.Hour, "Last hour"}, {24 * time.Hour, "Last day"}, {7 * 24 * time.Hour, "Last week"}}
+}
+
+// chartWindows are the windows the component page draws, the first one open.
+func chartWindows() []chartSpan {
+	return []chartSpan{{time.Hour, "Last hour"}, {24 * time.Hour, "Last day"}, {7 * 24 * time.Hour, "Last week"}}
+}
 
 // componentCharts draws a component's pictures: traffic, errors and latency per window with
 // release markers, its version timeline and the duration of its releases.
@@ -31,7 +36,8 @@ func (s *Server) componentCharts(ctx context.Context, env, model string) (templa
 	slices.Reverse(rels) // oldest first
 	var b strings.Builder
 	b.WriteString(`<section class="charts" id="charts"><h2>Traffic, errors and latency</h2>`)
-	for i, w := range chartWindows {
+	windows := chartWindows()
+	for i, w := range windows {
 		n, step := bucketsFor(w.win)
 		to := now.Truncate(step).Add(step)
 		from := to.Add(-step * time.Duration(n))
@@ -39,7 +45,7 @@ func (s *Server) componentCharts(ctx context.Context, env, model string) (templa
 		if err != nil {
 			return "", err
 		}
-		if i == len(chartWindows)-1 && len(buckets) == 0 {
+		if i == len(windows)-1 && len(buckets) == 0 {
 			b.WriteString(`<p class="muted small" id="no-metrics">No metrics yet: an agent reads them from CloudWatch on its observe interval (sagedeploy agent --observe-interval).</p>`)
 		}
 		b.WriteString(trafficFigure(buckets, markersOf(rels), from, to, step, w.label, i == 0))
