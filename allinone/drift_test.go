@@ -162,7 +162,10 @@ func expectInvocationsOnChart(t *testing.T, s *allinone.Stack, ctx context.Conte
 	})
 	must(t, chromedp.Do(ctx, chromedp.Navigate(s.ServerURL()+"/components/dev/abalone")))
 	waitText(t, ctx, "#chart-traffic-w1-text", "5 invocations, 0 4xx and 0 5xx errors last hour")
-	if n, err := browsertest.Eval[int](ctx, `document.querySelectorAll('#chart-traffic-w1 polyline[data-series="invocations"]').length`); err != nil || n != 1 {
+	if n, err := browsertest.Eval[int](ctx, `document.querySelectorAll('#chart-traffic-w1 [data-series="invocations"]').length`); err != nil || n != 1 {
 		t.Fatalf("the hour's traffic chart has %d invocation lines (%v), want 1", n, err)
+	}
+	if path, err := browsertest.Screenshot(ctx, "component-charts.png"); err == nil {
+		t.Logf("screenshot of the component page with its charts: %s", path)
 	}
 }

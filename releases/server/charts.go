@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"html/template"
 	"math"
+	"strconv"
 	"strings"
 	"time"
 
@@ -20,6 +21,7 @@ type series struct {
 	Class string // stroke colour and dash pattern (app.css: .s-inv, .s-4xx, ...)
 	Dash  string
 	Vals  []float64 // one per bucket; NaN: no data
+	Gaps  bool      // break the line where there is no data (latency), rather than draw 0
 }
 
 // marker is a release on the time axis.
@@ -151,23 +153,31 @@ func (c lineChart) drawMarker(b *strings.Builder, m marker) {
 		esc(m.Label), m.At.UTC().Format("2006-01-02 15:04 UTC"), x, padT, x, padT+plotH, x+3, padT+10, esc(label))
 }
 
+// drawSeries draws one line as a path. A period without a point is no traffic for counts (drawn
+// at 0), but no measurement for latency (Gaps: the line breaks there).
 func (c lineChart) drawSeries(b *strings.Builder, s series, top float64) {
 	n := len(s.Vals)
 	if n == 0 {
 		return
 	}
 	step := c.To.Sub(c.From) / time.Duration(n)
-	var pts []string
+	var d strings.Builder
+	pen := "M"
 	for i, v := range s.Vals {
 		if math.IsNaN(v) {
-			v = 0 // no point in a period means no traffic in it
+			if s.Gaps {
+				pen = "M"
+				continue
+			}
+			v = 0
 		}
 		x := c.x(c.From.Add(step*time.Duration(i) + step/2))
 		y := padT + plotH - plotH*v/top
-		pts = append(pts, fmt.Sprintf("%.1f,%.1f", x, y))
+		fmt.Fprintf(&d, "%s%.1f,%.1f ", pen, x, y)
+		pen = "L"
 	}
-	fmt.Fprintf(b, `<polyline class="series %s" data-series="%s" fill="none" stroke-width="2" stroke-dasharray="%s" points="%s"><title>%s</title></polyline>`,
-		s.Class, esc(s.Name), s.Dash, strings.Join(pts, " "), esc(s.Name))
+	fmt.Fprintf(b, `<path class="series %s" data-series="%s" fill="none" stroke-width="2" stroke-dasharray="%s" d="%s"><title>%s</title></path>`,
+		s.Class, esc(s.Name), s.Dash, strings.TrimSpace(d.String()), esc(s.Name))
 }
 
 func esc(s string) string { return template.HTMLEscapeString(s) }
@@ -183,6 +193,9 @@ func short(v float64) string {
 		return fmt.Sprintf("%.1fk", v/1e3)
 	case v == math.Trunc(v):
 		return fmt.Sprintf("%.0f", v)
+	case v < 1:
+		// Sub-millisecond latencies of the local SageMaker: two significant digits, not "0.0".
+		return strconv.FormatFloat(v, 'g', 2, 64)
 	}
 	return fmt.Sprintf("%.1f", v)
 }

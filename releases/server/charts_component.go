@@ -88,13 +88,13 @@ func trafficFigure(buckets []store.MetricBucket, marks []marker, from, to time.T
 	e4 := bucketize(buckets, releases.Metric4XX, n, true)
 	e5 := bucketize(buckets, releases.Metric5XX, n, true)
 	traffic := lineChart{ID: "chart-traffic-" + id, Title: "Invocations and errors, " + strings.ToLower(label), Unit: "/" + stepName(step), From: from, To: to, Markers: marks,
-		Series: []series{{"invocations", "s-inv", "", inv}, {"4xx errors", "s-4xx", "6 3", e4}, {"5xx errors", "s-5xx", "2 2", e5}}}
+		Series: []series{{"invocations", "s-inv", "", inv, false}, {"4xx errors", "s-4xx", "6 3", e4, false}, {"5xx errors", "s-5xx", "2 2", e5, false}}}
 	trafficText := fmt.Sprintf("%s invocations, %s 4xx and %s 5xx errors %s; %d release%s in this window.",
 		short(total(inv)), short(total(e4)), short(total(e5)), strings.ToLower(label), len(inWindow(marks, from, to)), plural(len(inWindow(marks, from, to))))
 	p50 := msOf(bucketize(buckets, releases.MetricLatencyP50, n, false))
 	p99 := msOf(bucketize(buckets, releases.MetricLatencyP99, n, false))
 	lat := lineChart{ID: "chart-latency-" + id, Title: "Model latency p50 and p99, " + strings.ToLower(label), Unit: "ms", From: from, To: to, Markers: marks,
-		Series: []series{{"p50 latency", "s-p50", "", p50}, {"p99 latency", "s-p99", "6 3", p99}}}
+		Series: []series{{"p50 latency", "s-p50", "", p50, true}, {"p99 latency", "s-p99", "6 3", p99, true}}}
 	latText := "No latency measured " + strings.ToLower(label) + "."
 	if !math.IsNaN(worst(p99)) {
 		latText = fmt.Sprintf("Model latency %s: p50 up to %s ms, p99 up to %s ms.", strings.ToLower(label), short(worst(p50)), short(worst(p99)))

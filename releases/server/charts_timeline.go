@@ -100,6 +100,9 @@ func durationTrend(rels []store.ReleaseRecord) string {
 	sorted := slices.Clone(secs)
 	slices.Sort(sorted)
 	desc := fmt.Sprintf("The last %d releases took from %s to %s (median %s).", len(done), humanSecs(sorted[0]), humanSecs(sorted[len(sorted)-1]), humanSecs(sorted[len(sorted)/2]))
+	if len(done) == 1 {
+		desc = fmt.Sprintf("The only finished release took %s.", humanSecs(secs[0]))
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, `<figure><svg class="chart durations" id="chart-durations" viewBox="0 0 %.0f %.0f" role="img" aria-labelledby="chart-durations-t chart-durations-d" xmlns="http://www.w3.org/2000/svg">`, chartW, chartH)
 	fmt.Fprintf(&b, `<title id="chart-durations-t">Release durations</title><desc id="chart-durations-d">%s</desc>`, esc(desc))
