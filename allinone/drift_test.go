@@ -11,6 +11,9 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/applicationautoscaling"
+	aastypes "github.com/aws/aws-sdk-go-v2/service/applicationautoscaling/types"
 	"github.com/aws/aws-sdk-go-v2/service/sagemaker"
 	"github.com/aws/aws-sdk-go-v2/service/sagemaker/types"
 	"github.com/chromedp/chromedp"
@@ -167,5 +170,35 @@ func expectInvocationsOnChart(t *testing.T, s *allinone.Stack, ctx context.Conte
 	}
 	if path, err := browsertest.Screenshot(ctx, "component-charts.png"); err == nil {
 		t.Logf("screenshot of the component page with its charts: %s", path)
+	}
+}
+
+// TestAutoscaledInstancesAreNotDrift: with the variant registered with Application Auto Scaling
+// (1 to 3 instances), a count the scaler could have set is not "changed outside sagedeploy".
+func TestAutoscaledInstancesAreNotDrift(t *testing.T) {
+	s := allinonetest.Start(t, allinone.Options{ObserveInterval: 200 * time.Millisecond})
+	dev, err := s.Deployer(bg, "dev", deploy.Options{})
+	must(t, err)
+	data, _ := abalone.Artifact(1)
+	_, err = dev.Register(bg, deploy.RegisterRequest{Model: "abalone", Artifact: "model.tar.gz", ArtifactData: data, Bucket: "models", Approve: true})
+	must(t, err)
+	_, err = dev.Deploy(bg, deploy.DeployRequest{Model: "abalone", Environment: "dev", Version: 1})
+	must(t, err)
+	aas := applicationautoscaling.NewFromConfig(aws.Config{Region: s.Region(), Credentials: credentials.NewStaticCredentialsProvider(allinone.AccessKeyID, allinone.SecretAccessKey, "")},
+		func(o *applicationautoscaling.Options) { o.BaseEndpoint = aws.String(s.LocalURL()) })
+	_, err = aas.RegisterScalableTarget(bg, &applicationautoscaling.RegisterScalableTargetInput{
+		ServiceNamespace: aastypes.ServiceNamespaceSagemaker, ResourceId: aws.String("endpoint/abalone-dev/variant/" + variantOf(t, s, "abalone-dev")),
+		ScalableDimension: aastypes.ScalableDimensionSageMakerVariantDesiredInstanceCount, MinCapacity: aws.Int32(1), MaxCapacity: aws.Int32(3)})
+	must(t, err)
+	_, err = allinonetest.SageMaker(s).UpdateEndpointWeightsAndCapacities(bg, &sagemaker.UpdateEndpointWeightsAndCapacitiesInput{
+		EndpointName: aws.String("abalone-dev"), DesiredWeightsAndCapacities: []types.DesiredWeightAndCapacity{
+			{VariantName: aws.String(variantOf(t, s, "abalone-dev")), DesiredInstanceCount: aws.Int32(2)}}})
+	must(t, err)
+	allinonetest.WaitFor(t, 30*time.Second, "the agent to observe 2 instances of dev/abalone within its autoscaling range", func() bool {
+		o, _, _ := s.Store().Observation(bg, "dev", "abalone")
+		return o != nil && o.InstanceCount == 2 && o.AutoscaleMax == 3
+	})
+	if _, d, _ := s.Store().Observation(bg, "dev", "abalone"); d != nil {
+		t.Fatalf("an autoscaled count is marked as drift: %s", d.Summary())
 	}
 }

@@ -23,6 +23,9 @@ func TestCompareSaysWhatDiffers(t *testing.T) {
 		{"updating is not a difference yet", func(o *releases.Observation) { o.EndpointStatus = "Updating" }, ""},
 		{"a model not made by sagedeploy (no version) is compared on the rest", func(o *releases.Observation) { o.Version = 0 }, ""},
 		{"deleted", func(o *releases.Observation) { o.Missing = true }, "changed outside sagedeploy: endpoint exists → deleted"},
+		{"autoscaled within its range", func(o *releases.Observation) { o.InstanceCount, o.AutoscaleMin, o.AutoscaleMax = 4, 1, 4 }, ""},
+		{"autoscaled beyond its range", func(o *releases.Observation) { o.InstanceCount, o.AutoscaleMin, o.AutoscaleMax = 6, 1, 4 },
+			"changed outside sagedeploy: instances 2 → 6"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := same

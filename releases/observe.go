@@ -10,16 +10,20 @@ import (
 // Observation is what an agent saw on a component's endpoint: read from SageMaker itself
 // (DescribeEndpoint, its configuration, its tags), not from what sagedeploy reported.
 type Observation struct {
-	Environment        string    `json:"environment"`
-	Model              string    `json:"model"`
-	EndpointName       string    `json:"endpoint_name"`
-	Missing            bool      `json:"missing,omitempty"` // the endpoint does not exist
-	EndpointStatus     string    `json:"endpoint_status,omitempty"`
-	EndpointConfigName string    `json:"endpoint_config_name,omitempty"`
-	Version            int       `json:"version,omitempty"` // 0: unknown (a model not made by sagedeploy)
-	InstanceType       string    `json:"instance_type,omitempty"`
-	InstanceCount      int       `json:"instance_count"`
-	ObservedAt         time.Time `json:"observed_at"`
+	Environment        string `json:"environment"`
+	Model              string `json:"model"`
+	EndpointName       string `json:"endpoint_name"`
+	Missing            bool   `json:"missing,omitempty"` // the endpoint does not exist
+	EndpointStatus     string `json:"endpoint_status,omitempty"`
+	EndpointConfigName string `json:"endpoint_config_name,omitempty"`
+	Version            int    `json:"version,omitempty"` // 0: unknown (a model not made by sagedeploy)
+	InstanceType       string `json:"instance_type,omitempty"`
+	InstanceCount      int    `json:"instance_count"`
+	// AutoscaleMin and AutoscaleMax are the range Application Auto Scaling keeps the instances
+	// in (0 when the endpoint is not autoscaled): counts within it are not drift.
+	AutoscaleMin int       `json:"autoscale_min,omitempty"`
+	AutoscaleMax int       `json:"autoscale_max,omitempty"`
+	ObservedAt   time.Time `json:"observed_at"`
 }
 
 // Difference is one way an endpoint differs from what sagedeploy recorded.
@@ -84,13 +88,21 @@ func Compare(rec Recorded, o Observation) []Difference {
 	add("version", itoaPos(rec.Version), itoaPos(o.Version))
 	add("config", rec.EndpointConfigName, o.EndpointConfigName)
 	add("instance_type", rec.InstanceType, o.InstanceType)
-	add("instances", itoaPos(rec.InstanceCount), itoaPos(o.InstanceCount))
+	if !o.autoscaledWithin(o.InstanceCount) {
+		add("instances", itoaPos(rec.InstanceCount), itoaPos(o.InstanceCount))
+	}
 	// Only a settled status counts: Updating after a console change shows in config or instances
 	// once it settles, and would flap otherwise.
 	if settled(o.EndpointStatus) && settled(rec.EndpointStatus) {
 		add("status", rec.EndpointStatus, o.EndpointStatus)
 	}
 	return out
+}
+
+// autoscaledWithin reports whether Application Auto Scaling manages the instances and n is in
+// its range: then a count other than the recorded one is the scaler's doing, not drift.
+func (o Observation) autoscaledWithin(n int) bool {
+	return o.AutoscaleMax > 0 && n >= o.AutoscaleMin && n <= o.AutoscaleMax
 }
 
 func settled(status string) bool {
