@@ -82,6 +82,8 @@ type Options struct {
 	NoAgent bool
 	// AgentPollWait is how long one long poll of the agent waits; 30s when zero.
 	AgentPollWait time.Duration
+	// ObserveInterval is how often the agent looks at every endpoint (drift, metrics); 60s when zero.
+	ObserveInterval time.Duration
 	// Poll is how often the agent's deployer checks endpoints; deploy.LocalPoll when zero.
 	Poll deploy.PollSchedule
 	// Version is the sagedeploy version the stack's deployers record on what they create and its
@@ -297,6 +299,13 @@ func (s *Stack) startAgent(ctx context.Context) error {
 	s.agentCancel, s.agentDone = cancel, make(chan struct{})
 	go func() {
 		defer close(s.agentDone)
+		observed := make(chan struct{})
+		go func() {
+			defer close(observed)
+			_ = agent.Observe(actx, agent.ObserveOptions{Clients: clients, Endpoints: d, Metrics: agent.CloudWatchMetrics{CW: d.CloudWatch()},
+				Interval: s.opts.ObserveInterval, Logger: s.log.With("part", "observe")})
+		}()
+		defer func() { <-observed }()
 		err := agent.Run(actx, agent.Options{Clients: clients, Executor: ex, Logger: s.log.With("part", "agent"), PollWait: s.opts.AgentPollWait})
 		if err != nil && actx.Err() == nil {
 			s.log.Error("the agent stopped: dashboard commands stay queued until sagedeploy up restarts (it then makes new agent tokens)", "error", err)

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"html/template"
 	"log/slog"
+	"maps"
 	"net/http"
 	"runtime/debug"
 	"strings"
@@ -19,6 +20,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/sagedeploy/sagedeploy/releases"
 	"github.com/sagedeploy/sagedeploy/releases/store"
 	"github.com/sagedeploy/sagedeploy/releases/web"
 )
@@ -47,6 +49,9 @@ type Options struct {
 	// StreamPoll is how often event streams and long polls re-read the store besides being woken
 	// (which covers several servers sharing one Postgres). Default 2s.
 	StreamPoll time.Duration
+	// OnDrift, when set, is called once per drift when an agent first sees a component's endpoint
+	// changed outside sagedeploy (notification kind NotificationDriftDetected).
+	OnDrift func(context.Context, releases.Drift)
 	// Version is the sagedeploy version the dashboard shows in its footer; the binary sets it
 	// from its build stamp, so this package needs no knowledge of how it was built.
 	Version string
@@ -65,6 +70,7 @@ type Server struct {
 	notify    *notifier
 	throttle  *throttle
 	agents    *presence
+	insights  insightCache // drift and freshness for the dashboard's cells
 	pages     map[string]*template.Template
 	dummyHash []byte
 	sender    *sender // of webhook deliveries
@@ -91,7 +97,9 @@ func New(opts Options) (*Server, error) {
 
 	s := &Server{opts: opts, st: opts.Store, log: opts.Logger, notify: newNotifier(), throttle: newThrottle(defaultThrottleLimits()), agents: newPresence(), metrics: newMetrics(opts.Store)}
 	var err error
-	if s.pages, err = web.Pages(s.templateFuncs()); err != nil {
+	funcs := s.templateFuncs()
+	maps.Copy(funcs, s.insightFuncs())
+	if s.pages, err = web.Pages(funcs); err != nil {
 		return nil, fmt.Errorf("release server: %w", err)
 	}
 	s.dummyHash, _ = bcrypt.GenerateFromPassword([]byte(randomString(12)), max(opts.PasswordCost, bcrypt.MinCost))
@@ -157,6 +165,7 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /healthz", s.healthz)
 	m.Handle("GET /metrics", s.metrics.handler())
 
+	s.observeRoutes(m)
 	dashboard{s}.routes(m)
 	s.userRoutes(m)
 	s.webhookRoutes(m)

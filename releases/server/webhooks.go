@@ -19,7 +19,7 @@ func (s *Server) webhookRoutes(m *http.ServeMux) {
 	m.HandleFunc("DELETE /api/v1/webhooks/{id}", s.api(a.apiRemoveWebhook))
 	m.HandleFunc("POST /api/v1/webhooks/{id}/test", s.api(a.apiTestWebhook))
 	m.HandleFunc("GET /api/v1/webhooks/deliveries", s.api(a.apiDeliveryLog))
-	m.HandleFunc("POST /api/v1/drift", s.api(a.apiDrift))
+	m.HandleFunc("POST /api/v1/drift", s.api(a.apiReportDrift))
 	m.HandleFunc("POST /settings/webhooks", d.page(d.addWebhookForm))
 	m.HandleFunc("POST /settings/webhooks/{id}/remove", d.page(d.removeWebhookForm))
 	m.HandleFunc("POST /settings/webhooks/{id}/test", d.page(d.testWebhookForm))
@@ -115,9 +115,10 @@ func (s jsonAPI) apiDeliveryLog(w http.ResponseWriter, r *http.Request, p princi
 	return nil
 }
 
-// apiDrift is how an agent (or a deployer) says that an endpoint serves something other than
-// what the server recorded; subscribers of "drift.detected" hear of it.
-func (s jsonAPI) apiDrift(w http.ResponseWriter, r *http.Request, p principal) error {
+// apiReportDrift is how another tool says that an endpoint serves something other than what the
+// server recorded; subscribers of "drift.detected" hear of it. The agent's observations reach
+// the same webhooks through driftDetected.
+func (s jsonAPI) apiReportDrift(w http.ResponseWriter, r *http.Request, p principal) error {
 	var body struct {
 		Environment    string            `json:"environment"`
 		Model          string            `json:"model"`

@@ -261,3 +261,30 @@ func TestWebhookInputIsChecked(t *testing.T) {
 	wantResp(t, e.Do("POST", "/api/v1/webhooks", servertest.Basic("carol", pw), server.WebhookSpec{URL: "https://x.example"}), http.StatusForbidden, "admin")
 	wantResp(t, e.Do("POST", "/api/v1/webhooks/whk_nope/test", e.Admin(), nil), http.StatusNotFound, "webhook list")
 }
+
+// TestObservedDriftReachesWebhooks: when the agent's observation of an endpoint differs from
+// what sagedeploy recorded, subscribers of drift.detected get one message naming what changed,
+// and a second identical observation sends nothing more.
+func TestObservedDriftReachesWebhooks(t *testing.T) {
+	e, _ := startWithWebhooks(t, "https://deploy.example.com")
+	rel := e.Deploy("dev", "abalone", 1, 1)
+	rc := newReceiver(t, 0)
+	addWebhook(t, e, server.WebhookSpec{Name: "slack", URL: rc.url, Format: store.FormatSlack, Events: string(store.EventDriftDetected)})
+	dev := e.Client("dev")
+	changed := releases.Observation{Environment: "dev", Model: "abalone", EndpointName: "abalone-dev", EndpointStatus: "InService",
+		Version: 1, InstanceType: "ml.m5.large", InstanceCount: 3, EndpointConfigName: rel.EndpointConfigName}
+	for range 2 {
+		if d, err := dev.ReportObservation(bg, changed); err != nil || d == nil {
+			t.Fatalf("changed observation: drift %+v, %v", d, err)
+		}
+	}
+	if msg := slackText(t, rc.next(t)); !strings.Contains(msg, "*dev*") || !strings.Contains(msg, "instances 1 → 3") {
+		t.Fatalf("drift message = %q", msg)
+	}
+	// A test notification now arrives next only if the second observation queued nothing.
+	r := e.Do("POST", "/api/v1/drift", servertest.Bearer(e.Token("dev")), map[string]any{"environment": "dev", "model": "abalone", "message": "marker"})
+	wantBody(t, r, http.StatusAccepted, `"kind": "drift.detected"`)
+	if msg := slackText(t, rc.next(t)); !strings.Contains(msg, "marker") {
+		t.Fatalf("the second identical observation was announced again: %q", msg)
+	}
+}

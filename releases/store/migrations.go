@@ -185,6 +185,30 @@ var migrations = []migration{
 		`ALTER TABLE commands ADD COLUMN claimed_by_token TEXT NOT NULL DEFAULT ''`,
 	}},
 	{5, "webhooks and their delivery outbox", webhookSchema},
+	{6, "observed endpoints (drift) and their metrics", []string{
+		// One row per component: the agent's latest look at its endpoint, the drift found then
+		// (empty: none), and the state a user adopted from an observation.
+		`CREATE TABLE component_observations (
+			environment TEXT NOT NULL,
+			model TEXT NOT NULL,
+			observed_json TEXT NOT NULL,
+			observed_at BIGINT NOT NULL,
+			drift_json TEXT NOT NULL DEFAULT '',
+			drift_since BIGINT,
+			adopted_config TEXT NOT NULL DEFAULT '',
+			adopted_at BIGINT,
+			PRIMARY KEY (environment, model)
+		)`,
+		// CloudWatch points as the agent read them, one per metric and period start.
+		`CREATE TABLE metric_points (
+			environment TEXT NOT NULL,
+			model TEXT NOT NULL,
+			metric TEXT NOT NULL,
+			at BIGINT NOT NULL,
+			value DOUBLE PRECISION NOT NULL,
+			PRIMARY KEY (environment, model, metric, at)
+		)`,
+	}},
 }
 
 // SchemaVersion is the newest migration this build knows.
