@@ -8,7 +8,6 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -57,6 +56,7 @@ func (s dashboard) routes(m *http.ServeMux) {
 	m.HandleFunc("GET /releases", s.page(s.releasesPage))
 	m.HandleFunc("GET /releases/{id}", s.page(s.releasePage))
 	m.HandleFunc("GET /releases/{id}/stream", s.dashStream)
+	m.HandleFunc("GET /live", s.dashLive)
 	m.HandleFunc("POST /releases/{id}/{decision}", s.page(s.releaseAction))
 	m.HandleFunc("GET /components/{env}/{model}", s.page(s.componentPage))
 	m.HandleFunc("POST /components/{env}/{model}/{command}", s.page(s.componentCommand))
@@ -269,17 +269,12 @@ func statusLabel(status string) string {
 	return strings.ToUpper(status[:1]) + status[1:]
 }
 
-// componentStatus is what the overview shows for a component: its release in progress if any,
-// else a failed last release, else the endpoint's status.
+// componentStatus is what a component's badge says: the status of the endpoint, which is what
+// it serves. A release in progress or a failed one is shown beside it, never in its place: after a
+// failed deploy rolled back, the endpoint still serves the old version in service. Only a
+// component whose endpoint status was never reported falls back to its last release's status.
 func componentStatus(c store.ComponentView) string {
-	switch c.LastReleaseStatus {
-	case releases.StatusRunning, releases.StatusPending, releases.StatusFailed:
-		return string(c.LastReleaseStatus)
-	}
-	if c.EndpointStatus != "" {
-		return c.EndpointStatus
-	}
-	return string(c.LastReleaseStatus)
+	return cmp.Or(c.EndpointStatus, string(c.LastReleaseStatus))
 }
 
 func triggerLabel(t releases.Trigger) string {
@@ -383,56 +378,6 @@ func (s dashboard) logout(w http.ResponseWriter, r *http.Request, se session) er
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteLaxMode})
 	s.audit(r, se.user.Name, "sign-out", "", "", "", "ok", "")
 	http.Redirect(w, r, "/login", http.StatusSeeOther)
-	return nil
-}
-
-type overviewCell struct{ C *store.ComponentView }
-
-type overviewRow struct {
-	Model string
-	Cells []overviewCell
-}
-
-func (s dashboard) overviewPage(w http.ResponseWriter, r *http.Request, se session) error {
-	ctx := r.Context()
-	envs, err := s.st.Environments(ctx)
-	if err != nil {
-		return err
-	}
-	comps, err := s.st.Components(ctx)
-	if err != nil {
-		return err
-	}
-	byKey := map[string]*store.ComponentView{}
-	var models []string
-	for i := range comps {
-		c := &comps[i]
-		if _, seen := byKey["m:"+c.Model]; !seen {
-			models = append(models, c.Model)
-			byKey["m:"+c.Model] = nil
-		}
-		byKey[c.Environment+"/"+c.Model] = c
-	}
-	slices.Sort(models)
-	var rows []overviewRow
-	for _, m := range models {
-		row := overviewRow{Model: m}
-		for _, e := range envs {
-			row.Cells = append(row.Cells, overviewCell{C: byKey[e.Name+"/"+m]})
-		}
-		rows = append(rows, row)
-	}
-	recent, err := s.st.ListReleases(ctx, store.ReleaseFilter{Limit: 10})
-	if err != nil {
-		return err
-	}
-	pending, err := s.st.PendingApprovals(ctx)
-	if err != nil {
-		return err
-	}
-	s.render(w, r, http.StatusOK, "overview", &se, pageData{Title: "Overview", Nav: "overview", Data: map[string]any{
-		"Envs": envs, "Rows": rows, "Recent": recent.Releases, "Pending": pending,
-	}})
 	return nil
 }
 
@@ -592,14 +537,6 @@ func commandTitle(c releases.Command) string {
 	return string(c.Kind)
 }
 
-func (s dashboard) approvalsPage(w http.ResponseWriter, r *http.Request, se session) error {
-	list, err := s.st.PendingApprovals(r.Context())
-	if err != nil {
-		return err
-	}
-	s.render(w, r, http.StatusOK, "approvals", &se, pageData{Title: "Approvals", Nav: "approvals", Data: map[string]any{"Releases": list}})
-	return nil
-}
 
 type settingsData struct {
 	Envs     []EnvironmentView

@@ -27,14 +27,20 @@ func (n *notifier) wait(key string) <-chan struct{} {
 	return ch
 }
 
+// signal wakes the waiters on key, and those on anyKey (the dashboard's live pages).
 func (n *notifier) signal(key string) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if ch, ok := n.chans[key]; ok {
-		close(ch)
-		delete(n.chans, key)
+	for _, k := range []string{key, anyKey} {
+		if ch, ok := n.chans[k]; ok {
+			close(ch)
+			delete(n.chans, k)
+		}
 	}
 }
+
+// anyKey is signalled with every key.
+const anyKey = "*"
 
 func releaseKey(id string) string { return "release:" + id }
 func queueKey(env string) string  { return "queue:" + env }

@@ -135,6 +135,75 @@
     });
   }
 
+  // Every page: the parts marked data-live follow the dashboard's live stream. On each change the
+  // page fetches itself again and swaps those parts in place (no reload, scroll kept); a part
+  // holding the focus of a field being typed in is left alone until the next change.
+  var liveURL = document.body.getAttribute("data-live-stream");
+  var fetching = false, again = false;
+
+  function refreshLive() {
+    if (fetching) { again = true; return; }
+    fetching = true;
+    fetch(location.href, { credentials: "same-origin", headers: { "X-Live": "1" } })
+      .then(function (res) { return res.ok && !res.redirected ? res.text() : null; })
+      .then(function (html) { if (html) swapLive(new DOMParser().parseFromString(html, "text/html")); })
+      .catch(function () {})
+      .then(function () {
+        fetching = false;
+        if (again) { again = false; refreshLive(); }
+      });
+  }
+
+  function swapLive(doc) {
+    document.querySelectorAll("[data-live][id]").forEach(function (el) {
+      var next = doc.getElementById(el.id);
+      if (!next || next.outerHTML === el.outerHTML) return;
+      var focus = document.activeElement;
+      if (focus && focus !== document.body && el.contains(focus) && /^(INPUT|SELECT|TEXTAREA)$/.test(focus.tagName)) return;
+      el.replaceWith(document.importNode(next, true));
+    });
+    filterModels();
+    document.dispatchEvent(new CustomEvent("live:swapped"));
+  }
+
+  if (liveURL && window.EventSource) {
+    var dash = new EventSource(liveURL);
+    dash.addEventListener("change", refreshLive);
+    window.addEventListener("pagehide", function () { dash.close(); });
+  }
+
+  // Overview: the model filter narrows the rows as one types; the query is kept in the address so
+  // that a reload, a shared link and the live refresh show the same rows (it also works without
+  // JavaScript, as a plain GET form).
+  var filter = document.getElementById("model-filter");
+  var filterTimer = null;
+
+  function filterModels() {
+    if (!filter) return;
+    var q = filter.value.trim().toLowerCase();
+    var shown = 0;
+    document.querySelectorAll("#overview tbody tr[data-model]").forEach(function (tr) {
+      var match = tr.getAttribute("data-model").toLowerCase().indexOf(q) >= 0;
+      tr.hidden = !match;
+      if (match) shown++;
+    });
+    var none = document.getElementById("no-match-live");
+    if (none) none.hidden = shown > 0 || !document.querySelector("#overview tbody tr[data-model]");
+  }
+
+  if (filter) {
+    filter.form.addEventListener("submit", function (e) { e.preventDefault(); });
+    filter.addEventListener("input", function () {
+      filterModels();
+      var u = new URL(location.href);
+      if (filter.value.trim()) u.searchParams.set("q", filter.value.trim()); else u.searchParams.delete("q");
+      history.replaceState(null, "", u.pathname + u.search);
+      // Rows the server left out for the previous query come back with a refresh.
+      clearTimeout(filterTimer);
+      filterTimer = setTimeout(refreshLive, 250);
+    });
+  }
+
   function setText(id, text) {
     var el = document.getElementById(id);
     if (!el || text === null) return;
