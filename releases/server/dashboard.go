@@ -537,7 +537,6 @@ func commandTitle(c releases.Command) string {
 	return string(c.Kind)
 }
 
-
 type settingsData struct {
 	Envs     []EnvironmentView
 	Tokens   []store.Token
