@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"slices"
 	"strings"
@@ -75,8 +76,8 @@ func (s dashboard) overview(ctx context.Context, query string) (overviewData, er
 		row := overviewRow{Model: m}
 		for _, e := range d.Envs {
 			cell := overviewCell{C: byKey[e.Name+"/"+m], Active: active[e.Name+"/"+m]}
-			if cell.C != nil && cell.C.LastReleaseStatus == releases.StatusFailed {
-				cell.Failed = failed[cell.C.LastReleaseID]
+			if cell.Failed, err = s.lastFailed(ctx, cell.C, failed); err != nil {
+				return d, err
 			}
 			row.Cells = append(row.Cells, cell)
 		}
@@ -118,6 +119,22 @@ func (s dashboard) unfinishedAndFailed(ctx context.Context) (active, failed map[
 		failed[page.Releases[i].ID] = &page.Releases[i]
 	}
 	return active, failed, nil
+}
+
+// lastFailed is c's last release when it failed: from the recent failures read at once, else (an
+// old failure) read on its own.
+func (s dashboard) lastFailed(ctx context.Context, c *store.ComponentView, recent map[string]*store.ReleaseRecord) (*store.ReleaseRecord, error) {
+	if c == nil || c.LastReleaseStatus != releases.StatusFailed || c.LastReleaseID == "" {
+		return nil, nil
+	}
+	if r, ok := recent[c.LastReleaseID]; ok {
+		return r, nil
+	}
+	r, err := s.st.Release(ctx, c.LastReleaseID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	return &r, err
 }
 
 // matchesModel is the overview's filter: a case-insensitive substring of the model name.

@@ -1,0 +1,73 @@
+package server_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/sagedeploy/sagedeploy/releases"
+	"github.com/sagedeploy/sagedeploy/releases/server"
+	"github.com/sagedeploy/sagedeploy/releases/server/servertest"
+	"github.com/sagedeploy/sagedeploy/releases/store"
+)
+
+// A deployer reporting a promotion of the version prod already serves is not held at prod's gate:
+// there is nothing for a person to approve. A new version still waits.
+func TestNoApprovalWhenTheTargetServesTheVersion(t *testing.T) {
+	e := servertest.Start(t, servertest.Options{})
+	e.Deploy("prod", "abalone", 4, 2)
+	prod := e.Client("prod")
+	same, err := prod.StartRelease(context.Background(), releases.ReleaseStart{Environment: "prod", Model: "abalone", Kind: releases.KindPromote,
+		Version: releases.Version{Number: 4}, PreviousVersion: &releases.Version{Number: 4}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if same.Status != releases.StatusRunning || same.NeedsApproval {
+		t.Fatalf("promotion of v4 into prod serving v4: %s, needs approval %v; want running without approval", same.Status, same.NeedsApproval)
+	}
+	var list struct{ Releases []releases.Release }
+	e.Do(http.MethodGet, "/api/v1/approvals", e.Admin(), nil).JSON(t, &list)
+	if len(list.Releases) != 0 {
+		t.Fatalf("approvals asked: %+v", list.Releases)
+	}
+	if _, err := prod.FinishRelease(context.Background(), same.ID, releases.ReleaseFinish{Status: releases.StatusSucceeded}); err != nil {
+		t.Fatal(err)
+	}
+	next, err := prod.StartRelease(context.Background(), releases.ReleaseStart{Environment: "prod", Model: "abalone", Kind: releases.KindPromote,
+		Version: releases.Version{Number: 5}, PreviousVersion: &releases.Version{Number: 4}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if next.Status != releases.StatusPending || !next.NeedsApproval {
+		t.Fatalf("promotion of v5 into prod serving v4: %s, needs approval %v; want pending at the gate", next.Status, next.NeedsApproval)
+	}
+}
+
+// BenchmarkOverview200Models measures the overview with 200 models in three environments, the
+// page a team with many models opens first, and the same page filtered to a few models.
+//
+//	go test -run '^$' -bench Overview200 -benchtime 100x ./releases/server/
+func BenchmarkOverview200Models(b *testing.B) {
+	e := servertest.Start(b, servertest.Options{Environments: []releases.Environment{
+		{Name: "dev", Kind: "local", Position: 0}, {Name: "staging", Kind: "sagemaker", Region: "eu-west-1", Position: 1},
+		{Name: "prod", Kind: "sagemaker", Region: "eu-west-1", Position: 2, RequiresApproval: true},
+	}})
+	for m := range 200 {
+		for _, env := range []string{"dev", "staging", "prod"} {
+			e.Deploy(env, fmt.Sprintf("bulk%d", m), 1, 2)
+		}
+	}
+	id := "bench-overview-session"
+	now := e.Store.Now()
+	if err := e.Store.CreateSession(context.Background(), store.Session{IDHash: server.HashToken(id), Username: "admin", CSRF: "x", CreatedAt: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
+		b.Fatal(err)
+	}
+	s := seeded{url: e.URL, cookie: &http.Cookie{Name: "sagedeploy_session", Value: id}}
+	for _, page := range []string{"/", "/?q=bulk19"} {
+		b.Run(page, func(b *testing.B) {
+			b.ReportMetric(measure(b, s, page, b.N), "p95-ms")
+		})
+	}
+}
