@@ -429,6 +429,11 @@ func (s dashboard) releasePage(w http.ResponseWriter, r *http.Request, se sessio
 	if t, ok := s.agents.last(rec.Environment); ok {
 		data["AgentSeen"] = t
 	}
+	if rec.AwaitingApproval() {
+		if data["Approval"], err = s.approvalView(ctx, rec); err != nil {
+			return err
+		}
+	}
 	s.render(w, r, http.StatusOK, "release", &se, pageData{Title: fmt.Sprintf("%s %s in %s", rec.Kind, rec.Model, rec.Environment), Nav: "releases", Data: data})
 	return nil
 }

@@ -142,14 +142,15 @@ func TestBrowserOverviewAndComponentFollowCommandsAndDeploys(t *testing.T) {
 }
 
 // TestBrowserApprovalsBadgeAndComparison: a promotion waiting at prod's gate appears on an open
-// approvals page and in the nav badge of any page without a reload, and shows what prod serves
-// now beside what it would serve.
+// approvals page, in its nav badge and on an open releases list without a reload, and shows what
+// prod serves now beside what it would serve.
 func TestBrowserApprovalsBadgeAndComparison(t *testing.T) {
 	e, ctx := start(t)
 	e.Deploy("dev", "abalone", 5, 1)
 	e.Deploy("prod", "abalone", 4, 2)
 	approvals := tab(t, ctx, e.URL+"/approvals")
 	waitText(t, approvals, "#approvals", "Nothing is waiting for approval")
+	list := tab(t, ctx, e.URL+"/releases")
 	r, err := e.Client("prod").StartRelease(bg, releases.ReleaseStart{Environment: "prod", Model: "abalone", Kind: releases.KindPromote,
 		Version: releases.Version{Number: 5}, PreviousVersion: &releases.Version{Number: 4}, EndpointConfigName: "abalone-prod-v5", InstanceType: "ml.m5.xlarge", InstanceCount: 2})
 	must(t, err)
@@ -170,6 +171,11 @@ func TestBrowserApprovalsBadgeAndComparison(t *testing.T) {
 		t.Fatalf("instances row: %q", s)
 	}
 	sameLoad(t, approvals, "approvals page")
+	waitText(t, list, fmt.Sprintf("[data-release=%q]", r.ID), "Awaiting approval")
+	sameLoad(t, list, "releases list")
+	// The release's own page shows the same comparison above its Approve button.
+	must(t, chromedp.Do(list, chromedp.Navigate(e.URL+"/releases/"+r.ID)))
+	waitText(t, list, "#approval [data-row=instances]", "2 × ml.m5.xlarge")
 
 	// Approving it elsewhere (the API) clears the page and the badge.
 	res := e.Do(http.MethodPost, "/api/v1/releases/"+r.ID+"/approve", servertest.Basic("ops", e.AddUser("ops", "deployer")), nil)
