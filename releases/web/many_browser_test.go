@@ -5,11 +5,14 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 
 	"github.com/sagedeploy/sagedeploy/internal/browsertest"
+	"github.com/sagedeploy/sagedeploy/releases/server"
+	"github.com/sagedeploy/sagedeploy/releases/server/servertest"
 )
 
 // visibleModels lists the overview's model rows that are shown, in page order.
@@ -19,11 +22,14 @@ const visibleModels = `Array.prototype.filter.call(document.querySelectorAll('#o
 // narrows them as one types in the filter (kept in the address), and filters without JavaScript
 // through the query parameter.
 func TestBrowserOverviewWith200Models(t *testing.T) {
-	e, ctx := start(t)
+	// Seed before the browser starts: its deadline is for browsing (seeding is slow under -race).
+	e := servertest.Start(t, servertest.Options{Server: server.Options{StreamPoll: 200 * time.Millisecond}})
 	for i := range 200 {
 		e.Deploy("dev", fmt.Sprintf("bulk%d", i), 1, 1)
 	}
 	e.Deploy("prod", "bulk7", 1, 2)
+	ctx := browsertest.New(t, 90*time.Second)
+	must(t, browsertest.SignIn(ctx, e.URL, "admin", e.AdminPassword))
 	must(t, chromedp.Do(ctx, chromedp.Navigate(e.URL+"/")))
 	waitText(t, ctx, "#overview-count", "200 models")
 	rows, err := browsertest.Eval[[]string](ctx, visibleModels)

@@ -52,7 +52,7 @@ func TestBrowserPhoneWidthNoSideScroll(t *testing.T) {
 		e.Deploy("production", m, 1, 4)
 	}
 	r, err := e.Client("production").StartRelease(bg, releases.ReleaseStart{Environment: "production", Model: long, Kind: releases.KindPromote,
-		Version: releases.Version{Number: 2, ModelPackageARN: "arn:aws:sagemaker:ap-southeast-2:123456789012:model-package/" + long + "/2"},
+		Version:         releases.Version{Number: 2, ModelPackageARN: "arn:aws:sagemaker:ap-southeast-2:123456789012:model-package/" + long + "/2"},
 		PreviousVersion: &releases.Version{Number: 1}, EndpointConfigName: long + "-production-v2-pipeline-123456", Trigger: releases.Trigger{Type: "pipeline", PipelineID: "build-98123"}})
 	must(t, err)
 	dev := e.Client("dev")
