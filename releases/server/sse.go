@@ -108,7 +108,7 @@ func (s streams) streamRelease(w http.ResponseWriter, r *http.Request, rec store
 // streamOnce writes the events after *after and, when it changed since *lastState, the
 // release's state; final says whether the release and its command (if any) have ended. An agent
 // reports a command's result after the release it ran, so ending the stream with the release
-// would leave the page showing a finished command as "dispatched".
+// would leave the page showing a finished command as "dispatched" until a reload.
 func (s streams) streamOnce(ctx context.Context, w io.Writer, id string, after *int, lastState *[]byte) (final bool, err error) {
 	evs, err := s.st.Events(ctx, id, *after)
 	if err != nil {
@@ -132,7 +132,19 @@ func (s streams) streamOnce(ctx context.Context, w io.Writer, id string, after *
 		fmt.Fprintf(w, "event: release\ndata: %s\n\n", b)
 		*lastState = cb
 	}
-	return cur.Status.Final() && (st.CommandState == "" || st.CommandState.Final()), nil
+	return cur.Status.Final() && s.commandSettled(st.CommandState, cur.FinishedAt), nil
+}
+
+// commandResultGrace is how long after its release ends a stream waits for the command's result:
+// an agent that died between the two would otherwise keep followers waiting for ever.
+const commandResultGrace = time.Minute
+
+// commandSettled reports whether a release's command (if any) needs no more waiting for.
+func (s streams) commandSettled(state releases.CommandState, releaseFinished *time.Time) bool {
+	if state == "" || state.Final() {
+		return true
+	}
+	return releaseFinished != nil && s.st.Now().Sub(*releaseFinished) > commandResultGrace
 }
 
 func (s streams) streamStateOf(ctx context.Context, cur store.ReleaseRecord) streamState {
