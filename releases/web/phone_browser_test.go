@@ -85,7 +85,7 @@ func TestBrowserPhoneWidthNoSideScroll(t *testing.T) {
 		if o.Doc > o.View || len(o.Wide) > 0 {
 			t.Errorf("%s at %d px is %d px wide; too wide: %s", p.name, o.View, o.Doc, strings.Join(o.Wide, ", "))
 		}
-		if p.name == "overview" || p.name == "a component" {
+		if p.name == "overview" || p.name == "a component" || p.name == "approvals" {
 			if path, err := browsertest.Screenshot(ctx, "sagedeploy-phone-"+strings.ReplaceAll(p.name, " ", "-")+".png"); err == nil {
 				t.Logf("%s at 420 px: %s", p.name, path)
 			}

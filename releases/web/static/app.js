@@ -166,11 +166,24 @@
     document.dispatchEvent(new CustomEvent("live:swapped"));
   }
 
-  if (liveURL && window.EventSource) {
-    var dash = new EventSource(liveURL);
+  // A hidden tab lets its stream go: browsers allow about six connections to a server over
+  // HTTP/1.1, and a dozen dashboard tabs each holding one would stall every other request. The
+  // stream's first event on return brings the page up to date.
+  var dash = null;
+  function connectLive() {
+    if (dash || !liveURL || !window.EventSource) return;
+    dash = new EventSource(liveURL);
     dash.addEventListener("change", refreshLive);
-    window.addEventListener("pagehide", function () { dash.close(); });
   }
+  function disconnectLive() {
+    if (dash) { dash.close(); dash = null; }
+  }
+  if (document.visibilityState !== "hidden") connectLive();
+  document.addEventListener("visibilitychange", function () {
+    if (document.visibilityState === "hidden") disconnectLive(); else connectLive();
+  });
+  window.addEventListener("pagehide", disconnectLive);
+  window.addEventListener("pageshow", function () { if (document.visibilityState !== "hidden") connectLive(); });
 
   // Overview: the model filter narrows the rows as one types; the query is kept in the address so
   // that a reload, a shared link and the live refresh show the same rows (it also works without
