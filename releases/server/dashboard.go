@@ -19,6 +19,7 @@ import (
 
 // pageData is what every dashboard page gets; Data is the page's own.
 type pageData struct {
+	LiveState  string
 	Title      string
 	Nav        string
 	User       *store.User
@@ -38,6 +39,9 @@ type dashHandler func(w http.ResponseWriter, r *http.Request, sess session) erro
 type session struct {
 	user store.User
 	s    store.Session
+	// liveState is the live stream's fingerprint taken before the page read its data: the page's
+	// stream starts from it, so that it speaks only of changes the page has not shown.
+	liveState string
 }
 
 func (se session) principal() principal { return principal{user: &se.user, session: &se.s} }
@@ -94,6 +98,10 @@ func (s dashboard) page(h dashHandler) http.HandlerFunc {
 			return
 		}
 		sess := session{user: u, s: se}
+		if r.Method == http.MethodGet {
+			// Errors leave it empty: the stream then sends its first state and the page refreshes.
+			sess.liveState, _ = s.fingerprint(r.Context())
+		}
 		if r.Method == http.MethodPost {
 			if err := r.ParseForm(); err != nil {
 				s.renderError(w, r, &sess, releases.Errorf(releases.EINVALID, "the form could not be read: %v", err))
@@ -119,6 +127,7 @@ func (s dashboard) render(w http.ResponseWriter, r *http.Request, status int, na
 	}
 	d.Version = cmp.Or(s.opts.Version, "(unknown version)")
 	if sess != nil {
+		d.LiveState = sess.liveState
 		d.User = &sess.user
 		d.CSRF = sess.s.CSRF
 		d.CanDeploy = roleRank(sess.user.Role) >= roleRank(store.RoleDeployer)

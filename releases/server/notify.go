@@ -10,6 +10,7 @@ import (
 type notifier struct {
 	mu    sync.Mutex
 	chans map[string]chan struct{}
+	gen   uint64 // counts signals, so that a reader can tell whether anything happened since
 }
 
 func newNotifier() *notifier { return &notifier{chans: map[string]chan struct{}{}} }
@@ -31,12 +32,20 @@ func (n *notifier) wait(key string) <-chan struct{} {
 func (n *notifier) signal(key string) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	n.gen++
 	for _, k := range []string{key, anyKey} {
 		if ch, ok := n.chans[k]; ok {
 			close(ch)
 			delete(n.chans, k)
 		}
 	}
+}
+
+// generation is the number of signals so far.
+func (n *notifier) generation() uint64 {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.gen
 }
 
 // anyKey is signalled with every key.

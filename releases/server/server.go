@@ -61,6 +61,7 @@ type Server struct {
 	metrics   *metrics
 	notify    *notifier
 	agents    *presence
+	live      liveCache // the dashboard's live fingerprint, shared by its pages and streams
 	pages     map[string]*template.Template
 	dummyHash []byte
 

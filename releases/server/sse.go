@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/sagedeploy/sagedeploy/releases"
@@ -163,9 +164,9 @@ func (s streams) streamStateOf(ctx context.Context, cur store.ReleaseRecord) str
 	return st
 }
 
-// dashLive streams "change" events to the dashboard's pages: one when the stream opens (the page
-// may have changed between its render and this connection), then one whenever what the pages show
-// changes. A page answers by fetching itself again and swapping its live parts in place.
+// dashLive streams "change" events to the dashboard's pages whenever what they show changes,
+// including between the page's render (whose fingerprint it passes as ?state=) and this
+// connection. A page answers by fetching itself again and swapping its live parts in place.
 func (s dashboard) dashLive(w http.ResponseWriter, r *http.Request) {
 	if _, _, err := s.sessionOf(r); err != nil {
 		http.Error(w, "sign in first", http.StatusUnauthorized)
@@ -183,15 +184,16 @@ func (s dashboard) dashLive(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 	fmt.Fprintf(w, "retry: 2000\n\n")
 	fl.Flush()
-	s.liveLoop(r.Context(), w, fl)
+	s.liveLoop(r.Context(), w, fl, r.URL.Query().Get("state"))
 }
 
-func (s dashboard) liveLoop(ctx context.Context, w io.Writer, fl http.Flusher) {
+// liveLoop sends a change whenever the fingerprint differs from the last one sent, starting from
+// last, the one the page was rendered with.
+func (s dashboard) liveLoop(ctx context.Context, w io.Writer, fl http.Flusher, last string) {
 	tick := time.NewTicker(s.opts.StreamPoll)
 	defer tick.Stop()
 	keepalive := time.NewTicker(20 * time.Second)
 	defer keepalive.Stop()
-	last := ""
 	for {
 		woken := s.notify.wait(anyKey)
 		fp, err := s.fingerprint(ctx)
@@ -220,10 +222,40 @@ func (s dashboard) liveLoop(ctx context.Context, w io.Writer, fl http.Flusher) {
 	}
 }
 
+// liveCache keeps the last fingerprint with the notifier generation it was read at: every open
+// page's stream and every page render asks for it, and it changes only after a signal (or, for
+// changes made by another server on the same database, at most a stream poll later).
+type liveCache struct {
+	mu  sync.Mutex
+	gen uint64
+	at  time.Time
+	fp  string
+}
+
 // fingerprint digests what the dashboard's pages show — components, recent releases, approvals,
 // commands — so that the live stream speaks only when one of them changed, not at every wake-up
 // (heartbeats and agents' polls wake it too).
 func (s dashboard) fingerprint(ctx context.Context) (string, error) {
+	gen := s.notify.generation()
+	c := &s.live
+	c.mu.Lock()
+	if c.fp != "" && c.gen == gen && time.Since(c.at) < s.opts.StreamPoll {
+		fp := c.fp
+		c.mu.Unlock()
+		return fp, nil
+	}
+	c.mu.Unlock()
+	fp, err := s.readFingerprint(ctx)
+	if err != nil {
+		return "", err
+	}
+	c.mu.Lock()
+	c.gen, c.at, c.fp = gen, time.Now(), fp
+	c.mu.Unlock()
+	return fp, nil
+}
+
+func (s dashboard) readFingerprint(ctx context.Context) (string, error) {
 	comps, err := s.st.Components(ctx)
 	if err != nil {
 		return "", fmt.Errorf("live state: %w", err)
