@@ -13,18 +13,18 @@ import (
 // servingSide is one side of an approval's comparison: a version, the endpoint configuration that
 // serves it and its instances.
 type servingSide struct {
-	Version       *releases.Version
-	Config        string
-	InstanceType  string
-	InstanceCount int
+	Version       *releases.Version `json:"version,omitempty"`
+	Config        string            `json:"endpoint_config,omitempty"`
+	InstanceType  string            `json:"instance_type,omitempty"`
+	InstanceCount int               `json:"instance_count"`
 }
 
 // approvalView is a release waiting at a gate with what its environment serves now beside what it
 // would serve once approved, so that the approver sees the change, not just its name.
 type approvalView struct {
 	store.ReleaseRecord
-	Now      servingSide
-	Proposed servingSide
+	Now      servingSide `json:"now"`
+	Proposed servingSide `json:"proposed"`
 }
 
 // Changes reports which rows of the comparison differ, for highlighting.
@@ -44,7 +44,7 @@ func (s dashboard) approvalsPage(w http.ResponseWriter, r *http.Request, se sess
 	}
 	views := make([]approvalView, 0, len(list))
 	for _, rec := range list {
-		v, err := s.approvalView(r.Context(), rec)
+		v, err := s.Server.approvalView(r.Context(), rec)
 		if err != nil {
 			return err
 		}
@@ -56,7 +56,7 @@ func (s dashboard) approvalsPage(w http.ResponseWriter, r *http.Request, se sess
 
 // approvalView reads what rec's component serves now: its version and instances from the
 // component, its endpoint configuration from the newest release that succeeded there.
-func (s dashboard) approvalView(ctx context.Context, rec store.ReleaseRecord) (approvalView, error) {
+func (s *Server) approvalView(ctx context.Context, rec store.ReleaseRecord) (approvalView, error) {
 	v := approvalView{ReleaseRecord: rec, Proposed: servingSide{Version: &rec.Version, Config: rec.EndpointConfigName,
 		InstanceType: rec.InstanceType, InstanceCount: rec.InstanceCount}}
 	c, err := s.st.Component(ctx, rec.Environment, rec.Model)

@@ -439,7 +439,7 @@ func (s dashboard) releasePage(w http.ResponseWriter, r *http.Request, se sessio
 		data["AgentSeen"] = t
 	}
 	if rec.AwaitingApproval() {
-		if data["Approval"], err = s.approvalView(ctx, rec); err != nil {
+		if data["Approval"], err = s.Server.approvalView(ctx, rec); err != nil {
 			return err
 		}
 	}

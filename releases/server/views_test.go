@@ -71,3 +71,55 @@ func BenchmarkOverview200Models(b *testing.B) {
 		})
 	}
 }
+
+// The approvals API shows, for each release at a gate, what its environment serves now (version,
+// endpoint configuration of the last successful release, instances) and what it would serve.
+func TestApprovalsAPIComparesNowAndProposed(t *testing.T) {
+	e := servertest.Start(t, servertest.Options{})
+	ctx := context.Background()
+	prod := e.Client("prod")
+	r, err := prod.StartRelease(ctx, releases.ReleaseStart{Environment: "prod", Model: "abalone", Kind: releases.KindDeploy, Version: releases.Version{Number: 4},
+		EndpointName: "abalone-prod", EndpointConfigName: "abalone-prod-v4", InstanceType: "ml.m5.large", InstanceCount: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Store.Approve(ctx, r.ID, "servertest"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := prod.FinishRelease(ctx, r.ID, releases.ReleaseFinish{Status: releases.StatusSucceeded, ServingVersion: &releases.Version{Number: 4}, EndpointStatus: "InService", InstanceType: "ml.m5.large", InstanceCount: 2}); err != nil {
+		t.Fatal(err)
+	}
+	next, err := prod.StartRelease(ctx, releases.ReleaseStart{Environment: "prod", Model: "abalone", Kind: releases.KindPromote, Version: releases.Version{Number: 5},
+		PreviousVersion: &releases.Version{Number: 4}, EndpointConfigName: "abalone-prod-v5", InstanceType: "ml.c5.xlarge", InstanceCount: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type side struct {
+		Version        *releases.Version `json:"version"`
+		EndpointConfig string            `json:"endpoint_config"`
+		InstanceType   string            `json:"instance_type"`
+		InstanceCount  int               `json:"instance_count"`
+	}
+	var got struct {
+		Releases []struct {
+			ID       string `json:"id"`
+			Now      side   `json:"now"`
+			Proposed side   `json:"proposed"`
+		} `json:"releases"`
+	}
+	res := e.Do(http.MethodGet, "/api/v1/approvals", e.Admin(), nil)
+	if res.Status != http.StatusOK {
+		t.Fatalf("GET /api/v1/approvals: %d %s", res.Status, res.Body)
+	}
+	res.JSON(t, &got)
+	if len(got.Releases) != 1 || got.Releases[0].ID != next.ID {
+		t.Fatalf("approvals: %s", res.Body)
+	}
+	now, proposed := got.Releases[0].Now, got.Releases[0].Proposed
+	if now.Version == nil || now.Version.Number != 4 || now.EndpointConfig != "abalone-prod-v4" || now.InstanceCount != 2 || now.InstanceType != "ml.m5.large" {
+		t.Errorf("now: %+v", now)
+	}
+	if proposed.Version == nil || proposed.Version.Number != 5 || proposed.EndpointConfig != "abalone-prod-v5" || proposed.InstanceCount != 3 || proposed.InstanceType != "ml.c5.xlarge" {
+		t.Errorf("proposed: %+v", proposed)
+	}
+}
