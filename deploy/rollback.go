@@ -36,6 +36,11 @@ type RollbackRequest struct {
 func (d *Deployer) Rollback(ctx context.Context, req RollbackRequest) (DeployResult, error) {
 	res := DeployResult{Model: req.Model, Environment: req.Environment, Kind: releases.KindRestore}
 	res.Endpoint = cmp.Or(req.EndpointName, naming.Endpoint(req.Model, req.Environment))
+	ctx, err := d.checkEnvironment(ctx, req.Model, req.Environment)
+	if err != nil {
+		res.Reason = FailureReason(err)
+		return res, err
+	}
 	dr, err := d.rollbackRequest(ctx, req, res.Endpoint)
 	if err != nil {
 		res.Reason = FailureReason(err)
