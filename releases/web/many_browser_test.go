@@ -49,7 +49,15 @@ func TestBrowserOverviewWith200Models(t *testing.T) {
 
 	// Typing narrows the rows at once, without a reload, and the address keeps the query.
 	markLoad(t, ctx)
-	must(t, chromedp.Do(ctx, chromedp.SendKeys(chromedp.CSS("#model-filter"), "bulk19")))
+	// "/" puts the cursor in the filter; typing narrows the rows.
+	must(t, chromedp.Do(ctx, chromedp.KeyEvent("/")))
+	if focused, err := browsertest.Eval[string](ctx, `document.activeElement.id`); err != nil || focused != "model-filter" {
+		t.Fatalf("after pressing / the focus is on %q, want the model filter", focused)
+	}
+	if v, _ := browsertest.Eval[string](ctx, `document.querySelector('#model-filter').value`); v != "" {
+		t.Fatalf("after pressing / the filter says %q, want it empty", v)
+	}
+	must(t, chromedp.Do(ctx, chromedp.KeyEvent("bulk19")))
 	shown, err := browsertest.WaitFor(ctx, "the rows of bulk19", func() ([]string, bool, error) {
 		v, err := browsertest.Eval[[]string](ctx, visibleModels)
 		return v, err == nil && len(v) == 11, nil

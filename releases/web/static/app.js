@@ -205,6 +205,22 @@
   }
 
   if (filter) {
+    // "/" jumps to the filter, as on many sites with long lists. Some key event sources deliver
+    // the "/" itself to the field after the jump even though its keydown was cancelled: drop it.
+    var jumped = false;
+    document.addEventListener("keydown", function (e) {
+      var t = e.target;
+      if (e.key !== "/" || e.ctrlKey || e.metaKey || e.altKey || /^(INPUT|SELECT|TEXTAREA)$/.test(t.tagName) || t.isContentEditable) return;
+      e.preventDefault();
+      jumped = true;
+      filter.focus();
+      filter.select();
+    });
+    document.addEventListener("keyup", function () { jumped = false; });
+    filter.addEventListener("beforeinput", function (e) {
+      if (jumped && e.data === "/") e.preventDefault();
+      jumped = false;
+    });
     filter.form.addEventListener("submit", function (e) { e.preventDefault(); });
     filter.addEventListener("input", function () {
       filterModels();
