@@ -1,9 +1,12 @@
 package server_test
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -122,4 +125,66 @@ func TestApprovalsAPIComparesNowAndProposed(t *testing.T) {
 	if proposed.Version == nil || proposed.Version.Number != 5 || proposed.EndpointConfig != "abalone-prod-v5" || proposed.InstanceCount != 3 || proposed.InstanceType != "ml.c5.xlarge" {
 		t.Errorf("proposed: %+v", proposed)
 	}
+}
+
+// The dashboard's live stream needs a session, says nothing while nothing changes since the
+// state the page was rendered at, and speaks once a deploy changes what the pages show.
+func TestLiveStreamSpeaksOnChange(t *testing.T) {
+	e := servertest.Start(t, servertest.Options{Server: server.Options{StreamPoll: 50 * time.Millisecond}})
+	if res := e.Do(http.MethodGet, "/live", nil, nil); res.Status != http.StatusUnauthorized {
+		t.Fatalf("/live without a session: %d", res.Status)
+	}
+	id := "live-session"
+	now := e.Store.Now()
+	if err := e.Store.CreateSession(context.Background(), store.Session{IDHash: server.HashToken(id), Username: "admin", CSRF: "x", CreatedAt: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	events := liveEvents(t, ctx, e.URL+"/live", id)
+	first := <-events // no ?state=: the stream starts by saying what it is
+	if first == "" {
+		t.Fatal("the stream ended before its first state")
+	}
+	// The same state, as a page rendered now would pass it: nothing to say until a change.
+	again := liveEvents(t, ctx, e.URL+"/live?state="+first, id)
+	e.Deploy("dev", "abalone", 1, 1)
+	changed := <-again
+	if changed == "" || changed == first {
+		t.Fatalf("after a deploy the stream said %q (it started at %q)", changed, first)
+	}
+}
+
+// liveEvents reads the states of a dashboard live stream's "change" events.
+func liveEvents(t *testing.T, ctx context.Context, url, session string) <-chan string {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	req.AddCookie(&http.Cookie{Name: "sagedeploy_session", Value: session})
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("GET %s: %d %s", url, resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	out := make(chan string, 16)
+	go func() {
+		defer close(out)
+		defer resp.Body.Close()
+		sc := bufio.NewScanner(resp.Body)
+		change := false
+		for sc.Scan() {
+			line := sc.Text()
+			switch {
+			case line == "event: change":
+				change = true
+			case change && strings.HasPrefix(line, "data: "):
+				var d struct{ State string }
+				_ = json.Unmarshal([]byte(strings.TrimPrefix(line, "data: ")), &d)
+				out <- d.State
+				change = false
+			}
+		}
+	}()
+	return out
 }
