@@ -96,10 +96,15 @@ func TestBrowserOverviewAndComponentFollowCommandsAndDeploys(t *testing.T) {
 	waitGone(t, comp, "#active-release")
 	waitText(t, overview, cell+" [data-serving]", "v1")
 
-	// 2. A scale to 3 instances.
+	// 2. A scale to 3 instances, while someone has typed 5 in the page's own scale box: the count
+	// follows, what they typed stays.
+	must(t, chromedp.Do(comp, chromedp.SetValue(chromedp.CSS("#instances"), "5")))
 	command(t, e, "scale", map[string]int{"instances": 3})
 	waitText(t, comp, "#instance-count", "3")
 	waitText(t, overview, cell+" [data-instances]", "3")
+	if v, err := browsertest.Eval[string](comp, `document.querySelector('#instances').value`); err != nil || v != "5" {
+		t.Fatalf("the live update replaced the typed instance count with %q", v)
+	}
 
 	// 3. A pipeline deploys v3: the overview shows v1 still serving and the deploy beside it.
 	dev := e.Client("dev")

@@ -136,8 +136,8 @@
   }
 
   // Every page: the parts marked data-live follow the dashboard's live stream. On each change the
-  // page fetches itself again and swaps those parts in place (no reload, scroll kept); a part
-  // holding the focus of a field being typed in is left alone until the next change.
+  // page fetches itself again and swaps those parts in place (no reload, scroll kept); a part the
+  // user is busy with is left alone until the next change.
   var liveURL = document.body.getAttribute("data-live-stream");
   var fetching = false, again = false;
 
@@ -154,12 +154,22 @@
       });
   }
 
+  // busy says whether a part holds what the user is doing: the field being typed in, or a field
+  // already changed (say the instance count, typed before reaching for the Scale button).
+  function busy(el) {
+    var focus = document.activeElement;
+    if (focus && focus !== document.body && el.contains(focus) && /^(INPUT|SELECT|TEXTAREA)$/.test(focus.tagName)) return true;
+    return Array.prototype.some.call(el.querySelectorAll("input:not([type=hidden]), textarea, select"), function (f) {
+      if (f.tagName === "SELECT") return Array.prototype.some.call(f.options, function (o) { return o.selected !== o.defaultSelected; });
+      if (f.type === "checkbox" || f.type === "radio") return f.checked !== f.defaultChecked;
+      return f.value !== f.defaultValue;
+    });
+  }
+
   function swapLive(doc) {
     document.querySelectorAll("[data-live][id]").forEach(function (el) {
       var next = doc.getElementById(el.id);
-      if (!next || next.outerHTML === el.outerHTML) return;
-      var focus = document.activeElement;
-      if (focus && focus !== document.body && el.contains(focus) && /^(INPUT|SELECT|TEXTAREA)$/.test(focus.tagName)) return;
+      if (!next || next.outerHTML === el.outerHTML || busy(el)) return;
       el.replaceWith(document.importNode(next, true));
     });
     filterModels();
