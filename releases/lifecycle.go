@@ -76,10 +76,17 @@ func (f ReleaseFinish) Check() error {
 	return nil
 }
 
+// AlreadyServes reports whether the release proposes the version its target serves already (as
+// the deployer reported it): approving it would only confirm the status quo, so no gate holds it.
+func AlreadyServes(r Release) bool {
+	return r.PreviousVersion != nil && r.Version.Number > 0 && r.PreviousVersion.Number == r.Version.Number
+}
+
 // Open starts a release a deployer reports on its own: pending at the gate when env's gate holds
-// releases of its kind, running from now otherwise.
+// releases of its kind and the release brings a version the environment does not serve yet,
+// running from now otherwise.
 func Open(r *Release, env Environment, now time.Time) {
-	r.NeedsApproval = Gated(env, r.Kind)
+	r.NeedsApproval = Gated(env, r.Kind) && !AlreadyServes(*r)
 	r.Status, r.StartedAt = StatusPending, nil
 	if !r.NeedsApproval {
 		r.Status, r.StartedAt = StatusRunning, &now

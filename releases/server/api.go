@@ -626,10 +626,15 @@ func (s jsonAPI) apiApprovals(w http.ResponseWriter, r *http.Request, p principa
 	if err != nil {
 		return err
 	}
-	out := []store.ReleaseRecord{}
+	// Each with what its environment serves now and what it would serve once approved.
+	out := []approvalView{}
 	for _, rel := range list {
 		if p.token == nil || p.token.Environment == rel.Environment {
-			out = append(out, rel)
+			v, err := s.approvalView(r.Context(), rel)
+			if err != nil {
+				return err
+			}
+			out = append(out, v)
 		}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"releases": out})

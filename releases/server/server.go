@@ -71,6 +71,7 @@ type Server struct {
 	throttle  *throttle
 	agents    *presence
 	insights  insightCache // drift and freshness for the dashboard's cells
+	live      liveCache    // the dashboard's live fingerprint, shared by its pages and streams
 	pages     map[string]*template.Template
 	dummyHash []byte
 	sender    *sender // of webhook deliveries
