@@ -457,7 +457,7 @@ func TestRollbackToPreviousAndToAVersion(t *testing.T) {
 	if err != nil {
 		t.Fatalf("rollback: %v", err)
 	}
-	if rb.Version.Number != 1 || rb.EndpointConfigName != first.EndpointConfigName || rb.Kind != "restore" {
+	if rb.Version.Number != 1 || rb.EndpointConfigName != first.EndpointConfigName || rb.Kind != "rollback" {
 		t.Fatalf("rollback went to version %d config %s (kind %s), want version 1 on its old config %s", rb.Version.Number, rb.EndpointConfigName, rb.Kind, first.EndpointConfigName)
 	}
 	expectVersion(t, d, "abalone-prod", 1)
@@ -491,7 +491,7 @@ func TestRollbackToPreviousAndToAVersion(t *testing.T) {
 	for _, e := range h.Entries {
 		seq = append(seq, fmt.Sprintf("v%d:%s", e.Version, e.Kind))
 	}
-	if got, want := strings.Join(seq, " "), "v1:deploy v2:deploy v1:restore v3:deploy v2:restore"; got != want {
+	if got, want := strings.Join(seq, " "), "v1:deploy v2:deploy v1:rollback v3:deploy v2:rollback"; got != want {
 		t.Errorf("history = %s, want %s", got, want)
 	}
 	if !h.Entries[len(h.Entries)-1].Current {

@@ -148,18 +148,18 @@ func (d *Deployer) deploy(ctx context.Context, run *deployRun, req DeployRequest
 		return err
 	}
 	res := &run.res
-	cfg, apply, err := d.prepare(ctx, req, run.tr.sink)
-	if err != nil {
-		return err
-	}
-	res.EndpointConfigName, res.ModelName, res.Version = cfg.Name, cfg.ModelName, cfg.Version
-	res.InstanceType, res.InstanceCount = cfg.InstanceType, cfg.InstanceCount
 	snap := req.snapshot
 	if snap == nil {
 		if snap, err = d.readEndpoint(ctx, res.Endpoint); err != nil {
 			return err
 		}
 	}
+	cfg, apply, err := d.prepare(ctx, req, snap, run.tr.sink)
+	if err != nil {
+		return err
+	}
+	res.EndpointConfigName, res.ModelName, res.Version = cfg.Name, cfg.ModelName, cfg.Version
+	res.InstanceType, res.InstanceCount = cfg.InstanceType, cfg.InstanceCount
 	if prev, ok := snap.serving(); ok && prev.Name != cfg.Name {
 		res.PreviousVersion, res.PreviousConfigName = &prev.Version, prev.Name
 	}
@@ -188,6 +188,20 @@ func (d *Deployer) deploy(ctx context.Context, run *deployRun, req DeployRequest
 		return d.verifyDeploy(ctx, run, req, pr)
 	}
 	return nil
+}
+
+// keepInstances fills the instance settings a request leaves open with what the endpoint runs
+// now, so that an update never undoes a scaling: SageMaker's defaults apply to new endpoints only.
+func keepInstances(req DeployRequest, snap *endpointSnapshot) DeployRequest {
+	cur, ok := snap.serving()
+	if !ok {
+		return req
+	}
+	req.InstanceType = cmp.Or(req.InstanceType, cur.InstanceType)
+	if req.InstanceCount == 0 {
+		req.InstanceCount = snap.instances()
+	}
+	return req
 }
 
 // checkDeploy validates the request and fills its defaults.
@@ -281,7 +295,7 @@ func (d *Deployer) verifyDeploy(ctx context.Context, run *deployRun, req DeployR
 
 // prepare finds the endpoint configuration to deploy, or plans one (apply, when not nil, creates
 // the model and configuration: Deploy calls it only after the release passed its gate).
-func (d *Deployer) prepare(ctx context.Context, req DeployRequest, sink func(Event)) (ci configInfo, apply func(*DeployResult) error, err error) {
+func (d *Deployer) prepare(ctx context.Context, req DeployRequest, snap *endpointSnapshot, sink func(Event)) (ci configInfo, apply func(*DeployResult) error, err error) {
 	if req.EndpointConfigName != "" {
 		ci, err := d.givenConfig(ctx, req)
 		if err != nil {
@@ -300,6 +314,7 @@ func (d *Deployer) prepare(ctx context.Context, req DeployRequest, sink func(Eve
 			return ci, nil, nil
 		}
 	}
+	req = keepInstances(req, snap)
 	plan, err := d.planConfig(ctx, CreateEndpointConfigRequest{
 		Model: req.Model, Environment: req.Environment, Version: req.Version, ModelName: req.ModelName,
 		InstanceType: req.InstanceType, InstanceCount: req.InstanceCount, PipelineID: req.PipelineID, ProjectID: req.ProjectID,

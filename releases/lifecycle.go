@@ -21,7 +21,7 @@ func Gated(env Environment, k Kind) bool {
 // ValidKind reports whether k is a release kind.
 func ValidKind(k Kind) bool {
 	switch k {
-	case KindDeploy, KindPromote, KindRestore, KindScale:
+	case KindDeploy, KindPromote, KindRestore, KindRollback, KindScale:
 		return true
 	}
 	return false
@@ -44,7 +44,7 @@ func (st ReleaseStart) Check() error {
 		return Errorf(EINVALID, "the release start is missing %s; for example %s", strings.Join(miss, ", "), `{"environment": "dev", "model": "abalone", "kind": "deploy", "version": {"number": 3}}`)
 	}
 	if !ValidKind(st.Kind) {
-		return Errorf(EINVALID, "release kind %q is not valid: use deploy, promote, restore or scale", st.Kind)
+		return Errorf(EINVALID, "release kind %q is not valid: use deploy, promote, restore, rollback or scale", st.Kind)
 	}
 	if st.ID == "" && st.Kind != KindScale && st.Version.Number <= 0 {
 		return Errorf(EINVALID, "the %s of %s in %s names no version: set version.number (the model package version), e.g. {\"version\": {\"number\": 3}}", st.Kind, st.Model, st.Environment)
