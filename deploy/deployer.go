@@ -74,6 +74,9 @@ type Options struct {
 	// ApprovalPoll is the longest interval between checks of a release pending at an approval
 	// gate (checks start at 50ms and back off to it); 2s when zero.
 	ApprovalPoll time.Duration
+	// Heartbeat is how often a wait tells the release server the deployer is alive (a bake
+	// reports nothing for minutes); DefaultHeartbeat when zero, more often when the server asks.
+	Heartbeat time.Duration
 	// Progress, when set, receives every progress event (including Tick events while waiting).
 	// It is called from the goroutine running the operation.
 	Progress func(Event)

@@ -258,6 +258,8 @@ func (d *Deployer) pointRequestFor(req DeployRequest, cfg configInfo, res *Deplo
 		HistoryKind:      req.historyKind,
 		Timeout:          req.Timeout + req.Strategy.totalBake(),
 		LockTimeout:      req.LockTimeout,
+		StepTimeout:      req.Timeout + req.Strategy.Bake,
+		Alarms:           req.Strategy.RollbackAlarms,
 	}
 }
 

@@ -116,6 +116,15 @@ func (c *Client) AddEvent(ctx context.Context, id string, e Event) (Event, error
 	return out, nil
 }
 
+// Heartbeat tells the server that the deployer of a running release is alive and waiting (a long
+// bake reports no event for minutes), so that the no-progress timeout does not end it.
+func (c *Client) Heartbeat(ctx context.Context, id string) error {
+	if err := c.do(ctx, http.MethodPost, "/api/v1/releases/"+url.PathEscape(id)+"/heartbeat", struct{}{}, nil, 15*time.Second); err != nil {
+		return fmt.Errorf("heartbeat of release %s: %w", id, err)
+	}
+	return nil
+}
+
 // FinishRelease records the outcome of a release.
 func (c *Client) FinishRelease(ctx context.Context, id string, f ReleaseFinish) (Release, error) {
 	var r Release

@@ -167,7 +167,7 @@ func Finish(r *Release, f ReleaseFinish, now time.Time) (changed bool, err error
 	if err := f.Check(); err != nil {
 		return false, err
 	}
-	if r.Status.Final() {
+	if r.Status.Final() && !lateReport(*r, f) {
 		if r.Status == f.Status {
 			return false, nil
 		}
@@ -193,6 +193,13 @@ func Finish(r *Release, f ReleaseFinish, now time.Time) (changed bool, err error
 	r.InstanceType = cmp.Or(f.InstanceType, r.InstanceType)
 	r.InstanceCount = cmp.Or(f.InstanceCount, r.InstanceCount)
 	return true, nil
+}
+
+// lateReport reports whether f is the deployer's own outcome of a release the server timed out
+// for lack of progress: the deployer knows better (it was waiting on a long bake, or the network
+// dropped its heartbeats), so its report corrects the release.
+func lateReport(r Release, f ReleaseFinish) bool {
+	return r.Status == StatusFailed && r.Reason == ReasonTimedOut && (f.Status != r.Status || f.Reason != r.Reason)
 }
 
 // TimeOut fails a release that reported nothing since idleSince, when that is not after cutoff: its

@@ -120,6 +120,9 @@ type Release struct {
 	// CommandID names the dashboard command that created the release, if any.
 	CommandID string  `json:"command_id,omitempty"`
 	Events    []Event `json:"events,omitempty"` // filled on single-release reads
+	// HeartbeatSeconds, in the server's answers, is how often a deployer that waits should send a
+	// heartbeat so that the server's no-progress timeout never ends a live release.
+	HeartbeatSeconds float64 `json:"heartbeat_seconds,omitempty"`
 }
 
 // ReleaseStart is what the deployer reports when it begins a release.

@@ -34,6 +34,8 @@ const (
 	PhaseEndpointConfig Phase = "endpoint-config"
 	PhaseEndpoint       Phase = "endpoint"
 	PhaseWait           Phase = "wait"
+	PhaseTraffic        Phase = "traffic" // a blue/green traffic shift
+	PhaseBake           Phase = "bake"    // traffic bakes on a step, alarms watched
 	PhaseVerify         Phase = "verify"
 	PhaseRollback       Phase = "rollback"
 	PhaseScale          Phase = "scale"

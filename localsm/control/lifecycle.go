@@ -79,7 +79,7 @@ func (c *Control) transition(key string, gen int64, fn func(e *endpointRes)) boo
 // operation instead of taking the whole server down.
 func (c *Control) deploy(ctx context.Context, dep spec.Deployment) (err error) {
 	defer c.recoverServing(&err, "deploy")
-	return c.opts.Serving.Deploy(ctx, dep, c.progress(dep.Endpoint))
+	return c.opts.Serving.Deploy(ctx, dep, c.progress(dep.Endpoint, dep.Config))
 }
 
 func (c *Control) updateVariants(ctx context.Context, endpoint string, updates []spec.VariantUpdate) (err error) {
@@ -108,10 +108,30 @@ func failureReason(err error) string {
 	return s
 }
 
-func (c *Control) progress(endpoint string) func(spec.Event) {
+// stageNote is the latest blue/green stage of the deployment of config on an endpoint.
+type stageNote struct {
+	config string
+	ev     spec.Event
+}
+
+func (c *Control) progress(endpoint, config string) func(spec.Event) {
 	return func(ev spec.Event) {
 		c.log.Info("endpoint progress", "endpoint", endpoint, "message", ev.Message)
+		if ev.Status == "" {
+			return
+		}
+		c.mu.Lock()
+		c.stages[endpoint] = stageNote{config: config, ev: ev}
+		c.mu.Unlock()
 	}
+}
+
+// stageOf is the stage the deployment of config on endpoint reached, if it reported one.
+func (c *Control) stageOf(endpoint, config string) (spec.Event, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n, ok := c.stages[endpoint]
+	return n.ev, ok && n.config == config
 }
 
 // closing reports whether ctx ended because the control plane is closing: the job then leaves

@@ -351,11 +351,17 @@ func (c *Control) describeEndpoint(ctx context.Context, r *request) (any, error)
 	}
 	if p := e.Pending; p != nil {
 		var variants []any
+		// The new fleet is Creating until the serving layer reports a blue/green stage
+		// (ActivatingTraffic, Baking), as SageMaker shows a deployment's progress.
+		status := map[string]any{"Status": "Creating", "StartTime": epoch(p.Start)}
+		if ev, ok := c.stageOf(e.Name, p.Deployment.ConfigName); ok {
+			status = map[string]any{"Status": ev.Status, "StatusMessage": ev.Message, "StartTime": epoch(ev.Time)}
+		}
 		for _, v := range p.Deployment.Variants {
 			pv := map[string]any{"VariantName": v.Name, "DesiredWeight": v.DesiredWeight,
 				"DesiredInstanceCount": v.DesiredInstanceCount, "CurrentWeight": 0, "CurrentInstanceCount": 0,
 				"DeployedImages": deployedImages(v),
-				"VariantStatus":  []any{map[string]any{"Status": "Creating", "StartTime": epoch(p.Start)}}}
+				"VariantStatus":  []any{status}}
 			if v.InstanceType != "" {
 				pv["InstanceType"] = v.InstanceType
 			}

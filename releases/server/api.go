@@ -59,6 +59,10 @@ type ReleaseView struct {
 
 func (s *Server) releaseView(ctx context.Context, r store.ReleaseRecord, withEvents bool) (ReleaseView, error) {
 	v := ReleaseView{ReleaseRecord: r, AwaitingApproval: r.AwaitingApproval(), DurationSeconds: r.Duration(s.st.Now()).Seconds()}
+	if !r.Status.Final() {
+		// Three heartbeats fit in the no-progress timeout: one lost request is no harm.
+		v.HeartbeatSeconds = (s.opts.RunningTimeout / 3).Seconds()
+	}
 	if withEvents {
 		evs, err := s.st.Events(ctx, r.ID, 0)
 		if err != nil {
@@ -158,6 +162,22 @@ func (s jsonAPI) apiAddEvent(w http.ResponseWriter, r *http.Request, p principal
 	}
 	s.notify.signal(releaseKey(rec.ID))
 	writeJSON(w, http.StatusCreated, out)
+	return nil
+}
+
+// apiHeartbeat keeps a running release of a live deployer from timing out.
+func (s jsonAPI) apiHeartbeat(w http.ResponseWriter, r *http.Request, p principal) error {
+	if err := tokenOnly(p, "report progress"); err != nil {
+		return err
+	}
+	rec, err := s.releaseFor(r.Context(), p, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	if err := s.st.Heartbeat(r.Context(), rec.ID); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
 
