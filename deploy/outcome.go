@@ -99,6 +99,9 @@ func (d *Deployer) conclude(ctx context.Context, p pointRequest, acq acquired, f
 	switch v.outcome {
 	case outcomeServed:
 		res.Serving = &p.Config.Version
+		if p.DeploymentConfig != nil {
+			d.emit(Event{Phase: releases.PhaseTraffic, Endpoint: p.Endpoint, EndpointStatus: res.Status, Message: fmt.Sprintf("endpoint %s serves all traffic from %s (%s)", p.Endpoint, p.Config.Name, p.Config.Version.String())}, sink)
+		}
 		d.emit(Event{Phase: releases.PhaseWait, Endpoint: p.Endpoint, EndpointStatus: res.Status, Message: fmt.Sprintf("endpoint %s is InService with %s (%s) after %s", p.Endpoint, p.Config.Name, p.Config.Version.String(), round(d.now().Sub(start)))}, sink)
 		d.settle(ctx, acq, p, final)
 		return res, nil

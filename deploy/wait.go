@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -59,11 +60,11 @@ type waitSpec struct {
 type waitState struct {
 	start time.Time
 	last  types.EndpointStatus
-	stage string // the newest blue/green stage seen, "status|message"
+	seen  map[string]bool // the blue/green stages reported, by stageKey
 }
 
 func (d *Deployer) watch(ctx context.Context, w waitSpec, sink func(Event)) (*sagemaker.DescribeEndpointOutput, error) {
-	st := waitState{start: d.now()}
+	st := waitState{start: d.now(), seen: map[string]bool{}}
 	var delay time.Duration
 	for {
 		desc, err := d.describeEndpoint(ctx, w.name)
@@ -109,9 +110,9 @@ func (d *Deployer) observe(desc *sagemaker.DescribeEndpointOutput, w *waitSpec, 
 		d.emit(Event{Phase: w.phase, Endpoint: w.name, EndpointStatus: string(status), Elapsed: elapsed, Message: msg}, sink)
 		st.last, changed = status, true
 	}
-	if pending(status) {
-		if vs, ok := latestStage(desc); ok && stageKey(vs) != st.stage {
-			st.stage, changed = stageKey(vs), true
+	for _, vs := range stages(desc) {
+		if k := stageKey(vs); !st.seen[k] {
+			st.seen[k], changed = true, true
 			d.emit(stageEvent(w, vs, status, elapsed), sink)
 			if w.step > 0 {
 				w.deadline = later(w.deadline, d.now().Add(w.step))
@@ -124,9 +125,9 @@ func (d *Deployer) observe(desc *sagemaker.DescribeEndpointOutput, w *waitSpec, 
 	}
 }
 
-// latestStage is the newest blue/green stage (ActivatingTraffic, Baking) SageMaker reports for the
-// deployment under way, from the new fleet's variants or the serving ones.
-func latestStage(desc *sagemaker.DescribeEndpointOutput) (types.ProductionVariantStatus, bool) {
+// stages is the blue/green stages (ActivatingTraffic, Baking) SageMaker reports for the
+// deployment under way, from the new fleet's variants and the serving ones, oldest first.
+func stages(desc *sagemaker.DescribeEndpointOutput) []types.ProductionVariantStatus {
 	var all []types.ProductionVariantStatus
 	if p := desc.PendingDeploymentSummary; p != nil {
 		for _, v := range p.ProductionVariants {
@@ -136,21 +137,17 @@ func latestStage(desc *sagemaker.DescribeEndpointOutput) (types.ProductionVarian
 	for _, v := range desc.ProductionVariants {
 		all = append(all, v.VariantStatus...)
 	}
-	var best types.ProductionVariantStatus
-	found := false
-	for _, s := range all {
-		if s.Status != types.VariantStatusActivatingTraffic && s.Status != types.VariantStatusBaking {
-			continue
-		}
-		if !found || aws.ToTime(s.StartTime).After(aws.ToTime(best.StartTime)) {
-			best, found = s, true
-		}
-	}
-	return best, found
+	all = slices.DeleteFunc(all, func(s types.ProductionVariantStatus) bool {
+		return s.Status != types.VariantStatusActivatingTraffic && s.Status != types.VariantStatusBaking
+	})
+	slices.SortStableFunc(all, func(a, b types.ProductionVariantStatus) int {
+		return aws.ToTime(a.StartTime).Compare(aws.ToTime(b.StartTime))
+	})
+	return all
 }
 
 func stageKey(s types.ProductionVariantStatus) string {
-	return string(s.Status) + "|" + aws.ToString(s.StatusMessage)
+	return string(s.Status) + "|" + aws.ToString(s.StatusMessage) + "|" + aws.ToTime(s.StartTime).String()
 }
 
 // stageEvent is the release event of a blue/green stage: a traffic shift, or a bake with the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/sagedeploy/sagedeploy/localsm/spec"
@@ -108,10 +109,10 @@ func failureReason(err error) string {
 	return s
 }
 
-// stageNote is the latest blue/green stage of the deployment of config on an endpoint.
+// stageNote is the blue/green stages the deployment of config on an endpoint went through.
 type stageNote struct {
 	config string
-	ev     spec.Event
+	evs    []spec.Event
 }
 
 func (c *Control) progress(endpoint, config string) func(spec.Event) {
@@ -121,17 +122,26 @@ func (c *Control) progress(endpoint, config string) func(spec.Event) {
 			return
 		}
 		c.mu.Lock()
-		c.stages[endpoint] = stageNote{config: config, ev: ev}
-		c.mu.Unlock()
+		defer c.mu.Unlock()
+		n := c.stages[endpoint]
+		if n.config != config {
+			n = stageNote{config: config} // a new deployment starts its own list
+		}
+		// A shift or bake is often over between two polls: every stage stays listed until the
+		// deployment ends, so that a watcher misses none (at most the last 16).
+		n.evs = append(n.evs[max(len(n.evs)-15, 0):], ev)
+		c.stages[endpoint] = n
 	}
 }
 
-// stageOf is the stage the deployment of config on endpoint reached, if it reported one.
-func (c *Control) stageOf(endpoint, config string) (spec.Event, bool) {
+// stagesOf is the stages the deployment of config on endpoint went through, oldest first.
+func (c *Control) stagesOf(endpoint, config string) []spec.Event {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	n, ok := c.stages[endpoint]
-	return n.ev, ok && n.config == config
+	if n := c.stages[endpoint]; n.config == config {
+		return slices.Clone(n.evs)
+	}
+	return nil
 }
 
 // closing reports whether ctx ended because the control plane is closing: the job then leaves

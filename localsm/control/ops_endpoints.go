@@ -353,15 +353,18 @@ func (c *Control) describeEndpoint(ctx context.Context, r *request) (any, error)
 		var variants []any
 		// The new fleet is Creating until the serving layer reports a blue/green stage
 		// (ActivatingTraffic, Baking), as SageMaker shows a deployment's progress.
-		status := map[string]any{"Status": "Creating", "StartTime": epoch(p.Start)}
-		if ev, ok := c.stageOf(e.Name, p.Deployment.ConfigName); ok {
-			status = map[string]any{"Status": ev.Status, "StatusMessage": ev.Message, "StartTime": epoch(ev.Time)}
+		status := []any{map[string]any{"Status": "Creating", "StartTime": epoch(p.Start)}}
+		if evs := c.stagesOf(e.Name, p.Deployment.ConfigName); len(evs) > 0 {
+			status = status[:0]
+			for _, ev := range evs {
+				status = append(status, map[string]any{"Status": ev.Status, "StatusMessage": ev.Message, "StartTime": epoch(ev.Time)})
+			}
 		}
 		for _, v := range p.Deployment.Variants {
 			pv := map[string]any{"VariantName": v.Name, "DesiredWeight": v.DesiredWeight,
 				"DesiredInstanceCount": v.DesiredInstanceCount, "CurrentWeight": 0, "CurrentInstanceCount": 0,
 				"DeployedImages": deployedImages(v),
-				"VariantStatus":  []any{status}}
+				"VariantStatus":  status}
 			if v.InstanceType != "" {
 				pv["InstanceType"] = v.InstanceType
 			}

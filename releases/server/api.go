@@ -177,7 +177,7 @@ func (s jsonAPI) apiHeartbeat(w http.ResponseWriter, r *http.Request, p principa
 	if err := s.st.Heartbeat(r.Context(), rec.ID); err != nil {
 		return err
 	}
-	w.WriteHeader(http.StatusNoContent)
+	writeJSON(w, http.StatusOK, map[string]float64{"heartbeat_seconds": (s.opts.RunningTimeout / 3).Seconds()})
 	return nil
 }
 
