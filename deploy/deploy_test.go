@@ -354,7 +354,9 @@ func TestFailingNewVersionLeavesTheOldOneServing(t *testing.T) {
 				t.Fatal(err)
 			}
 			bad := tc.artifact(t, l, d)
-			res, err := d.Deploy(ctx, deploy.DeployRequest{Model: "abalone", Environment: "prod"})
+			// Preflight would refuse the missing artifact (see preflight_test.go): skip it to see
+			// what SageMaker does with it.
+			res, err := d.Deploy(ctx, deploy.DeployRequest{Model: "abalone", Environment: "prod", SkipPreflight: true})
 			if !errors.Is(err, deploy.ErrRolledBack) {
 				t.Fatalf("deploying the bad version %d: err = %v\n%s", bad.Version.Number, err, ev.text())
 			}
@@ -375,7 +377,7 @@ func TestFailingNewVersionLeavesTheOldOneServing(t *testing.T) {
 				t.Errorf("history after a rolled-back update = %+v, want only version 1, current", h.Entries)
 			}
 			// A first deploy of a bad version fails, serves nothing and leaves no failed endpoint behind.
-			_, err = d.Deploy(ctx, deploy.DeployRequest{Model: "abalone", Environment: "dev", Version: bad.Version.Number})
+			_, err = d.Deploy(ctx, deploy.DeployRequest{Model: "abalone", Environment: "dev", Version: bad.Version.Number, SkipPreflight: true})
 			if !errors.Is(err, deploy.ErrDeployFailed) || !strings.Contains(err.Error(), "nothing was serving") {
 				t.Fatalf("first deploy of a bad version: %v", err)
 			}

@@ -38,9 +38,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sagemaker"
 	"github.com/aws/aws-sdk-go-v2/service/sagemakerruntime"
+	"github.com/aws/aws-sdk-go-v2/service/servicequotas"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go/middleware"
 
@@ -114,6 +116,8 @@ type Deployer struct {
 	rt      *sagemakerruntime.Client
 	s3      *s3.Client
 	sts     *sts.Client
+	cw      *cloudwatch.Client
+	sq      *servicequotas.Client
 	region  string
 	local   bool
 	now     func() time.Time
@@ -167,6 +171,16 @@ func New(ctx context.Context, opts Options) (*Deployer, error) {
 		}
 	})
 	d.rt = sagemakerruntime.NewFromConfig(cfg, func(o *sagemakerruntime.Options) {
+		if local {
+			o.BaseEndpoint = aws.String(opts.EndpointURL)
+		}
+	})
+	d.cw = cloudwatch.NewFromConfig(cfg, func(o *cloudwatch.Options) {
+		if local {
+			o.BaseEndpoint = aws.String(opts.EndpointURL)
+		}
+	})
+	d.sq = servicequotas.NewFromConfig(cfg, func(o *servicequotas.Options) {
 		if local {
 			o.BaseEndpoint = aws.String(opts.EndpointURL)
 		}

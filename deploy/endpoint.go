@@ -58,6 +58,9 @@ type DeployRequest struct {
 	ReleaseID string
 	// Trigger overrides who started the release (default: the pipeline, else the CLI).
 	Trigger *releases.Trigger
+	// SkipPreflight deploys without the preflight checks (an emergency, or a check that cannot
+	// see what it needs); the checks run by default.
+	SkipPreflight bool
 
 	kind        releases.Kind // deploy unless Promote or Rollback set it
 	historyKind string
@@ -86,10 +89,12 @@ type DeployResult struct {
 	Created bool `json:"created"`
 	Changed bool `json:"changed"`
 	// ModelCreated and ConfigCreated say whether this call had to create them.
-	ModelCreated  bool          `json:"model_created"`
-	ConfigCreated bool          `json:"endpoint_config_created"`
-	Strategy      string        `json:"strategy"`
-	Verification  *VerifyResult `json:"verification,omitempty"`
+	ModelCreated  bool   `json:"model_created"`
+	ConfigCreated bool   `json:"endpoint_config_created"`
+	Strategy      string `json:"strategy"`
+	// Preflight is what each preflight check found (empty when they did not run).
+	Preflight    []Check       `json:"preflight,omitempty"`
+	Verification *VerifyResult `json:"verification,omitempty"`
 	// RolledBack: verification failed and the previous configuration was restored.
 	RolledBack bool `json:"rolled_back,omitempty"`
 	// Reason classifies a failure (empty on success): rolled back by SageMaker, verification
@@ -164,6 +169,9 @@ func (d *Deployer) deploy(ctx context.Context, run *deployRun, req DeployRequest
 		res.PreviousVersion, res.PreviousConfigName = &prev.Version, prev.Name
 	}
 	run.serving = res.PreviousVersion
+	if err := d.preflightDeploy(ctx, run, req, cfg, snap); err != nil {
+		return err
+	}
 	gated, err := d.startRelease(ctx, run, req, cfg)
 	if err != nil {
 		return err
@@ -202,6 +210,17 @@ func keepInstances(req DeployRequest, snap *endpointSnapshot) DeployRequest {
 		req.InstanceCount = snap.instances()
 	}
 	return req
+}
+
+// preflightDeploy runs the preflight checks unless the request skips them or the endpoint already
+// serves cfg (nothing will change).
+func (d *Deployer) preflightDeploy(ctx context.Context, run *deployRun, req DeployRequest, cfg configInfo, snap *endpointSnapshot) error {
+	if cur, ok := snap.serving(); req.SkipPreflight || ok && cur.Name == cfg.Name {
+		return nil
+	}
+	checks, err := d.preflight(ctx, preflightInput{cfg: cfg, snap: snap, strategy: req.Strategy, endpoint: run.res.Endpoint}, run.tr.sink)
+	run.res.Preflight = checks
+	return err
 }
 
 // checkDeploy validates the request and fills its defaults.

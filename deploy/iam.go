@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"sort"
+	"strings"
 )
 
 // PolicyDocument is an IAM policy document.
@@ -51,6 +52,8 @@ var iamActions = map[string]string{
 	"S3/CreateBucket":                              "s3:CreateBucket",
 	"S3/HeadObject":                                "s3:GetObject",
 	"S3/PutObject":                                 "s3:PutObject",
+	"Service Quotas/ListServiceQuotas":             "servicequotas:ListServiceQuotas",
+	"CloudWatch/DescribeAlarms":                    "cloudwatch:DescribeAlarms",
 	"STS/GetCallerIdentity":                        "",
 	"STS/AssumeRoleWithWebIdentity":                "",
 }
@@ -99,10 +102,12 @@ func PermissionsPolicy(o PolicyOptions) (PolicyDocument, error) {
 	}
 	region, account := cmp.Or(o.Region, "*"), cmp.Or(o.Account, "*")
 	arn := func(kind string) string { return fmt.Sprintf("arn:aws:sagemaker:%s:%s:%s/*", region, account, kind) }
-	var list, act, s3Bucket, s3Object []string
+	var list, act, s3Bucket, s3Object, preflight []string
 	for _, a := range Actions() {
 		switch {
 		case a == "iam:PassRole":
+		case strings.HasPrefix(a, "servicequotas:") || strings.HasPrefix(a, "cloudwatch:"):
+			preflight = append(preflight, a)
 		case len(a) > 14 && a[:14] == "sagemaker:List" && a != "sagemaker:ListTags":
 			list = append(list, a)
 		case a[:10] == "sagemaker:":
@@ -121,6 +126,8 @@ func PermissionsPolicy(o PolicyOptions) (PolicyDocument, error) {
 				arn("model-package-group"), arn("model-package"), arn("model"), arn("endpoint-config"), arn("endpoint"),
 			}},
 			{Sid: "SageMakerList", Effect: "Allow", Action: list, Resource: []string{"*"}},
+			// Preflight reads the endpoint quotas and the rollback alarms; neither has a narrower resource.
+			{Sid: "Preflight", Effect: "Allow", Action: preflight, Resource: []string{"*"}},
 			{Sid: "ArtifactBucket", Effect: "Allow", Action: s3Bucket, Resource: []string{"arn:aws:s3:::" + o.Bucket}},
 			{Sid: "ArtifactObjects", Effect: "Allow", Action: s3Object, Resource: []string{"arn:aws:s3:::" + o.Bucket + "/*"}},
 			{Sid: "PassExecutionRole", Effect: "Allow", Action: []string{"iam:PassRole"}, Resource: []string{role},

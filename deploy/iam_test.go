@@ -48,6 +48,11 @@ func TestPermissionsPolicyIsExactlyWhatTheDeployerCalls(t *testing.T) {
 		t.Fatalf("bad first deploy: %v", err)
 	}
 
+	// Preflight reads the rollback alarms (this one does not exist) before anything is created.
+	if _, err := d.Deploy(ctx, deploy.DeployRequest{Model: "abalone", Environment: "qa", Strategy: deploy.Strategy{RollbackAlarms: []string{"abalone-qa-5xx"}}}); !errors.Is(err, deploy.ErrPreflight) {
+		t.Fatalf("deploy with a missing rollback alarm: %v", err)
+	}
+
 	doc, err := deploy.PermissionsPolicy(deploy.PolicyOptions{Bucket: "models"})
 	if err != nil {
 		t.Fatal(err)

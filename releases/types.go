@@ -29,6 +29,7 @@ type Phase string
 // Event phases.
 const (
 	PhaseResolve        Phase = "resolve"
+	PhasePreflight      Phase = "preflight"
 	PhaseRegister       Phase = "register"
 	PhaseModel          Phase = "model"
 	PhaseEndpointConfig Phase = "endpoint-config"
