@@ -76,6 +76,9 @@ type Options struct {
 	// ApprovalPoll is the longest interval between checks of a release pending at an approval
 	// gate (checks start at 50ms and back off to it); 2s when zero.
 	ApprovalPoll time.Duration
+	// TriggerUser is who runs the deployer — the CI user (CIRCLE_USERNAME, GITHUB_ACTOR) or the
+	// person at the terminal — recorded on releases as who triggered them.
+	TriggerUser string
 	// Heartbeat is how often a wait tells the release server the deployer is alive (a bake
 	// reports nothing for minutes); DefaultHeartbeat when zero, more often when the server asks.
 	Heartbeat time.Duration

@@ -101,7 +101,9 @@ type DeployResult struct {
 	// failed, timed out, endpoint failed, or errored in sagedeploy.
 	Reason    releases.Reason `json:"reason,omitempty"`
 	ReleaseID string          `json:"release_id,omitempty"`
-	Duration  time.Duration   `json:"duration_ns"`
+	// ReleaseURL is the release's page on the release server.
+	ReleaseURL string        `json:"release_url,omitempty"`
+	Duration   time.Duration `json:"duration_ns"`
 }
 
 // Deploy makes the environment's endpoint serve a version: it finds or creates the model and the
@@ -255,7 +257,7 @@ func (d *Deployer) startRelease(ctx context.Context, run *deployRun, req DeployR
 		ID: req.ReleaseID, Environment: req.Environment, Model: req.Model, Kind: req.kind,
 		Version: releaseVersion(&res.Version), EndpointName: res.Endpoint, EndpointConfigName: cfg.Name,
 		InstanceType: cfg.InstanceType, InstanceCount: cfg.InstanceCount,
-		Trigger:        trigger(req.Trigger, req.PipelineID, req.ProjectID),
+		Trigger:        d.trigger(req.Trigger, req.PipelineID, req.ProjectID),
 		RestoreEnabled: req.RestoreEnabled, ScaleEnabled: req.ScaleEnabled,
 	}
 	rs.Version.Description = cmp.Or(req.Description, rs.Version.Description)
@@ -264,6 +266,7 @@ func (d *Deployer) startRelease(ctx context.Context, run *deployRun, req DeployR
 		rs.PreviousVersion = res.PreviousVersion.release()
 	}
 	res.ReleaseID, gated, err = run.tr.start(ctx, rs, run.tr.sink)
+	res.ReleaseURL = d.releaseURL(res.ReleaseID)
 	return gated, err
 }
 

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"net/url"
 	"sync"
 	"time"
 
@@ -120,10 +121,12 @@ func (t *tracker) start(ctx context.Context, s releases.ReleaseStart, sink func(
 	for _, e := range buf {
 		t.send(r.ID, e)
 	}
+	// The link goes to the output only: the release page needs no link to itself.
+	t.d.emit(Event{Phase: releases.PhaseRelease, Message: fmt.Sprintf("%s of %s to %s: %s", capitalize(string(s.Kind)), s.Model, s.Environment, ReleaseURL(c, r.ID))}, nil)
 	if r.Status != releases.StatusPending {
 		return r.ID, false, nil
 	}
-	t.d.emit(Event{Phase: releases.PhaseApproval, Message: fmt.Sprintf("release %s of %s to %s waits for an approval on %s", r.ID, s.Model, s.Environment, c.BaseURL())}, sink)
+	t.d.emit(Event{Phase: releases.PhaseApproval, Message: fmt.Sprintf("release %s of %s to %s waits for an approval: approve it at %s or with `sagedeploy releases approve %s`", r.ID, s.Model, s.Environment, ReleaseURL(c, r.ID), r.ID)}, sink)
 	return r.ID, true, t.awaitApproval(ctx, r.ID, s, sink)
 }
 
@@ -214,13 +217,25 @@ func (t *tracker) finish(f releases.ReleaseFinish) {
 	}
 }
 
-// trigger is who started an operation, unless the request says.
-func trigger(given *releases.Trigger, pipelineID, projectID string) releases.Trigger {
+// ReleaseURL is the dashboard page of release id on the server c reports to ("" without one).
+func ReleaseURL(c *releases.Client, id string) string {
+	if c == nil || id == "" {
+		return ""
+	}
+	return c.BaseURL() + "/releases/" + url.PathEscape(id)
+}
+
+// releaseURL is the page of release id on the deployer's release server.
+func (d *Deployer) releaseURL(id string) string { return ReleaseURL(d.opts.Releases, id) }
+
+// trigger is who started an operation, unless the request says: the pipeline, else the CLI —
+// with the CI user or the person at the terminal (Options.TriggerUser) when known.
+func (d *Deployer) trigger(given *releases.Trigger, pipelineID, projectID string) releases.Trigger {
 	if given != nil {
 		return *given
 	}
 	if pipelineID != "" {
-		return releases.Trigger{Type: releases.TriggerPipeline, PipelineID: pipelineID, ProjectID: projectID}
+		return releases.Trigger{Type: releases.TriggerPipeline, PipelineID: pipelineID, ProjectID: projectID, User: d.opts.TriggerUser}
 	}
-	return releases.Trigger{Type: releases.TriggerCLI, ProjectID: projectID}
+	return releases.Trigger{Type: releases.TriggerCLI, ProjectID: projectID, User: d.opts.TriggerUser}
 }

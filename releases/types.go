@@ -30,6 +30,7 @@ type Phase string
 const (
 	PhaseResolve        Phase = "resolve"
 	PhasePreflight      Phase = "preflight"
+	PhaseRelease        Phase = "release" // where the release is shown
 	PhaseRegister       Phase = "register"
 	PhaseModel          Phase = "model"
 	PhaseEndpointConfig Phase = "endpoint-config"

@@ -139,6 +139,7 @@ type rolloutFlags struct {
 	timeout, lockTimeout durationValue
 	strat                *strategyFlags
 	ver                  *verifyFlags
+	skipPreflight        bool
 }
 
 // rollout is rolloutFlags parsed. instanceType and instanceCount are empty unless given: the
@@ -150,6 +151,7 @@ type rollout struct {
 	strategy             deploy.Strategy
 	verify               *deploy.Verification
 	rollbackOnFailure    bool
+	skipPreflight        bool
 }
 
 // bindRollout defines the shared flags; where and which say what the instance and lock flags apply
@@ -158,7 +160,8 @@ func bindRollout(cmd *cobra.Command, b *binder, where, which string) *rolloutFla
 	r := &rolloutFlags{}
 	b.str(&r.itype, "instance-type", deploy.DefaultInstanceType, "instance type, "+where, "ENDPOINT_INSTANCE_TYPE")
 	b.integer(&r.count, "instance-count", deploy.DefaultInstanceCount, "number of instances, "+where, "ENDPOINT_INSTANCE_COUNT")
-	b.duration(&r.timeout, "timeout", "how long to wait for InService (default 30m)")
+	b.duration(&r.timeout, "timeout", "how long each step may take — provisioning, each traffic shift and bake on top of its --bake (default 30m)")
+	b.boolean(&r.skipPreflight, "skip-preflight", false, "deploy without the preflight checks (approved version, artifact, image, quota, variant, alarms)", "SAGEDEPLOY_SKIP_PREFLIGHT")
 	b.duration(&r.lockTimeout, "lock-timeout", "how long to wait for another deployment "+which+" to finish first (default: --timeout)")
 	r.strat = bindStrategy(cmd, b)
 	r.ver = bindVerify(b)
@@ -174,7 +177,7 @@ func (r *rolloutFlags) parse(b *binder, stdin io.Reader) (rollout, error) {
 	if err != nil {
 		return rollout{}, err
 	}
-	out := rollout{timeout: r.timeout.d, lockTimeout: r.lockTimeout.d, strategy: st, verify: vr, rollbackOnFailure: r.ver.rollbackOnFailure}
+	out := rollout{timeout: r.timeout.d, lockTimeout: r.lockTimeout.d, strategy: st, verify: vr, rollbackOnFailure: r.ver.rollbackOnFailure, skipPreflight: r.skipPreflight}
 	if b.isGiven("instance-type") {
 		out.instanceType = r.itype
 	}

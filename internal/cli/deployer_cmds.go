@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -137,6 +138,8 @@ func (c *conn) deployer(cmd *cobra.Command, g *globals, progress func(deploy.Eve
 		Progress:         progress,
 		Logger:           g.logger(),
 		Version:          g.version.Version,
+		// Releases name who started them: the CI user, else the server names the token.
+		TriggerUser: cmp.Or(g.getenv("CIRCLE_USERNAME"), g.getenv("GITHUB_ACTOR")),
 	}
 	if c.pollInitial.d > 0 {
 		opts.Poll = deploy.PollSchedule{Initial: c.pollInitial.d, Max: c.pollMax.d, Factor: 1.5}

@@ -114,6 +114,10 @@ func (s jsonAPI) apiStartRelease(w http.ResponseWriter, r *http.Request, p princ
 	if p.token.Environment != st.Environment {
 		return releases.Errorf(releases.EFORBIDDEN, "this integration token belongs to environment %s; it cannot report releases of %s to environment %s (use a token of %s)", p.token.Environment, st.Model, st.Environment, st.Environment)
 	}
+	if st.ID == "" && st.Trigger.User == "" {
+		// A deployer that knows no user (no CI user, no login) is known by its token's name.
+		st.Trigger.User = p.token.Name
+	}
 	rec, err := s.st.StartRelease(r.Context(), st)
 	if err != nil {
 		return err
