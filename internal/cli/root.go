@@ -140,5 +140,6 @@ job runs on one machine with no AWS account.`,
 	addLocalCommands(root, g)
 	addDeployerCommands(root, g)
 	addReleaseCommands(root, g)
+	root.AddCommand(newReleasesCmd(g)) // releases_cli.go
 	return root
 }
