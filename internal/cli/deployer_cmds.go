@@ -95,7 +95,7 @@ func bindConn(cmd *cobra.Command, g *globals) *conn {
 	_ = cmd.Flags().MarkHidden("poll-initial")
 	_ = cmd.Flags().MarkHidden("poll-max")
 	cmd.Long = strings.TrimSpace(cmd.Long) + "\n" + envFooter
-	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErr(err) })
+	cmd.SetFlagErrorFunc(flagError)
 	return c
 }
 

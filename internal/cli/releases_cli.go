@@ -28,7 +28,7 @@ func bindReleasesConn(cmd *cobra.Command, g *globals) *releasesConn {
 	c.b.str(&c.url, "releases-url", "", "the sagedeploy release server, e.g. http://127.0.0.1:4571", "SAGEDEPLOY_RELEASES_URL")
 	c.b.str(&c.user, "user", "", "dashboard user to act as (password in SAGEDEPLOY_PASSWORD); else the integration token in SAGEDEPLOY_RELEASES_TOKEN is used", "SAGEDEPLOY_USER")
 	cmd.Flags().StringVarP(&c.output, "output", "o", "text", "output format: text or json")
-	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErr(err) })
+	cmd.SetFlagErrorFunc(flagError)
 	return c
 }
 

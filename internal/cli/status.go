@@ -14,10 +14,11 @@ import (
 func newStatusCmd(g *globals) *cobra.Command {
 	var env string
 	cmd := &cobra.Command{
-		Use:   "status",
-		Short: "Show what every environment serves: version, endpoint status, instances",
-		Long:  `A table of the environments and models sagedeploy manages: version served, endpoint status, instances, last change.`,
-		Args:  cobra.NoArgs,
+		Use:     "status",
+		Short:   "Show what every environment serves: version, endpoint status, instances",
+		Long:    `A table of the environments and models sagedeploy manages: version served, endpoint status, instances, last change.`,
+		Example: "  sagedeploy status\n  sagedeploy status --endpoint-url http://127.0.0.1:4570 -o json",
+		Args:    cobra.NoArgs,
 	}
 	c := bindConn(cmd, g)
 	c.b.str(&env, "env", "", "only this environment")
