@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sagedeploy/sagedeploy/localsm"
+	"github.com/sagedeploy/sagedeploy/localsm/quotas"
 )
 
 // addLocalCommands registers `sagedeploy local`.
@@ -73,6 +74,9 @@ POST /invocations on $SAGEMAKER_BIND_TO_PORT) when --image-map maps them to a co
   # Serve your own container image with a local command:
   sagedeploy local --image-map 123456789012.dkr.ecr.us-east-1.amazonaws.com/my-model:1='python3 serve.py'
 
+  # An account with room for 2 ml.m5.large endpoint instances (Service Quotas):
+  sagedeploy local --endpoint-quota ml.m5.large=2
+
   # Throwaway instance on a free port (tests, CI):
   sagedeploy local --addr 127.0.0.1:0 --data-dir "$(mktemp -d)" --output json`
 )
@@ -82,6 +86,8 @@ type localFlags struct {
 	addr, dataDir, account, region, imageMapFile, maxBody, output string
 	maxModel, s3CORSOrigin                                        string
 	imageMap                                                      []string
+	endpointQuotas                                                []string
+	defaultQuota                                                  float64
 }
 
 func newLocalCmd(g *globals) *cobra.Command {
@@ -107,6 +113,8 @@ func newLocalCmd(g *globals) *cobra.Command {
 	f.StringVar(&lf.maxModel, "max-model-size", "4GiB", "largest size a model artifact may unpack to; a bigger one (e.g. a decompression bomb) fails its endpoint")
 	f.StringVar(&lf.s3CORSOrigin, "s3-cors-origin", "", "the one web origin (e.g. http://localhost:3000) allowed to call the S3 API from a browser; by default web pages get nothing")
 	f.StringVarP(&lf.output, "output", "o", "text", "output format of the startup message: text or json")
+	f.StringArrayVar(&lf.endpointQuotas, "endpoint-quota", nil, "TYPE=COUNT: the account's endpoint instance quota Service Quotas reports for an instance type, e.g. ml.m5.large=2 (repeatable; preflight checks blue/green capacity against it)")
+	f.Float64Var(&lf.defaultQuota, "default-endpoint-quota", quotas.DefaultEndpointInstances, "endpoint instance quota of every instance type --endpoint-quota does not name")
 	return cmd
 }
 
@@ -127,6 +135,10 @@ func (lf *localFlags) options(g *globals) (localsm.Options, error) {
 	if lf.output != "text" && lf.output != "json" {
 		return localsm.Options{}, fmt.Errorf("--output must be text or json, not %q", lf.output)
 	}
+	limits, err := quotas.ParseLimits(lf.endpointQuotas)
+	if err != nil {
+		return localsm.Options{}, fmt.Errorf("--endpoint-quota: %w", err)
+	}
 	dataDir := lf.dataDir
 	if dataDir == "" {
 		if dataDir, err = localsm.DefaultDataDir(); err != nil {
@@ -135,7 +147,8 @@ func (lf *localFlags) options(g *globals) (localsm.Options, error) {
 	}
 	return localsm.Options{Addr: lf.addr, DataDir: dataDir, Account: lf.account,
 		ImageMap: images, MaxBodyBytes: maxBytes, Logger: g.logger(), DefaultRegion: lf.region,
-		MaxModelBytes: maxModelBytes, S3CORSOrigin: lf.s3CORSOrigin}, nil
+		MaxModelBytes: maxModelBytes, S3CORSOrigin: lf.s3CORSOrigin,
+		EndpointQuotas: limits, DefaultEndpointQuota: lf.defaultQuota}, nil
 }
 
 // runLocal serves a local SageMaker until ctx ends (Ctrl-C).
