@@ -64,6 +64,8 @@ type DeployRequest struct {
 
 	kind        releases.Kind // deploy unless Promote or Rollback set it
 	historyKind string
+	// settings are carried over from what the endpoint runs (see keepInstances).
+	settings *endpointSettings
 	// snapshot is the endpoint as the caller just read it, and config the configuration named by
 	// EndpointConfigName as it described it: Deploy does not read them again.
 	snapshot *endpointSnapshot
@@ -201,16 +203,24 @@ func (d *Deployer) deploy(ctx context.Context, run *deployRun, req DeployRequest
 }
 
 // keepInstances fills the instance settings a request leaves open with what the endpoint runs
-// now, so that an update never undoes a scaling: SageMaker's defaults apply to new endpoints only.
+// now, so that an update never undoes a scaling (SageMaker's defaults apply to new endpoints
+// only), and carries the running configuration's other settings over (data capture, async,
+// serverless, variant name, KMS key).
 func keepInstances(req DeployRequest, snap *endpointSnapshot) DeployRequest {
 	cur, ok := snap.serving()
 	if !ok {
+		return req
+	}
+	kept := cur.Settings
+	if kept.serverlessUnlessAsked(req.InstanceType, req.InstanceCount) {
+		req.settings = &kept
 		return req
 	}
 	req.InstanceType = cmp.Or(req.InstanceType, cur.InstanceType)
 	if req.InstanceCount == 0 {
 		req.InstanceCount = snap.instances()
 	}
+	req.settings = &kept
 	return req
 }
 
@@ -342,6 +352,7 @@ func (d *Deployer) prepare(ctx context.Context, req DeployRequest, snap *endpoin
 	plan, err := d.planConfig(ctx, CreateEndpointConfigRequest{
 		Model: req.Model, Environment: req.Environment, Version: req.Version, ModelName: req.ModelName,
 		InstanceType: req.InstanceType, InstanceCount: req.InstanceCount, PipelineID: req.PipelineID, ProjectID: req.ProjectID,
+		settings: req.settings,
 	}, sink)
 	if err != nil {
 		return configInfo{}, nil, err

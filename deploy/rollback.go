@@ -90,8 +90,10 @@ func (d *Deployer) rollbackTarget(ctx context.Context, req RollbackRequest, snap
 	case target != nil:
 		ci, err := d.describeConfig(ctx, target.EndpointConfigName)
 		switch {
-		case err == nil && (ci.InstanceType != cur.InstanceType || ci.InstanceCount != snap.instances()):
-			// The old configuration would undo a scaling since: serve its model with today's instances.
+		case err == nil && (ci.InstanceType != cur.InstanceType || ci.InstanceCount != snap.instances() ||
+			ci.Settings.key() != cur.Settings.key() || ci.Variant != cur.Variant):
+			// The old configuration would undo a scaling or a setting since: serve its model with
+			// today's instances and settings.
 			dr.ModelName, dr.InstanceType, dr.InstanceCount = ci.ModelName, cur.InstanceType, snap.instances()
 		case err == nil:
 			dr.EndpointConfigName, dr.config = ci.Name, &ci
