@@ -38,6 +38,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
+	"github.com/aws/aws-sdk-go-v2/service/applicationautoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sagemaker"
@@ -120,6 +121,7 @@ type Deployer struct {
 	s3      *s3.Client
 	sts     *sts.Client
 	cw      *cloudwatch.Client
+	aas     *applicationautoscaling.Client
 	sq      *servicequotas.Client
 	region  string
 	local   bool
@@ -174,6 +176,11 @@ func New(ctx context.Context, opts Options) (*Deployer, error) {
 		}
 	})
 	d.rt = sagemakerruntime.NewFromConfig(cfg, func(o *sagemakerruntime.Options) {
+		if local {
+			o.BaseEndpoint = aws.String(opts.EndpointURL)
+		}
+	})
+	d.aas = applicationautoscaling.NewFromConfig(cfg, func(o *applicationautoscaling.Options) {
 		if local {
 			o.BaseEndpoint = aws.String(opts.EndpointURL)
 		}

@@ -3,6 +3,7 @@ package deploy
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -295,10 +296,28 @@ func (d *Deployer) pointRequestFor(req DeployRequest, cfg configInfo, res *Deplo
 	}
 }
 
-// point makes the endpoint serve the new configuration and records what serves afterwards.
+// point makes the endpoint serve the new configuration and records what serves afterwards. The
+// variant's autoscaling is deregistered around the update and registered again after it.
 func (d *Deployer) point(ctx context.Context, run *deployRun, pr pointRequest, snap *endpointSnapshot) error {
 	res := &run.res
+	var scaling *savedScaling
+	if cur, ok := snap.serving(); ok && cur.Name != pr.Config.Name {
+		var err error
+		if scaling, err = d.suspendScaling(ctx, snap, run.tr.sink); err != nil {
+			return err
+		}
+	}
 	out, err := d.pointEndpoint(ctx, pr, snap, run.tr.sink)
+	if scaling != nil {
+		variant := pr.Config.Variant
+		if out.Replaced != nil {
+			variant = out.Replaced.Variant
+		}
+		// Its own context: a deploy that timed out must still give the endpoint its scaling back.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		err = errors.Join(err, d.resumeScaling(rctx, scaling, cmp.Or(variant, DefaultVariant), run.tr.sink))
+		cancel()
+	}
 	res.Created, res.Changed, res.EndpointStatus = out.Created, out.Changed, out.Status
 	run.endpointStatus, run.replaced = out.Status, out.Replaced
 	if out.Previous != nil {

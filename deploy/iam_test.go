@@ -27,6 +27,7 @@ func TestPermissionsPolicyIsExactlyWhatTheDeployerCalls(t *testing.T) {
 	if _, err := d.Deploy(ctx, deploy.DeployRequest{Model: "abalone", Environment: "dev", PipelineID: pipelineA}); err != nil {
 		t.Fatal(err)
 	}
+	registerScaling(t, l, "abalone-dev") // the update moves it aside and back
 	register(t, d, "abalone", 2, true)
 	if _, err := d.Deploy(ctx, deploy.DeployRequest{Model: "abalone", Environment: "dev", Verify: &deploy.Verification{Body: []byte("1,0,0,0.5,0.4,0.1,0.5,0.2,0.1,0.15\n"), ContentType: "text/csv"}}); err != nil {
 		t.Fatal(err)

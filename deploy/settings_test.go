@@ -1,10 +1,14 @@
 package deploy_test
 
 import (
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	aas "github.com/aws/aws-sdk-go-v2/service/applicationautoscaling"
+	aastypes "github.com/aws/aws-sdk-go-v2/service/applicationautoscaling/types"
 	"github.com/aws/aws-sdk-go-v2/service/sagemaker"
 	"github.com/aws/aws-sdk-go-v2/service/sagemaker/types"
 
@@ -106,4 +110,58 @@ func TestUpdateAndRollbackKeepEndpointSettings(t *testing.T) {
 	}
 	expectVersion(t, d, "abalone-dev", 1)
 	kept("a rollback")
+}
+
+// autoscaling is an Application Auto Scaling client on the local SageMaker, for setting up and
+// checking a variant's scaling as a user would.
+func autoscaling(l *local) *aas.Client {
+	return aas.New(aas.Options{Region: "us-east-1", BaseEndpoint: aws.String(l.url),
+		Credentials: credentials.NewStaticCredentialsProvider("AKIAASSERT", "secret", "")})
+}
+
+// registerScaling gives the endpoint's AllTraffic variant 1 to 4 instances and a target-tracking policy.
+func registerScaling(t *testing.T, l *local, endpoint string) {
+	t.Helper()
+	c, res := autoscaling(l), aws.String("endpoint/"+endpoint+"/variant/AllTraffic")
+	if _, err := c.RegisterScalableTarget(ctx, &aas.RegisterScalableTargetInput{ServiceNamespace: aastypes.ServiceNamespaceSagemaker, ResourceId: res,
+		ScalableDimension: aastypes.ScalableDimensionSageMakerVariantDesiredInstanceCount, MinCapacity: aws.Int32(1), MaxCapacity: aws.Int32(4)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.PutScalingPolicy(ctx, &aas.PutScalingPolicyInput{ServiceNamespace: aastypes.ServiceNamespaceSagemaker, ResourceId: res,
+		ScalableDimension: aastypes.ScalableDimensionSageMakerVariantDesiredInstanceCount, PolicyName: aws.String("invocations"),
+		PolicyType: aastypes.PolicyTypeTargetTrackingScaling, TargetTrackingScalingPolicyConfiguration: &aastypes.TargetTrackingScalingPolicyConfiguration{
+			TargetValue: aws.Float64(70), PredefinedMetricSpecification: &aastypes.PredefinedMetricSpecification{
+				PredefinedMetricType: aastypes.MetricTypeSageMakerVariantInvocationsPerInstance}}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// An update deregisters the variant's autoscaling, as AWS asks, and registers it again after.
+func TestAutoscalingSurvivesAnUpdate(t *testing.T) {
+	t.Parallel()
+	l := startLocal(t)
+	d, ev := l.deployer(nil)
+	register(t, d, "abalone", 1, true)
+	if _, err := d.Deploy(ctx, deploy.DeployRequest{Model: "abalone", Environment: "dev"}); err != nil {
+		t.Fatal(err)
+	}
+	registerScaling(t, l, "abalone-dev")
+	register(t, d, "abalone", 2, true)
+	if _, err := d.Deploy(ctx, deploy.DeployRequest{Model: "abalone", Environment: "dev"}); err != nil {
+		t.Fatalf("update: %v\n%s", err, ev.text())
+	}
+	expectVersion(t, d, "abalone-dev", 2)
+	c, res := autoscaling(l), "endpoint/abalone-dev/variant/AllTraffic"
+	targets, err := c.DescribeScalableTargets(ctx, &aas.DescribeScalableTargetsInput{ServiceNamespace: aastypes.ServiceNamespaceSagemaker, ResourceIds: []string{res}})
+	if err != nil || len(targets.ScalableTargets) != 1 || aws.ToInt32(targets.ScalableTargets[0].MaxCapacity) != 4 {
+		t.Fatalf("scalable target after the update: %+v %v\n%s", targets, err, ev.text())
+	}
+	pols, err := c.DescribeScalingPolicies(ctx, &aas.DescribeScalingPoliciesInput{ServiceNamespace: aastypes.ServiceNamespaceSagemaker, ResourceId: aws.String(res)})
+	if err != nil || len(pols.ScalingPolicies) != 1 || aws.ToString(pols.ScalingPolicies[0].PolicyName) != "invocations" ||
+		aws.ToFloat64(pols.ScalingPolicies[0].TargetTrackingScalingPolicyConfiguration.TargetValue) != 70 {
+		t.Errorf("scaling policies after the update: %+v %v", pols, err)
+	}
+	if !strings.Contains(ev.text(), "autoscaling of endpoint/abalone-dev/variant/AllTraffic deregistered for the update (1 to 4 instances, policies invocations)") {
+		t.Errorf("the output does not say the autoscaling moved aside:\n%s", ev.text())
+	}
 }
