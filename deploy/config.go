@@ -62,6 +62,10 @@ type CreateEndpointConfigResult struct {
 // pipeline has not. Endpoint configurations are immutable; the name (naming.EndpointConfig) covers
 // every input, so re-running it reuses the configuration and changed settings make a new one.
 func (d *Deployer) CreateEndpointConfig(ctx context.Context, req CreateEndpointConfigRequest) (CreateEndpointConfigResult, error) {
+	ctx, err := d.checkEnvironment(ctx, req.Model, req.Environment)
+	if err != nil {
+		return CreateEndpointConfigResult{}, err
+	}
 	return d.createEndpointConfig(ctx, req, nil)
 }
 

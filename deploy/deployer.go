@@ -72,8 +72,15 @@ type Options struct {
 	// Required on AWS; with an EndpointURL it defaults to arn:aws:iam::{account}:role/sagedeploy-local.
 	ExecutionRoleARN string
 	// Releases, when set, receives a release per deploy, promote, rollback and scale, with its
-	// progress. Reporting failures are logged and never fail the operation.
+	// progress. A refusal of the server stops the operation before SageMaker is touched (gate.go);
+	// other reporting failures are logged and never fail it.
 	Releases *releases.Client
+	// Environments, when set, lists the environments of the pipeline file: any other is refused
+	// before an AWS call (see checkEnvironment in gate.go).
+	Environments *Environments
+	// AssumeRoleARN, when set, is assumed (STS AssumeRole) with the credentials above for every
+	// call: the environment's role in another account.
+	AssumeRoleARN string
 	// ApprovalPoll is the longest interval between checks of a release pending at an approval
 	// gate (checks start at 50ms and back off to it); 2s when zero.
 	ApprovalPoll time.Duration
@@ -154,6 +161,7 @@ func New(ctx context.Context, opts Options) (*Deployer, error) {
 	if err := setCredentials(&cfg, opts, region, local); err != nil {
 		return nil, err
 	}
+	assumeRole(&cfg, opts, local)
 	d := &Deployer{
 		opts:    opts,
 		log:     cmp.Or(opts.Logger, slog.Default()),

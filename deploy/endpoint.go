@@ -157,6 +157,9 @@ func (d *Deployer) deploy(ctx context.Context, run *deployRun, req DeployRequest
 	if err != nil {
 		return err
 	}
+	if ctx, err = d.checkEnvironment(ctx, req.Model, req.Environment); err != nil {
+		return err
+	}
 	res := &run.res
 	snap := req.snapshot
 	if snap == nil {

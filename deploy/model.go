@@ -41,6 +41,10 @@ type CreateModelResult struct {
 // it reuses the model. Within a pipeline, the version the pipeline chose first sticks, so a retried
 // step does not switch to a version approved in between.
 func (d *Deployer) CreateModel(ctx context.Context, req CreateModelRequest) (CreateModelResult, error) {
+	ctx, err := d.checkEnvironment(ctx, req.Model, req.Environment)
+	if err != nil {
+		return CreateModelResult{}, err
+	}
 	return d.createModel(ctx, req, nil)
 }
 

@@ -52,6 +52,14 @@ type PromoteResult struct {
 func (d *Deployer) Promote(ctx context.Context, req PromoteRequest) (PromoteResult, error) {
 	res := PromoteResult{From: req.From}
 	res.FromEndpoint = cmp.Or(req.FromEndpointName, naming.Endpoint(req.Model, req.From))
+	err := d.inPipeline(req.From, "--from")
+	if err == nil {
+		ctx, err = d.checkEnvironment(ctx, req.Model, req.To)
+	}
+	if err != nil {
+		res.Reason = FailureReason(err)
+		return res, err
+	}
 	ci, dst, err := d.promoteSource(ctx, req, res.FromEndpoint)
 	if err != nil {
 		res.Reason = FailureReason(err)

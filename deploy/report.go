@@ -109,6 +109,9 @@ func (t *tracker) start(ctx context.Context, s releases.ReleaseStart, sink func(
 	// stopped mid-request would leave it pending at the gate, where nobody should approve it.
 	r, err := c.StartRelease(context.WithoutCancel(ctx), s)
 	if err != nil {
+		if rerr := t.d.startRefused(ctx, s, err); rerr != nil {
+			return "", false, rerr
+		}
 		t.fail(err)
 		return "", false, nil
 	}

@@ -42,6 +42,11 @@ func (d *Deployer) Rollback(ctx context.Context, req RollbackRequest) (DeployRes
 	req.Kind = cmp.Or(req.Kind, releases.KindRollback)
 	res := DeployResult{Model: req.Model, Environment: req.Environment, Kind: req.Kind}
 	res.Endpoint = cmp.Or(req.EndpointName, naming.Endpoint(req.Model, req.Environment))
+	ctx, err := d.checkEnvironment(ctx, req.Model, req.Environment)
+	if err != nil {
+		res.Reason = FailureReason(err)
+		return res, err
+	}
 	dr, err := d.rollbackRequest(ctx, req, res.Endpoint)
 	if err != nil {
 		res.Reason = FailureReason(err)

@@ -78,6 +78,10 @@ func (d *Deployer) scale(ctx context.Context, req ScaleRequest, res *ScaleResult
 	if req.Instances < 1 {
 		return errorf(ErrInvalid, "scale %s in %s to %d instances: give 1 or more (--instances)", req.Model, req.Environment, req.Instances)
 	}
+	ctx, err := d.checkEnvironment(ctx, req.Model, req.Environment)
+	if err != nil {
+		return err
+	}
 	name := cmp.Or(req.EndpointName, naming.Endpoint(req.Model, req.Environment))
 	res.Endpoint = name
 	timeout := cmp.Or(max(req.Timeout, 0), DefaultTimeout)

@@ -179,8 +179,8 @@ func TestRouting(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}
-	code, body := post("/", "application/x-www-form-urlencoded", "Action=AssumeRole&Version=2011-06-15", nil)
-	if code != 400 || !strings.Contains(body, "<Code>InvalidAction</Code>") || !strings.Contains(body, "Could not find operation AssumeRole for version 2011-06-15") {
+	code, body := post("/", "application/x-www-form-urlencoded", "Action=GetSessionToken&Version=2011-06-15", nil)
+	if code != 400 || !strings.Contains(body, "<Code>InvalidAction</Code>") || !strings.Contains(body, "Could not find operation GetSessionToken for version 2011-06-15") {
 		t.Fatalf("unknown STS action: %d %s", code, body)
 	}
 	code, body = post("/", "application/x-www-form-urlencoded", "Action=AssumeRoleWithWebIdentity&Version=2011-06-15&%zz", nil)

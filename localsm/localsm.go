@@ -73,6 +73,12 @@ type Options struct {
 	// quotas.DefaultEndpointInstances. Reported for preflight checks, not enforced.
 	EndpointQuotas       map[string]float64
 	DefaultEndpointQuota float64
+	// CaptureFlushInterval is how often data capture files are written to S3; 0 means every
+	// 10 s. Buffered records are also written when the server closes.
+	CaptureFlushInterval time.Duration
+	// ServerlessIdle is how long an on-demand serverless variant keeps its instance after its
+	// last invocation (the next one is a cold start); 0 means 5 minutes, negative never stops it.
+	ServerlessIdle time.Duration
 }
 
 // DefaultAddr is where `sagedeploy local` listens unless told otherwise.
@@ -144,12 +150,15 @@ func Start(ctx context.Context, opts Options) (srv *Server, err error) {
 	}
 	s.runtime, err = runtime.New(runtime.Options{Artifacts: s.s3, ImageMap: opts.ImageMap,
 		WorkDir: filepath.Join(opts.DataDir, "runtime"), MaxBodyBytes: opts.MaxBodyBytes, MaxModelBytes: opts.MaxModelBytes,
-		PingInterval: opts.PingInterval, Account: opts.Account, Logger: opts.Logger, Metrics: s.monitor.cloudwatch})
+		PingInterval: opts.PingInterval, Account: opts.Account, Logger: opts.Logger, Metrics: s.monitor.cloudwatch,
+		DefaultRegion: opts.DefaultRegion, Objects: objects{s.s3}, CaptureFlushInterval: opts.CaptureFlushInterval,
+		ServerlessIdle: opts.ServerlessIdle})
 	if err != nil {
 		return nil, fmt.Errorf("local SageMaker: serving layer: %w", err)
 	}
 	s.control, err = control.New(ctx, control.Options{Store: s.store, Serving: s.runtime, Account: opts.Account,
-		DefaultRegion: opts.DefaultRegion, Logger: opts.Logger})
+		DefaultRegion: opts.DefaultRegion, Logger: opts.Logger,
+		Alarms: guardrails{s.monitor.cloudwatch}, TimeScale: opts.timeScale()})
 	if err != nil {
 		return nil, fmt.Errorf("local SageMaker: %w", err)
 	}

@@ -2,6 +2,7 @@ package localsm
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"github.com/sagedeploy/sagedeploy/localsm/autoscaling"
 	"github.com/sagedeploy/sagedeploy/localsm/cloudwatch"
 	"github.com/sagedeploy/sagedeploy/localsm/cloudwatch/docstore"
+	"github.com/sagedeploy/sagedeploy/localsm/control"
 	"github.com/sagedeploy/sagedeploy/localsm/spec"
 )
 
@@ -66,6 +68,22 @@ func (s *Server) CloudWatch() *cloudwatch.Service { return s.monitor.cloudwatch 
 // AutoScaling is the server's Application Auto Scaling.
 func (s *Server) AutoScaling() *autoscaling.Service { return s.monitor.autoscaling }
 
+// guardrails lets the control plane watch CloudWatch alarms during deployments
+// (AutoRollbackConfiguration).
+type guardrails struct{ cw *cloudwatch.Service }
+
+func (g guardrails) AlarmState(name string) (state, reason string, ok bool) {
+	a, ok := g.cw.Alarm(name)
+	return a.StateValue, a.StateReason, ok
+}
+
+func (g guardrails) WatchAlarms(fn func(name, state, reason string)) (cancel func()) {
+	return g.cw.Subscribe(func(ch cloudwatch.StateChange) { fn(ch.AlarmName, ch.NewState, ch.Reason) })
+}
+
+// timeScale is how much shorter than real time periods and bakes run (1: real time).
+func (opts Options) timeScale() float64 { return cmp.Or(opts.CloudWatch.PeriodScale, 1) }
+
 // perInstance reads the metric target tracking follows: InvocationsPerInstance, Sum per minute.
 type perInstance struct{ cw *cloudwatch.Service }
 
@@ -82,7 +100,8 @@ func (p perInstance) InvocationsPerInstance(endpoint, variant string) (float64, 
 type controlScaler struct{ srv *Server }
 
 func (c controlScaler) DesiredInstanceCount(endpoint, variant string) (int, bool) {
-	states, ok := c.srv.runtime.Variants(endpoint)
+	// Scaling targets are registered without a region here: they act in the default region.
+	states, ok := c.srv.runtime.Variants(spec.EndpointID{Region: c.srv.opts.DefaultRegion, Name: endpoint})
 	if !ok {
 		return 0, false
 	}
@@ -133,4 +152,7 @@ func (b *bufferedResponse) WriteHeader(code int) {
 	}
 }
 
-var _ spec.MetricsSink = (*cloudwatch.Service)(nil)
+var (
+	_ spec.MetricsSink     = (*cloudwatch.Service)(nil)
+	_ control.AlarmWatcher = guardrails{}
+)

@@ -286,3 +286,55 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any, timeo
 	}
 	return nil
 }
+
+// Principal is who the release server takes the client's credentials for: an integration token
+// of one environment, or a user.
+type Principal struct {
+	Kind        string `json:"kind"` // "token" or "user"
+	Name        string `json:"name"`
+	Environment string `json:"environment,omitempty"`
+	Role        string `json:"role,omitempty"`
+}
+
+// Me asks the server whom it takes the client's credentials for.
+func (c *Client) Me(ctx context.Context) (Principal, error) {
+	var p Principal
+	if err := c.do(ctx, http.MethodGet, "/api/v1/me", nil, &p, 30*time.Second); err != nil {
+		return Principal{}, fmt.Errorf("ask the release server at %s whom the credentials belong to: %w", c.base, err)
+	}
+	return p, nil
+}
+
+// Environments lists the environments the client's credentials see, in pipeline order (an
+// integration token sees only its own).
+func (c *Client) Environments(ctx context.Context) ([]Environment, error) {
+	var out struct {
+		Environments []Environment `json:"environments"`
+	}
+	if err := c.do(ctx, http.MethodGet, "/api/v1/environments", nil, &out, 30*time.Second); err != nil {
+		return nil, fmt.Errorf("list the environments of the release server at %s: %w", c.base, err)
+	}
+	return out.Environments, nil
+}
+
+// IsRefusal reports whether err is the release server answering no — bad or revoked credentials
+// (401), a token of another environment or a missing role (403), an unknown environment or a
+// broken rule (other 4xx) — as opposed to not answering. A deployer stops on a refusal: going on
+// would change an environment the server says this caller may not change.
+func IsRefusal(err error) bool {
+	var ae *APIError
+	return errors.As(err, &ae) && ae.StatusCode >= 400 && ae.StatusCode < 500 && ae.StatusCode != http.StatusRequestTimeout && ae.StatusCode != http.StatusTooManyRequests
+}
+
+// IsUnreachable reports whether err means the release server could not give an answer: no
+// connection, a timeout, or a fault of its own (5xx, 408, 429).
+func IsUnreachable(err error) bool {
+	if err == nil {
+		return false
+	}
+	var ae *APIError
+	if errors.As(err, &ae) {
+		return !IsRefusal(err)
+	}
+	return !errors.Is(err, context.Canceled)
+}

@@ -2,7 +2,9 @@
 # Smoke test of `sagedeploy local` with real AWS clients: Debian's AWS CLI v2 (/usr/bin/aws) runs
 # the registry → model → endpoint config → endpoint → update sequence, uploads the model
 # artifacts with `aws s3 cp` and checks real predictions, reads the endpoint's CloudWatch metrics
-# and watches alarms being evaluated; then boto3 (/usr/bin/python3) checks the same endpoint; then
+# and watches alarms being evaluated; then a deployment guardrail: a canary of a model whose
+# container answers 500 trips a CloudWatch alarm and the endpoint rolls back (on a second instance
+# with --period-scale 0.05, so that the canary's one-hour bake lasts at most 3 minutes); then boto3 (/usr/bin/python3) checks the same endpoint; then
 # a model in XGBoost's legacy binary format, as SageMaker training jobs write it, is registered,
 # deployed, invoked with CSV and compared with python xgboost. It builds the binary into a
 # temporary directory, starts it on a free port over a temporary data directory, and stops it on
@@ -27,17 +29,23 @@ step() { echo "smoke-awscli: $*"; }
 
 work=$(mktemp -d /tmp/sagedeploy-smoke.XXXXXX)
 pid=""
+gpid=""
 cleanup() {
   status=$?
-  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-  fi
-  if [ "$status" -ne 0 ] && [ -f "$work/server.log" ]; then
-    echo "---- sagedeploy local log (last 40 lines) ----" >&2
-    tail -n 40 "$work/server.log" >&2 || true
-  fi
+  touch "$work/stop-traffic" 2>/dev/null || true
+  for p in "$pid" "$gpid"; do
+    if [ -n "$p" ] && kill -0 "$p" 2>/dev/null; then
+      kill -TERM "$p" 2>/dev/null || true
+      for _ in $(seq 1 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+      kill -KILL "$p" 2>/dev/null || true
+    fi
+  done
+  for log in server.log guard-server.log; do
+    if [ "$status" -ne 0 ] && [ -f "$work/$log" ]; then
+      echo "---- sagedeploy local $log (last 40 lines) ----" >&2
+      tail -n 40 "$work/$log" >&2 || true
+    fi
+  done
   rm -rf "$work"
   exit "$status"
 }
@@ -297,6 +305,97 @@ except ImportError:
 if len(got) != 50 or any(abs(a - b) > 1e-5 for a, b in zip(got, want)):
     sys.exit(f"got {got}\nwant {want}")
 EOF
+
+# Each AWS CLI call takes a second or more, so the canary takes half the traffic and fails all of
+# it: a few calls trip the alarm long before the bake ends.
+step "guardrail: a canary that trips a CloudWatch alarm is rolled back (second instance, --period-scale 0.05)"
+flaky_image=123456789012.dkr.ecr.us-east-1.amazonaws.com/flaky-model:2
+"$work/sagedeploy" local --addr 127.0.0.1:0 --data-dir "$work/guard-data" --output json --period-scale 0.05 \
+  --image-map "$flaky_image=FAIL_EVERY=1 $PY $root/localsm/testdata/flaky_server.py" >"$work/guard-ready.json" 2>"$work/guard-server.log" &
+gpid=$!
+for _ in $(seq 1 100); do
+  [ -s "$work/guard-ready.json" ] && break
+  kill -0 "$gpid" 2>/dev/null || fail "the guardrail sagedeploy local exited at start: $(cat "$work/guard-server.log")"
+  sleep 0.1
+done
+gurl=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["url"])' "$work/guard-ready.json") || fail "guardrail startup line is not JSON"
+gaws() { "$AWS" --endpoint-url "$gurl" --output json "$@"; }
+gaws s3 mb s3://guard-models >/dev/null || fail "aws s3 mb guard-models"
+gaws s3 cp "$art/model-v1/model.tar.gz" s3://guard-models/scorer/v1/model.tar.gz >/dev/null || fail "aws s3 cp scorer v1"
+gaws sagemaker create-model --model-name scorer-v1 --execution-role-arn "$role" \
+  --primary-container "Image=$image,ModelDataUrl=s3://guard-models/scorer/v1/model.tar.gz" >/dev/null || fail "create-model scorer-v1"
+gaws sagemaker create-model --model-name scorer-v2 --execution-role-arn "$role" --primary-container "Image=$flaky_image" >/dev/null \
+  || fail "create-model scorer-v2"
+gaws sagemaker create-endpoint-config --endpoint-config-name scorer-v1 \
+  --production-variants "VariantName=Blue,ModelName=scorer-v1,InstanceType=ml.m5.large,InitialInstanceCount=1" >/dev/null || fail "create-endpoint-config scorer-v1"
+gaws sagemaker create-endpoint-config --endpoint-config-name scorer-v2 \
+  --production-variants "VariantName=Green,ModelName=scorer-v2,InstanceType=ml.m5.large,InitialInstanceCount=1" >/dev/null || fail "create-endpoint-config scorer-v2"
+gaws sagemaker create-endpoint --endpoint-name scorer-prod --endpoint-config-name scorer-v1 >/dev/null || fail "create-endpoint scorer-prod"
+gaws sagemaker wait endpoint-in-service --endpoint-name scorer-prod || fail "scorer-prod did not reach InService"
+gaws cloudwatch put-metric-alarm --alarm-name scorer-prod-green-5xx --namespace AWS/SageMaker --metric-name Invocation5XXErrors \
+  --dimensions Name=EndpointName,Value=scorer-prod Name=VariantName,Value=Green --statistic Sum --period 10 --evaluation-periods 1 \
+  --threshold 1 --comparison-operator GreaterThanOrEqualToThreshold --treat-missing-data notBreaching >/dev/null \
+  || fail "put-metric-alarm scorer-prod-green-5xx"
+
+# Traffic: one line per invocation in traffic.log, "ok VARIANT" or "fail VARIANT".
+rm -f "$work/stop-traffic"
+(
+  while [ ! -e "$work/stop-traffic" ]; do
+    if out=$(gaws sagemaker-runtime invoke-endpoint --endpoint-name scorer-prod --content-type text/csv \
+        --body "fileb://$art/sample.csv" "$work/traffic-out" 2>&1); then
+      echo "ok $(echo "$out" | q 'd.get("InvokedProductionVariant", "unknown")')"
+    else
+      variant=$(echo "$out" | sed -n 's/.*(variant \([A-Za-z0-9-]*\)).*/\1/p' | head -1)
+      echo "fail ${variant:-unknown} $(echo "$out" | tr '\n' ' ')"
+    fi
+  done >"$work/traffic.log"
+) &
+traffic=$!
+deploy_config='{"BlueGreenUpdatePolicy":{"TrafficRoutingConfiguration":{"Type":"CANARY","CanarySize":{"Type":"CAPACITY_PERCENT","Value":50},"WaitIntervalInSeconds":3600},"MaximumExecutionTimeoutInSeconds":3600},"AutoRollbackConfiguration":{"Alarms":[{"AlarmName":"scorer-prod-green-5xx"}]}}'
+gaws sagemaker update-endpoint --endpoint-name scorer-prod --endpoint-config-name scorer-v2 --deployment-config "$deploy_config" >/dev/null \
+  || fail "update-endpoint scorer-prod to scorer-v2 with a guardrail"
+guard_status=Updating
+for _ in $(seq 1 600); do
+  guard_status=$(gaws sagemaker describe-endpoint --endpoint-name scorer-prod | q 'd["EndpointStatus"]') || fail "describe-endpoint scorer-prod"
+  [ "$guard_status" = Updating ] || break
+  sleep 0.2
+done
+touch "$work/stop-traffic"
+wait "$traffic" || true
+gaws sagemaker describe-endpoint --endpoint-name scorer-prod >"$work/guard-describe.json" || fail "describe-endpoint after the rollback"
+"$PY" - "$work/guard-describe.json" "$work/traffic.log" <<'EOF' || fail "guardrail rollback is wrong: $(cat "$work/guard-describe.json")"
+import collections, json, sys
+d = json.load(open(sys.argv[1]))
+assert d["EndpointStatus"] == "InService", d["EndpointStatus"]
+assert d["EndpointConfigName"] == "scorer-v1", "the endpoint should serve scorer-v1 again, it serves " + d["EndpointConfigName"]
+reason = d.get("FailureReason", "")
+assert "rolled back" in reason and "scorer-prod-green-5xx" in reason, reason
+assert [v["VariantName"] for v in d["ProductionVariants"]] == ["Blue"], d["ProductionVariants"]
+lines = [l.split(" ", 2) for l in open(sys.argv[2]).read().splitlines() if l]
+counts = collections.Counter((l[0], l[1]) for l in lines)
+print("smoke-awscli: invocations during the canary:", dict(counts))
+assert counts[("fail", "Green")] > 0, "no request failed on the canary, so the alarm cannot have fired from its errors"
+bad = [l for l in lines if l[0] == "fail" and l[1] != "Green"]
+assert not bad, "requests failed outside the canary: %s" % bad[:3]
+assert counts[("ok", "Blue")] > 0, "v1 answered nothing during the deployment"
+EOF
+from=$(date -u -d '-1 hour' +%Y-%m-%dT%H:%M:%SZ); to=$(date -u -d '+1 hour' +%Y-%m-%dT%H:%M:%SZ)
+errors=$(gaws cloudwatch get-metric-statistics --namespace AWS/SageMaker --metric-name Invocation5XXErrors \
+  --dimensions Name=EndpointName,Value=scorer-prod Name=VariantName,Value=Green --start-time "$from" --end-time "$to" \
+  --period 3600 --statistics Sum | q 'int(sum(p["Sum"] for p in d["Datapoints"]))') || fail "get-metric-statistics Invocation5XXErrors"
+[ "$errors" -ge 1 ] || fail "get-metric-statistics: $errors Invocation5XXErrors recorded for the canary, want at least 1"
+gaws cloudwatch describe-alarms --alarm-names scorer-prod-green-5xx >"$work/guard-alarm.json" || fail "describe-alarms scorer-prod-green-5xx"
+"$PY" - "$work/guard-alarm.json" <<'EOF' || fail "describe-alarms scorer-prod-green-5xx is wrong: $(cat "$work/guard-alarm.json")"
+import json, sys
+a = json.load(open(sys.argv[1]))["MetricAlarms"][0]
+assert a["MetricName"] == "Invocation5XXErrors" and a["StateValue"] in ("OK", "ALARM"), a
+EOF
+variant=$(gaws sagemaker-runtime invoke-endpoint --endpoint-name scorer-prod --content-type text/csv \
+  --body "fileb://$art/sample.csv" "$work/traffic-out" | q 'd["InvokedProductionVariant"]') || fail "invoke scorer-prod after the rollback"
+[ "$variant" = Blue ] || fail "after the rollback variant $variant answered, want Blue"
+kill -TERM "$gpid"
+wait "$gpid" || fail "the guardrail sagedeploy local exited with an error after SIGTERM: $(tail -5 "$work/guard-server.log")"
+gpid=""
 
 step "stopping sagedeploy local"
 kill -TERM "$pid"

@@ -42,7 +42,7 @@ new version; with --rollback-on-failure a failed check restores the previous ver
 func newDeployCmd(g *globals, use string) *cobra.Command {
 	var env, configName, endpointName, desc string
 	var version int
-	var restore, scale bool
+	var restore, scale, dryRun bool
 	cmd := &cobra.Command{
 		Use:   use,
 		Short: "Create or update an environment's endpoint and wait until it serves the new version",
@@ -61,6 +61,7 @@ func newDeployCmd(g *globals, use string) *cobra.Command {
 	c.b.str(&desc, "description", "", "model description, shown on the release", "MODEL_DESC")
 	c.b.boolean(&restore, "restore-enabled", true, "let the release dashboard restore earlier versions of this component", "RESTORE_VERSION_ENABLED")
 	c.b.boolean(&scale, "scale-enabled", true, "let the release dashboard scale this component", "SCALE_COMPONENT_ENABLED")
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "show what would change on the endpoint (as `sagedeploy plan`) and change nothing")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if err := c.load(cmd); err != nil {
 			return err
@@ -85,6 +86,9 @@ func newDeployCmd(g *globals, use string) *cobra.Command {
 			SkipPreflight: r.skipPreflight,
 		}
 		return run(g, c, cmd, func(ctx context.Context, d *deploy.Deployer) error {
+			if dryRun {
+				return runPlan(ctx, g, c, d, req)
+			}
 			res, err := d.Deploy(ctx, req)
 			return emit(g.stdout, c.output, res, err, func(w io.Writer) { deployText(w, res) })
 		})

@@ -28,7 +28,13 @@ assumes that role with the job's OIDC token instead (see "sagedeploy iam trust")
 
 Release reporting: with --releases-url / SAGEDEPLOY_RELEASES_URL and a token in
 SAGEDEPLOY_RELEASES_TOKEN (or the orb's CCI_RELEASE_INTEGRATION_TOKEN), each release is reported
-to that sagedeploy release server. Reporting failures are warnings, never failures.`
+to that sagedeploy release server. A refusal of the server (a token of another environment, a
+revoked token, a rejected approval) stops the command before SageMaker is touched; an unreachable
+server is a warning, except for a gated environment of the pipeline file (--allow-unreported).
+
+Pipeline file: sagedeploy.yaml in this directory or one above (or --pipeline FILE) lists the
+environments; any other is refused before an AWS call. Its settings for the environment fill the
+flags the command line and the environment variables leave unset (see "sagedeploy pipeline").`
 
 // addDeployerCommands registers the deployer's commands on root.
 func addDeployerCommands(root *cobra.Command, g *globals) {
@@ -36,6 +42,8 @@ func addDeployerCommands(root *cobra.Command, g *globals) {
 		newCreateModelCmd(g, "create-model"),
 		newCreateEndpointConfigCmd(g, "create-endpoint-config", "create-endpoint-configuration"),
 		newDeployCmd(g, "deploy"),
+		newPlanCmd(g),
+		newPipelineCmd(g),
 		newPromoteCmd(g),
 		newRollbackCmd(g),
 		newScaleCmd(g),
@@ -76,6 +84,10 @@ type conn struct {
 	output      string
 	pollInitial durationValue
 	pollMax     durationValue
+	// pipe is the pipeline file (pipeline_flags.go); env the environment when it came from
+	// the release token rather than a flag.
+	pipe *pipelineFlags
+	env  string
 }
 
 func bindConn(cmd *cobra.Command, g *globals) *conn {
@@ -91,6 +103,7 @@ func bindConn(cmd *cobra.Command, g *globals) *conn {
 	b.str(&c.roleARN, "execution-role-arn", "", "IAM role SageMaker assumes for the models created (required on AWS)", "SAGEMAKER_EXECUTION_ROLE_ARN")
 	cmd.Flags().StringVarP(&c.output, "output", "o", "text", "output format: text or json")
 	b.duration(&c.pollInitial, "poll-initial", "first interval between endpoint status checks (default 250ms on AWS, 5ms locally)")
+	c.pipe = bindPipeline(b)
 	b.duration(&c.pollMax, "poll-max", "longest interval between endpoint status checks (default 10s on AWS, 100ms locally)")
 	_ = cmd.Flags().MarkHidden("poll-initial")
 	_ = cmd.Flags().MarkHidden("poll-max")
@@ -117,7 +130,7 @@ func (c *conn) load(cmd *cobra.Command) error {
 			return usageErr(fmt.Errorf("%s %q is not an http(s) URL", c.b.source("releases-url"), c.releasesURL))
 		}
 	}
-	return nil
+	return c.loadPipeline(cmd)
 }
 
 // needModel checks that a model was given.
@@ -141,6 +154,7 @@ func (c *conn) deployer(cmd *cobra.Command, g *globals, progress func(deploy.Eve
 		// Releases name who started them: the CI user, else the server names the token.
 		TriggerUser: cmp.Or(g.getenv("CIRCLE_USERNAME"), g.getenv("GITHUB_ACTOR")),
 	}
+	c.pipe.configure(targetEnv(cmd, c), &opts)
 	if c.pollInitial.d > 0 {
 		opts.Poll = deploy.PollSchedule{Initial: c.pollInitial.d, Max: c.pollMax.d, Factor: 1.5}
 		if opts.Poll.Max < opts.Poll.Initial {

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sagedeploy/sagedeploy/localsm"
+	"github.com/sagedeploy/sagedeploy/localsm/cloudwatch"
 	"github.com/sagedeploy/sagedeploy/localsm/quotas"
 )
 
@@ -48,7 +49,12 @@ they serve). Stop it with Ctrl-C (SIGINT) or SIGTERM.
 
 Built-in serving: XGBoost models (SageMaker's XGBoost image URIs) are served in-process. Other
 images run as local processes under the SageMaker serving contract (GET /ping,
-POST /invocations on $SAGEMAKER_BIND_TO_PORT) when --image-map maps them to a command.`
+POST /invocations on $SAGEMAKER_BIND_TO_PORT) when --image-map maps them to a command.
+
+Deployment guardrails work as in SageMaker: an UpdateEndpoint whose DeploymentConfig names
+CloudWatch alarms (AutoRollbackConfiguration) rolls back to the old fleet when one goes into
+ALARM during the traffic shift or a bake. --period-scale 0.01 makes alarm periods and bakes 100
+times shorter, to watch a canary roll back in seconds.`
 	localExample = `  # Start it and export what it prints:
   sagedeploy local
   export AWS_ENDPOINT_URL=http://127.0.0.1:4570 AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_REGION=us-east-1
@@ -88,6 +94,7 @@ type localFlags struct {
 	imageMap                                                      []string
 	endpointQuotas                                                []string
 	defaultQuota                                                  float64
+	periodScale                                                   float64
 }
 
 func newLocalCmd(g *globals) *cobra.Command {
@@ -112,6 +119,7 @@ func newLocalCmd(g *globals) *cobra.Command {
 	f.StringVar(&lf.maxBody, "max-body-size", "6MiB", "largest invocation request body, e.g. 6MiB, 10MB or a byte count (SageMaker's limit is 6 MiB = 6291456 bytes)")
 	f.StringVar(&lf.maxModel, "max-model-size", "4GiB", "largest size a model artifact may unpack to; a bigger one (e.g. a decompression bomb) fails its endpoint")
 	f.StringVar(&lf.s3CORSOrigin, "s3-cors-origin", "", "the one web origin (e.g. http://localhost:3000) allowed to call the S3 API from a browser; by default web pages get nothing")
+	f.Float64Var(&lf.periodScale, "period-scale", 1, "scale CloudWatch periods, alarm evaluation and deployment bakes by this factor, for demos and tests: 0.01 makes a 60-second alarm period last 0.6 s and a 10-minute canary bake 6 s (1: real time)")
 	f.StringVarP(&lf.output, "output", "o", "text", "output format of the startup message: text or json")
 	f.StringArrayVar(&lf.endpointQuotas, "endpoint-quota", nil, "TYPE=COUNT: the account's endpoint instance quota Service Quotas reports for an instance type, e.g. ml.m5.large=2 (repeatable; preflight checks blue/green capacity against it)")
 	f.Float64Var(&lf.defaultQuota, "default-endpoint-quota", quotas.DefaultEndpointInstances, "endpoint instance quota of every instance type --endpoint-quota does not name")
@@ -139,6 +147,9 @@ func (lf *localFlags) options(g *globals) (localsm.Options, error) {
 	if err != nil {
 		return localsm.Options{}, fmt.Errorf("--endpoint-quota: %w", err)
 	}
+	if lf.periodScale <= 0 || lf.periodScale > 1 {
+		return localsm.Options{}, fmt.Errorf("--period-scale must be more than 0 and at most 1 (1 is real time), not %v", lf.periodScale)
+	}
 	dataDir := lf.dataDir
 	if dataDir == "" {
 		if dataDir, err = localsm.DefaultDataDir(); err != nil {
@@ -148,6 +159,7 @@ func (lf *localFlags) options(g *globals) (localsm.Options, error) {
 	return localsm.Options{Addr: lf.addr, DataDir: dataDir, Account: lf.account,
 		ImageMap: images, MaxBodyBytes: maxBytes, Logger: g.logger(), DefaultRegion: lf.region,
 		MaxModelBytes: maxModelBytes, S3CORSOrigin: lf.s3CORSOrigin,
+		CloudWatch:     cloudwatch.Options{PeriodScale: lf.periodScale},
 		EndpointQuotas: limits, DefaultEndpointQuota: lf.defaultQuota}, nil
 }
 

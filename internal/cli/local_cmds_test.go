@@ -144,6 +144,7 @@ func TestLocalCommandBadInput(t *testing.T) {
 		{[]string{"local", "--max-body-size", "lots"}, `--max-body-size: "lots" is not a size`},
 		{[]string{"local", "--account", "12", "--addr", "127.0.0.1:0", "--data-dir", dir}, "12 digits"},
 		{[]string{"local", "--output", "yaml"}, "--output must be text or json"},
+		{[]string{"local", "--period-scale", "0"}, "--period-scale must be more than 0 and at most 1"},
 	} {
 		var stdout, stderr bytes.Buffer
 		code := Execute(context.Background(), tc.args, strings.NewReader(""), &stdout, &stderr)

@@ -40,5 +40,6 @@ func (c *conn) environmentFor(ctx context.Context, g *globals, env string) (stri
 		return "", err
 	}
 	g.logger().Info("environment taken from the release token", "environment", scope.Environment, "token", scope.Name)
-	return scope.Environment, nil
+	c.env = scope.Environment
+	return scope.Environment, c.pipe.defaults(c.b.cmd, c.b, c.model, scope.Environment)
 }

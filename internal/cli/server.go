@@ -21,6 +21,8 @@ type ReleaseServerConfig struct {
 	RunningTimeout time.Duration
 	// Version is sagedeploy's version, shown on the dashboard.
 	Version string
+	// Pipeline, when set, is a pipeline file whose environments are saved at start (pipeline.go).
+	Pipeline string
 }
 
 func newServerCmd(g *globals) *cobra.Command {
@@ -60,6 +62,7 @@ SageMaker and an agent.`,
 	f.StringVar(&cfg.Addr, "addr", g.envOr("SAGEDEPLOY_ADDR", DefaultServerAddr), "address to listen on (env SAGEDEPLOY_ADDR); use 0.0.0.0:4571 to accept other machines")
 	f.StringVar(&cfg.BaseURL, "base-url", g.getenv("SAGEDEPLOY_BASE_URL"), "URL users reach the server at, for links and hints, e.g. https://deploy.example.com (env SAGEDEPLOY_BASE_URL)")
 	f.DurationVar(&cfg.CommandTimeout, "command-timeout", 5*time.Minute, "after this long without an agent taking a command, say so on its release (it stays queued)")
+	f.StringVar(&cfg.Pipeline, "pipeline", g.getenv("SAGEDEPLOY_PIPELINE"), "pipeline file whose environments and gates the server takes at start, as `sagedeploy pipeline apply` (env SAGEDEPLOY_PIPELINE)")
 	f.DurationVar(&cfg.RunningTimeout, "running-timeout", 30*time.Minute, "mark a running release failed after this long without any progress report")
 	cmd.AddCommand(newTokenCmd(g, sf), newUserCmd(g, sf), newEnvCmd(g, sf))
 	return cmd
@@ -95,6 +98,11 @@ func runReleaseServer(ctx context.Context, g *globals, sf *storeFlags, cfg Relea
 		return err
 	}
 	defer st.Close()
+	if cfg.Pipeline != "" {
+		if err := applyPipeline(ctx, g, st, cfg.Pipeline); err != nil {
+			return err
+		}
+	}
 	cfg.Version = g.version.Version
 	rs, err := StartReleaseServer(ctx, log, g.stdout, st, cfg)
 	if err != nil {

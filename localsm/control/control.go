@@ -42,6 +42,11 @@ type Options struct {
 	// before the endpoint is back InService with its previous weights and counts; default one
 	// second.
 	RollbackHold time.Duration
+	// Alarms is CloudWatch, for deployment guardrails (AutoRollbackConfiguration); nil disables them.
+	Alarms AlarmWatcher
+	// TimeScale shortens the waits of deployment strategies (bakes, termination waits) as
+	// CloudWatch's PeriodScale shortens its periods; default 1.
+	TimeScale float64
 	// MaxRequestBytes bounds a control-plane request body; default 2 MiB.
 	MaxRequestBytes int64
 	Logger          *slog.Logger
@@ -93,6 +98,7 @@ func New(ctx context.Context, opts Options) (*Control, error) {
 	opts.DefaultRegion = cmp.Or(opts.DefaultRegion, "us-east-1")
 	opts.RollbackHold = cmp.Or(opts.RollbackHold, time.Second)
 	opts.MaxRequestBytes = cmp.Or(opts.MaxRequestBytes, 2<<20)
+	opts.TimeScale = cmp.Or(opts.TimeScale, 1)
 	if !regexp.MustCompile(`^[0-9]{12}$`).MatchString(opts.Account) {
 		return nil, fmt.Errorf("control: account %q must be 12 digits, as AWS account ids are", opts.Account)
 	}

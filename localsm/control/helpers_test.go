@@ -77,7 +77,8 @@ func (g *gatedServing) Deploy(ctx context.Context, dep spec.Deployment, progress
 	return nil
 }
 
-func (g *gatedServing) UpdateVariants(ctx context.Context, endpoint string, updates []spec.VariantUpdate) error {
+func (g *gatedServing) UpdateVariants(ctx context.Context, id spec.EndpointID, updates []spec.VariantUpdate) error {
+	endpoint := id.Name
 	g.mu.Lock()
 	g.updates = append(g.updates, updates)
 	gated := g.gated
@@ -120,7 +121,8 @@ func (g *gatedServing) note(s string) {
 	}
 }
 
-func (g *gatedServing) Variants(endpoint string) ([]spec.VariantState, bool) {
+func (g *gatedServing) Variants(id spec.EndpointID) ([]spec.VariantState, bool) {
+	endpoint := id.Name
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	dep, ok := g.serving[endpoint]
@@ -134,7 +136,8 @@ func (g *gatedServing) Variants(endpoint string) ([]spec.VariantState, bool) {
 	return out, true
 }
 
-func (g *gatedServing) Remove(ctx context.Context, endpoint string) error {
+func (g *gatedServing) Remove(ctx context.Context, id spec.EndpointID) error {
+	endpoint := id.Name
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	delete(g.serving, endpoint)

@@ -83,12 +83,12 @@ func (c *Control) deploy(ctx context.Context, dep spec.Deployment) (err error) {
 	return c.opts.Serving.Deploy(ctx, dep, c.progress(dep.Endpoint, dep.Config))
 }
 
-func (c *Control) updateVariants(ctx context.Context, endpoint string, updates []spec.VariantUpdate) (err error) {
+func (c *Control) updateVariants(ctx context.Context, endpoint spec.EndpointID, updates []spec.VariantUpdate) (err error) {
 	defer c.recoverServing(&err, "update variants")
 	return c.opts.Serving.UpdateVariants(ctx, endpoint, updates)
 }
 
-func (c *Control) remove(ctx context.Context, endpoint string) (err error) {
+func (c *Control) remove(ctx context.Context, endpoint spec.EndpointID) (err error) {
 	defer c.recoverServing(&err, "remove")
 	return c.opts.Serving.Remove(ctx, endpoint)
 }
@@ -177,10 +177,21 @@ func (c *Control) runCreate(ctx context.Context, key string, gen int64, dep depl
 // failure it goes straight back to InService on the previous configuration with FailureReason
 // set, as SageMaker shows a failed UpdateEndpoint (RollingBack is for failed weight and capacity
 // changes). An endpoint that was not serving (OutOfService) returns to OutOfService.
+//
+// With rollback alarms (AutoRollbackConfiguration), an alarm in ALARM before the new fleet has
+// taken over stops the deployment: traffic goes back to the old fleet and FailureReason names the
+// alarm.
 func (c *Control) runUpdate(ctx context.Context, key string, gen int64, dep deployment, before string) {
 	start := time.Now()
-	err := c.deploy(ctx, dep.Spec)
+	alarms, previous := c.guardrailsOf(key, gen)
+	gctx, stopGuard := c.guard(ctx, dep.Spec.Endpoint, alarms)
+	err := c.deploy(gctx, c.forServing(dep.Spec))
+	trip := stopGuard()
 	if ctx.Err() != nil {
+		return
+	}
+	if trip != nil && previous != nil {
+		c.alarmRollback(ctx, key, gen, dep, *previous, trip, err == nil, start)
 		return
 	}
 	c.logOutcome("update", dep.Spec.Endpoint, dep.ConfigName, start, err)
@@ -199,6 +210,38 @@ func (c *Control) runUpdate(ctx context.Context, key string, gen int64, dep depl
 		e.Status = before
 		e.FailureReason = failureReason(err)
 	})
+}
+
+// guardrailsOf reads what the update at gen of endpoint key runs under: the rollback alarms of
+// its DeploymentConfig and the deployment it replaces (nil when nothing served).
+func (c *Control) guardrailsOf(key string, gen int64) (alarms []string, previous *deployment) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.st.endpoints[key]
+	if !ok || e.Gen != gen {
+		return nil, nil
+	}
+	return rollbackAlarms(e.LastDeploymentConfig), e.Current
+}
+
+// forServing is dep as the serving layer runs it. An all-at-once shift bakes for its
+// WaitInterval once all traffic has moved, with the old fleet kept for a rollback, as SageMaker
+// does; the serving layer keeps old fleets for TerminationWait, so the bake is added to it. The
+// waits are shortened by TimeScale, so that bakes of minutes last seconds in tests and demos, in
+// step with CloudWatch's periods.
+func (c *Control) forServing(dep spec.Deployment) spec.Deployment {
+	if dep.Strategy == nil {
+		return dep
+	}
+	s := *dep.Strategy
+	if s.Type == "ALL_AT_ONCE" {
+		s.TerminationWait += s.WaitInterval
+	}
+	scale := func(d time.Duration) time.Duration { return time.Duration(float64(d) * c.opts.TimeScale) }
+	s.WaitInterval, s.TerminationWait = scale(s.WaitInterval), scale(s.TerminationWait)
+	s.MaximumExecutionTimeout = scale(s.MaximumExecutionTimeout)
+	dep.Strategy = &s
+	return dep
 }
 
 // rollBack shows RollingBack for RollbackHold, then InService with the previous weights and
@@ -224,13 +267,13 @@ func (c *Control) rollBack(ctx context.Context, key string, gen int64, reason st
 
 // runWeights applies UpdateEndpointWeightsAndCapacities: Updating → InService; on failure
 // RollingBack → InService with the previous weights and counts and FailureReason set.
-func (c *Control) runWeights(ctx context.Context, key string, gen int64, endpoint string, updates []spec.VariantUpdate, previous *deployment) {
+func (c *Control) runWeights(ctx context.Context, key string, gen int64, endpoint spec.EndpointID, updates []spec.VariantUpdate, previous *deployment) {
 	start := time.Now()
 	err := c.updateVariants(ctx, endpoint, updates)
 	if ctx.Err() != nil {
 		return
 	}
-	c.logOutcome("update weights and capacities", endpoint, "", start, err)
+	c.logOutcome("update weights and capacities", endpoint.Name, "", start, err)
 	if err == nil {
 		c.transition(key, gen, func(e *endpointRes) {
 			e.Status = statusInService
@@ -244,8 +287,9 @@ func (c *Control) runWeights(ctx context.Context, key string, gen int64, endpoin
 }
 
 // runDelete stops the endpoint's servers and forgets it: Deleting → gone.
-func (c *Control) runDelete(ctx context.Context, key string, gen int64, endpoint string) {
-	if err := c.remove(ctx, endpoint); err != nil {
+func (c *Control) runDelete(ctx context.Context, key string, gen int64, id spec.EndpointID) {
+	endpoint := id.Name
+	if err := c.remove(ctx, id); err != nil {
 		if c.closing(ctx) {
 			return
 		}
@@ -312,42 +356,72 @@ func (c *Control) Restore() {
 	for key, e := range c.st.endpoints {
 		gen := e.Gen
 		switch e.Status {
-		case statusInService, statusRollingBack, statusSystemUpdating:
+		case statusInService, statusRollingBack, statusSystemUpdating, statusUpdateRollbackFailed:
 			if e.Current == nil {
 				continue
 			}
 			ne := clone(e)
 			ne.Status = statusSystemUpdating
 			c.st.endpoints[key] = ne
-			dep := *e.Current
+			dep := inRegion(*e.Current, e.Region)
 			c.startJobLocked(key, func(ctx context.Context) { c.runRestore(ctx, key, gen, dep) })
 		case statusCreating:
 			if e.Pending == nil {
 				continue
 			}
-			dep := e.Pending.Deployment
+			dep := inRegion(e.Pending.Deployment, e.Region)
 			c.startJobLocked(key, func(ctx context.Context) { c.runCreate(ctx, key, gen, dep) })
 		case statusUpdating:
-			cur := e.Current
-			pending := e.Pending
-			c.startJobLocked(key, func(ctx context.Context) {
-				if cur == nil {
-					if pending != nil {
-						c.runUpdate(ctx, key, gen, pending.Deployment, statusOutOfService)
-					}
-					return
-				}
-				if !c.runRestore(ctx, key, gen, *cur) || pending == nil {
-					return
-				}
-				c.transition(key, gen, func(e *endpointRes) { e.Status = statusUpdating })
-				c.runUpdate(ctx, key, gen, pending.Deployment, statusInService)
-			})
+			c.restoreUpdate(key, e)
 		case statusDeleting:
-			name := e.Name
-			c.startJobLocked(key, func(ctx context.Context) { c.runDelete(ctx, key, gen, name) })
+			id := e.id()
+			c.startJobLocked(key, func(ctx context.Context) { c.runDelete(ctx, key, gen, id) })
 		}
 	}
+}
+
+// restoreUpdate resumes an update a crash interrupted: the previous configuration serves
+// again, then the update runs again. c.mu is held.
+func (c *Control) restoreUpdate(key string, e *endpointRes) {
+	gen := e.Gen
+	var cur, pending *deployment
+	if e.Current != nil {
+		d := inRegion(*e.Current, e.Region)
+		cur = &d
+	}
+	if e.Pending != nil {
+		d := inRegion(e.Pending.Deployment, e.Region)
+		pending = &d
+	}
+	c.startJobLocked(key, func(ctx context.Context) {
+		if cur == nil {
+			if pending != nil {
+				c.runUpdate(ctx, key, gen, *pending, statusOutOfService)
+			}
+			return
+		}
+		if !c.runRestore(ctx, key, gen, *cur) || pending == nil {
+			return
+		}
+		c.transition(key, gen, func(e *endpointRes) { e.Status = statusUpdating })
+		c.runUpdate(ctx, key, gen, *pending, statusInService)
+	})
+}
+
+// inRegion completes a deployment stored before deployments named their region, data capture
+// and async settings in the serving layer's terms: the region of its endpoint, and the settings
+// from the configuration it echoes.
+func inRegion(dep deployment, region string) deployment {
+	if dep.Spec.Region == "" {
+		dep.Spec.Region = region
+	}
+	if dep.Spec.DataCapture == nil {
+		dep.Spec.DataCapture, _ = dataCaptureOf(dep.ConfigName, dep.DataCaptureConfig)
+	}
+	if dep.Spec.Async == nil {
+		dep.Spec.Async, _ = asyncOf(dep.ConfigName, dep.AsyncInferenceConfig)
+	}
+	return dep
 }
 
 // runRestore deploys what an endpoint served before the restart; it reports success.
@@ -391,11 +465,18 @@ func strategyOf(dc map[string]any) (*spec.Strategy, error) {
 			TerminationWaitInSeconds         int
 			MaximumExecutionTimeoutInSeconds int
 		}
+		RollingUpdatePolicy *rollingPolicy
 	}
 	if err := bind(dc, &in); err != nil {
 		return nil, err
 	}
 	p := in.BlueGreenUpdatePolicy
+	if in.RollingUpdatePolicy != nil {
+		if p != nil {
+			return nil, errValidation("Give either BlueGreenUpdatePolicy or RollingUpdatePolicy in DeploymentConfig, not both.")
+		}
+		return rollingStrategy(in.RollingUpdatePolicy)
+	}
 	if p == nil {
 		return nil, nil
 	}
@@ -431,6 +512,51 @@ func strategyOf(dc map[string]any) (*spec.Strategy, error) {
 		}
 	}
 	return s, nil
+}
+
+// rollingPolicy is a DeploymentConfig's RollingUpdatePolicy.
+type rollingPolicy struct {
+	MaximumBatchSize *struct {
+		Type  string
+		Value int
+	}
+	WaitIntervalInSeconds            *int
+	MaximumExecutionTimeoutInSeconds int
+	RollbackMaximumBatchSize         *struct {
+		Type  string
+		Value int
+	}
+}
+
+// rollingStrategy turns a RollingUpdatePolicy into the serving layer's strategy: traffic moves
+// to the new instances one batch of MaximumBatchSize at a time, each batch baking for
+// WaitIntervalInSeconds, as a linear shift in steps of the batch size. A rollback moves all
+// traffic back at once: locally the old instances are still there, so RollbackMaximumBatchSize
+// only needs to be valid.
+func rollingStrategy(p *rollingPolicy) (*spec.Strategy, error) {
+	if p.MaximumBatchSize == nil {
+		return nil, errValidation("RollingUpdatePolicy needs MaximumBatchSize (INSTANCE_COUNT or CAPACITY_PERCENT and a value).")
+	}
+	if p.WaitIntervalInSeconds == nil {
+		return nil, errValidation("RollingUpdatePolicy needs WaitIntervalInSeconds, the bake after each batch.")
+	}
+	for _, b := range []*struct {
+		Type  string
+		Value int
+	}{p.MaximumBatchSize, p.RollbackMaximumBatchSize} {
+		if b == nil {
+			continue
+		}
+		if b.Type != "INSTANCE_COUNT" && b.Type != "CAPACITY_PERCENT" {
+			return nil, errValidation("A batch size of a RollingUpdatePolicy has Type INSTANCE_COUNT or CAPACITY_PERCENT, not %q.", b.Type)
+		}
+		if b.Value < 1 || (b.Type == "CAPACITY_PERCENT" && b.Value > 100) {
+			return nil, errValidation("A %s batch size of %d is out of range.", b.Type, b.Value)
+		}
+	}
+	return &spec.Strategy{Type: "LINEAR", Linear: &spec.CapacitySize{Type: p.MaximumBatchSize.Type, Value: p.MaximumBatchSize.Value},
+		WaitInterval:            time.Duration(*p.WaitIntervalInSeconds) * time.Second,
+		MaximumExecutionTimeout: time.Duration(p.MaximumExecutionTimeoutInSeconds) * time.Second}, nil
 }
 
 var errClosed = errors.New("the local SageMaker is shutting down")

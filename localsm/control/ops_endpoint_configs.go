@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"strings"
+
+	"github.com/sagedeploy/sagedeploy/localsm/spec"
 )
 
 func (c *Control) createEndpointConfig(ctx context.Context, r *request) (any, error) {
@@ -16,7 +18,7 @@ func (c *Control) createEndpointConfig(ctx context.Context, r *request) (any, er
 			AcceleratorType      string
 			InitialInstanceCount *int
 			InitialVariantWeight *float64
-			ServerlessConfig     json.RawMessage
+			ServerlessConfig     *serverlessConfig
 		}
 		Tags []tag
 	}
@@ -42,12 +44,19 @@ func (c *Control) createEndpointConfig(ctx context.Context, r *request) (any, er
 		if _, ok := c.st.models[r.key(v.ModelName)]; !ok {
 			return nil, errValidation("Could not find model %q.", c.arn(r.region, "model", nameKey(v.ModelName)))
 		}
-		serverless := len(v.ServerlessConfig) > 0
+		serverless := v.ServerlessConfig != nil
 		switch {
 		case serverless && (v.InstanceType != "" || v.InitialInstanceCount != nil):
 			return nil, errValidation("Production variant %s specifies both ServerlessConfig and InstanceType/InitialInstanceCount; choose one.", v.VariantName)
 		case !serverless && (v.InstanceType == "" || v.InitialInstanceCount == nil):
 			return nil, errValidation("Production variant %s must specify InstanceType and InitialInstanceCount (or ServerlessConfig).", v.VariantName)
+		}
+		var sls *spec.Serverless
+		if serverless {
+			var err error
+			if sls, err = checkServerless(v.VariantName, *v.ServerlessConfig); err != nil {
+				return nil, err
+			}
 		}
 		weight := 1.0
 		if v.InitialVariantWeight != nil {
@@ -61,7 +70,10 @@ func (c *Control) createEndpointConfig(ctx context.Context, r *request) (any, er
 		}
 		variants = append(variants, configVariant{VariantName: v.VariantName, ModelName: v.ModelName,
 			InstanceType: v.InstanceType, AcceleratorType: v.AcceleratorType, InitialInstanceCount: v.InitialInstanceCount,
-			InitialVariantWeight: weight, Serverless: serverless})
+			InitialVariantWeight: weight, Serverless: serverless, ServerlessConfig: sls})
+	}
+	if err := checkConfigSettings(in.EndpointConfigName, variants, input); err != nil {
+		return nil, err
 	}
 	total := 0.0
 	for _, v := range variants {

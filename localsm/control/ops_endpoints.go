@@ -13,7 +13,7 @@ import (
 // With retain set (UpdateEndpoint's RetainAllVariantProperties), variants that exist in both keep
 // their current desired weight and instance count, except for the properties in exclude.
 func (c *Control) buildDeploymentLocked(region, endpoint string, cfg *endpointConfigRes, retain *deployment, exclude map[string]bool, strategy *spec.Strategy) (*deployment, error) {
-	dep := &deployment{ConfigName: cfg.Name, Spec: spec.Deployment{Endpoint: endpoint, Config: cfg.Name, Strategy: strategy}}
+	dep := &deployment{ConfigName: cfg.Name, Spec: spec.Deployment{Region: region, Endpoint: endpoint, Config: cfg.Name, Strategy: strategy}}
 	for _, v := range cfg.Variants {
 		m, ok := c.st.models[scoped(region, nameKey(v.ModelName))]
 		if !ok {
@@ -40,27 +40,23 @@ func (c *Control) buildDeploymentLocked(region, endpoint string, cfg *endpointCo
 			images = append(images, ct.Image)
 		}
 		dep.Spec.Variants = append(dep.Spec.Variants, spec.Variant{Name: v.VariantName, ModelName: m.Name,
-			Containers: m.Containers, InstanceType: v.InstanceType, InstanceCount: count, Weight: weight})
+			Containers: m.Containers, InstanceType: v.InstanceType, InstanceCount: count, Weight: weight,
+			Serverless: v.ServerlessConfig})
 		dep.Variants = append(dep.Variants, variantState{Name: v.VariantName, Image: images,
 			InstanceType: v.InstanceType, AcceleratorType: v.AcceleratorType,
-			DesiredWeight: weight, DesiredInstanceCount: count, ResolutionTime: c.now()})
+			DesiredWeight: weight, DesiredInstanceCount: count, ResolutionTime: c.now(), Serverless: v.ServerlessConfig})
 	}
-	dep.DataCaptureConfig, _ = cfg.Input["DataCaptureConfig"].(map[string]any)
-	dep.AsyncInferenceConfig, _ = cfg.Input["AsyncInferenceConfig"].(map[string]any)
-	dep.ExplainerConfig, _ = cfg.Input["ExplainerConfig"].(map[string]any)
+	dep.DataCaptureConfig = mapOf(cfg.Input, "DataCaptureConfig")
+	dep.AsyncInferenceConfig = mapOf(cfg.Input, "AsyncInferenceConfig")
+	dep.ExplainerConfig = mapOf(cfg.Input, "ExplainerConfig")
+	var err error
+	if dep.Spec.DataCapture, err = dataCaptureOf(cfg.Name, dep.DataCaptureConfig); err != nil {
+		return nil, err
+	}
+	if dep.Spec.Async, err = asyncOf(cfg.Name, dep.AsyncInferenceConfig); err != nil {
+		return nil, err
+	}
 	return dep, nil
-}
-
-// servedElsewhereLocked refuses an endpoint name another region already uses: the serving layer
-// and the runtime's invocation URL (/endpoints/NAME/invocations) know endpoints by name alone.
-func (c *Control) servedElsewhereLocked(region, name string) error {
-	for _, e := range c.st.endpoints {
-		if e.Region != region && nameKey(e.Name) == nameKey(name) {
-			return errValidation("Cannot create endpoint %q in %s: endpoint %q already exists in %s, and sagedeploy local serves invocations by endpoint name alone, so one endpoint name can live in one region at a time. Delete it there or choose another name.",
-				name, region, e.ARN, e.Region)
-		}
-	}
-	return nil
 }
 
 func (c *Control) findEndpointLocked(region, name string) (*endpointRes, error) {
@@ -84,6 +80,9 @@ func (c *Control) createEndpoint(ctx context.Context, r *request) (any, error) {
 	if _, err := strategyOf(dc); err != nil {
 		return nil, err
 	}
+	if err := c.checkRollbackAlarms(dc); err != nil {
+		return nil, err
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
@@ -92,9 +91,6 @@ func (c *Control) createEndpoint(ctx context.Context, r *request) (any, error) {
 	key := r.key(in.EndpointName)
 	if existing, ok := c.st.endpoints[key]; ok {
 		return nil, errValidation("Cannot create already existing endpoint %q.", existing.ARN)
-	}
-	if err := c.servedElsewhereLocked(r.region, in.EndpointName); err != nil {
-		return nil, err
 	}
 	cfg, err := c.findConfigLocked(r.region, in.EndpointConfigName)
 	if err != nil {
@@ -164,6 +160,9 @@ func (c *Control) updateEndpoint(ctx context.Context, r *request) (any, error) {
 	}
 	strategy, err := strategyOf(dc)
 	if err != nil {
+		return nil, err
+	}
+	if err := c.checkRollbackAlarms(dc); err != nil {
 		return nil, err
 	}
 	var retain *deployment
@@ -237,8 +236,8 @@ func (c *Control) updateEndpointWeightsAndCapacities(ctx context.Context, r *req
 		return nil, err
 	}
 	c.st.endpoints[key] = e
-	gen, name := e.Gen, e.Name
-	c.startJobLocked(key, func(ctx context.Context) { c.runWeights(ctx, key, gen, name, updates, previous) })
+	gen, id := e.Gen, e.id()
+	c.startJobLocked(key, func(ctx context.Context) { c.runWeights(ctx, key, gen, id, updates, previous) })
 	return map[string]any{"EndpointArn": e.ARN}, nil
 }
 
@@ -262,6 +261,9 @@ func applyDesired(e *endpointRes, desired []desiredVariant) ([]spec.VariantUpdat
 			continue
 		}
 		v := &e.Current.Variants[i]
+		if v.Serverless != nil && d.DesiredInstanceCount != nil {
+			return nil, errValidation("Variant %s of endpoint %q is serverless: it has no DesiredInstanceCount to set; deploy a configuration with another ServerlessConfig.MaxConcurrency instead.", d.VariantName, e.ARN)
+		}
 		if d.DesiredWeight != nil {
 			v.DesiredWeight = *d.DesiredWeight
 		}
@@ -308,8 +310,8 @@ func (c *Control) deleteEndpoint(ctx context.Context, r *request) (any, error) {
 	c.st.endpoints[key] = e
 	// A create or update in flight is abandoned; the delete job waits for it to stop.
 	c.cancelJobLocked(key)
-	gen, ename := e.Gen, e.Name
-	c.startJobLocked(key, func(ctx context.Context) { c.runDelete(ctx, key, gen, ename) })
+	gen, id := e.Gen, e.id()
+	c.startJobLocked(key, func(ctx context.Context) { c.runDelete(ctx, key, gen, id) })
 	return nil, nil
 }
 
@@ -379,7 +381,7 @@ func (c *Control) describeEndpoint(ctx context.Context, r *request) (any, error)
 // variantSummaries reports the serving variants: desired values as last asked for, current ones
 // from the serving layer when it serves the endpoint.
 func (c *Control) variantSummaries(e *endpointRes) []any {
-	live, serving := c.opts.Serving.Variants(e.Name)
+	live, serving := c.opts.Serving.Variants(e.id())
 	var out []any
 	for _, v := range e.Current.Variants {
 		curW, curN := v.CurrentWeight, v.CurrentInstanceCount
@@ -393,9 +395,24 @@ func (c *Control) variantSummaries(e *endpointRes) []any {
 				}
 			}
 		}
-		out = append(out, map[string]any{"VariantName": v.Name, "DeployedImages": deployedImages(v),
+		summary := map[string]any{"VariantName": v.Name, "DeployedImages": deployedImages(v),
 			"CurrentWeight": curW, "DesiredWeight": v.DesiredWeight,
-			"CurrentInstanceCount": curN, "DesiredInstanceCount": v.DesiredInstanceCount})
+			"CurrentInstanceCount": curN, "DesiredInstanceCount": v.DesiredInstanceCount}
+		if s := v.Serverless; s != nil {
+			// Serverless variants have no instances to count; they report their configuration.
+			delete(summary, "CurrentInstanceCount")
+			delete(summary, "DesiredInstanceCount")
+			summary["CurrentServerlessConfig"], summary["DesiredServerlessConfig"] = serverlessSummary(s), serverlessSummary(s)
+		}
+		out = append(out, summary)
+	}
+	return out
+}
+
+func serverlessSummary(s *spec.Serverless) map[string]any {
+	out := map[string]any{"MemorySizeInMB": s.MemorySizeInMB, "MaxConcurrency": s.MaxConcurrency}
+	if s.ProvisionedConcurrency > 0 {
+		out["ProvisionedConcurrency"] = s.ProvisionedConcurrency
 	}
 	return out
 }

@@ -75,7 +75,7 @@ func TestRegionsAreSeparateNamespaces(t *testing.T) {
 }
 
 // TestRegistryAndEndpointsPerRegion: model package groups, configurations and endpoints are per
-// region too; one endpoint name cannot serve in two regions at once, and the error says why.
+// region too, and one endpoint name can live in two regions at once.
 func TestRegistryAndEndpointsPerRegion(t *testing.T) {
 	c := newCP(t, cpOptions{})
 	ctx := context.Background()
@@ -113,8 +113,15 @@ func TestRegistryAndEndpointsPerRegion(t *testing.T) {
 	if err != nil || len(listed.Endpoints) != 0 {
 		t.Fatalf("us-east-1 lists endpoints %+v (%v), want none", listed, err)
 	}
-	_, err = us.CreateEndpoint(ctx, &sagemaker.CreateEndpointInput{EndpointName: aws.String("ep"), EndpointConfigName: aws.String("cfg")})
-	apiError(t, err, "ValidationException", "already exists in eu-west-1")
+	// The runtime finds endpoints by the region an invocation is signed for, so the same name
+	// serves in both regions.
+	out, err := us.CreateEndpoint(ctx, &sagemaker.CreateEndpointInput{EndpointName: aws.String("ep"), EndpointConfigName: aws.String("cfg")})
+	if err != nil {
+		t.Fatalf("create endpoint ep in us-east-1 while eu-west-1 has one: %v", err)
+	}
+	if want := "arn:aws:sagemaker:us-east-1:000000000000:endpoint/ep"; aws.ToString(out.EndpointArn) != want {
+		t.Errorf("us-east-1 endpoint ARN %s, want %s", aws.ToString(out.EndpointArn), want)
+	}
 }
 
 // TestStoredResourcesWithoutRegionMoveIntoTheirARNsRegion: state written before regions were

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -57,6 +58,7 @@ func loadServiceModel() (*serviceModel, error) {
 	if err := json.Unmarshal(servicemodelJSON, &m); err != nil {
 		return nil, fmt.Errorf("service model: %w", err)
 	}
+	addNewerMembers(&m)
 	for name, s := range m.Shapes {
 		s.required = map[string]bool{}
 		for _, r := range s.Required {
@@ -71,6 +73,23 @@ func loadServiceModel() (*serviceModel, error) {
 		}
 	}
 	return &m, nil
+}
+
+// addNewerMembers adds the members SageMaker gained after the botocore release the embedded
+// model comes from (Debian's), so that they are validated and echoed by Describe calls: the
+// SDKs send them, and a deployer that copies an endpoint's settings must get them back.
+func addNewerMembers(m *serviceModel) {
+	one, most := 1.0, 200.0
+	m.Shapes["ServerlessProvisionedConcurrency"] = &shapeDef{Type: "integer", Min: &one, Max: &most}
+	for shape, mem := range map[string]memberDef{
+		"ProductionVariantServerlessConfig": {Name: "ProvisionedConcurrency", Shape: "ServerlessProvisionedConcurrency"},
+		"AsyncInferenceOutputConfig":        {Name: "S3FailurePath", Shape: "DestinationS3Uri"},
+	} {
+		s := m.Shapes[shape]
+		if s != nil && !slices.ContainsFunc(s.Members, func(d memberDef) bool { return d.Name == mem.Name }) {
+			s.Members = append(s.Members, mem)
+		}
+	}
 }
 
 var bigRepeat = regexp.MustCompile(`\{[0-9]+,[0-9]{4,}\}`)

@@ -60,6 +60,8 @@ type configVariant struct {
 	InitialInstanceCount *int    `json:"InitialInstanceCount,omitempty"`
 	InitialVariantWeight float64 `json:"InitialVariantWeight"`
 	Serverless           bool    `json:"serverless,omitempty"`
+	// ServerlessConfig is set for serverless variants.
+	ServerlessConfig *spec.Serverless `json:"serverlessConfig,omitempty"`
 }
 
 // endpointConfigRes is an endpoint configuration; immutable once created.
@@ -83,6 +85,8 @@ type variantState struct {
 	CurrentWeight        float64   `json:"currentWeight"`
 	CurrentInstanceCount int       `json:"currentInstanceCount"`
 	ResolutionTime       time.Time `json:"resolutionTime"`
+	// Serverless is set for serverless variants, which report it instead of instance counts.
+	Serverless *spec.Serverless `json:"serverless,omitempty"`
 }
 
 // deployment is a configuration made concrete for the serving layer: what to deploy and what the
@@ -139,6 +143,9 @@ type endpointRes struct {
 	// LastDeploymentConfig is the DeploymentConfig of the latest create or update.
 	LastDeploymentConfig map[string]any `json:"lastDeploymentConfig,omitempty"`
 }
+
+// id is how the serving layer knows the endpoint.
+func (e *endpointRes) id() spec.EndpointID { return spec.EndpointID{Region: e.Region, Name: e.Name} }
 
 // groupRes is a model package group.
 type groupRes struct {

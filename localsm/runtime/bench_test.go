@@ -163,7 +163,7 @@ func BenchmarkDeployFromScratch(b *testing.B) {
 					b.Fatal(err)
 				}
 				b.StopTimer()
-				e.rt.Remove(context.Background(), name)
+				e.rt.Remove(context.Background(), id(name))
 				b.StartTimer()
 			}
 		})

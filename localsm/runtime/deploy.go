@@ -27,7 +27,7 @@ func (r *Runtime) Deploy(ctx context.Context, dep spec.Deployment, progress func
 	if err := validate(dep); err != nil {
 		return err
 	}
-	ep, opCtx, end, err := r.beginOp(ctx, dep.Endpoint, true)
+	ep, opCtx, end, err := r.beginOp(ctx, r.key(dep.ID()), true)
 	if err != nil {
 		return err
 	}
@@ -46,6 +46,7 @@ func (r *Runtime) Deploy(ctx context.Context, dep spec.Deployment, progress func
 	if old == nil {
 		ep.table.Store(buildTable(share{nf, 1}))
 		ep.current = nf
+		ep.async.Store(newAsyncQueue(dep.Async, nf))
 		ep.publishStates()
 		emit("serving endpoint config %s: all traffic on %d instance(s)", nf.config, nf.instanceCount())
 		return nil
@@ -59,6 +60,7 @@ func (r *Runtime) Deploy(ctx context.Context, dep spec.Deployment, progress func
 		return fmt.Errorf("shift traffic to endpoint config %s: %w", nf.config, err)
 	}
 	ep.current = nf
+	ep.async.Store(newAsyncQueue(dep.Async, nf))
 	ep.publishStates()
 
 	if s := dep.Strategy; s != nil && s.TerminationWait > 0 {
@@ -91,15 +93,19 @@ func validate(dep spec.Deployment) error {
 		if v.Weight < 0 || math.IsNaN(v.Weight) {
 			return fmt.Errorf("variant %s has a negative weight", v.Name)
 		}
+		if s := v.Serverless; s != nil && s.MaxConcurrency < 1 {
+			return fmt.Errorf("serverless variant %s has a MaxConcurrency of %d; it must be at least 1", v.Name, s.MaxConcurrency)
+		}
 	}
 	return nil
 }
 
 // forget drops an endpoint whose first deployment failed; opMu is held.
 func (r *Runtime) forget(ep *endpoint) {
+	k := epKey{region: ep.region, name: ep.name}
 	r.mu.Lock()
-	if r.lookup(ep.name) == ep {
-		r.setEndpoint(ep.name, nil)
+	if r.lookup(k) == ep {
+		r.setEndpoint(k, nil)
 	}
 	r.mu.Unlock()
 	ep.removed = true
@@ -119,7 +125,7 @@ func sleep(ctx context.Context, d time.Duration) error {
 // startFleet prepares every variant's models and starts its instances, all healthy, or
 // stops whatever it started and says why.
 func (r *Runtime) startFleet(ctx context.Context, ep *endpoint, dep spec.Deployment, emit func(string, ...any)) (*fleet, error) {
-	f := &fleet{config: dep.Config}
+	f := &fleet{config: dep.Config, async: dep.Async}
 	ok := false
 	defer func() {
 		if !ok {
@@ -128,7 +134,8 @@ func (r *Runtime) startFleet(ctx context.Context, ep *endpoint, dep spec.Deploym
 		}
 	}()
 	for _, vs := range dep.Variants {
-		v := &variant{name: vs.Name, spec: vs, weight: vs.Weight, header: []string{vs.Name}}
+		v := &variant{name: vs.Name, spec: vs, weight: vs.Weight, header: []string{vs.Name}, capture: captures(dep.DataCapture)}
+		v.lastUsed.Store(time.Now().UnixNano()) // a new serverless variant stays warm for ServerlessIdle
 		f.variants = append(f.variants, v)
 		for _, c := range vs.Containers {
 			m, err := serving.Prepare(ctx, c, serving.Source{Artifacts: r.opts.Artifacts, Store: r.store, ImageMap: r.opts.ImageMap,
@@ -142,11 +149,11 @@ func (r *Runtime) startFleet(ctx context.Context, ep *endpoint, dep spec.Deploym
 	}
 	total := 0
 	for _, v := range f.variants {
-		total += max(v.spec.InstanceCount, 1)
+		total += instancesOf(v.spec)
 	}
 	emit("starting %d instance(s) for endpoint config %s", total, dep.Config)
 	for _, v := range f.variants {
-		insts, err := r.startInstances(ctx, ep, dep.Config, v, max(v.spec.InstanceCount, 1), emit)
+		insts, err := r.startInstances(ctx, ep, dep.Config, v, instancesOf(v.spec), emit)
 		v.instances = insts
 		if err != nil {
 			return nil, err
@@ -154,6 +161,23 @@ func (r *Runtime) startFleet(ctx context.Context, ep *endpoint, dep spec.Deploym
 	}
 	ok = true
 	return f, nil
+}
+
+// instancesOf is how many instances a variant runs: a serverless variant runs one, which
+// takes up to MaxConcurrency invocations at once.
+func instancesOf(v spec.Variant) int {
+	if v.Serverless != nil {
+		return 1
+	}
+	return max(v.InstanceCount, 1)
+}
+
+// captures is the data capture a fleet's variants do, nil when they capture nothing.
+func captures(dc *spec.DataCapture) *spec.DataCapture {
+	if dc == nil || !dc.Enabled || dc.SamplingPercentage <= 0 || !(dc.Input || dc.Output) {
+		return nil
+	}
+	return dc
 }
 
 // startInstances starts n more instances of a variant concurrently. On error it returns the
@@ -226,7 +250,7 @@ func (r *Runtime) startInstance(ctx context.Context, ep *endpoint, config string
 		}
 		srv, err := m.Start(ctx, serving.StartOptions{
 			Endpoint: ep.name, Variant: v.name, InstanceID: instID,
-			LogPath:       r.logPath(ep.name, config, v.name, instID),
+			LogPath:       r.logPath(ep, config, v.name, instID),
 			HealthTimeout: r.opts.HealthTimeout,
 			PingInterval:  r.opts.PingInterval,
 			Ports:         r.ports,
@@ -353,17 +377,17 @@ func pct(p float64) string {
 // UpdateVariants implements spec.Serving: weights change at once; added instances start and
 // pass health checks before they get traffic; removed ones leave the routing table, drain and
 // stop.
-func (r *Runtime) UpdateVariants(ctx context.Context, endpoint string, updates []spec.VariantUpdate) error {
-	ep, opCtx, end, err := r.beginOp(ctx, endpoint, false)
+func (r *Runtime) UpdateVariants(ctx context.Context, endpoint spec.EndpointID, updates []spec.VariantUpdate) error {
+	ep, opCtx, end, err := r.beginOp(ctx, r.key(endpoint), false)
 	if err != nil {
 		return err
 	}
 	defer end()
 	f := ep.current
 	if f == nil {
-		return fmt.Errorf("endpoint %s is not serving", endpoint)
+		return fmt.Errorf("endpoint %s is not serving", endpoint.Name)
 	}
-	byName, err := checkUpdates(endpoint, f, updates)
+	byName, err := checkUpdates(endpoint.Name, f, updates)
 	if err != nil {
 		return err
 	}
@@ -402,6 +426,7 @@ func (r *Runtime) UpdateVariants(ctx context.Context, endpoint string, updates [
 		v.instances = insts
 	}
 	ep.table.Store(buildTable(share{f, 1}))
+	ep.async.Store(newAsyncQueue(f.async, f))
 	ep.publishStates()
 	r.retire(context.Background(), removed)
 	return nil
@@ -424,6 +449,9 @@ func checkUpdates(endpoint string, f *fleet, updates []spec.VariantUpdate) (map[
 		}
 		if u.InstanceCount != nil && *u.InstanceCount < 1 {
 			return nil, fmt.Errorf("variant %s: instance count %d is below 1", u.VariantName, *u.InstanceCount)
+		}
+		if u.InstanceCount != nil && v.spec.Serverless != nil {
+			return nil, fmt.Errorf("variant %s is serverless: it has no instance count to change; change MaxConcurrency with a new endpoint configuration", u.VariantName)
 		}
 	}
 	return byName, nil

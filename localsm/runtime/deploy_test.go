@@ -119,7 +119,7 @@ func TestFailedUpdateLeavesTheOldVersionServing(t *testing.T) {
 			if v := e.answeringVersion(t, "abalone"); v != 1 {
 				t.Errorf("after a failed update version %d answers, want 1", v)
 			}
-			states, ok := e.rt.Variants("abalone")
+			states, ok := e.rt.Variants(id("abalone"))
 			if !ok || len(states) != 1 || states[0].CurrentInstanceCount != 2 || states[0].VariantName != "AllTraffic" {
 				t.Errorf("Variants = %v, %v; want the old variant with 2 instances", states, ok)
 			}
@@ -144,7 +144,7 @@ func TestFailedUpdateLeavesTheOldVersionServing(t *testing.T) {
 	if err := e.rt.Deploy(context.Background(), bad, nil); err == nil {
 		t.Fatal("Deploy of a pickle succeeded")
 	}
-	if _, ok := e.rt.Variants("fresh"); ok {
+	if _, ok := e.rt.Variants(id("fresh")); ok {
 		t.Error("a failed first deployment left variants")
 	}
 	_, err = e.client.InvokeEndpoint(context.Background(), invokeInput("fresh", abalone.SampleCSV(), "text/csv", ""))
@@ -236,7 +236,7 @@ func TestBlueGreenUnderLoad(t *testing.T) {
 	}
 	count := func(n int) func() error {
 		return func() error {
-			return e.rt.UpdateVariants(ctx, "abalone", []spec.VariantUpdate{{VariantName: "AllTraffic", InstanceCount: &n}})
+			return e.rt.UpdateVariants(ctx, id("abalone"), []spec.VariantUpdate{{VariantName: "AllTraffic", InstanceCount: &n}})
 		}
 	}
 
@@ -329,7 +329,7 @@ func TestSwapDrainsInFlightRequests(t *testing.T) {
 			answers <- got
 		}()
 	}
-	inst := e.rt.lookup("slow").table.Load().all.sets[0].insts[0]
+	inst := e.rt.lookup(e.rt.key(id("slow"))).table.Load().all.sets[0].insts[0]
 	waitFor(t, "the slow requests to be in flight", func() bool { return inst.inflight.Load() == inflight })
 
 	e.deploy(t, e.processDeployment(t, "slow", "slow-v2", 1, nil))
@@ -403,7 +403,7 @@ func TestWeightsRouteTrafficInProportion(t *testing.T) {
 	}
 
 	w3, n3 := 3.0, 3
-	if err := e.rt.UpdateVariants(context.Background(), "ab", []spec.VariantUpdate{
+	if err := e.rt.UpdateVariants(context.Background(), id("ab"), []spec.VariantUpdate{
 		{VariantName: "Green", Weight: &w3},
 		{VariantName: "Blue", InstanceCount: &n3},
 	}); err != nil {
@@ -412,7 +412,7 @@ func TestWeightsRouteTrafficInProportion(t *testing.T) {
 	if got := share(2000, ""); got < 0.45 || got > 0.55 {
 		t.Errorf("weights 3:3 sent %.3f of traffic to Blue, want 0.50±0.05", got)
 	}
-	states, ok := e.rt.Variants("ab")
+	states, ok := e.rt.Variants(id("ab"))
 	want := []spec.VariantState{{VariantName: "Blue", Weight: 3, CurrentInstanceCount: 3}, {VariantName: "Green", Weight: 3, CurrentInstanceCount: 2}}
 	if !ok || len(states) != 2 || states[0] != want[0] || states[1] != want[1] {
 		t.Errorf("Variants = %v, want %v", states, want)
@@ -420,11 +420,11 @@ func TestWeightsRouteTrafficInProportion(t *testing.T) {
 
 	zero := 0
 	for _, u := range []spec.VariantUpdate{{VariantName: "Red", Weight: &w3}, {VariantName: "Blue", InstanceCount: &zero}} {
-		if err := e.rt.UpdateVariants(context.Background(), "ab", []spec.VariantUpdate{u}); err == nil {
+		if err := e.rt.UpdateVariants(context.Background(), id("ab"), []spec.VariantUpdate{u}); err == nil {
 			t.Errorf("UpdateVariants(%+v) succeeded", u)
 		}
 	}
-	if err := e.rt.UpdateVariants(context.Background(), "nope", nil); err == nil || !strings.Contains(err.Error(), "nope is not serving") {
+	if err := e.rt.UpdateVariants(context.Background(), id("nope"), nil); err == nil || !strings.Contains(err.Error(), "nope is not serving") {
 		t.Errorf("UpdateVariants on an unknown endpoint: %v", err)
 	}
 }
@@ -463,7 +463,7 @@ func TestRemoveAndCloseLeaveNoProcesses(t *testing.T) {
 		t.Fatalf("found %d child processes in the logs, want 2", len(children))
 	}
 
-	if err := e.rt.Remove(ctx, "one"); err != nil {
+	if err := e.rt.Remove(ctx, id("one")); err != nil {
 		t.Fatal(err)
 	}
 	for _, pid := range one {
@@ -479,10 +479,10 @@ func TestRemoveAndCloseLeaveNoProcesses(t *testing.T) {
 	if !errors.As(err, &ve) {
 		t.Errorf("invoking a removed endpoint: %v, want ValidationError", err)
 	}
-	if err := e.rt.Remove(ctx, "one"); err != nil {
+	if err := e.rt.Remove(ctx, id("one")); err != nil {
 		t.Errorf("removing twice: %v", err)
 	}
-	if _, ok := e.rt.Variants("one"); ok {
+	if _, ok := e.rt.Variants(id("one")); ok {
 		t.Error("a removed endpoint still has variants")
 	}
 
@@ -566,7 +566,7 @@ func TestShiftRollsBackWhenCancelled(t *testing.T) {
 		}
 	}
 	start := time.Now()
-	if err := e.rt.Remove(ctx, "abalone"); err != nil {
+	if err := e.rt.Remove(ctx, id("abalone")); err != nil {
 		t.Fatal(err)
 	}
 	if err := <-done; err == nil {
@@ -578,7 +578,7 @@ func TestShiftRollsBackWhenCancelled(t *testing.T) {
 	if !reaped(pid) {
 		t.Errorf("process %d of the interrupted deployment still exists", pid)
 	}
-	if _, ok := e.rt.Variants("abalone"); ok {
+	if _, ok := e.rt.Variants(id("abalone")); ok {
 		t.Error("removed endpoint still reports variants")
 	}
 	_ = aws.String
@@ -615,7 +615,7 @@ func TestStoppedInstanceIsReplaced(t *testing.T) {
 	if !reaped(victim) {
 		t.Errorf("the dead process %d was not reaped", victim)
 	}
-	if states, _ := e.rt.Variants("scorer"); len(states) != 1 || states[0].CurrentInstanceCount != 2 {
+	if states, _ := e.rt.Variants(id("scorer")); len(states) != 1 || states[0].CurrentInstanceCount != 2 {
 		t.Errorf("Variants after the replacement: %v", states)
 	}
 }

@@ -241,3 +241,6 @@ func tarGz(t testing.TB, files map[string]string) []byte {
 	zw.Close()
 	return buf.Bytes()
 }
+
+// id names an endpoint in the default region.
+func id(name string) spec.EndpointID { return spec.EndpointID{Name: name} }

@@ -156,7 +156,8 @@ func buildTable(shares ...share) *table {
 		}
 		for _, v := range s.f.variants {
 			set := &instSet{variant: v, insts: slices.Clone(v.instances)}
-			if len(set.insts) == 0 {
+			// A serverless variant scaled to zero keeps its share: its next request starts it.
+			if len(set.insts) == 0 && v.spec.Serverless == nil {
 				continue
 			}
 			w := s.frac / float64(len(s.f.variants)) // all weights zero: split evenly

@@ -1,8 +1,10 @@
 // Package runtime runs the model servers behind local SageMaker endpoints and answers
-// invocations: routing by variant weight across instances, blue/green swaps, live capacity.
+// invocations: routing by variant weight across instances, blue/green swaps, live capacity,
+// serverless concurrency and cold starts, async invocations and data capture.
 package runtime
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -19,6 +21,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sagedeploy/sagedeploy/localsm/capture"
 	"github.com/sagedeploy/sagedeploy/localsm/serving"
 	"github.com/sagedeploy/sagedeploy/localsm/spec"
 )
@@ -47,6 +50,30 @@ type Options struct {
 	Logger       *slog.Logger
 	// Metrics receives every answered invocation's figures (CloudWatch); nil records nothing.
 	Metrics spec.MetricsSink
+	// DefaultRegion is the region of deployments that name none and of invocations that are not
+	// signed; default "us-east-1".
+	DefaultRegion string
+	// Objects reads async inference inputs and writes their results and data capture files;
+	// nil turns both off (async invocations are refused, nothing is captured).
+	Objects spec.Objects
+	// CaptureFlushInterval is how often data capture files are written; 0 means
+	// capture.Options' default.
+	CaptureFlushInterval time.Duration
+	// ServerlessIdle is how long a serverless variant without ProvisionedConcurrency keeps its
+	// instance after its last invocation; the next invocation then starts one again (a cold
+	// start). 0 means 5 minutes; negative keeps instances running.
+	ServerlessIdle time.Duration
+	// ColdStarts, when set, is told how long each cold start of a serverless variant took to set
+	// its model up: CloudWatch's ModelSetupTime.
+	ColdStarts func(ColdStart)
+}
+
+// ColdStart is one cold start of a serverless variant.
+type ColdStart struct {
+	Endpoint spec.EndpointID
+	Variant  string
+	// Setup is the time from the invocation's arrival to an instance ready to take it.
+	Setup time.Duration
 }
 
 const (
@@ -58,7 +85,8 @@ const (
 	pooledBufferLimit = 1 << 20
 )
 
-// Runtime implements spec.Serving and serves POST /endpoints/{name}/invocations.
+// Runtime implements spec.Serving and serves POST /endpoints/{name}/invocations and
+// /async-invocations, finding endpoints by the region the request is signed for and its name.
 type Runtime struct {
 	opts    Options
 	log     *slog.Logger
@@ -66,11 +94,19 @@ type Runtime struct {
 	ports   *serving.Ports
 	maxBody int64
 	account string
+	region  string // the default region
 	tmpDir  string // WorkDir when none was given, removed on Close
+	capture *capture.Writer
+
+	// Async invocations and the serverless idle reaper run in the background under bg,
+	// cancelled by Close, which waits for them.
+	bg     context.Context
+	stopBg context.CancelFunc
+	work   sync.WaitGroup
 
 	mu        sync.Mutex // serialises changes to endpoints and closed
 	closed    bool
-	endpoints atomic.Pointer[map[string]*endpoint] // copy on write, read lock-free
+	endpoints atomic.Pointer[map[epKey]*endpoint] // copy on write, read lock-free
 
 	calls sync.Pool // *call
 }
@@ -80,7 +116,7 @@ var _ spec.Serving = (*Runtime)(nil)
 // New returns a Runtime serving nothing yet.
 func New(opts Options) (*Runtime, error) {
 	r := &Runtime{opts: opts, log: opts.Logger, ports: &serving.Ports{}, maxBody: opts.MaxBodyBytes,
-		account: cmp.Or(opts.Account, "000000000000")}
+		account: cmp.Or(opts.Account, "000000000000"), region: cmp.Or(opts.DefaultRegion, "us-east-1")}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
 	}
@@ -102,15 +138,39 @@ func New(opts Options) (*Runtime, error) {
 		return nil, err
 	}
 	r.store = store
-	r.endpoints.Store(&map[string]*endpoint{})
+	r.bg, r.stopBg = context.WithCancel(context.Background())
+	if opts.Objects != nil {
+		r.capture = capture.New(capture.Options{Objects: opts.Objects, FlushInterval: opts.CaptureFlushInterval, Logger: r.log})
+	}
+	r.endpoints.Store(&map[epKey]*endpoint{})
 	r.calls.New = func() any { return &call{} }
+	if r.opts.ServerlessIdle == 0 {
+		r.opts.ServerlessIdle = 5 * time.Minute
+	}
+	if r.opts.ServerlessIdle > 0 {
+		r.work.Add(1)
+		go r.reapIdle()
+	}
 	return r, nil
+}
+
+// epKey finds an endpoint: the same name may serve in two regions.
+type epKey struct{ region, name string }
+
+// key is where the runtime keeps endpoint id; an empty region is the default one.
+func (r *Runtime) key(id spec.EndpointID) epKey {
+	return epKey{region: cmp.Or(id.Region, r.region), name: id.Name}
 }
 
 // endpoint is one endpoint's serving state.
 type endpoint struct {
-	name  string
-	table atomic.Pointer[table] // nil while nothing serves
+	name   string
+	region string
+	table  atomic.Pointer[table] // nil while nothing serves
+	// async is the serving configuration's AsyncInferenceConfig; nil when it has none.
+	async atomic.Pointer[asyncQueue]
+	// backlog counts async invocations accepted and not finished: ApproximateBacklogSize.
+	backlog atomic.Int64
 	// states is what Variants reports, replaced whenever the serving fleet changes.
 	states atomic.Pointer[[]spec.VariantState]
 
@@ -127,6 +187,7 @@ type endpoint struct {
 type fleet struct {
 	config   string
 	variants []*variant
+	async    *spec.Async // the configuration's AsyncInferenceConfig, nil when none
 }
 
 // variant is one production variant of a fleet. Its fields change only under the endpoint's
@@ -140,14 +201,20 @@ type variant struct {
 	started   int         // instances ever started, for ids
 	replaced  []time.Time // recent replacements of stopped instances
 	header    []string    // X-Amzn-Invoked-Production-Variant value, shared read-only
+	// capture is the configuration's data capture when it captures anything; nil otherwise.
+	capture *spec.DataCapture
+	// active counts a serverless variant's invocations in flight, held to MaxConcurrency.
+	active atomic.Int64
+	// lastUsed is when a serverless variant last took an invocation (UnixNano).
+	lastUsed atomic.Int64
 }
 
-func (r *Runtime) lookup(name string) *endpoint {
+func (r *Runtime) lookup(name epKey) *endpoint {
 	return (*r.endpoints.Load())[name]
 }
 
 // setEndpoint replaces name's entry (nil deletes it); r.mu must be held.
-func (r *Runtime) setEndpoint(name string, ep *endpoint) {
+func (r *Runtime) setEndpoint(name epKey, ep *endpoint) {
 	m := maps.Clone(*r.endpoints.Load())
 	if ep == nil {
 		delete(m, name)
@@ -159,7 +226,7 @@ func (r *Runtime) setEndpoint(name string, ep *endpoint) {
 
 // beginOp locks the endpoint for one operation, creating it if needed, and returns a context
 // that Remove and Close can cancel.
-func (r *Runtime) beginOp(ctx context.Context, name string, create bool) (*endpoint, context.Context, func(), error) {
+func (r *Runtime) beginOp(ctx context.Context, name epKey, create bool) (*endpoint, context.Context, func(), error) {
 	for {
 		r.mu.Lock()
 		if r.closed {
@@ -170,9 +237,9 @@ func (r *Runtime) beginOp(ctx context.Context, name string, create bool) (*endpo
 		if ep == nil {
 			if !create {
 				r.mu.Unlock()
-				return nil, nil, nil, fmt.Errorf("endpoint %s is not serving", name)
+				return nil, nil, nil, fmt.Errorf("endpoint %s is not serving", name.name)
 			}
-			ep = &endpoint{name: name}
+			ep = &endpoint{name: name.name, region: name.region}
 			r.setEndpoint(name, ep)
 		}
 		r.mu.Unlock()
@@ -223,8 +290,8 @@ func (ep *endpoint) publishStates() {
 }
 
 // Variants implements spec.Serving.
-func (r *Runtime) Variants(endpoint string) ([]spec.VariantState, bool) {
-	ep := r.lookup(endpoint)
+func (r *Runtime) Variants(endpoint spec.EndpointID) ([]spec.VariantState, bool) {
+	ep := r.lookup(r.key(endpoint))
 	if ep == nil {
 		return nil, false
 	}
@@ -236,11 +303,12 @@ func (r *Runtime) Variants(endpoint string) ([]spec.VariantState, bool) {
 }
 
 // Remove implements spec.Serving.
-func (r *Runtime) Remove(ctx context.Context, endpoint string) error {
+func (r *Runtime) Remove(ctx context.Context, endpoint spec.EndpointID) error {
+	k := r.key(endpoint)
 	r.mu.Lock()
-	ep := r.lookup(endpoint)
+	ep := r.lookup(k)
 	if ep != nil {
-		r.setEndpoint(endpoint, nil)
+		r.setEndpoint(k, nil)
 	}
 	r.mu.Unlock()
 	if ep == nil {
@@ -257,6 +325,7 @@ func (r *Runtime) removeEndpoint(ctx context.Context, ep *endpoint) {
 	defer ep.opMu.Unlock()
 	ep.removed = true
 	ep.table.Store(nil)
+	ep.async.Store(nil)
 	if ep.current != nil {
 		r.retire(ctx, ep.current.all())
 		ep.current.release()
@@ -274,17 +343,24 @@ func (r *Runtime) Close(ctx context.Context) error {
 	}
 	r.closed = true
 	eps := *r.endpoints.Load()
-	r.endpoints.Store(&map[string]*endpoint{})
+	r.endpoints.Store(&map[epKey]*endpoint{})
 	r.mu.Unlock()
+	// Queued async invocations give up (their failure is written) before the servers stop.
+	r.stopBg()
+	r.work.Wait()
 	var wg sync.WaitGroup
 	for _, ep := range eps {
 		wg.Go(func() { r.removeEndpoint(ctx, ep) })
 	}
 	wg.Wait()
+	var err error
+	if r.capture != nil {
+		err = r.capture.Close(ctx)
+	}
 	if r.tmpDir != "" {
 		os.RemoveAll(r.tmpDir)
 	}
-	return nil
+	return err
 }
 
 // all returns every instance of a fleet.
@@ -329,9 +405,14 @@ func (r *Runtime) retire(ctx context.Context, insts []*instance) {
 	wg.Wait()
 }
 
-// logPath is where a process instance's output goes: one directory per endpoint.
-func (r *Runtime) logPath(endpoint, config, variant, id string) string {
-	return filepath.Join(r.opts.WorkDir, "logs", safeName(endpoint), safeName(config), safeName(variant)+"-"+id+".log")
+// logPath is where a process instance's output goes: one directory per endpoint (and region,
+// outside the default one).
+func (r *Runtime) logPath(ep *endpoint, config, variant, id string) string {
+	dir := safeName(ep.name)
+	if ep.region != r.region {
+		dir += "@" + safeName(ep.region)
+	}
+	return filepath.Join(r.opts.WorkDir, "logs", dir, safeName(config), safeName(variant)+"-"+id+".log")
 }
 
 func safeName(s string) string {
@@ -353,33 +434,55 @@ type call struct {
 	alt  []byte // second buffer for inference pipelines
 }
 
-// ServeHTTP answers POST /endpoints/{name}/invocations as SageMaker's runtime does.
+// ServeHTTP answers POST /endpoints/{name}/invocations and /async-invocations as SageMaker's
+// runtime does. The endpoint is looked up in the region the request is signed for.
 func (r *Runtime) ServeHTTP(w http.ResponseWriter, req *http.Request) {
-	start := time.Now()
-	name, ok := r.checkRequest(w, req)
+	name, async, ok := r.checkRequest(w, req)
 	if !ok {
 		return
 	}
-	ep := r.lookup(name)
+	ep := r.lookup(epKey{region: cmp.Or(signingRegion(req), r.region), name: name})
 	if ep == nil || ep.table.Load() == nil {
 		r.notFound(w, name)
 		return
 	}
-	c := r.calls.Get().(*call)
-	defer r.putCall(c)
-	if !r.readRequest(w, req, c) {
+	if async {
+		r.serveAsync(w, req, ep)
 		return
 	}
-	inst, instances, ok := r.pickInstance(w, ep, req.Header.Get("X-Amzn-Sagemaker-Target-Variant"))
+	r.invoke(w, req, ep, r.maxBody)
+}
+
+// invoke answers one invocation of ep whose body may hold up to limit bytes.
+func (r *Runtime) invoke(w http.ResponseWriter, req *http.Request, ep *endpoint, limit int64) {
+	start := time.Now()
+	c := r.calls.Get().(*call)
+	defer r.putCall(c)
+	if !r.readRequest(w, req, c, limit) {
+		return
+	}
+	inst, instances, ok := r.pickInstance(req.Context(), w, ep, req.Header.Get("X-Amzn-Sagemaker-Target-Variant"))
 	if !ok {
 		return
 	}
 	defer inst.release()
-	ok, modelTime := r.invokeChain(w, req, name, inst, c)
-	if ok {
-		writeAnswer(w, &c.inv, inst.variant.header)
+	v := inst.variant
+	if s := v.spec.Serverless; s != nil {
+		if !admit(w, ep, v, s) {
+			return
+		}
+		defer v.active.Add(-1)
+		defer v.lastUsed.Store(time.Now().UnixNano())
 	}
-	r.recordMetrics(req, name, inst, &c.inv, spec.Invocation{Start: start, ModelLatency: modelTime, Instances: instances})
+	ok, modelTime := r.invokeChain(w, req, ep.name, inst, c)
+	r.recordMetrics(req, ep.name, inst, &c.inv, spec.Invocation{Start: start, ModelLatency: modelTime, Instances: instances})
+	if !ok {
+		return
+	}
+	if v.capture != nil && capture.Sampled(v.capture) {
+		r.record(ep, v, req, c)
+	}
+	writeAnswer(w, &c.inv, v.header)
 }
 
 // recordMetrics reports an answered invocation to the metrics sink (CloudWatch).
@@ -392,12 +495,68 @@ func (r *Runtime) recordMetrics(req *http.Request, name string, inst *instance, 
 	sink.Invocation(m)
 }
 
-// checkRequest validates what the URL and headers say and returns the endpoint name; on a bad
-// request it has answered already.
-func (r *Runtime) checkRequest(w http.ResponseWriter, req *http.Request) (string, bool) {
-	name, ok := strings.CutPrefix(req.URL.Path, "/endpoints/")
+// admit holds a serverless variant to its MaxConcurrency: past it, the invocation is throttled
+// as SageMaker throttles it (429 ThrottlingException, which SDKs retry with backoff).
+func admit(w http.ResponseWriter, ep *endpoint, v *variant, s *spec.Serverless) bool {
+	if v.active.Add(1) <= int64(s.MaxConcurrency) {
+		return true
+	}
+	v.active.Add(-1)
+	writeError(w, http.StatusTooManyRequests, "ThrottlingException", apiError{Message: fmt.Sprintf(
+		"Rate exceeded: serverless endpoint %s (variant %s) is already running its MaxConcurrency of %d invocation(s). Retry with backoff, or raise MaxConcurrency in the endpoint configuration's ServerlessConfig.",
+		ep.name, v.name, s.MaxConcurrency)})
+	return false
+}
+
+// record queues a sampled invocation for data capture; the bodies are copied, since c's
+// buffers go back to the pool.
+func (r *Runtime) record(ep *endpoint, v *variant, req *http.Request, c *call) {
+	if r.capture == nil {
+		return
+	}
+	ev := capture.Event{Config: v.capture, Endpoint: ep.name, Variant: v.name, Time: time.Now(),
+		InputType: req.Header.Get("Content-Type"), OutputType: c.inv.RespContentType,
+		InferenceID: req.Header.Get("X-Amzn-Sagemaker-Inference-Id")}
+	if v.capture.Input {
+		ev.Input = bytes.Clone(c.body)
+	}
+	if v.capture.Output {
+		ev.Output = bytes.Clone(c.inv.Out)
+	}
+	r.capture.Record(ev)
+}
+
+// signingRegion is the region in a SigV4 Authorization header's credential scope
+// (Credential=AKID/DATE/REGION/SERVICE/aws4_request), or "" for an unsigned request. It runs on
+// every invocation, so it slices the header rather than matching a regular expression.
+func signingRegion(req *http.Request) string {
+	auth := req.Header.Get("Authorization")
+	_, scope, ok := strings.Cut(auth, "Credential=")
+	if !ok {
+		return ""
+	}
+	for range 2 { // skip the key id and the date
+		if _, scope, ok = strings.Cut(scope, "/"); !ok {
+			return ""
+		}
+	}
+	region, _, ok := strings.Cut(scope, "/")
+	if !ok {
+		return ""
+	}
+	return region
+}
+
+// checkRequest validates what the URL and headers say and returns the endpoint name and
+// whether the call is InvokeEndpointAsync; on a bad request it has answered already.
+func (r *Runtime) checkRequest(w http.ResponseWriter, req *http.Request) (name string, async bool, ok bool) {
+	name, ok = strings.CutPrefix(req.URL.Path, "/endpoints/")
 	if ok {
-		name, ok = strings.CutSuffix(name, "/invocations")
+		var direct bool
+		if name, async = strings.CutSuffix(name, "/async-invocations"); !async {
+			name, direct = strings.CutSuffix(name, "/invocations")
+		}
+		ok = async || direct
 	}
 	switch {
 	case !ok || name == "" || strings.IndexByte(name, '/') >= 0:
@@ -407,9 +566,9 @@ func (r *Runtime) checkRequest(w http.ResponseWriter, req *http.Request) (string
 	case req.Header.Get("X-Amzn-Sagemaker-Target-Model") != "":
 		validationError(w, http.StatusBadRequest, "Endpoint %s is not a multi-model endpoint; remove TargetModel (%s) from the request.", name, req.Header.Get("X-Amzn-Sagemaker-Target-Model"))
 	default:
-		return name, true
+		return name, async, true
 	}
-	return "", false
+	return "", false, false
 }
 
 // notFound answers as SageMaker does for an endpoint that does not exist or serves nothing.
@@ -418,16 +577,16 @@ func (r *Runtime) notFound(w http.ResponseWriter, name string) {
 }
 
 // readRequest reads the body (at most maxBody bytes) into c and fills c.inv from the headers.
-func (r *Runtime) readRequest(w http.ResponseWriter, req *http.Request, c *call) bool {
-	if req.ContentLength > r.maxBody {
-		r.tooLarge(w, req.ContentLength)
+func (r *Runtime) readRequest(w http.ResponseWriter, req *http.Request, c *call, limit int64) bool {
+	if req.ContentLength > limit {
+		tooLarge(w, req.ContentLength, limit)
 		return false
 	}
-	body, err := readBody(c.body[:0], req.Body, req.ContentLength, r.maxBody)
+	body, err := readBody(c.body[:0], req.Body, req.ContentLength, limit)
 	c.body = body
 	if err != nil {
 		if errors.Is(err, errTooLarge) {
-			r.tooLarge(w, int64(len(body)))
+			tooLarge(w, int64(len(body)), limit)
 		}
 		return false // otherwise the client went away
 	}
@@ -441,7 +600,7 @@ func (r *Runtime) readRequest(w http.ResponseWriter, req *http.Request, c *call)
 }
 
 // pickInstance routes by weight (or to the target variant) and returns an acquired instance.
-func (r *Runtime) pickInstance(w http.ResponseWriter, ep *endpoint, target string) (*instance, int, bool) {
+func (r *Runtime) pickInstance(ctx context.Context, w http.ResponseWriter, ep *endpoint, target string) (*instance, int, bool) {
 	for attempt := 0; ; attempt++ {
 		t := ep.table.Load()
 		if t == nil {
@@ -459,6 +618,18 @@ func (r *Runtime) pickInstance(w http.ResponseWriter, ep *endpoint, target strin
 		if set == nil || attempt == 1000 {
 			writeError(w, http.StatusServiceUnavailable, "ServiceUnavailable", apiError{Message: "Endpoint " + ep.name + " has no instance to serve the request."})
 			return nil, 0, false
+		}
+		if len(set.insts) == 0 { // a serverless variant scaled to zero
+			inst, err := r.warm(ctx, ep, set.variant)
+			if err != nil {
+				writeError(w, http.StatusServiceUnavailable, "ServiceUnavailable", apiError{Message: fmt.Sprintf(
+					"Serverless endpoint %s could not start variant %s for the request: %v", ep.name, set.variant.name, err)})
+				return nil, 0, false
+			}
+			if inst != nil {
+				return inst, 1, true
+			}
+			continue
 		}
 		// An instance taken out of the table is closed after the new table is published, so
 		// trying again finds the new table.
@@ -539,9 +710,9 @@ func writeAnswer(w http.ResponseWriter, inv *serving.Invocation, variantHeader [
 
 // tooLarge refuses a body over the limit as SageMaker's runtime does (413, "HTTP content length
 // exceeded N bytes."), and says what to do.
-func (r *Runtime) tooLarge(w http.ResponseWriter, n int64) {
+func tooLarge(w http.ResponseWriter, n, limit int64) {
 	validationError(w, http.StatusRequestEntityTooLarge,
-		"HTTP content length exceeded %d bytes. The request body has %d bytes, over the %d-byte limit for invocations; send fewer rows per request.", r.maxBody, n, r.maxBody)
+		"HTTP content length exceeded %d bytes. The request body has %d bytes, over the %d-byte limit for invocations; send fewer rows per request.", limit, n, limit)
 }
 
 func (r *Runtime) putCall(c *call) {

@@ -31,6 +31,42 @@ type Variant struct {
 	InstanceCount int
 	// Weight is the variant's InitialVariantWeight; traffic is split in proportion to weights.
 	Weight float64
+	// Serverless is set for a serverless variant (ServerlessConfig); it then runs one instance
+	// whatever InstanceCount says, and takes at most MaxConcurrency invocations at once.
+	Serverless *Serverless
+}
+
+// Serverless is a production variant's ServerlessConfig.
+type Serverless struct {
+	MemorySizeInMB         int
+	MaxConcurrency         int
+	ProvisionedConcurrency int
+}
+
+// DataCapture is an endpoint configuration's DataCaptureConfig, checked by the control plane.
+type DataCapture struct {
+	// Enabled is EnableCapture (true unless the configuration says false).
+	Enabled bool
+	// SamplingPercentage is InitialSamplingPercentage: the share of invocations captured, 0-100.
+	SamplingPercentage int
+	// DestinationS3URI is where capture files go: DEST/ENDPOINT/VARIANT/yyyy/mm/dd/hh/*.jsonl.
+	DestinationS3URI string
+	// Input and Output say what CaptureOptions asked for.
+	Input, Output bool
+	// CSVContentTypes and JSONContentTypes (CaptureContentTypeHeader) are captured as text with
+	// encoding CSV or JSON; any other content type is captured as BASE64.
+	CSVContentTypes, JSONContentTypes []string
+}
+
+// Async is an endpoint configuration's AsyncInferenceConfig.
+type Async struct {
+	// S3OutputPath receives INFERENCE_ID.out for each answered request; S3FailurePath (when set)
+	// INFERENCE_ID-error.out for each failed one.
+	S3OutputPath  string
+	S3FailurePath string
+	// MaxConcurrentInvocationsPerInstance bounds the invocations sent to one instance at once;
+	// 0 means SageMaker's default of 4.
+	MaxConcurrentInvocationsPerInstance int
 }
 
 // CapacitySize is SageMaker's CapacitySize: Type is "INSTANCE_COUNT" or "CAPACITY_PERCENT".
@@ -57,13 +93,27 @@ type Strategy struct {
 
 // Deployment is everything needed to make an endpoint serve an endpoint configuration.
 type Deployment struct {
-	// Endpoint is the endpoint's name. The control plane keeps regions apart, but lets one
-	// endpoint name live in one region at a time, so that the serving layer and the runtime's
-	// invocation URL (/endpoints/NAME/invocations) know endpoints by name alone.
+	// Region and Endpoint name the endpoint: the same name may serve in two regions, and the
+	// runtime tells them apart by the region an invocation is signed for. An empty Region is the
+	// serving layer's default region.
+	Region   string
 	Endpoint string
 	Config   string
 	Variants []Variant
 	Strategy *Strategy
+	// DataCapture and Async are nil when the configuration has none.
+	DataCapture *DataCapture
+	Async       *Async
+}
+
+// ID is the endpoint the deployment is for.
+func (d Deployment) ID() EndpointID { return EndpointID{Region: d.Region, Name: d.Endpoint} }
+
+// EndpointID names an endpoint in the serving layer: its region ("" for the default region)
+// and its name.
+type EndpointID struct {
+	Region string
+	Name   string
 }
 
 // Event is a progress note from the serving layer, logged by the control plane.
@@ -105,13 +155,24 @@ type Serving interface {
 	// endpoint's FailureReason. progress may be nil.
 	Deploy(ctx context.Context, dep Deployment, progress func(Event)) error
 	// UpdateVariants changes weights and instance counts of a serving endpoint live.
-	UpdateVariants(ctx context.Context, endpoint string, updates []VariantUpdate) error
+	UpdateVariants(ctx context.Context, endpoint EndpointID, updates []VariantUpdate) error
 	// Variants reports the live state of an endpoint's variants; ok is false when it serves nothing.
-	Variants(endpoint string) (states []VariantState, ok bool)
+	Variants(endpoint EndpointID) (states []VariantState, ok bool)
 	// Remove stops every server of the endpoint after draining in-flight requests.
-	Remove(ctx context.Context, endpoint string) error
+	Remove(ctx context.Context, endpoint EndpointID) error
 	// Close stops every server of every endpoint.
 	Close(ctx context.Context) error
+}
+
+// Objects reads and writes S3 objects by URL: async inference inputs and results, capture files.
+// Implemented over localsm/s3.
+type Objects interface {
+	// Get returns the object at an s3://bucket/key URL; the error says which bucket or key is
+	// missing.
+	Get(ctx context.Context, url string) ([]byte, error)
+	// Put stores body at an s3://bucket/key URL, replacing what was there. The error says which
+	// bucket or key could not be written.
+	Put(ctx context.Context, url string, body []byte, contentType string) error
 }
 
 // Artifacts reads model artifacts by URL. Implemented by localsm/s3 over its disk store.

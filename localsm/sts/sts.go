@@ -90,13 +90,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch action {
 	case "AssumeRoleWithWebIdentity":
 		h.assumeRoleWithWebIdentity(w, r, params, start)
+	case "AssumeRole":
+		h.assumeRole(w, r, params, start)
 	case "GetCallerIdentity":
 		h.getCallerIdentity(w, r, start)
 	case "":
 		h.fail(w, r, action, start, http.StatusBadRequest, "Sender", "MissingAction", "Missing Action parameter")
 	default:
 		h.fail(w, r, action, start, http.StatusBadRequest, "Sender", "InvalidAction",
-			fmt.Sprintf("Could not find operation %s for version %s (the local STS implements AssumeRoleWithWebIdentity and GetCallerIdentity)", action, params.Get("Version")))
+			fmt.Sprintf("Could not find operation %s for version %s (the local STS implements AssumeRole, AssumeRoleWithWebIdentity and GetCallerIdentity)", action, params.Get("Version")))
 	}
 }
 

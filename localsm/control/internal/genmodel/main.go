@@ -27,6 +27,21 @@ var operations = strings.Fields(`
 	CreateModelPackage DescribeModelPackage ListModelPackages UpdateModelPackage
 	AddTags ListTags DeleteTags`)
 
+// newerShapes are shapes AWS changed after the botocore Debian ships (1.29), written from the
+// SageMaker API reference, so that requests the current SDKs send pass validation: rolling
+// deployments (RollingUpdatePolicy, April 2023) made BlueGreenUpdatePolicy optional.
+var newerShapes = map[string]string{
+	"DeploymentConfig": `{"type": "structure", "members": {
+		"BlueGreenUpdatePolicy": {"shape": "BlueGreenUpdatePolicy"},
+		"RollingUpdatePolicy": {"shape": "RollingUpdatePolicy"},
+		"AutoRollbackConfiguration": {"shape": "AutoRollbackConfig"}}}`,
+	"RollingUpdatePolicy": `{"type": "structure", "required": ["MaximumBatchSize", "WaitIntervalInSeconds"], "members": {
+		"MaximumBatchSize": {"shape": "CapacitySize"},
+		"WaitIntervalInSeconds": {"shape": "WaitIntervalInSeconds"},
+		"MaximumExecutionTimeoutInSeconds": {"shape": "MaximumExecutionTimeoutInSeconds"},
+		"RollbackMaximumBatchSize": {"shape": "CapacitySize"}}}`,
+}
+
 type member struct {
 	Name  string `json:"name"`
 	Shape string `json:"shape"`
@@ -112,6 +127,18 @@ func main() {
 		m.Operations[op] = operation{Input: o.Input.Shape, Output: o.Output.Shape}
 		walk(o.Input.Shape)
 		walk(o.Output.Shape)
+	}
+	for name, raw := range newerShapes {
+		sh, err := parseShape(json.RawMessage(raw))
+		if err != nil {
+			log.Fatalf("newer shape %s: %v", name, err)
+		}
+		m.Shapes[name] = sh
+	}
+	for name := range newerShapes {
+		for _, mem := range m.Shapes[name].Members {
+			walk(mem.Shape)
+		}
 	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)

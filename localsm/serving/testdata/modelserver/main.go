@@ -5,7 +5,8 @@
 // MODEL_SERVER_MODE changes its behaviour: "exit" exits at once with status 3, "unhealthy"
 // answers GET /ping with 503, "child" starts a long sleep child in its process group and
 // prints its pid, "abrupt" dies on SIGTERM without finishing requests. MODEL_SERVER_DELAY delays every answer. A request body "fail" gets a 400; "sleep:DURATION" answers after a delay;
-// "sicken" makes every later GET /ping answer 500 while invocations still work.
+// "sicken" makes every later GET /ping answer 500 while invocations still work; "fifo:PATH"
+// answers once the named pipe PATH has been opened for writing and closed.
 package main
 
 import (
@@ -82,6 +83,14 @@ func main() {
 		}
 		if d, err := time.ParseDuration(os.Getenv("MODEL_SERVER_DELAY")); err == nil {
 			time.Sleep(d)
+		}
+		if fifo, ok := strings.CutPrefix(b, "fifo:"); ok {
+			// Held until the test opens the named pipe for writing (so it knows this request is
+			// in flight) and closes it (to release the answer).
+			if f, err := os.Open(fifo); err == nil {
+				io.Copy(io.Discard, f)
+				f.Close()
+			}
 		}
 		if d, ok := strings.CutPrefix(b, "sleep:"); ok {
 			if dur, err := time.ParseDuration(d); err == nil {
