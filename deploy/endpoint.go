@@ -95,6 +95,8 @@ type DeployResult struct {
 	ModelCreated  bool   `json:"model_created"`
 	ConfigCreated bool   `json:"endpoint_config_created"`
 	Strategy      string `json:"strategy"`
+	// Steps are the blue/green traffic shifts and bakes, as the release's events show them.
+	Steps []Event `json:"steps,omitempty"`
 	// Preflight is what each preflight check found (empty when they did not run).
 	Preflight    []Check       `json:"preflight,omitempty"`
 	Verification *VerifyResult `json:"verification,omitempty"`
@@ -121,6 +123,7 @@ func (d *Deployer) Deploy(ctx context.Context, req DeployRequest) (DeployResult,
 	// The one exit: every outcome gets its duration, its reason and its report.
 	run.res.Duration = d.now().Sub(run.start)
 	run.res.Reason = FailureReason(err)
+	run.res.Steps = run.tr.trafficSteps()
 	run.finish(err)
 	return run.res, err
 }

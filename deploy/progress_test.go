@@ -47,6 +47,9 @@ func TestCanaryStepsAreReleaseEventsAndALongBakeSucceeds(t *testing.T) {
 			t.Errorf("release events lack %q; traffic and bake events:\n%s", want, steps)
 		}
 	}
+	if len(res.Steps) < 3 || res.Steps[0].Phase != releases.PhaseTraffic {
+		t.Errorf("the result's steps: %+v; want the canary shift, its bake and the rest of the traffic", res.Steps)
+	}
 	if !strings.Contains(out.text(), "[bake] endpoint abalone-dev: baking for 2s before the next step; no rollback alarms watched") {
 		t.Errorf("the output does not show the bake:\n%s", out.text())
 	}

@@ -29,12 +29,26 @@ type tracker struct {
 	// the server last heard of this release.
 	heartbeat time.Duration
 	lastSent  time.Time
+	// steps are the traffic shifts and bakes seen, for the result.
+	steps []Event
+}
+
+// trafficSteps is the traffic shifts and bakes the operation went through.
+func (t *tracker) trafficSteps() []Event {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.steps
 }
 
 func (d *Deployer) newTracker() *tracker { return &tracker{d: d} }
 
 // sink is the event sink handed to emit.
 func (t *tracker) sink(e Event) {
+	if e.Phase == releases.PhaseTraffic || e.Phase == releases.PhaseBake {
+		t.mu.Lock()
+		t.steps = append(t.steps, e)
+		t.mu.Unlock()
+	}
 	if t.d.opts.Releases == nil {
 		return
 	}
