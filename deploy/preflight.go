@@ -102,8 +102,11 @@ func (d *Deployer) checkArtifact(ctx context.Context, in preflightInput) Check {
 		c.Status, c.Detail = CheckPassed, loc+" exists"
 	case isNotFound(err) || httpStatus(err) == 404:
 		c.Status, c.Detail = CheckFailed, fmt.Sprintf("artifact %s of %s is missing: register the version again (`sagedeploy register --bucket BUCKET ...`) or restore the object", loc, in.cfg.Version.String())
+	case httpStatus(err) == 403:
+		// SageMaker reads the artifact with the execution role, which may see what the deployer cannot.
+		c.Status, c.Detail = CheckSkipped, fmt.Sprintf("cannot see artifact %s (access denied): grant the deployer s3:GetObject on it to have it checked", loc)
 	default:
-		c.Status, c.Detail = CheckFailed, fmt.Sprintf("cannot read artifact %s: %v (the deployer's role needs s3:GetObject on it)", loc, err)
+		c.Status, c.Detail = CheckFailed, fmt.Sprintf("cannot read artifact %s: %v", loc, err)
 	}
 	return c
 }
