@@ -217,10 +217,15 @@ func (d *Deployer) checkCapacity(ctx context.Context, in preflightInput) Check {
 		c.Status, c.Detail = CheckSkipped, fmt.Sprintf("could not count the running %s instances: %v", itype, err)
 		return c
 	}
-	need := running + count
-	what := fmt.Sprintf("%d %s running + %d new = %d, quota %d", running, itype, count, need, int(quota))
+	extra, how := count, "blue/green runs both fleets until traffic has moved"
+	if _, serving := in.snap.serving(); serving && in.strategy.Type == Rolling {
+		// A rolling update replaces the fleet in place: one batch more at a time.
+		extra, how = max(1, (count*in.strategy.Percent+99)/100), "a rolling update adds one batch at a time"
+	}
+	need := running + extra
+	what := fmt.Sprintf("%d %s running + %d new = %d, quota %d", running, itype, extra, need, int(quota))
 	if float64(need) > quota {
-		c.Status, c.Detail = CheckFailed, fmt.Sprintf("not enough %s quota for the new fleet: %s (blue/green runs both fleets until traffic has moved); ask AWS for a higher \"%s for endpoint usage\" quota, scale other endpoints down, or use another --instance-type", itype, what, itype)
+		c.Status, c.Detail = CheckFailed, fmt.Sprintf("not enough %s quota for the new fleet: %s (%s); ask AWS for a higher \"%s for endpoint usage\" quota, scale other endpoints down, use --rolling, or another --instance-type", itype, what, how, itype)
 		return c
 	}
 	c.Status, c.Detail = CheckPassed, what

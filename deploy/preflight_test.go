@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sagedeploy/sagedeploy/deploy"
 	"github.com/sagedeploy/sagedeploy/localsm"
@@ -85,4 +86,25 @@ func TestPreflightStopsBeforeAnyWrite(t *testing.T) {
 			expectVersion(t, d, "abalone-dev", 1)
 		})
 	}
+}
+
+// Where blue/green has no room for a second fleet, a rolling update, one batch at a time, does.
+func TestRollingUpdateFitsWhereBlueGreenDoesNot(t *testing.T) {
+	t.Parallel()
+	srv := localsmtest.Start(t, localsm.Options{EndpointQuotas: map[string]float64{"ml.t2.medium": 3}})
+	l := &local{t: t, srv: srv, url: srv.URL()}
+	d, ev := l.deployer(nil)
+	register(t, d, "abalone", 1, true)
+	if _, err := d.Deploy(ctx, deploy.DeployRequest{Model: "abalone", Environment: "dev", InstanceCount: 2}); err != nil {
+		t.Fatal(err)
+	}
+	register(t, d, "abalone", 2, true)
+	_, err := d.Deploy(ctx, deploy.DeployRequest{Model: "abalone", Environment: "dev"})
+	if !errors.Is(err, deploy.ErrPreflight) || !strings.Contains(err.Error(), "2 ml.t2.medium running + 2 new = 4, quota 3") {
+		t.Fatalf("blue/green past the quota: %v", err)
+	}
+	if _, err := d.Deploy(ctx, deploy.DeployRequest{Model: "abalone", Environment: "dev", Strategy: deploy.Strategy{Type: deploy.Rolling, Percent: 50, Bake: time.Second}}); err != nil {
+		t.Fatalf("rolling within the quota: %v\n%s", err, ev.text())
+	}
+	expectVersion(t, d, "abalone-dev", 2)
 }

@@ -94,3 +94,35 @@ func TestHeartbeatsAndLateOutcomes(t *testing.T) {
 		t.Errorf("component after the late outcome: %+v %v", comp, err)
 	}
 }
+
+// A rolling update replaces the fleet in batches; each batch and its bake is a step of the result.
+func TestRollingUpdateShowsItsBatches(t *testing.T) {
+	t.Parallel()
+	l := startLocal(t)
+	d, out := l.deployer(nil)
+	register(t, d, "abalone", 1, true)
+	if _, err := d.Deploy(ctx, deploy.DeployRequest{Model: "abalone", Environment: "dev", InstanceCount: 2}); err != nil {
+		t.Fatal(err)
+	}
+	register(t, d, "abalone", 2, true)
+	res, err := d.Deploy(ctx, deploy.DeployRequest{Model: "abalone", Environment: "dev",
+		Strategy: deploy.Strategy{Type: deploy.Rolling, Percent: 50, Bake: time.Second}})
+	if err != nil {
+		t.Fatalf("rolling deploy: %v\n%s", err, out.text())
+	}
+	if desc := describe(t, l, "abalone-dev"); desc.LastDeploymentConfig == nil || desc.LastDeploymentConfig.RollingUpdatePolicy == nil {
+		t.Errorf("the update was not a rolling one: %+v", desc.LastDeploymentConfig)
+	}
+	var bakes, shifts int
+	for _, s := range res.Steps {
+		switch s.Phase {
+		case releases.PhaseBake:
+			bakes++
+		case releases.PhaseTraffic:
+			shifts++
+		}
+	}
+	if bakes < 1 || shifts < 2 || res.Strategy != "rolling 50% batches, bake 1s" {
+		t.Errorf("rolling update (%s): %d batches and %d bakes in the steps; want 2 and 1\n%s", res.Strategy, shifts, bakes, out.text())
+	}
+}

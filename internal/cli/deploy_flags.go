@@ -189,7 +189,7 @@ func (r *rolloutFlags) parse(b *binder, stdin io.Reader) (rollout, error) {
 
 // strategyFlags are the deployment strategy flags of deploy and promote.
 type strategyFlags struct {
-	canary, linear int
+	canary, linear, rolling int
 	bake           durationValue
 	alarms         []string
 }
@@ -198,6 +198,7 @@ func bindStrategy(cmd *cobra.Command, b *binder) *strategyFlags {
 	s := &strategyFlags{}
 	b.integer(&s.canary, "canary", 0, "blue/green canary: shift PERCENT of capacity first, the rest after --bake")
 	b.integer(&s.linear, "linear", 0, "blue/green linear: shift PERCENT of capacity per step, every --bake")
+	b.integer(&s.rolling, "rolling", 0, "rolling update: replace PERCENT of the instances per batch, every --bake (no second fleet needed)")
 	b.duration(&s.bake, "bake", "how long each traffic shift serves before the next (with --canary or --linear; e.g. 5m)")
 	cmd.Flags().StringArrayVar(&s.alarms, "rollback-alarm", nil, "CloudWatch alarm that rolls the update back when it fires (repeatable)")
 	return s
@@ -206,12 +207,14 @@ func bindStrategy(cmd *cobra.Command, b *binder) *strategyFlags {
 func (s *strategyFlags) strategy() (deploy.Strategy, error) {
 	st := deploy.Strategy{Bake: s.bake.d, RollbackAlarms: s.alarms}
 	switch {
-	case s.canary != 0 && s.linear != 0:
-		return st, usageErr(errors.New("--canary and --linear exclude each other: pick one traffic shift"))
+	case (s.canary != 0) && (s.linear != 0 || s.rolling != 0) || s.linear != 0 && s.rolling != 0:
+		return st, usageErr(errors.New("--canary, --linear and --rolling exclude each other: pick one"))
 	case s.canary != 0:
 		st.Type, st.Percent = deploy.Canary, s.canary
 	case s.linear != 0:
 		st.Type, st.Percent = deploy.Linear, s.linear
+	case s.rolling != 0:
+		st.Type, st.Percent = deploy.Rolling, s.rolling
 	default:
 		st.Type = deploy.AllAtOnce
 	}
