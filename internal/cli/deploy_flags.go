@@ -190,8 +190,8 @@ func (r *rolloutFlags) parse(b *binder, stdin io.Reader) (rollout, error) {
 // strategyFlags are the deployment strategy flags of deploy and promote.
 type strategyFlags struct {
 	canary, linear, rolling int
-	bake           durationValue
-	alarms         []string
+	bake                    durationValue
+	alarms                  []string
 }
 
 func bindStrategy(cmd *cobra.Command, b *binder) *strategyFlags {
@@ -204,11 +204,25 @@ func bindStrategy(cmd *cobra.Command, b *binder) *strategyFlags {
 	return s
 }
 
+// given lists the strategy flags set.
+func (s *strategyFlags) given() []string {
+	var out []string
+	for _, f := range []struct {
+		name string
+		v    int
+	}{{"--canary", s.canary}, {"--linear", s.linear}, {"--rolling", s.rolling}} {
+		if f.v != 0 {
+			out = append(out, f.name)
+		}
+	}
+	return out
+}
+
 func (s *strategyFlags) strategy() (deploy.Strategy, error) {
 	st := deploy.Strategy{Bake: s.bake.d, RollbackAlarms: s.alarms}
 	switch {
-	case (s.canary != 0) && (s.linear != 0 || s.rolling != 0) || s.linear != 0 && s.rolling != 0:
-		return st, usageErr(errors.New("--canary, --linear and --rolling exclude each other: pick one"))
+	case len(s.given()) > 1:
+		return st, usageErr(fmt.Errorf("%s exclude each other: pick one traffic shift", strings.Join(s.given(), " and ")))
 	case s.canary != 0:
 		st.Type, st.Percent = deploy.Canary, s.canary
 	case s.linear != 0:
