@@ -35,7 +35,9 @@ beside the old one (blue/green), the variant name stays and every --rollback-ala
 check is named in the output, and a failed one stops the deploy (--skip-preflight skips them).
 
 Traffic shifting: all at once by default; --canary PERCENT --bake 5m or --linear PERCENT
---bake 2m for blue/green steps, with --rollback-alarm NAME for automatic rollback.
+--bake 2m for blue/green steps, or --rolling PERCENT --bake 2m to replace the fleet in batches
+(no second fleet), with --rollback-alarm NAME for automatic rollback. Each shift, batch and bake
+is a line of output and an event of the release; --timeout bounds each step.
 Verification: --verify-body FILE [--verify-content-type T] [--verify-expect 1..30] invokes the
 new version; with --rollback-on-failure a failed check restores the previous version.`
 
