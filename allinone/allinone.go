@@ -7,7 +7,7 @@
 //
 //	DATA_DIR/sagedeploy.db   the release server's SQLite store (`sagedeploy server ... --data-dir DATA_DIR` reads it)
 //	DATA_DIR/local/          the local SageMaker's state, S3 objects and model files
-//	DATA_DIR/tokens.json     the integration tokens the stack made for itself (mode 0600)
+//	DATA_DIR/tokens.json     the deployer tokens the stack made (mode 0600); agent tokens live in memory only
 //
 // A stack restarted on the same directory finds its environments, users, tokens, releases,
 // models and endpoints again.
@@ -82,6 +82,8 @@ type Options struct {
 	NoAgent bool
 	// AgentPollWait is how long one long poll of the agent waits; 30s when zero.
 	AgentPollWait time.Duration
+	// ObserveInterval is how often the agent looks at every endpoint (drift, metrics); 60s when zero.
+	ObserveInterval time.Duration
 	// Poll is how often the agent's deployer checks endpoints; deploy.LocalPoll when zero.
 	Poll deploy.PollSchedule
 	// Version is the sagedeploy version the stack's deployers record on what they create and its
@@ -109,8 +111,9 @@ type Stack struct {
 	login   Login
 	envs    []string // the environments the agent serves
 
-	tokMu  sync.Mutex
-	tokens tokenFile
+	tokMu     sync.Mutex
+	tokens    tokenFile
+	newTokens map[string]bool // environments whose deployer token this start created
 
 	agentCancel context.CancelFunc
 	agentDone   chan struct{}
@@ -157,7 +160,7 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 	if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory %s: %w", o.DataDir, err)
 	}
-	s := &Stack{opts: o, log: o.Logger}
+	s := &Stack{opts: o, log: o.Logger, newTokens: map[string]bool{}}
 	if err := s.start(ctx); err != nil {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
@@ -193,7 +196,7 @@ func (s *Stack) start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("start the local SageMaker: %w", err)
 	}
-	if s.store, err = store.Open(ctx, store.Config{DataDir: o.DataDir}); err != nil {
+	if s.store, err = store.Open(ctx, store.Config{DataDir: o.DataDir, Logger: o.Logger.With("part", "store")}); err != nil {
 		return err
 	}
 	if err := s.ensureEnvironments(ctx); err != nil {
@@ -218,6 +221,11 @@ func (s *Stack) startServer(ctx context.Context) error {
 	so.Version = cmp.Or(so.Version, o.Version)
 	so.Store, so.Logger, so.BaseURL, so.PasswordCost = s.store, o.Logger.With("part", "server"), o.BaseURL, o.PasswordCost
 	var err error
+	if len(so.Webhooks.Key) == 0 { // webhooks need their secrets key, kept in the data dir
+		if so.Webhooks.Key, err = server.LoadWebhookKey(o.DataDir); err != nil {
+			return err
+		}
+	}
 	s.server, err = server.Listen(ctx, o.ServerAddr, so)
 	if err != nil {
 		return fmt.Errorf("start the release server: %w", err)
@@ -276,7 +284,7 @@ func (s *Stack) ensureEnvironments(ctx context.Context) error {
 func (s *Stack) startAgent(ctx context.Context) error {
 	var clients []*releases.Client
 	for _, env := range s.envs {
-		tok, err := s.token(ctx, "agent", env)
+		tok, err := s.agentToken(ctx, env)
 		if err != nil {
 			return err
 		}
@@ -291,6 +299,13 @@ func (s *Stack) startAgent(ctx context.Context) error {
 	s.agentCancel, s.agentDone = cancel, make(chan struct{})
 	go func() {
 		defer close(s.agentDone)
+		observed := make(chan struct{})
+		go func() {
+			defer close(observed)
+			_ = agent.Observe(actx, agent.ObserveOptions{Clients: clients, Endpoints: d, Metrics: agent.CloudWatchMetrics{CW: d.CloudWatch()},
+				Interval: s.opts.ObserveInterval, Logger: s.log.With("part", "observe")})
+		}()
+		defer func() { <-observed }()
 		err := agent.Run(actx, agent.Options{Clients: clients, Executor: ex, Logger: s.log.With("part", "agent"), PollWait: s.opts.AgentPollWait})
 		if err != nil && actx.Err() == nil {
 			s.log.Error("the agent stopped: dashboard commands stay queued until sagedeploy up restarts (it then makes new agent tokens)", "error", err)
@@ -334,8 +349,20 @@ func (s *Stack) AdminLogin() Login { return s.login }
 // Token returns an integration token of env for deployers (SAGEDEPLOY_RELEASES_TOKEN): made on
 // first use and kept in the data directory, so it stays the same across restarts unless revoked.
 func (s *Stack) Token(ctx context.Context, env string) (string, error) {
-	return s.token(ctx, "deployer", env)
+	tok, _, err := s.deployerToken(ctx, env)
+	return tok, err
 }
+
+// TokenCreated reports whether this start made the deployer token of env, so that its secret
+// has not been shown before: callers print a token only then.
+func (s *Stack) TokenCreated(env string) bool {
+	s.tokMu.Lock()
+	defer s.tokMu.Unlock()
+	return s.newTokens[env]
+}
+
+// TokenFile is where the stack keeps its deployer tokens (mode 0600).
+func (s *Stack) TokenFile() string { return s.tokenPath() }
 
 // Client is a release server client reporting to env with Token(env).
 func (s *Stack) Client(ctx context.Context, env string) (*releases.Client, error) {

@@ -2,9 +2,13 @@ package allinone_test
 
 import (
 	"context"
+	"io"
 	"net/http"
+	"net/http/cookiejar"
+	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -97,9 +101,19 @@ func TestRestartKeepsEverything(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(toks) != 3 {
-		t.Fatalf("after two starts there are %d tokens, want 3 (an agent token of dev and of prod, the deployer's of dev)", len(toks))
+	active := 0
+	for _, tk := range toks {
+		if tk.RevokedAt == nil {
+			active++
+		} else if tk.Name != "sagedeploy-up-agent" {
+			t.Errorf("the restart revoked token %s (%s)", tk.ID, tk.Name)
+		}
 	}
+	if active != 3 || len(toks) != 5 {
+		t.Fatalf("after two starts there are %d tokens, %d active; want 5, 3 active (this start's agent tokens of dev and prod, the deployer's of dev; the first start's agent tokens revoked)", len(toks), active)
+	}
+	wantNoAgentSecrets(t, s2)
+	adminCookie := signInByForm(t, s2.ListenURL(), "admin", login.Password)
 	for _, tk := range toks {
 		if tk.Name == "sagedeploy-up-deployer" && tk.Environment == "dev" {
 			if _, err := s2.Store().RevokeToken(bg, tk.ID); err != nil {
@@ -125,6 +139,67 @@ func TestRestartKeepsEverything(t *testing.T) {
 	if code := allinonetest.API(t, s3, "admin", login.Password, http.MethodGet, "/api/v1/me", nil, nil); code != http.StatusUnauthorized {
 		t.Fatalf("the old password still signs in: HTTP %d", code)
 	}
+	// Whoever signed in with the old password is signed out.
+	req, _ := http.NewRequest(http.MethodGet, s3.ListenURL()+"/api/v1/me", nil)
+	req.AddCookie(adminCookie)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("an admin session from before --reset-admin-password answered HTTP %d; want 401", resp.StatusCode)
+	}
+}
+
+// wantNoAgentSecrets asserts that tokens.json holds no secret of an agent token: every secret
+// in it must be a deployer token's.
+func wantNoAgentSecrets(t *testing.T, s *allinone.Stack) {
+	t.Helper()
+	b, err := os.ReadFile(s.TokenFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	secrets := regexp.MustCompile(`sdt_[A-Za-z0-9_-]+`).FindAllString(string(b), -1)
+	if len(secrets) == 0 {
+		t.Fatalf("tokens.json holds no deployer token: %s", b)
+	}
+	for _, sec := range secrets {
+		tk, err := s.Store().TokenByHash(bg, server.HashToken(sec))
+		if err == nil && tk.Name != "sagedeploy-up-deployer" {
+			t.Fatalf("tokens.json holds the secret of token %s (%s) in clear", tk.ID, tk.Name)
+		}
+	}
+}
+
+// signInByForm signs in through the dashboard's form and returns the session cookie.
+func signInByForm(t *testing.T, base, user, password string) *http.Cookie {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar}
+	resp, err := c.Get(base + "/login")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	m := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindSubmatch(page)
+	if m == nil {
+		t.Fatal("no CSRF field on the sign-in page")
+	}
+	resp, err = c.PostForm(base+"/login", url.Values{"csrf": {string(m[1])}, "username": {user}, "password": {password}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	u, _ := url.Parse(base)
+	for _, ck := range jar.Cookies(u) {
+		if ck.Name == "sagedeploy_session" {
+			return ck
+		}
+	}
+	t.Fatalf("signing in as %s gave no session (HTTP %d)", user, resp.StatusCode)
+	return nil
 }
 
 // TestOneStackPerDataDir refuses a second stack on a directory in use, saying so, and leaves the

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/sagedeploy/sagedeploy/allinone"
 	"github.com/sagedeploy/sagedeploy/allinone/allinonetest"
@@ -136,6 +137,17 @@ func TestBrowserEndToEnd(t *testing.T) {
 	if pending[0].Environment != "prod" || pending[0].Kind != releases.KindPromote || pending[0].Version.Number != 2 {
 		t.Fatalf("pending: %+v", pending[0])
 	}
+	must(t, chromedp.Do(ctx, chromedp.Navigate(s.ServerURL()+"/approvals")))
+	waitText(t, ctx, "#approvals", "abalone")
+	// Four eyes: admin asked for the promotion, so admin's click is refused, naming the rule;
+	// another deployer, signed in in the same browser, approves it.
+	must(t, chromedp.Do(ctx, chromedp.Click(chromedp.CSS(fmt.Sprintf(`[data-approve=%q]`, pending[0].ID)))))
+	waitText(t, ctx, "#flash-error", "four-eyes rule of environment prod")
+	erinPW, err := server.AddUser(bg, s.Store(), "erin", store.RoleDeployer, "", bcrypt.MinCost)
+	must(t, err)
+	must(t, chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`form[action="/logout"] button`))))
+	waitText(t, ctx, "#sign-in", "")
+	must(t, browsertest.SignIn(ctx, s.ServerURL(), "erin", erinPW))
 	must(t, chromedp.Do(ctx, chromedp.Navigate(s.ServerURL()+"/approvals")))
 	waitText(t, ctx, "#approvals", "abalone")
 	must(t, chromedp.Do(ctx, chromedp.Click(chromedp.CSS(fmt.Sprintf(`[data-approve=%q]`, pending[0].ID)))))

@@ -210,6 +210,11 @@ func checkTarget(model, env string) error {
 	if env == "" {
 		return errorf(ErrInvalid, "no environment given for model %s: set --env or DEPLOY_ENVIRONMENT (e.g. dev or prod)", model)
 	}
+	for _, err := range []error{releases.CheckModelName(model), releases.CheckEnvironmentName(env)} {
+		if err != nil {
+			return errorf(ErrInvalid, "%s", err)
+		}
+	}
 	return nil
 }
 

@@ -134,6 +134,7 @@ type Deployer struct {
 	local   bool
 	now     func() time.Time
 	account *accountOnce
+	cfg     aws.Config // for clients made on demand (the agent's CloudWatch)
 }
 
 // accountOnce caches the caller's account id, shared by copies of a Deployer.
@@ -169,6 +170,7 @@ func New(ctx context.Context, opts Options) (*Deployer, error) {
 		local:   local,
 		now:     opts.Now,
 		account: &accountOnce{},
+		cfg:     cfg,
 	}
 	if d.now == nil {
 		d.now = time.Now

@@ -69,6 +69,9 @@ func (d *Deployer) planModel(ctx context.Context, req CreateModelRequest, sink f
 	if req.Model == "" {
 		return modelPlan{}, errorf(ErrInvalid, "no model given: set --model or MODEL_NAME to the model package group name")
 	}
+	if err := releases.CheckModelName(req.Model); err != nil {
+		return modelPlan{}, errorf(ErrInvalid, "%s", err)
+	}
 	if req.PipelineID != "" {
 		found, ok, err := d.findPipelineModel(ctx, req.Model, req.PipelineID, req.Version)
 		if err != nil {

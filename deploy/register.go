@@ -71,6 +71,9 @@ func (d *Deployer) Register(ctx context.Context, req RegisterRequest) (RegisterR
 	if req.Model == "" {
 		return res, errorf(ErrInvalid, "register needs a model name (--model or MODEL_NAME): the model package group to add a version to")
 	}
+	if err := releases.CheckModelName(req.Model); err != nil {
+		return res, errorf(ErrInvalid, "%s", err)
+	}
 	if req.Artifact == "" && req.ArtifactData == nil {
 		return res, errorf(ErrInvalid, "register needs an artifact: --artifact model.tar.gz (or a model file, a directory, or an s3:// URL)")
 	}

@@ -43,6 +43,12 @@ func (st ReleaseStart) Check() error {
 	if len(miss) > 0 {
 		return Errorf(EINVALID, "the release start is missing %s; for example %s", strings.Join(miss, ", "), `{"environment": "dev", "model": "abalone", "kind": "deploy", "version": {"number": 3}}`)
 	}
+	if err := CheckModelName(st.Model); err != nil {
+		return err
+	}
+	if err := CheckEnvironmentName(st.Environment); err != nil {
+		return err
+	}
 	if !ValidKind(st.Kind) {
 		return Errorf(EINVALID, "release kind %q is not valid: use deploy, promote, restore, rollback or scale", st.Kind)
 	}
@@ -108,9 +114,14 @@ func Continue(r *Release, st ReleaseStart, now time.Time) (started bool, err err
 }
 
 // Approve lets a release through its environment's gate. A release a deployer waits on starts
-// running; a release created for a dashboard command stays pending until an agent takes it.
-func Approve(r *Release, user string, now time.Time) error {
+// running; a release created for a dashboard command stays pending until an agent takes it. The
+// four-eyes rule holds unless env allows self-approval: whoever requested the release may not
+// approve it.
+func Approve(r *Release, env Environment, user string, now time.Time) error {
 	if err := awaitingDecision(r, user); err != nil {
+		return err
+	}
+	if err := FourEyes(*r, env, user); err != nil {
 		return err
 	}
 	r.ApprovedBy = user
@@ -118,6 +129,22 @@ func Approve(r *Release, user string, now time.Time) error {
 		r.Status, r.StartedAt = StatusRunning, &now
 	}
 	return nil
+}
+
+// Requester is who asked for the release: the dashboard user or token of a command, or the user
+// a CI pipeline or the CLI reported. "" when nobody is named.
+func (r Release) Requester() string { return r.Trigger.User }
+
+// FourEyes refuses user's approval of r when user requested it and env's gate does not allow
+// self-approval. Names compare without case, as people type them.
+func FourEyes(r Release, env Environment, user string) error {
+	req := r.Requester()
+	if env.AllowSelfApproval || req == "" || !strings.EqualFold(req, user) {
+		return nil
+	}
+	return Errorf(EFORBIDDEN, "the four-eyes rule of environment %s: %s requested release %s of %s, so someone else must approve it "+
+		"(an admin can allow self-approval for %s in Settings or with `sagedeploy server env add %s --allow-self-approval`)",
+		env.Name, req, r.ID, r.Model, env.Name, env.Name)
 }
 
 // Reject stops a release at its environment's gate: it ends canceled, with ReasonRejected.
@@ -280,6 +307,16 @@ func ClaimCommand(c *Command) error {
 		return Errorf(ECONFLICT, "command %s is %s; only a queued command can be taken by an agent", c.ID, c.State)
 	}
 	c.State = CommandDispatched
+	return nil
+}
+
+// RequeueCommand puts a command an agent took back in the queue, because that agent's token was
+// revoked before it started the release: no report of it would be accepted.
+func RequeueCommand(c *Command) error {
+	if c.State != CommandDispatched {
+		return Errorf(ECONFLICT, "command %s is %s; only a command an agent took can go back to the queue", c.ID, c.State)
+	}
+	c.State = CommandQueued
 	return nil
 }
 

@@ -128,7 +128,7 @@ func TestApproveAndReject(t *testing.T) {
 			r := tc.r
 			var err error
 			if tc.approve {
-				err = releases.Approve(&r, "dave", t1)
+				err = releases.Approve(&r, prodGate, "dave", t1)
 			} else {
 				err = releases.Reject(&r, "dave", "too risky", t1)
 			}
@@ -145,7 +145,48 @@ func TestApproveAndReject(t *testing.T) {
 		})
 	}
 	r := rel(releases.StatusPending, gated)
-	wantErr(t, releases.Approve(&r, "", t1), releases.EINVALID, "name of the user")
+	wantErr(t, releases.Approve(&r, prodGate, "", t1), releases.EINVALID, "name of the user")
+}
+
+var prodGate = releases.Environment{Name: "prod", RequiresApproval: true}
+
+func requestedBy(user string) func(*releases.Release) {
+	return func(r *releases.Release) { r.Trigger = releases.Trigger{Type: releases.TriggerUser, User: user} }
+}
+
+func TestFourEyes(t *testing.T) {
+	selfOK := prodGate
+	selfOK.AllowSelfApproval = true
+	for _, tc := range []struct {
+		name     string
+		r        releases.Release
+		env      releases.Environment
+		approver string
+		code     string
+	}{
+		{"the requester may not approve", rel(releases.StatusPending, gated, requestedBy("alice")), prodGate, "alice", releases.EFORBIDDEN},
+		{"not even typed in other case", rel(releases.StatusPending, gated, requestedBy("alice")), prodGate, "Alice", releases.EFORBIDDEN},
+		{"the requester of a command may not approve", rel(releases.StatusPending, gated, fromCmd, requestedBy("alice")), prodGate, "alice", releases.EFORBIDDEN},
+		{"another deployer may", rel(releases.StatusPending, gated, requestedBy("alice")), prodGate, "bob", ""},
+		{"a gate that allows self-approval", rel(releases.StatusPending, gated, requestedBy("alice")), selfOK, "alice", ""},
+		{"nobody named as requester", rel(releases.StatusPending, gated), prodGate, "alice", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := tc.r
+			err := releases.Approve(&r, tc.env, tc.approver, t1)
+			if tc.code == "" {
+				wantErr(t, err, "")
+				if r.ApprovedBy != tc.approver {
+					t.Fatalf("approved by %q; want %q", r.ApprovedBy, tc.approver)
+				}
+				return
+			}
+			wantErr(t, err, tc.code, "four-eyes rule of environment prod", "alice requested release r1", "someone else must approve", "--allow-self-approval")
+			if r.ApprovedBy != "" || r.Status != releases.StatusPending {
+				t.Fatalf("a refused approval changed the release: %+v", r)
+			}
+		})
+	}
 }
 
 func TestCancel(t *testing.T) {
@@ -393,5 +434,28 @@ func TestReportChecks(t *testing.T) {
 		{"a finish with negative instances", releases.ReleaseFinish{Status: releases.StatusSucceeded, InstanceCount: -2}.Check(), releases.EINVALID, []string{"negative"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) { wantErr(t, tc.err, tc.code, tc.parts...) })
+	}
+}
+
+// A command goes back to the queue only from an agent's hands.
+func TestRequeueCommand(t *testing.T) {
+	for _, tc := range []struct {
+		from releases.CommandState
+		code string
+	}{
+		{releases.CommandDispatched, ""},
+		{releases.CommandQueued, releases.ECONFLICT},
+		{releases.CommandAwaitingApproval, releases.ECONFLICT},
+		{releases.CommandSucceeded, releases.ECONFLICT},
+	} {
+		c := releases.Command{ID: "c1", State: tc.from}
+		err := releases.RequeueCommand(&c)
+		wantErr(t, err, tc.code)
+		if tc.code == "" && c.State != releases.CommandQueued {
+			t.Fatalf("requeue from %s left it %s", tc.from, c.State)
+		}
+		if tc.code != "" && c.State != tc.from {
+			t.Fatalf("refused requeue from %s changed it to %s", tc.from, c.State)
+		}
 	}
 }

@@ -45,6 +45,9 @@ type Environment struct {
 	EndpointURL string `json:"endpoint_url,omitempty"`
 	// RequiresApproval makes promotions and deploys into this environment wait for an approval.
 	RequiresApproval bool `json:"requires_approval"`
+	// AllowSelfApproval lets the user who requested a release approve it too; off by default, so
+	// a gate needs four eyes.
+	AllowSelfApproval bool `json:"allow_self_approval"`
 	// Position orders environments along the pipeline (dev 0, staging 1, prod 2, ...).
 	Position int `json:"position"`
 }

@@ -15,7 +15,7 @@ import (
 func newAgentCmd(g *globals) *cobra.Command {
 	var serverURL string
 	var tokens []string
-	var pollWait time.Duration
+	var pollWait, observeEvery time.Duration
 	cmd := &cobra.Command{
 		Use:   "agent",
 		Short: "Execute dashboard commands (restore, rollback, scale, promote) with local credentials",
@@ -25,6 +25,11 @@ SageMaker). The server never holds cloud credentials.
 
 Pass one --token per environment the agent serves (tokens are scoped to one environment).
 Each command reports its progress into the release the dashboard shows.
+
+Every --observe-interval the agent also reads each component's endpoint (DescribeEndpoint, its
+configuration and tags) and its CloudWatch metrics, and reports them: the dashboard marks
+endpoints changed outside sagedeploy and draws traffic, error and latency charts. Throttled
+rounds make it observe less often.
 
 Credentials are the deployer's: the AWS SDK's default chain (AWS_ACCESS_KEY_ID, AWS_PROFILE, an
 instance role, AWS_ROLE_ARN + AWS_WEB_IDENTITY_TOKEN_FILE, ...), or CircleCI's OIDC token when
@@ -51,7 +56,7 @@ AWS_ENDPOINT_URL_STS too when that call must go elsewhere.`,
 		if err := aws.load(cmd); err != nil {
 			return err
 		}
-		ex, err := newAgentExecutor(cmd, g, aws)
+		d, err := aws.deployer(cmd, g, nil)
 		if err != nil {
 			return err
 		}
@@ -59,13 +64,15 @@ AWS_ENDPOINT_URL_STS too when that call must go elsewhere.`,
 		for _, t := range tokens {
 			clients = append(clients, releases.NewClient(serverURL, strings.TrimSpace(t), nil))
 		}
-		return agent.Run(cmd.Context(), agent.Options{Clients: clients, Executor: ex, Logger: g.logger(), PollWait: pollWait})
+		return runAgent(cmd.Context(), agent.Options{Clients: clients, Executor: deployExecutor(d), Logger: g.logger(), PollWait: pollWait},
+			observeOptions(d, clients, observeEvery, g))
 	}
 	// The deployer's SAGEDEPLOY_RELEASES_URL / _TOKEN work too, so the exports `sagedeploy up`
 	// prints start an agent as well as a deployer.
 	cmd.Flags().StringVar(&serverURL, "server", g.envOr("SAGEDEPLOY_SERVER", g.getenv("SAGEDEPLOY_RELEASES_URL")), "release server URL (env SAGEDEPLOY_SERVER or SAGEDEPLOY_RELEASES_URL)")
 	cmd.Flags().StringArrayVar(&tokens, "token", splitTokenList(g.envOr("SAGEDEPLOY_TOKEN", g.getenv("SAGEDEPLOY_RELEASES_TOKEN"))), "integration token of an environment to serve; repeat for several (env SAGEDEPLOY_TOKEN, comma-separated, or SAGEDEPLOY_RELEASES_TOKEN)")
 	cmd.Flags().DurationVar(&pollWait, "poll-wait", 30*time.Second, "how long one poll waits for a command")
+	cmd.Flags().DurationVar(&observeEvery, "observe-interval", time.Minute, "how often to look at every endpoint for changes made outside sagedeploy and read its metrics (0: never)")
 	return cmd
 }
 
@@ -77,17 +84,6 @@ func bindAgentAWS(cmd *cobra.Command, g *globals) *conn {
 	c.b.str(&c.endpointURL, "endpoint-url", "", "base URL of every AWS service, e.g. a local SageMaker at http://127.0.0.1:4570", "AWS_ENDPOINT_URL")
 	c.b.str(&c.roleARN, "execution-role-arn", "", "IAM role SageMaker assumes for the models the agent creates (required on AWS)", "SAGEMAKER_EXECUTION_ROLE_ARN")
 	return c
-}
-
-// newAgentExecutor builds what executes the agent's commands: one deployer for the process (its
-// AWS clients and credentials are shared), reporting each command into its release with the
-// token of the command's environment, which the agent passes to Execute.
-func newAgentExecutor(cmd *cobra.Command, g *globals, c *conn) (agent.Executor, error) {
-	d, err := c.deployer(cmd, g, nil)
-	if err != nil {
-		return nil, err
-	}
-	return deployExecutor(d), nil
 }
 
 // deployExecutor runs commands with d, reporting through the client of the command's environment.

@@ -39,10 +39,13 @@ func newEnvAddCmd(g *globals, sf *storeFlags) *cobra.Command {
 				return err
 			}
 			_ = st.AddAudit(cmd.Context(), store.AuditEntry{Actor: "cli:" + g.osUserName(), Action: "environment.save", Environment: e.Name, Target: e.Name, Outcome: "ok",
-				Detail: fmt.Sprintf("kind=%s region=%s approval=%t position=%d", e.Kind, e.Region, e.RequiresApproval, e.Position)})
+				Detail: fmt.Sprintf("kind=%s region=%s approval=%t self_approval=%t position=%d", e.Kind, e.Region, e.RequiresApproval, e.AllowSelfApproval, e.Position)})
 			gate := ""
 			if e.RequiresApproval {
-				gate = ", deploys and promotions wait for an approval"
+				gate = ", deploys and promotions wait for an approval by someone other than who asked"
+				if e.AllowSelfApproval {
+					gate = ", deploys and promotions wait for an approval (the requester may approve)"
+				}
 			}
 			fmt.Fprintf(g.stdout, "Environment %s saved (%s, position %d%s).\n", e.Name, e.Kind, e.Position, gate)
 			return nil
@@ -54,6 +57,7 @@ func newEnvAddCmd(g *globals, sf *storeFlags) *cobra.Command {
 	f.StringVar(&e.Account, "account", "", "AWS account id, shown on the dashboard")
 	f.StringVar(&e.EndpointURL, "endpoint-url", "", "URL of the local SageMaker, for a local environment")
 	f.BoolVar(&e.RequiresApproval, "requires-approval", false, "make deploys and promotions into this environment wait for an approval")
+	f.BoolVar(&e.AllowSelfApproval, "allow-self-approval", false, "let the user who asked for a release approve it too (off: four eyes, someone else must approve)")
 	f.IntVar(&e.Position, "position", 0, "order along the pipeline: dev 0, staging 1, prod 2 (promote goes to the next)")
 	return add
 }

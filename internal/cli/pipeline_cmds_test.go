@@ -305,15 +305,25 @@ func TestPipelineValidateAndApply(t *testing.T) {
 	data := t.TempDir()
 	dpOK(t, map[string]string{}, "pipeline", "apply", "--pipeline", good, "--data-dir", data)
 	list := dpOK(t, map[string]string{}, "server", "env", "list", "--data-dir", data, "-o", "json")
-	var envs []struct {
-		Name             string `json:"name"`
-		Kind             string `json:"kind"`
-		RequiresApproval bool   `json:"requires_approval"`
-		Position         int    `json:"position"`
+	type env struct {
+		Name              string `json:"name"`
+		Kind              string `json:"kind"`
+		RequiresApproval  bool   `json:"requires_approval"`
+		AllowSelfApproval bool   `json:"allow_self_approval"`
+		Position          int    `json:"position"`
 	}
+	var envs []env
 	if err := json.Unmarshal([]byte(list.stdout), &envs); err != nil || len(envs) != 2 || envs[0].Name != "dev" || envs[0].Kind != "local" ||
-		envs[1].Name != "prod" || !envs[1].RequiresApproval || envs[1].Position != 1 {
+		envs[1].Name != "prod" || !envs[1].RequiresApproval || envs[1].AllowSelfApproval || envs[1].Position != 1 {
 		t.Fatalf("environments after apply: %s (%v)", list.stdout, err)
+	}
+	// allow_requester in the file turns the four-eyes rule off for that gate on the server.
+	selfOK := writePipeline(t, t.TempDir(), "environments:\n  - name: dev\n  - name: prod\n    approval: {required: true, allow_requester: true}\n")
+	dpOK(t, map[string]string{}, "pipeline", "apply", "--pipeline", selfOK, "--data-dir", data)
+	list = dpOK(t, map[string]string{}, "server", "env", "list", "--data-dir", data, "-o", "json")
+	envs = nil
+	if err := json.Unmarshal([]byte(list.stdout), &envs); err != nil || len(envs) != 2 || !envs[1].AllowSelfApproval {
+		t.Fatalf("environments after applying allow_requester: %s (%v)", list.stdout, err)
 	}
 }
 

@@ -203,7 +203,7 @@ func serverEnvironments(f *pipeline.File) []releases.Environment {
 			kind = releases.EnvironmentLocal
 		}
 		out[i] = releases.Environment{Name: e.Name, Kind: kind, Region: e.Region, Account: e.Account, EndpointURL: e.EndpointURL,
-			RequiresApproval: e.Gated(), Position: i}
+			RequiresApproval: e.Gated(), AllowSelfApproval: e.Approval != nil && e.Approval.AllowRequester, Position: i}
 	}
 	return out
 }

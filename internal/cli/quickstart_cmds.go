@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/sagedeploy/sagedeploy/allinone"
 	"github.com/sagedeploy/sagedeploy/quickstart"
 )
 
@@ -86,7 +87,7 @@ func runQuickstart(cmd *cobra.Command, g *globals, qf *quickstartFlags) error {
 		return err
 	}
 	var b strings.Builder
-	writeStackSummary(&b, s)
+	writeStackSummary(&b, s, qf.output != "json")
 	fmt.Fprintf(story, "%s  Data             %s\n\nStarted in %s. Open the dashboard to watch the releases arrive.\n", b.String(), s.DataDir(), quickstart.Round(time.Since(t0)))
 
 	res, err := quickstart.Run(ctx, quickstart.Options{Stack: s, Out: story, Yes: qf.yes, Verbose: qf.verbose})
@@ -96,7 +97,7 @@ func runQuickstart(cmd *cobra.Command, g *globals, qf *quickstartFlags) error {
 	}
 	writeQuickstartDone(story, s.ServerURL(), res, qf.exit)
 	if qf.output == "json" {
-		if err := writeJSONLine(g.stdout, res); err != nil {
+		if err := writeJSONLine(g.stdout, quickstartOutput{Result: res, Login: newLogin(s)}); err != nil {
 			_ = stopStack(ctx, g, s)
 			return err
 		}
@@ -108,6 +109,20 @@ func runQuickstart(cmd *cobra.Command, g *globals, qf *quickstartFlags) error {
 		}
 	}
 	return stopStack(ctx, g, s)
+}
+
+// quickstartOutput is the result of `quickstart -o json`: the workflow's, and the admin's login
+// when this run made or reset its password (the only place that password is printed).
+type quickstartOutput struct {
+	*quickstart.Result
+	Login *allinone.Login `json:"login,omitempty"`
+}
+
+func newLogin(s *allinone.Stack) *allinone.Login {
+	if l := s.AdminLogin(); l.Password != "" {
+		return &l
+	}
+	return nil
 }
 
 func writeQuickstartDone(w io.Writer, dashboard string, res *quickstart.Result, exit bool) {

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 
@@ -18,10 +19,17 @@ const DefaultServerAddr = "127.0.0.1:4571"
 type storeFlags struct {
 	dataDir     string
 	databaseURL string
+	// logger is the command's logger, built when the store opens (after flags set the level); it
+	// gets the store's warnings, such as permissions fixed on the data dir.
+	logger func() *slog.Logger
 }
 
 func (f *storeFlags) open(ctx context.Context) (*store.Store, error) {
-	return store.Open(ctx, store.Config{DataDir: f.dataDir, DatabaseURL: f.databaseURL})
+	cfg := store.Config{DataDir: f.dataDir, DatabaseURL: f.databaseURL}
+	if f.logger != nil {
+		cfg.Logger = f.logger()
+	}
+	return store.Open(ctx, cfg)
 }
 
 // defaultDataDir is $SAGEDEPLOY_DATA_DIR, else $XDG_DATA_HOME/sagedeploy, else ~/.local/share/sagedeploy.

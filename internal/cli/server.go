@@ -21,12 +21,14 @@ type ReleaseServerConfig struct {
 	RunningTimeout time.Duration
 	// Version is sagedeploy's version, shown on the dashboard.
 	Version string
+	// Webhooks configure notifications (the key comes from the data dir; see webhook.go).
+	Webhooks server.WebhookOptions
 	// Pipeline, when set, is a pipeline file whose environments are saved at start (pipeline.go).
 	Pipeline string
 }
 
 func newServerCmd(g *globals) *cobra.Command {
-	sf := &storeFlags{}
+	sf := &storeFlags{logger: g.logger}
 	cfg := ReleaseServerConfig{}
 	cmd := &cobra.Command{
 		Use:   "server",
@@ -64,7 +66,8 @@ SageMaker and an agent.`,
 	f.DurationVar(&cfg.CommandTimeout, "command-timeout", 5*time.Minute, "after this long without an agent taking a command, say so on its release (it stays queued)")
 	f.StringVar(&cfg.Pipeline, "pipeline", g.getenv("SAGEDEPLOY_PIPELINE"), "pipeline file whose environments and gates the server takes at start, as `sagedeploy pipeline apply` (env SAGEDEPLOY_PIPELINE)")
 	f.DurationVar(&cfg.RunningTimeout, "running-timeout", 30*time.Minute, "mark a running release failed after this long without any progress report")
-	cmd.AddCommand(newTokenCmd(g, sf), newUserCmd(g, sf), newEnvCmd(g, sf))
+	f.DurationVar(&cfg.Webhooks.RetryBase, "webhook-retry", 10*time.Second, "wait after a failed webhook delivery; it doubles at each next attempt, up to an hour")
+	cmd.AddCommand(newTokenCmd(g, sf), newUserCmd(g, sf), newEnvCmd(g, sf), newWebhookCmd(g, sf))
 	return cmd
 }
 
@@ -77,7 +80,7 @@ type ReleaseServer struct {
 // StartReleaseServer serves st on cfg.Addr until Stop (server.Listen), printing the first
 // admin's password to out when this start created it.
 func StartReleaseServer(ctx context.Context, log *slog.Logger, out io.Writer, st *store.Store, cfg ReleaseServerConfig) (*ReleaseServer, error) {
-	r, err := server.Listen(ctx, cfg.Addr, server.Options{Store: st, Logger: log, BaseURL: cfg.BaseURL, CommandTimeout: cfg.CommandTimeout, RunningTimeout: cfg.RunningTimeout, Version: cfg.Version})
+	r, err := server.Listen(ctx, cfg.Addr, server.Options{Store: st, Logger: log, BaseURL: cfg.BaseURL, CommandTimeout: cfg.CommandTimeout, RunningTimeout: cfg.RunningTimeout, Version: cfg.Version, Webhooks: cfg.Webhooks})
 	if err != nil {
 		return nil, fmt.Errorf("%w (--addr)", err)
 	}
@@ -104,6 +107,9 @@ func runReleaseServer(ctx context.Context, g *globals, sf *storeFlags, cfg Relea
 		}
 	}
 	cfg.Version = g.version.Version
+	if cfg.Webhooks.Key, err = server.LoadWebhookKey(sf.dataDir); err != nil {
+		return err
+	}
 	rs, err := StartReleaseServer(ctx, log, g.stdout, st, cfg)
 	if err != nil {
 		return err

@@ -14,9 +14,11 @@ import (
 func newStatusCmd(g *globals) *cobra.Command {
 	var env string
 	cmd := &cobra.Command{
-		Use:     "status",
-		Short:   "Show what every environment serves: version, endpoint status, instances",
-		Long:    `A table of the environments and models sagedeploy manages: version served, endpoint status, instances, last change.`,
+		Use:   "status",
+		Short: "Show what every environment serves: version, endpoint status, instances",
+		Long: `A table of the environments and models sagedeploy manages: version served, endpoint status, instances, last change.
+With a release server (SAGEDEPLOY_RELEASES_URL and a token), also the endpoints changed outside sagedeploy and how
+far each environment is behind the one before it.`,
 		Example: "  sagedeploy status\n  sagedeploy status --endpoint-url http://127.0.0.1:4570 -o json",
 		Args:    cobra.NoArgs,
 	}
@@ -28,12 +30,14 @@ func newStatusCmd(g *globals) *cobra.Command {
 		}
 		return run(g, c, cmd, func(ctx context.Context, d *deploy.Deployer) error {
 			res, err := d.Status(ctx, deploy.StatusRequest{Model: c.model, Environment: env})
-			return emit(g.stdout, c.output, res, err, func(w io.Writer) {
+			view := withServerNotes(ctx, g, c, res, env)
+			return emit(g.stdout, c.output, view, err, func(w io.Writer) {
 				if len(res.Components) == 0 {
 					fmt.Fprintln(w, "no endpoints managed by sagedeploy")
 					return
 				}
 				statusColumns().write(w, res.Components)
+				view.writeNotes(w)
 			})
 		})
 	}

@@ -110,7 +110,7 @@ Manage it with the server's commands on the same data directory, e.g.
 		},
 	}
 	bindStackFlags(cmd, g, sf)
-	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format of the startup message: text or json (which includes the dev token)")
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format of the startup message: text or json (with the dev token when this start made it)")
 	return cmd
 }
 
@@ -122,10 +122,36 @@ type upInfo struct {
 	Login        allinone.Login    `json:"login"`
 	Environments []string          `json:"environments"`
 	Env          map[string]string `json:"env"`
+	// TokenNote says where the dev token is when Env leaves it out: it is printed only by the
+	// start that made it.
+	TokenNote string `json:"token_note,omitempty"`
+}
+
+const releasesTokenVar = "SAGEDEPLOY_RELEASES_TOKEN"
+
+// tokenNote tells a later start's reader where the dev token printed at the first start is.
+func tokenNote(s *allinone.Stack) string {
+	return fmt.Sprintf("%s: the dev token printed when it was made (kept in %s, readable only by you); a new one: sagedeploy server token create --env dev --data-dir %s",
+		releasesTokenVar, s.TokenFile(), s.DataDir())
+}
+
+// releasesExports is what to export to report releases of dev: the token only when this start
+// made it, since secrets printed at every start end up in every terminal log.
+func releasesExports(ctx context.Context, s *allinone.Stack) (kv [][2]string, note string, err error) {
+	rel, err := s.ReleasesEnv(ctx, "dev")
+	if err != nil || s.TokenCreated("dev") {
+		return rel, "", err
+	}
+	for _, p := range rel {
+		if p[0] != releasesTokenVar {
+			kv = append(kv, p)
+		}
+	}
+	return kv, tokenNote(s), nil
 }
 
 func printUp(ctx context.Context, w io.Writer, output string, s *allinone.Stack) error {
-	rel, err := s.ReleasesEnv(ctx, "dev")
+	rel, note, err := releasesExports(ctx, s)
 	if err != nil {
 		return err
 	}
@@ -135,13 +161,18 @@ func printUp(ctx context.Context, w io.Writer, output string, s *allinone.Stack)
 			env[kv[0]] = kv[1]
 		}
 		return writeJSONLine(w, upInfo{DashboardURL: s.ServerURL(), LocalURL: s.LocalURL(), DataDir: s.DataDir(),
-			Login: s.AdminLogin(), Environments: s.Environments(), Env: env})
+			Login: s.AdminLogin(), Environments: s.Environments(), Env: env, TokenNote: note})
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "sagedeploy is up (data in %s)\n\n", s.DataDir())
-	writeStackSummary(&b, s)
+	writeStackSummary(&b, s, true)
 	fmt.Fprintf(&b, "\nDeploy from another shell — the deployer and AWS tools use the local SageMaker, and releases\nof dev appear on the dashboard:\n\n")
 	fmt.Fprintf(&b, "  export %s\n  export %s\n", exports(s.AWSEnv()), exports(rel))
+	if note != "" {
+		fmt.Fprintf(&b, "  # %s\n", note)
+	} else {
+		fmt.Fprintf(&b, "  (the token is shown only at this start)\n")
+	}
 	fmt.Fprintf(&b, "  sagedeploy register --model abalone --artifact examples/abalone/model-v1/model.tar.gz --bucket models --approve\n")
 	fmt.Fprintf(&b, "  sagedeploy deploy --model abalone --env dev\n")
 	fmt.Fprintf(&b, "\nPress Ctrl-C to stop; the data stays for the next start.\n")
@@ -149,13 +180,18 @@ func printUp(ctx context.Context, w io.Writer, output string, s *allinone.Stack)
 	return err
 }
 
-// writeStackSummary says where the dashboard is and how to sign in.
-func writeStackSummary(b *strings.Builder, s *allinone.Stack) {
+// writeStackSummary says where the dashboard is and how to sign in. A new password is written
+// only when showPassword: with --output json it goes in the result on stdout instead, never in
+// the story on stderr that CI logs keep.
+func writeStackSummary(b *strings.Builder, s *allinone.Stack, showPassword bool) {
 	login := s.AdminLogin()
 	fmt.Fprintf(b, "  Dashboard        %s\n", s.ServerURL())
-	if login.Password != "" {
+	switch {
+	case login.Password != "" && showPassword:
 		fmt.Fprintf(b, "  Sign in          user %s, password %s   (shown only this once)\n", login.User, login.Password)
-	} else {
+	case login.Password != "":
+		fmt.Fprintf(b, "  Sign in          user %s, with the new password in the JSON result on stdout (login.password)\n", login.User)
+	default:
 		fmt.Fprintf(b, "  Sign in          user %s, with the password printed at the first start\n", login.User)
 		fmt.Fprintf(b, "                   (forgot it? restart with --reset-admin-password)\n")
 	}

@@ -28,6 +28,9 @@ var freePorts = []string{"--addr", "127.0.0.1:0", "--local-addr", "127.0.0.1:0",
 // story on stderr, the result as JSON on stdout, the registry and the releases as they should be.
 func TestQuickstartCommand(t *testing.T) {
 	dir := t.TempDir()
+	var login struct {
+		Login *allinone.Login `json:"login"`
+	}
 	run := func() (quickstart.Result, string) {
 		t.Helper()
 		var out, errb bytes.Buffer
@@ -40,13 +43,22 @@ func TestQuickstartCommand(t *testing.T) {
 		if err := json.Unmarshal(out.Bytes(), &res); err != nil {
 			t.Fatalf("quickstart -o json printed %q: %v", out.String(), err)
 		}
+		login.Login = nil
+		json.Unmarshal(out.Bytes(), &login)
 		return res, errb.String()
 	}
 	res, story := run()
-	for _, want := range []string{"Sign in          user admin, password ", "[1/7]", "[7/7]", "Done in", "prod serves v1, dev serves v1", "RMSE"} {
+	for _, want := range []string{"Sign in          user admin, with the new password in the JSON result on stdout", "[1/7]", "[7/7]", "Done in", "prod serves v1, dev serves v1", "RMSE"} {
 		if !strings.Contains(story, want) {
 			t.Errorf("the story lacks %q:\n%s", want, story)
 		}
+	}
+	// The admin's password is in the result the user asked for, never in the story CI logs keep.
+	if login.Login == nil || login.Login.User != "admin" || len(login.Login.Password) < 10 {
+		t.Fatalf("the first run's JSON result has no admin login: %+v", login.Login)
+	}
+	if strings.Contains(story, login.Login.Password) {
+		t.Fatal("quickstart -o json printed the admin password on stderr")
 	}
 	if res.Serving["prod"] != 1 || res.Serving["dev"] != 1 || len(res.Releases) != 4 || len(res.Versions) != 2 {
 		t.Fatalf("result: %+v", res)
@@ -62,6 +74,9 @@ func TestQuickstartCommand(t *testing.T) {
 	res2, story2 := run()
 	if !strings.Contains(story2, "already registered") || !strings.Contains(story2, "password printed at the first start") {
 		t.Fatalf("second run's story:\n%s", story2)
+	}
+	if login.Login != nil {
+		t.Fatalf("the second run printed a login again: %+v", login.Login)
 	}
 	if res2.Versions[0].ARN != res.Versions[0].ARN || res2.Versions[1].ARN != res.Versions[1].ARN {
 		t.Fatalf("the second run registered other versions: %+v", res2.Versions)
@@ -181,13 +196,16 @@ func TestUpCommand(t *testing.T) {
 	defer cancel2()
 	text, stderr2, done2 := startUp(t, ctx2, "text", "--data-dir", dir)
 	for _, want := range []string{"sagedeploy is up (data in " + dir + ")", "with the password printed at the first start", "--reset-admin-password",
-		"export AWS_ENDPOINT_URL=http://127.0.0.1:", "SAGEDEPLOY_RELEASES_TOKEN=" + info.Env["SAGEDEPLOY_RELEASES_TOKEN"], "dev → prod (approval gate)"} {
+		"export AWS_ENDPOINT_URL=http://127.0.0.1:", "SAGEDEPLOY_RELEASES_URL=", "SAGEDEPLOY_RELEASES_TOKEN: the dev token printed when it was made", "tokens.json", "dev → prod (approval gate)"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("the second start's message lacks %q:\n%s", want, text)
 		}
 	}
 	if strings.Contains(text, info.Login.Password) {
 		t.Error("the second start printed the password again")
+	}
+	if strings.Contains(text, info.Env["SAGEDEPLOY_RELEASES_TOKEN"]) {
+		t.Error("the second start printed the dev token again")
 	}
 	cancel2()
 	waitExit(t, done2, stderr2)

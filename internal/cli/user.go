@@ -57,7 +57,7 @@ generated and printed once.`,
 	}
 	add.Flags().StringVar(&role, "role", store.RoleViewer, "viewer, deployer or admin")
 	add.Flags().BoolVar(&passwordStdin, "password-stdin", false, "read the password from standard input")
-	cmd.AddCommand(add)
+	cmd.AddCommand(add, newUserListCmd(g, sf), newUserRemoveCmd(g, sf), newUserRoleCmd(g, sf), newUserPasswordCmd(g, sf), newUserSignOutCmd(g, sf))
 	return cmd
 }
 

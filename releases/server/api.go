@@ -296,13 +296,23 @@ func (s *Server) decideRelease(r *http.Request, p principal, id string, approve 
 	if err != nil {
 		outcome = s.publicMessage(r, err)
 	}
-	s.audit(r, p.name(), action, rec.Environment, rec.Model, id, outcome, reason)
+	s.audit(r, p.name(), action, rec.Environment, rec.Model, id, outcome, decisionDetail(rec, reason))
 	if err != nil {
 		return rec, err
 	}
 	s.notify.signal(releaseKey(id))
 	s.notify.signal(queueKey(rec.Environment))
 	return rec, nil
+}
+
+// decisionDetail is what the audit log says about a gate decision: who asked for the release, so
+// that requester and approver stand side by side.
+func decisionDetail(rec store.ReleaseRecord, reason string) string {
+	d := "requested by " + cmp.Or(rec.Requester(), "(nobody named)")
+	if reason != "" {
+		d += "; " + reason
+	}
+	return d
 }
 
 func (s jsonAPI) apiCancel(w http.ResponseWriter, r *http.Request, p principal) error {
@@ -358,7 +368,9 @@ func (s jsonAPI) apiNextCommand(w http.ResponseWriter, r *http.Request, p princi
 	for {
 		s.agents.saw(env, time.Now())
 		woken := s.notify.wait(queueKey(env))
-		cmd, err := s.st.ClaimCommand(r.Context(), env)
+		revoked := s.notify.wait(tokenKey(p.token.ID))
+		// The claim re-checks the token: a revocation while this poll waited ends it at once.
+		cmd, err := s.st.ClaimCommandAs(r.Context(), env, p.token.ID)
 		if err != nil {
 			return err
 		}
@@ -373,6 +385,7 @@ func (s jsonAPI) apiNextCommand(w http.ResponseWriter, r *http.Request, p princi
 		}
 		select {
 		case <-woken:
+		case <-revoked:
 		case <-tick.C:
 		case <-ctx.Done():
 			w.WriteHeader(http.StatusNoContent)
@@ -502,7 +515,7 @@ func (s jsonAPI) apiPutEnvironment(w http.ResponseWriter, r *http.Request, p pri
 		return err
 	}
 	err := s.st.PutEnvironment(r.Context(), e)
-	s.audit(r, p.name(), "environment.save", e.Name, "", e.Name, outcomeOf(s.Server, r, err), fmt.Sprintf("kind=%s region=%s approval=%t position=%d", e.Kind, e.Region, e.RequiresApproval, e.Position))
+	s.audit(r, p.name(), "environment.save", e.Name, "", e.Name, outcomeOf(s.Server, r, err), fmt.Sprintf("kind=%s region=%s approval=%t self_approval=%t position=%d", e.Kind, e.Region, e.RequiresApproval, e.AllowSelfApproval, e.Position))
 	if err != nil {
 		return err
 	}
@@ -712,16 +725,29 @@ func (s jsonAPI) apiRevokeToken(w http.ResponseWriter, r *http.Request, p princi
 }
 
 func (s *Server) revokeToken(r *http.Request, p principal, id string) (store.Token, error) {
-	t, err := s.st.RevokeToken(r.Context(), id)
-	s.audit(r, p.name(), "token.revoke", t.Environment, "", id, outcomeOf(s, r, err), "name="+t.Name)
-	return t, err
+	t, requeued, err := s.st.RevokeTokenRequeue(r.Context(), id)
+	detail := "name=" + t.Name
+	if len(requeued) > 0 {
+		detail += fmt.Sprintf(" requeued_commands=%d", len(requeued))
+	}
+	s.audit(r, p.name(), "token.revoke", t.Environment, "", id, outcomeOf(s, r, err), detail)
+	if err != nil {
+		return t, err
+	}
+	s.notify.signal(tokenKey(t.ID))
+	for _, c := range requeued {
+		s.log.Warn("command back in the queue: its agent's token was revoked", "command", c.ID, "environment", c.Environment, "token", t.ID)
+		s.notify.signal(releaseKey(c.ReleaseID))
+	}
+	s.notify.signal(queueKey(t.Environment))
+	return t, nil
 }
 
 func (s jsonAPI) apiUsers(w http.ResponseWriter, r *http.Request, p principal) error {
 	if err := p.needRole(store.RoleAdmin, "manage users"); err != nil {
 		return err
 	}
-	list, err := s.st.Users(r.Context())
+	list, err := s.st.UserList(r.Context()) // with open sessions (users.go)
 	if err != nil {
 		return err
 	}

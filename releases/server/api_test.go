@@ -329,6 +329,32 @@ func TestApprovalGateForDeployerReleases(t *testing.T) {
 	}
 }
 
+// wantAudit asserts the audit log has an entry of action by actor whose outcome and detail
+// mention every part.
+func wantAudit(t *testing.T, e *servertest.Env, action, actor string, parts ...string) {
+	t.Helper()
+	var audit struct {
+		Entries []store.AuditEntry `json:"entries"`
+	}
+	e.Do("GET", "/api/v1/audit", e.Admin(), nil).JSON(t, &audit)
+	for _, a := range audit.Entries {
+		text := a.Outcome + " " + a.Detail
+		if a.Action == action && a.Actor == actor && containsAll(text, parts) {
+			return
+		}
+	}
+	t.Fatalf("no audit entry %s by %s mentioning %q in %+v", action, actor, parts, audit.Entries)
+}
+
+func containsAll(s string, parts []string) bool {
+	for _, p := range parts {
+		if !strings.Contains(s, p) {
+			return false
+		}
+	}
+	return true
+}
+
 // commandResp is the answer to a command.
 type commandResp struct {
 	Command store.CommandRecord `json:"command"`
@@ -428,7 +454,12 @@ func TestEveryCommandPath(t *testing.T) {
 		cmd, _ := prod.NextCommand(bg, 20*time.Second)
 		got <- cmd
 	}()
-	wantResp(t, e.Do("POST", "/api/v1/releases/"+cr.Release.ID+"/approve", dan, nil), 200)
+	// Four eyes: dan asked for the promotion, so dan may not approve it; another deployer may.
+	wantResp(t, e.Do("POST", "/api/v1/releases/"+cr.Release.ID+"/approve", dan, nil), 403, "four-eyes rule of environment prod", "dan requested release")
+	erin := servertest.Basic("erin", e.AddUser("erin", store.RoleDeployer))
+	wantResp(t, e.Do("POST", "/api/v1/releases/"+cr.Release.ID+"/approve", erin, nil), 200)
+	wantAudit(t, e, "release.approve", "dan", "four-eyes rule")
+	wantAudit(t, e, "release.approve", "erin", "ok", "requested by dan")
 	select {
 	case cmd := <-got:
 		if cmd == nil || cmd.ID != cr.Command.ID || cmd.Kind != releases.CommandPromote {
@@ -438,7 +469,7 @@ func TestEveryCommandPath(t *testing.T) {
 		t.Fatal("approved promotion never reached the waiting prod agent")
 	}
 	r, err := prod.StartRelease(bg, releases.ReleaseStart{ID: cr.Release.ID, Environment: "prod", Model: "abalone", Kind: releases.KindPromote, Version: releases.Version{Number: 3}})
-	if err != nil || r.Status != releases.StatusRunning || r.ApprovedBy != "dan" {
+	if err != nil || r.Status != releases.StatusRunning || r.ApprovedBy != "erin" {
 		t.Fatalf("start approved promotion: %+v %v", r, err)
 	}
 	three := releases.Version{Number: 3}
@@ -473,7 +504,8 @@ func TestEveryCommandPath(t *testing.T) {
 			n[a.Action]++
 		}
 	}
-	for _, a := range []string{"command.restore", "command.rollback", "command.scale", "command.promote", "release.approve", "release.reject"} {
+	// dan's own approval was refused (four eyes); his rejection of his own request is allowed.
+	for _, a := range []string{"command.restore", "command.rollback", "command.scale", "command.promote", "release.reject"} {
 		if n[a] == 0 {
 			t.Errorf("no audit entry for %s by dan (have %v)", a, n)
 		}

@@ -200,9 +200,8 @@ func (s *Server) authenticate(r *http.Request) (principal, error) {
 		if !ok {
 			return principal{}, releases.Errorf(releases.EUNAUTHORIZED, "malformed basic credentials")
 		}
-		u, err := s.checkPassword(r.Context(), name, pw)
+		u, err := s.signIn(r, name, pw, "api.sign-in")
 		if err != nil {
-			s.audit(r, name, "api.sign-in", "", "", "", err.Error(), "")
 			return principal{}, err
 		}
 		return principal{user: &u}, nil
@@ -232,19 +231,61 @@ func (s *Server) touchToken(ctx context.Context, t store.Token) {
 	}
 }
 
-func (s *Server) checkPassword(ctx context.Context, name, password string) (store.User, error) {
-	u, err := s.st.User(ctx, name)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
+// unknownUser is the audit log's actor for a sign-in with a name no user has: what was typed
+// may be a password typed into the wrong field, and viewers read the audit log.
+const unknownUser = "unknown user"
+
+// signIn checks a user's password, after the throttle lets the attempt through. A failure counts
+// toward the throttle and is audited under the user's name only when that user exists.
+func (s *Server) signIn(r *http.Request, name, password, action string) (store.User, error) {
+	addr := remoteAddr(r)
+	if d := s.throttle.wait(name, addr, s.st.Now()); d > 0 {
+		s.log.Warn("sign-in throttled", "action", action, "remote", addr, "retry_after", d.String())
+		return store.User{}, tooManySignIns(d)
+	}
+	u, known, err := s.checkPassword(r.Context(), name, password)
+	if err == nil {
+		s.throttle.succeeded(name, addr)
+		return u, nil
+	}
+	if releases.ErrorCode(err) != releases.EUNAUTHORIZED {
 		return u, err
 	}
+	wait := s.throttle.failed(name, addr, s.st.Now())
+	actor := unknownUser
+	if known {
+		actor = name
+	}
+	s.audit(r, actor, action, "", "", "", "failed: wrong user name or password", "")
+	s.log.Warn("failed sign-in", "action", action, "user", actor, "remote", addr, "next_wait", wait.String())
+	return u, err
+}
+
+// checkPassword compares a password with the user's hash, or with a dummy hash when no such user
+// exists so that both take as long. known says whether the user exists.
+func (s *Server) checkPassword(ctx context.Context, name, password string) (u store.User, known bool, err error) {
+	u, err = s.st.User(ctx, name)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return u, false, err
+	}
+	known = err == nil
 	hash := []byte(u.PasswordHash)
-	if err != nil {
+	if !known {
 		hash = s.dummyHash
 	}
-	if bcrypt.CompareHashAndPassword(hash, []byte(password)) != nil || err != nil {
-		return store.User{}, releases.Errorf(releases.EUNAUTHORIZED, "wrong user name or password")
+	if bcrypt.CompareHashAndPassword(hash, []byte(password)) != nil || !known {
+		return store.User{}, known, releases.Errorf(releases.EUNAUTHORIZED, "wrong user name or password")
 	}
-	return u, nil
+	return u, true, nil
+}
+
+// actorOf is name when such a user exists, else unknownUser: for audit entries about a name
+// someone typed.
+func (s *Server) actorOf(ctx context.Context, name string) string {
+	if _, err := s.st.User(ctx, name); err == nil {
+		return name
+	}
+	return unknownUser
 }
 
 func sameSecret(a, b string) bool {

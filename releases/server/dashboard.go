@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/sagedeploy/sagedeploy/releases"
 	"github.com/sagedeploy/sagedeploy/releases/store"
@@ -323,9 +324,20 @@ func ago(now time.Time, v any) string {
 	return t.UTC().Format("2 Jan 2006")
 }
 
-// safeNext keeps post-sign-in redirects on this site.
+// safeNext keeps post-sign-in redirects on this site: next must be a path of this site, else "/".
+// Browsers drop tabs and newlines from a Location and read a backslash as a slash, so any of them
+// could turn "/" plus a host into another site: they are refused, as are "//" and schemes.
 func safeNext(next string) string {
-	if next == "" || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") {
+	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.ContainsRune(next, '\\') {
+		return "/"
+	}
+	for _, c := range next {
+		if unicode.IsControl(c) || unicode.IsSpace(c) {
+			return "/"
+		}
+	}
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.Opaque != "" || strings.HasPrefix(u.Path, "//") {
 		return "/"
 	}
 	return next
@@ -356,15 +368,18 @@ func (s dashboard) login(w http.ResponseWriter, r *http.Request) {
 	name := strings.TrimSpace(r.PostForm.Get("username"))
 	c, err := r.Cookie(loginCSRFCookie)
 	if err != nil || !sameSecret(c.Value, r.PostForm.Get(csrfField)) {
-		s.audit(r, name, "sign-in", "", "", "", "denied: missing or stale CSRF token", "")
+		s.audit(r, s.actorOf(r.Context(), name), "sign-in", "", "", "", "denied: missing or stale CSRF token", "")
 		s.renderLogin(w, r, http.StatusForbidden, name, "The sign-in form was stale or not sent by this site. Try again.")
 		return
 	}
-	u, err := s.checkPassword(r.Context(), name, r.PostForm.Get("password"))
+	u, err := s.signIn(r, name, r.PostForm.Get("password"), "sign-in")
 	if err != nil {
-		s.audit(r, name, "sign-in", "", "", "", "failed: wrong user name or password", "")
-		s.log.Warn("failed sign-in", "user", name, "remote", remoteAddr(r))
-		s.renderLogin(w, r, http.StatusUnauthorized, name, "Wrong user name or password.")
+		setRetryAfter(w, err)
+		msg := "Wrong user name or password."
+		if st := statusOf(err); st != http.StatusUnauthorized {
+			msg = s.publicMessage(r, err)
+		}
+		s.renderLogin(w, r, statusOf(err), name, msg)
 		return
 	}
 	if err := s.startSession(w, r, u); err != nil {
@@ -607,6 +622,9 @@ type settingsData struct {
 	Users    []store.User
 	NewToken *NewToken
 	NewUser  map[string]string
+	// Members (users with their sessions) and Notify are filled for admins (users.go, webhooks.go).
+	Members []store.UserSummary
+	Notify  webhookSettings
 }
 
 func (s dashboard) settingsData(r *http.Request, se session) (settingsData, error) {
@@ -620,6 +638,12 @@ func (s dashboard) settingsData(r *http.Request, se session) (settingsData, erro
 			return d, err
 		}
 		if d.Users, err = s.st.Users(r.Context()); err != nil {
+			return d, err
+		}
+		if d.Members, err = s.st.UserList(r.Context()); err != nil {
+			return d, err
+		}
+		if d.Notify, err = s.webhookSettings(r.Context()); err != nil {
 			return d, err
 		}
 	}
@@ -643,9 +667,10 @@ func (s dashboard) saveEnvironment(w http.ResponseWriter, r *http.Request, se se
 	f := r.PostForm
 	pos, _ := strconv.Atoi(f.Get("position"))
 	e := releases.Environment{Name: strings.TrimSpace(f.Get("name")), Kind: releases.EnvironmentKind(f.Get("kind")), Region: strings.TrimSpace(f.Get("region")),
-		Account: strings.TrimSpace(f.Get("account")), EndpointURL: strings.TrimSpace(f.Get("endpoint_url")), RequiresApproval: f.Get("requires_approval") != "", Position: pos}
+		Account: strings.TrimSpace(f.Get("account")), EndpointURL: strings.TrimSpace(f.Get("endpoint_url")), RequiresApproval: f.Get("requires_approval") != "",
+		AllowSelfApproval: f.Get("allow_self_approval") != "", Position: pos}
 	err := s.st.PutEnvironment(r.Context(), e)
-	s.audit(r, p.name(), "environment.save", e.Name, "", e.Name, outcomeOf(s.Server, r, err), fmt.Sprintf("kind=%s region=%s approval=%t position=%d", e.Kind, e.Region, e.RequiresApproval, e.Position))
+	s.audit(r, p.name(), "environment.save", e.Name, "", e.Name, outcomeOf(s.Server, r, err), fmt.Sprintf("kind=%s region=%s approval=%t self_approval=%t position=%d", e.Kind, e.Region, e.RequiresApproval, e.AllowSelfApproval, e.Position))
 	if err != nil {
 		redirectFlash(w, r, "/settings", s.publicMessage(r, err), true)
 		return nil

@@ -15,8 +15,9 @@ import (
 // httpError is a refusal of the HTTP layer itself (a body too large, a method not allowed) that no
 // domain code describes. Its message is shown to the user as it is.
 type httpError struct {
-	status int
-	msg    string
+	status     int
+	msg        string
+	retryAfter int // seconds, for 429 and 503 answers; 0 leaves the header out
 }
 
 func (e *httpError) Error() string { return e.msg }
@@ -71,6 +72,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	setRetryAfter(w, err)
 	writeJSON(w, statusOf(err), map[string]string{"error": s.publicMessage(r, err)})
 }
 

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -43,6 +44,7 @@ func Listen(ctx context.Context, addr string, opts Options) (*Running, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w (is another server running there? pick another address)", addr, err)
 	}
+	opts.Webhooks.LinkBase = cmp.Or(opts.Webhooks.LinkBase, "http://"+ln.Addr().String())
 	srv, err := New(opts)
 	if err != nil {
 		ln.Close()

@@ -49,7 +49,7 @@ func newMetrics(st *store.Store) *metrics {
 	}
 	m.reg.MustRegister(m.httpRequests, m.httpDuration, m.releaseDuration, m.commandLatency,
 		&releaseCounter{st: st, desc: prometheus.NewDesc("sagedeploy_releases", "Releases recorded, by status.", []string{"status"}, nil)},
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		newDriftGauge(st), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 

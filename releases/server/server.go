@@ -1,6 +1,7 @@
 // Package server is the release server: the JSON API the deployer reports releases to and agents
-// take commands from, and the dashboard (sign-in, overview, timeline, components, live releases,
-// approvals, settings, audit log). It keeps no cloud credentials: commands are executed by agents.
+// take commands from, the dashboard (sign-in, overview, timeline, components, live releases,
+// approvals, settings, audit log), and the signed webhooks that tell people what happened. It
+// keeps no cloud credentials: commands are executed by agents.
 package server
 
 import (
@@ -10,6 +11,7 @@ import (
 	"fmt"
 	"html/template"
 	"log/slog"
+	"maps"
 	"net/http"
 	"runtime/debug"
 	"strings"
@@ -18,6 +20,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/sagedeploy/sagedeploy/releases"
 	"github.com/sagedeploy/sagedeploy/releases/store"
 	"github.com/sagedeploy/sagedeploy/releases/web"
 )
@@ -46,9 +49,14 @@ type Options struct {
 	// StreamPoll is how often event streams and long polls re-read the store besides being woken
 	// (which covers several servers sharing one Postgres). Default 2s.
 	StreamPoll time.Duration
+	// OnDrift, when set, is called once per drift when an agent first sees a component's endpoint
+	// changed outside sagedeploy (notification kind NotificationDriftDetected).
+	OnDrift func(context.Context, releases.Drift)
 	// Version is the sagedeploy version the dashboard shows in its footer; the binary sets it
 	// from its build stamp, so this package needs no knowledge of how it was built.
 	Version string
+	// Webhooks configure notifications (webhooks_send.go).
+	Webhooks WebhookOptions
 }
 
 // Server is an embeddable release server.
@@ -60,9 +68,12 @@ type Server struct {
 	handler   http.Handler
 	metrics   *metrics
 	notify    *notifier
+	throttle  *throttle
 	agents    *presence
+	insights  insightCache // drift and freshness for the dashboard's cells
 	pages     map[string]*template.Template
 	dummyHash []byte
+	sender    *sender // of webhook deliveries
 
 	ctx    context.Context // ends at Close: stops the sweeper and open streams
 	cancel context.CancelFunc
@@ -84,9 +95,11 @@ func New(opts Options) (*Server, error) {
 	opts.MaxPollWait = cmp.Or(max(opts.MaxPollWait, 0), 60*time.Second)
 	opts.StreamPoll = cmp.Or(max(opts.StreamPoll, 0), 2*time.Second)
 
-	s := &Server{opts: opts, st: opts.Store, log: opts.Logger, notify: newNotifier(), agents: newPresence(), metrics: newMetrics(opts.Store)}
+	s := &Server{opts: opts, st: opts.Store, log: opts.Logger, notify: newNotifier(), throttle: newThrottle(defaultThrottleLimits()), agents: newPresence(), metrics: newMetrics(opts.Store)}
 	var err error
-	if s.pages, err = web.Pages(s.templateFuncs()); err != nil {
+	funcs := s.templateFuncs()
+	maps.Copy(funcs, s.insightFuncs())
+	if s.pages, err = web.Pages(funcs); err != nil {
 		return nil, fmt.Errorf("release server: %w", err)
 	}
 	s.dummyHash, _ = bcrypt.GenerateFromPassword([]byte(randomString(12)), max(opts.PasswordCost, bcrypt.MinCost))
@@ -95,6 +108,11 @@ func New(opts Options) (*Server, error) {
 	s.handler = s.observe(s.mux)
 	s.wg.Add(1)
 	go s.sweepLoop()
+	s.sender = newSender(s.st, opts.Webhooks, cmp.Or(opts.BaseURL, opts.Webhooks.LinkBase), opts.Version)
+	if len(opts.Webhooks.Key) > 0 {
+		s.wg.Add(1)
+		go s.deliverLoop(s.sender)
+	}
 	return s, nil
 }
 
@@ -148,7 +166,10 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /healthz", s.healthz)
 	m.Handle("GET /metrics", s.metrics.handler())
 
+	s.observeRoutes(m)
 	dashboard{s}.routes(m)
+	s.userRoutes(m)
+	s.webhookRoutes(m)
 }
 
 // statusWriter remembers the status code for logs and metrics, and passes flushes through for
@@ -220,14 +241,38 @@ func (s *Server) observe(next http.Handler) http.Handler {
 	})
 }
 
+// healthz answers ok or unavailable to anyone (load balancers probe it without credentials), and
+// says which database and why only to a signed-in user or a token: the error of a database that
+// does not answer names its host, user and database.
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
 	defer cancel()
-	if err := s.st.Ping(ctx); err != nil {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "database": s.st.Backend(), "error": "the database does not answer: " + err.Error()})
+	perr := s.st.Ping(ctx)
+	if !s.mayReadHealth(r) {
+		if perr != nil {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable"})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		return
+	}
+	if perr != nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "database": s.st.Backend(), "error": "the database does not answer: " + perr.Error()})
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "database": s.st.Backend()})
+}
+
+// mayReadHealth reports whether the request carries credentials that may see health details.
+// Only credentials count that were sent: a bare probe is never audited or throttled.
+func (s *Server) mayReadHealth(r *http.Request) bool {
+	if r.Header.Get("Authorization") == "" {
+		if c, err := r.Cookie(sessionCookie); err != nil || c.Value == "" {
+			return false
+		}
+	}
+	_, err := s.authenticate(r)
+	return err == nil
 }
 
 // baseURL is the address to show users for this server.
@@ -278,6 +323,7 @@ func (s *Server) Sweep(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	s.throttle.prune(now)
 	_, err = s.st.DeleteExpiredSessions(ctx)
 	return err
 }

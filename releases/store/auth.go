@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/sagedeploy/sagedeploy/releases"
 )
 
 // Roles, from least to most allowed.
@@ -71,19 +73,33 @@ func (s *Store) CreateUser(ctx context.Context, u User) error {
 	return nil
 }
 
-// UpdateUser changes a user's password hash and role.
+// UpdateUser changes a user's password hash and role. When either changes, the user's sessions
+// end in the same transaction: a reset password must lock out whoever knew the old one, and a
+// lowered role must not live on in an open dashboard.
 func (s *Store) UpdateUser(ctx context.Context, u User) error {
 	if !ValidRole(u.Role) {
 		return errf(ErrInvalid, "role %q is not valid: use viewer, deployer or admin", u.Role)
 	}
-	res, err := s.exec(ctx, `UPDATE users SET password_hash = ?, role = ? WHERE name = ?`, u.PasswordHash, u.Role, u.Name)
-	if err != nil {
-		return fmt.Errorf("update user %s: %w", u.Name, err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return errf(ErrNotFound, "user %s does not exist", u.Name)
-	}
-	return nil
+	return s.inTx(ctx, func(t *tx) error {
+		var oldHash, oldRole string
+		err := t.row(ctx, `SELECT password_hash, role FROM users WHERE name = ?`+s.forUpdate(), u.Name).Scan(&oldHash, &oldRole)
+		if errors.Is(err, sql.ErrNoRows) {
+			return errf(ErrNotFound, "user %s does not exist", u.Name)
+		}
+		if err != nil {
+			return fmt.Errorf("read user %s: %w", u.Name, err)
+		}
+		if _, err := t.exec(ctx, `UPDATE users SET password_hash = ?, role = ? WHERE name = ?`, u.PasswordHash, u.Role, u.Name); err != nil {
+			return fmt.Errorf("update user %s: %w", u.Name, err)
+		}
+		if oldHash == u.PasswordHash && oldRole == u.Role {
+			return nil
+		}
+		if _, err := t.exec(ctx, `DELETE FROM sessions WHERE username = ?`, u.Name); err != nil {
+			return fmt.Errorf("end the sessions of %s: %w", u.Name, err)
+		}
+		return nil
+	})
 }
 
 // User reads one user.
@@ -233,21 +249,50 @@ func (s *Store) Tokens(ctx context.Context) ([]Token, error) {
 	return out, nil
 }
 
-// RevokeToken makes a token unusable from now on.
+// RevokeToken makes a token unusable from now on. Commands its agent took but never started go
+// back to the queue in the same transaction (requeued lists them), so another agent runs them
+// instead of their releases waiting for a report that can no longer come.
 func (s *Store) RevokeToken(ctx context.Context, id string) (Token, error) {
-	t, err := s.Token(ctx, id)
+	t, _, err := s.RevokeTokenRequeue(ctx, id)
+	return t, err
+}
+
+// RevokeTokenRequeue is RevokeToken that also says which commands went back to the queue.
+func (s *Store) RevokeTokenRequeue(ctx context.Context, id string) (tok Token, requeued []CommandRecord, err error) {
+	err = s.inTx(ctx, func(t *tx) error {
+		tok, err = scanToken(t.row(ctx, `SELECT `+tokenCols+` FROM tokens WHERE id = ?`+s.forUpdate(), id))
+		if errors.Is(err, sql.ErrNoRows) {
+			return errf(ErrNotFound, "token %s does not exist; `sagedeploy server token list` shows the ids", id)
+		}
+		if err != nil {
+			return fmt.Errorf("read token %s: %w", id, err)
+		}
+		if tok.RevokedAt != nil {
+			return errf(ErrConflict, "token %s (%s, environment %s) was already revoked", tok.ID, tok.Name, tok.Environment)
+		}
+		now := s.Now()
+		if _, err := t.exec(ctx, `UPDATE tokens SET revoked_at = ? WHERE id = ?`, micros(now), id); err != nil {
+			return fmt.Errorf("revoke token %s: %w", id, err)
+		}
+		tok.RevokedAt = &now
+		why := fmt.Sprintf("Token %s of the agent that took the command was revoked before the release started; the command is back in the queue of environment %s", tok.Name, tok.Environment)
+		requeued, err = t.requeueClaimedBy(ctx, id, why)
+		return err
+	})
+	return tok, requeued, err
+}
+
+// tokenUsable refuses a token that was revoked (or deleted), inside a transaction.
+func (t *tx) tokenUsable(ctx context.Context, id string) error {
+	var revoked sql.NullInt64
+	err := t.row(ctx, `SELECT revoked_at FROM tokens WHERE id = ?`, id).Scan(&revoked)
+	if errors.Is(err, sql.ErrNoRows) || (err == nil && revoked.Valid) {
+		return releases.Errorf(releases.EUNAUTHORIZED, "the integration token was revoked: this agent can take no more commands; start it with a current token of its environment")
+	}
 	if err != nil {
-		return t, err
+		return fmt.Errorf("check token %s: %w", id, err)
 	}
-	if t.RevokedAt != nil {
-		return t, errf(ErrConflict, "token %s (%s, environment %s) was already revoked", t.ID, t.Name, t.Environment)
-	}
-	now := s.Now()
-	if _, err := s.exec(ctx, `UPDATE tokens SET revoked_at = ? WHERE id = ?`, micros(now), id); err != nil {
-		return t, fmt.Errorf("revoke token %s: %w", id, err)
-	}
-	t.RevokedAt = &now
-	return t, nil
+	return nil
 }
 
 // TouchToken records that a token was used.

@@ -65,6 +65,9 @@ func (s *Store) CreateCommand(ctx context.Context, cmd releases.Command, rel rel
 		if err := t.insertRelease(ctx, ReleaseRecord{Release: rel, UpdatedAt: now}); err != nil {
 			return err
 		}
+		if err := t.notifyRelease(ctx, nil, ReleaseRecord{Release: rel, UpdatedAt: now}); err != nil {
+			return err
+		}
 		if err := t.insertCommand(ctx, cmd, now); err != nil {
 			return err
 		}
@@ -201,8 +204,21 @@ func describeCommand(c releases.Command) string {
 // ClaimCommand hands the oldest queued command of an environment to an agent, or returns nil
 // when there is none.
 func (s *Store) ClaimCommand(ctx context.Context, env string) (*CommandRecord, error) {
+	return s.ClaimCommandAs(ctx, env, "")
+}
+
+// ClaimCommandAs is ClaimCommand for the agent holding integration token tokenID. The token is
+// checked in the claim's transaction, so a poll that began before a revocation never takes a
+// command after it; the claim records the token, so that revoking it before its agent starts the
+// release puts the command back in the queue.
+func (s *Store) ClaimCommandAs(ctx context.Context, env, tokenID string) (*CommandRecord, error) {
 	var out *CommandRecord
 	err := s.inTx(ctx, func(t *tx) error {
+		if tokenID != "" {
+			if err := t.tokenUsable(ctx, tokenID); err != nil {
+				return err
+			}
+		}
 		lock := ""
 		if s.dialect == postgres {
 			lock = " FOR UPDATE SKIP LOCKED"
@@ -218,6 +234,9 @@ func (s *Store) ClaimCommand(ctx context.Context, env string) (*CommandRecord, e
 		if err != nil {
 			return err
 		}
+		if _, err := t.exec(ctx, `UPDATE commands SET claimed_by_token = ? WHERE id = ?`, tokenID, id); err != nil {
+			return fmt.Errorf("record the token that took command %s: %w", id, err)
+		}
 		if err := t.event(ctx, c.ReleaseID, phaseOf(c.Command), "An agent of environment "+env+" took the command", s.Now()); err != nil {
 			return err
 		}
@@ -225,6 +244,34 @@ func (s *Store) ClaimCommand(ctx context.Context, env string) (*CommandRecord, e
 		return nil
 	})
 	return out, err
+}
+
+// requeueClaimedBy puts back in the queue the commands that token tokenID took but whose release
+// its agent never started: that agent can no longer report, another one must run them.
+func (t *tx) requeueClaimedBy(ctx context.Context, tokenID, why string) ([]CommandRecord, error) {
+	ids, err := queryAll(ctx, t, scanString, `SELECT c.id FROM commands c JOIN releases r ON r.id = c.release_id
+		WHERE c.claimed_by_token = ? AND c.state = ? AND r.status = ?`, tokenID, releases.CommandDispatched, releases.StatusPending)
+	if err != nil {
+		return nil, fmt.Errorf("find commands taken by token %s: %w", tokenID, err)
+	}
+	var out []CommandRecord
+	for _, id := range ids {
+		c, err := t.mutateCommand(ctx, id, func(c *CommandRecord) error {
+			c.DispatchedAt = nil
+			return releases.RequeueCommand(&c.Command)
+		})
+		if err != nil {
+			return out, err
+		}
+		if _, err := t.exec(ctx, `UPDATE commands SET claimed_by_token = '' WHERE id = ?`, id); err != nil {
+			return out, fmt.Errorf("clear the token of command %s: %w", id, err)
+		}
+		if err := t.event(ctx, c.ReleaseID, phaseOf(c.Command), why, t.s.Now()); err != nil {
+			return out, err
+		}
+		out = append(out, c)
+	}
+	return out, nil
 }
 
 // Command reads one command.

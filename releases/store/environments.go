@@ -14,22 +14,23 @@ import (
 
 var nameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_-]{0,62}$`)
 
-// ValidName reports whether s can name an environment: letters, digits, - and _, up to 63.
+// ValidName reports whether s can name a user: letters, digits, - and _, up to 63.
 func ValidName(s string) bool { return nameRE.MatchString(s) }
 
 // PutEnvironment creates the environment, or updates it when one of that name exists.
 func (s *Store) PutEnvironment(ctx context.Context, e releases.Environment) error {
-	if !ValidName(e.Name) {
-		return errf(ErrInvalid, "environment name %q is not valid: use letters, digits, - and _ (for example dev, staging, prod)", e.Name)
+	if err := releases.CheckEnvironmentName(e.Name); err != nil {
+		return fromDomain(err)
 	}
 	if e.Kind != "local" && e.Kind != "sagemaker" {
 		return errf(ErrInvalid, "environment %s: kind %q is not valid: use sagemaker (AWS) or local (sagedeploy local)", e.Name, e.Kind)
 	}
-	_, err := s.exec(ctx, `INSERT INTO environments (name, kind, region, account, endpoint_url, requires_approval, ordinal, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+	_, err := s.exec(ctx, `INSERT INTO environments (name, kind, region, account, endpoint_url, requires_approval, allow_self_approval, ordinal, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, region = excluded.region, account = excluded.account,
-			endpoint_url = excluded.endpoint_url, requires_approval = excluded.requires_approval, ordinal = excluded.ordinal`,
-		e.Name, e.Kind, e.Region, e.Account, e.EndpointURL, b2i(e.RequiresApproval), e.Position, micros(s.Now()))
+			endpoint_url = excluded.endpoint_url, requires_approval = excluded.requires_approval,
+			allow_self_approval = excluded.allow_self_approval, ordinal = excluded.ordinal`,
+		e.Name, e.Kind, e.Region, e.Account, e.EndpointURL, b2i(e.RequiresApproval), b2i(e.AllowSelfApproval), e.Position, micros(s.Now()))
 	if err != nil {
 		return fmt.Errorf("save environment %s: %w", e.Name, err)
 	}
@@ -38,7 +39,7 @@ func (s *Store) PutEnvironment(ctx context.Context, e releases.Environment) erro
 
 // Environment reads one environment.
 func (s *Store) Environment(ctx context.Context, name string) (releases.Environment, error) {
-	e, err := scanEnvironment(s.row(ctx, `SELECT name, kind, region, account, endpoint_url, requires_approval, ordinal FROM environments WHERE name = ?`, name))
+	e, err := scanEnvironment(s.row(ctx, `SELECT `+envCols+` FROM environments WHERE name = ?`, name))
 	if errors.Is(err, sql.ErrNoRows) {
 		return e, s.unknownEnvironment(ctx, name)
 	}
@@ -64,7 +65,7 @@ func (s *Store) unknownEnvironment(ctx context.Context, name string) error {
 
 // Environments lists environments in pipeline order.
 func (s *Store) Environments(ctx context.Context) ([]releases.Environment, error) {
-	out, err := queryAll(ctx, s, scanEnvironment, `SELECT name, kind, region, account, endpoint_url, requires_approval, ordinal FROM environments ORDER BY ordinal, name`)
+	out, err := queryAll(ctx, s, scanEnvironment, `SELECT `+envCols+` FROM environments ORDER BY ordinal, name`)
 	if err != nil {
 		return nil, fmt.Errorf("list environments: %w", err)
 	}
@@ -90,11 +91,13 @@ func (s *Store) NextEnvironment(ctx context.Context, name string) (releases.Envi
 
 type scanner interface{ Scan(dest ...any) error }
 
+const envCols = `name, kind, region, account, endpoint_url, requires_approval, allow_self_approval, ordinal`
+
 func scanEnvironment(r scanner) (releases.Environment, error) {
 	var e releases.Environment
-	var approval int
-	err := r.Scan(&e.Name, &e.Kind, &e.Region, &e.Account, &e.EndpointURL, &approval, &e.Position)
-	e.RequiresApproval = approval != 0
+	var approval, self int
+	err := r.Scan(&e.Name, &e.Kind, &e.Region, &e.Account, &e.EndpointURL, &approval, &self, &e.Position)
+	e.RequiresApproval, e.AllowSelfApproval = approval != 0, self != 0
 	return e, err
 }
 

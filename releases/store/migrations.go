@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"strings"
 )
@@ -176,51 +177,107 @@ var migrations = []migration{
 		`UPDATE releases SET reason = 'rejected' WHERE status = 'canceled' AND rejected_by <> ''`,
 		`UPDATE releases SET reason = 'canceled' WHERE status = 'canceled' AND rejected_by = ''`,
 	}},
+	{4, "four eyes at the gate; which token took a command", []string{
+		// Off by default, so every gate refuses the requester's own approval until an admin allows it.
+		`ALTER TABLE environments ADD COLUMN allow_self_approval INTEGER NOT NULL DEFAULT 0`,
+		// A command handed to a token that is revoked before its agent started the release goes back
+		// to the queue: the claim must say which token took it.
+		`ALTER TABLE commands ADD COLUMN claimed_by_token TEXT NOT NULL DEFAULT ''`,
+	}},
+	{5, "webhooks and their delivery outbox", webhookSchema},
+	{6, "observed endpoints (drift) and their metrics", []string{
+		// One row per component: the agent's latest look at its endpoint, the drift found then
+		// (empty: none), and the state a user adopted from an observation.
+		`CREATE TABLE component_observations (
+			environment TEXT NOT NULL,
+			model TEXT NOT NULL,
+			observed_json TEXT NOT NULL,
+			observed_at BIGINT NOT NULL,
+			drift_json TEXT NOT NULL DEFAULT '',
+			drift_since BIGINT,
+			adopted_config TEXT NOT NULL DEFAULT '',
+			adopted_at BIGINT,
+			PRIMARY KEY (environment, model)
+		)`,
+		// CloudWatch points as the agent read them, one per metric and period start.
+		`CREATE TABLE metric_points (
+			environment TEXT NOT NULL,
+			model TEXT NOT NULL,
+			metric TEXT NOT NULL,
+			at BIGINT NOT NULL,
+			value DOUBLE PRECISION NOT NULL,
+			PRIMARY KEY (environment, model, metric, at)
+		)`,
+	}},
 }
 
 // SchemaVersion is the newest migration this build knows.
 func SchemaVersion() int { return migrations[len(migrations)-1].version }
 
+// migrationLock is the Postgres advisory lock key that serializes schema changes of servers
+// sharing one database.
+const migrationLock = 4571001
+
+// migrate brings the schema up to date on one connection. On Postgres that connection first
+// takes the advisory lock, before any DDL: even CREATE TABLE IF NOT EXISTS races in Postgres'
+// catalog when two servers run it at once on an empty database.
 func (s *Store) migrate(ctx context.Context) error {
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("connect to %s for migrations: %w", s.where, err)
+	}
+	defer conn.Close()
+	if s.dialect == postgres {
+		if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, migrationLock); err != nil {
+			return fmt.Errorf("take the migration lock on %s: %w", s.where, err)
+		}
+		// The lock belongs to the session; release it before the connection returns to the pool.
+		defer conn.ExecContext(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, migrationLock)
+	}
 	create := `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)`
-	if _, err := s.db.ExecContext(ctx, create); err != nil {
+	if _, err := conn.ExecContext(ctx, create); err != nil {
 		return fmt.Errorf("prepare schema_migrations in %s: %w", s.where, err)
 	}
 	for _, m := range migrations {
-		err := s.inTx(ctx, func(t *tx) error {
-			if s.dialect == postgres {
-				// Serializes servers that start at the same time against one database.
-				if _, err := t.exec(ctx, `SELECT pg_advisory_xact_lock(4571001)`); err != nil {
-					return err
-				}
-			}
-			var n int
-			if err := t.row(ctx, `SELECT COUNT(*) FROM schema_migrations WHERE version = ?`, m.version).Scan(&n); err != nil {
-				return err
-			}
-			if n > 0 {
-				return nil
-			}
-			for _, stmt := range m.stmts {
-				if _, err := t.exec(ctx, s.ddl(stmt)); err != nil {
-					return fmt.Errorf("%w in: %s", err, firstLine(stmt))
-				}
-			}
-			_, err := t.exec(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`, m.version, m.name, micros(s.Now()))
-			return err
-		})
-		if err != nil {
+		if err := s.apply(ctx, conn, m); err != nil {
 			return fmt.Errorf("apply migration %d (%s) to %s: %w", m.version, m.name, s.where, err)
 		}
 	}
 	var newest int
-	if err := s.row(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&newest); err != nil {
+	if err := conn.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&newest); err != nil {
 		return fmt.Errorf("read schema version: %w", err)
 	}
 	if newest > SchemaVersion() {
 		return fmt.Errorf("database %s has schema version %d, newer than this sagedeploy knows (%d): upgrade sagedeploy", s.where, newest, SchemaVersion())
 	}
 	return nil
+}
+
+// apply runs migration m in one transaction on conn unless it is recorded as applied.
+func (s *Store) apply(ctx context.Context, conn *sql.Conn, m migration) error {
+	sqlTx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin transaction: %w", err)
+	}
+	t := &tx{s: s, tx: sqlTx}
+	err = func() error {
+		var n int
+		if err := t.row(ctx, `SELECT COUNT(*) FROM schema_migrations WHERE version = ?`, m.version).Scan(&n); err != nil || n > 0 {
+			return err
+		}
+		for _, stmt := range m.stmts {
+			if _, err := t.exec(ctx, s.ddl(stmt)); err != nil {
+				return fmt.Errorf("%w in: %s", err, firstLine(stmt))
+			}
+		}
+		_, err := t.exec(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`, m.version, m.name, micros(s.Now()))
+		return err
+	}()
+	if err != nil {
+		_ = sqlTx.Rollback()
+		return err
+	}
+	return sqlTx.Commit()
 }
 
 func (s *Store) ddl(stmt string) string {

@@ -125,7 +125,7 @@ func (t *tx) updateRelease(ctx context.Context, r ReleaseRecord) error {
 }
 
 func (t *tx) environment(ctx context.Context, name string) (releases.Environment, error) {
-	e, err := scanEnvironment(t.row(ctx, `SELECT name, kind, region, account, endpoint_url, requires_approval, ordinal FROM environments WHERE name = ?`, name))
+	e, err := scanEnvironment(t.row(ctx, `SELECT `+envCols+` FROM environments WHERE name = ?`, name))
 	if errors.Is(err, sql.ErrNoRows) {
 		return e, t.s.unknownEnvironment(ctx, name)
 	}
@@ -164,6 +164,9 @@ func (t *tx) mutateRelease(ctx context.Context, id string, fn func(t *tx, r *Rel
 	}
 	r.UpdatedAt = t.s.Now()
 	if err := t.updateRelease(ctx, r); err != nil {
+		return loaded, err
+	}
+	if err := t.notifyRelease(ctx, &loaded, r); err != nil {
 		return loaded, err
 	}
 	return t.release(ctx, id)
@@ -206,6 +209,9 @@ func (t *tx) openRelease(ctx context.Context, st releases.ReleaseStart) (Release
 	}, UpdatedAt: now}
 	releases.Open(&r.Release, env, now)
 	if err := t.insertRelease(ctx, r); err != nil {
+		return r, err
+	}
+	if err := t.notifyRelease(ctx, nil, r); err != nil {
 		return r, err
 	}
 	if err := t.supersedeRerun(ctx, r, now); err != nil {
@@ -401,10 +407,17 @@ func (t *tx) ended(ctx context.Context, r *ReleaseRecord, f releases.ReleaseFini
 func (s *Store) Approve(ctx context.Context, id, user string) (ReleaseRecord, error) {
 	return s.mutateRelease(ctx, id, func(t *tx, r *ReleaseRecord) error {
 		now := t.s.Now()
-		if err := releases.Approve(&r.Release, user, now); err != nil {
+		env, err := t.environment(ctx, r.Environment)
+		if err != nil {
+			return err
+		}
+		if err := releases.Approve(&r.Release, env, user, now); err != nil {
 			return err
 		}
 		msg := "Approved by " + user
+		if req := r.Requester(); req != "" {
+			msg += " (requested by " + req + ")"
+		}
 		if r.CommandID != "" {
 			msg += "; queued for an agent of environment " + r.Environment
 			if err := t.followCommand(ctx, r.CommandID, releases.ApproveCommand, ""); err != nil {

@@ -1,14 +1,16 @@
 // Package store keeps the release server's state — environments, components, versions, releases
-// with their events, agent commands, users, sessions, integration tokens and the audit log — in
-// SQLite (default, pure Go, one file in the data dir) or PostgreSQL, with one schema and
-// versioned migrations applied at open.
+// with their events, agent commands, users, sessions, integration tokens, webhooks with their
+// delivery outbox, and the audit log — in SQLite (default, pure Go, one file in the data dir) or
+// PostgreSQL, with one schema and versioned migrations applied at open.
 package store
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -80,6 +82,8 @@ type Config struct {
 	DataDir     string
 	// Now is the clock; nil means time.Now. Tests set it to move time.
 	Now func() time.Time
+	// Logger gets the warnings of opening (permissions fixed); nil means slog.Default().
+	Logger *slog.Logger
 }
 
 // Store is the release server's state. It is safe for concurrent use.
@@ -127,6 +131,9 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		}
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("create data dir %s: %w", dir, err)
+		}
+		if err := secureDataDir(dir, cmp.Or(cfg.Logger, slog.Default())); err != nil {
+			return nil, err
 		}
 		path := filepath.Join(dir, SQLiteFile)
 		// synchronous=FULL makes every acknowledged commit survive a kill -9 or power cut; WAL lets

@@ -23,10 +23,11 @@ func Static() fs.FS {
 	return sub
 }
 
-// Pages parses every page template together with the layout and the shared partials. The map is
+// Pages parses every page template together with the layout and the shared partials
+// (partials*.html). The map is
 // keyed by page name ("overview", "release", ...); execute its "layout" template.
 func Pages(funcs template.FuncMap) (map[string]*template.Template, error) {
-	base, err := template.New("layout").Funcs(funcs).ParseFS(files, "templates/layout.html", "templates/partials.html")
+	base, err := template.New("layout").Funcs(funcs).ParseFS(files, "templates/layout.html", "templates/partials*.html", "templates/parts/*.html")
 	if err != nil {
 		return nil, fmt.Errorf("parse dashboard layout: %w", err)
 	}
@@ -37,7 +38,7 @@ func Pages(funcs template.FuncMap) (map[string]*template.Template, error) {
 	pages := map[string]*template.Template{}
 	for _, n := range names {
 		name := strings.TrimSuffix(path.Base(n), ".html")
-		if name == "layout" || name == "partials" {
+		if name == "layout" || strings.HasPrefix(name, "partials") {
 			continue
 		}
 		t, err := base.Clone()

@@ -65,7 +65,7 @@ func Start(t testing.TB, o Options) *Env {
 	if dir == "" {
 		dir = t.TempDir()
 	}
-	st, err := store.Open(context.Background(), store.Config{DataDir: dir, Now: o.Now})
+	st, err := store.Open(context.Background(), store.Config{DataDir: dir, Now: o.Now, Logger: TestLogger(t)})
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}
