@@ -302,28 +302,10 @@ func (d *Deployer) pointRequestFor(req DeployRequest, cfg configInfo, res *Deplo
 	}
 }
 
-// point makes the endpoint serve the new configuration and records what serves afterwards. The
-// variant's autoscaling is deregistered around the update and registered again after it.
+// point makes the endpoint serve the new configuration and records what serves afterwards.
 func (d *Deployer) point(ctx context.Context, run *deployRun, pr pointRequest, snap *endpointSnapshot) error {
 	res := &run.res
-	var scaling *savedScaling
-	if cur, ok := snap.serving(); ok && cur.Name != pr.Config.Name {
-		var err error
-		if scaling, err = d.suspendScaling(ctx, snap, run.tr.sink); err != nil {
-			return err
-		}
-	}
-	out, err := d.pointEndpoint(ctx, pr, snap, run.tr.sink)
-	if scaling != nil {
-		variant := pr.Config.Variant
-		if out.Replaced != nil {
-			variant = out.Replaced.Variant
-		}
-		// Its own context: a deploy that timed out must still give the endpoint its scaling back.
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-		err = errors.Join(err, d.resumeScaling(rctx, scaling, cmp.Or(variant, DefaultVariant), run.tr.sink))
-		cancel()
-	}
+	out, err := d.pointScaled(ctx, pr, snap, run.tr.sink)
 	res.Created, res.Changed, res.EndpointStatus = out.Created, out.Changed, out.Status
 	run.endpointStatus, run.replaced = out.Status, out.Replaced
 	if out.Previous != nil {
@@ -334,6 +316,36 @@ func (d *Deployer) point(ctx context.Context, run *deployRun, pr pointRequest, s
 		run.serving = &res.Version
 	}
 	return err
+}
+
+// pointScaled is pointEndpoint with the variant's autoscaling deregistered around the update and
+// registered again after it, on the variant that serves then. snap nil: read the endpoint first.
+func (d *Deployer) pointScaled(ctx context.Context, pr pointRequest, snap *endpointSnapshot, sink func(Event)) (pointResult, error) {
+	if snap == nil {
+		var err error
+		if snap, err = d.readEndpoint(ctx, pr.Endpoint); err != nil {
+			return pointResult{}, err
+		}
+	}
+	var scaling *savedScaling
+	if cur, ok := snap.serving(); ok && cur.Name != pr.Config.Name {
+		var err error
+		if scaling, err = d.suspendScaling(ctx, snap, sink); err != nil {
+			return pointResult{}, err
+		}
+	}
+	out, err := d.pointEndpoint(ctx, pr, snap, sink)
+	if scaling != nil {
+		variant := pr.Config.Variant
+		if out.Replaced != nil {
+			variant = out.Replaced.Variant
+		}
+		// Its own context: a deploy that timed out must still give the endpoint its scaling back.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		err = errors.Join(err, d.resumeScaling(rctx, scaling, cmp.Or(variant, DefaultVariant), sink))
+		cancel()
+	}
+	return out, err
 }
 
 // verifyDeploy checks the new version's answer; on failure it rolls back when asked.

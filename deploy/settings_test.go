@@ -1,6 +1,7 @@
 package deploy_test
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sagemaker/types"
 
 	"github.com/sagedeploy/sagedeploy/deploy"
+	"github.com/sagedeploy/sagedeploy/examples/abalone"
 	"github.com/sagedeploy/sagedeploy/releases"
 )
 
@@ -149,6 +151,14 @@ func TestAutoscalingSurvivesAnUpdate(t *testing.T) {
 	register(t, d, "abalone", 2, true)
 	if _, err := d.Deploy(ctx, deploy.DeployRequest{Model: "abalone", Environment: "dev"}); err != nil {
 		t.Fatalf("update: %v\n%s", err, ev.text())
+	}
+	expectVersion(t, d, "abalone-dev", 2)
+	// A failed verification rolls back through one more update: the scaling survives that too.
+	register(t, d, "abalone", 1, true) // version 3
+	_, err := d.Deploy(ctx, deploy.DeployRequest{Model: "abalone", Environment: "dev", RollbackOnFailure: true,
+		Verify: &deploy.Verification{Body: abalone.SampleCSV(), ContentType: "text/csv", Expect: deploy.MustParseExpectation("100..200")}})
+	if !errors.Is(err, deploy.ErrVerification) {
+		t.Fatalf("deploy that fails its verification: %v", err)
 	}
 	expectVersion(t, d, "abalone-dev", 2)
 	c, res := autoscaling(l), "endpoint/abalone-dev/variant/AllTraffic"
