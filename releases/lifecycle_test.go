@@ -431,7 +431,7 @@ func TestReportChecks(t *testing.T) {
 		{"a scale needs no version", releases.ReleaseStart{Environment: "dev", Model: "abalone", Kind: releases.KindScale}.Check(), "", nil},
 		{"a start into a command's release needs no version", releases.ReleaseStart{ID: "r1", Environment: "dev", Model: "abalone", Kind: releases.KindRestore}.Check(), "", nil},
 		{"a start without names", releases.ReleaseStart{Kind: releases.KindDeploy}.Check(), releases.EINVALID, []string{"missing environment, model"}},
-		{"an unknown kind", releases.ReleaseStart{Environment: "dev", Model: "abalone", Kind: "yolo"}.Check(), releases.EINVALID, []string{`"yolo"`, "deploy, promote, restore or scale"}},
+		{"an unknown kind", releases.ReleaseStart{Environment: "dev", Model: "abalone", Kind: "yolo"}.Check(), releases.EINVALID, []string{`"yolo"`, "deploy, promote, restore, rollback or scale"}},
 		{"a deploy without a version", releases.ReleaseStart{Environment: "dev", Model: "abalone", Kind: releases.KindDeploy}.Check(), releases.EINVALID, []string{"names no version"}},
 		{"negative instances", releases.ReleaseStart{Environment: "dev", Model: "abalone", Kind: releases.KindDeploy, Version: v3, InstanceCount: -1}.Check(), releases.EINVALID, []string{"negative"}},
 		{"a finish", releases.ReleaseFinish{Status: releases.StatusFailed, Reason: releases.ReasonRolledBack}.Check(), "", nil},

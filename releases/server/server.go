@@ -140,6 +140,7 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /api/v1/releases/{id}", s.api(a.apiGetRelease))
 	m.HandleFunc("POST /api/v1/releases/{id}/events", s.api(a.apiAddEvent))
 	m.HandleFunc("POST /api/v1/releases/{id}/finish", s.api(a.apiFinishRelease))
+	m.HandleFunc("POST /api/v1/releases/{id}/heartbeat", s.api(a.apiHeartbeat))
 	m.HandleFunc("GET /api/v1/releases/{id}/stream", streams{s}.apiStream)
 	m.HandleFunc("POST /api/v1/releases/{id}/approve", s.api(a.apiApprove))
 	m.HandleFunc("POST /api/v1/releases/{id}/reject", s.api(a.apiReject))
