@@ -25,6 +25,10 @@ type pointRequest struct {
 	HistoryKind      string
 	Timeout          time.Duration
 	LockTimeout      time.Duration
+	// StepTimeout, when set, is how long each blue/green stage may take (see waitSpec.step).
+	StepTimeout time.Duration
+	// Alarms are the rollback alarms a bake watches, named in its events.
+	Alarms []string
 }
 
 type pointResult struct {

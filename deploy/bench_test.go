@@ -58,3 +58,44 @@ func BenchmarkRepointEndpoint(b *testing.B) {
 	b.ReportMetric(float64(dep.Nanoseconds())/float64(b.N), "deployer-ns/op")
 	b.ReportMetric(float64(dep)/float64(sdk), "ratio")
 }
+
+// BenchmarkPreflight measures what the preflight checks add to an update on the local SageMaker:
+// the same re-pointing with and without them, alternating in one run. The ratio metric is
+// with / without.
+func BenchmarkPreflight(b *testing.B) {
+	l := startLocal(b)
+	d, _ := l.deployer(nil)
+	ctx := context.Background()
+	var cfgs [2]string
+	for i, v := range []int{1, 2} {
+		register(b, d, "abalone", v, true)
+		r, err := d.Deploy(ctx, deploy.DeployRequest{Model: "abalone", Environment: "dev", Version: v})
+		if err != nil {
+			b.Fatal(err)
+		}
+		cfgs[i] = r.EndpointConfigName
+	}
+	var with, without time.Duration
+	var nWith, nWithout int
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		// Each deploy re-points to the other configuration; every other one skips preflight.
+		skip := i%2 == 0
+		start := time.Now()
+		if _, err := d.Deploy(ctx, deploy.DeployRequest{Model: "abalone", Environment: "dev", EndpointConfigName: cfgs[i%2], SkipPreflight: skip}); err != nil {
+			b.Fatal(err)
+		}
+		if skip {
+			without, nWithout = without+time.Since(start), nWithout+1
+		} else {
+			with, nWith = with+time.Since(start), nWith+1
+		}
+	}
+	if nWith == 0 || nWithout == 0 {
+		return
+	}
+	with, without = with/time.Duration(nWith), without/time.Duration(nWithout)
+	b.ReportMetric(float64(with.Nanoseconds()), "with-ns/op")
+	b.ReportMetric(float64(without.Nanoseconds()), "without-ns/op")
+	b.ReportMetric(float64(with)/float64(without), "ratio")
+}

@@ -39,6 +39,9 @@ type CreateEndpointConfigRequest struct {
 	InstanceCount int
 	PipelineID    string
 	ProjectID     string
+
+	// settings, when set, are carried over from the configuration the endpoint runs.
+	settings *endpointSettings
 }
 
 // CreateEndpointConfigResult names the configuration and what it serves.
@@ -85,21 +88,31 @@ type configPlan struct {
 	itype     string
 	count     int
 	name      string
+	settings  endpointSettings
 }
 
 func (p configPlan) info() configInfo {
-	return configInfo{Name: p.name, ModelName: p.modelName, Version: p.version, InstanceType: p.itype, InstanceCount: p.count, Variant: DefaultVariant}
+	return configInfo{Name: p.name, ModelName: p.modelName, Version: p.version, InstanceType: p.itype, InstanceCount: p.count,
+		Variant: p.settings.variant(), Settings: p.settings}
 }
 
 func (d *Deployer) planConfig(ctx context.Context, req CreateEndpointConfigRequest, sink func(Event)) (configPlan, error) {
 	if err := checkTarget(req.Model, req.Environment); err != nil {
 		return configPlan{}, err
 	}
-	itype, count, err := instanceSettings(req.InstanceType, req.InstanceCount)
-	if err != nil {
-		return configPlan{}, err
+	var kept endpointSettings
+	if req.settings != nil {
+		kept = *req.settings
 	}
-	p := configPlan{req: req, itype: itype, count: count}
+	itype, count := "", 0
+	if !kept.serverlessUnlessAsked(req.InstanceType, req.InstanceCount) {
+		var err error
+		if itype, count, err = instanceSettings(req.InstanceType, req.InstanceCount); err != nil {
+			return configPlan{}, err
+		}
+		kept.Serverless = nil // instances asked for: no longer serverless
+	}
+	p := configPlan{req: req, itype: itype, count: count, settings: kept}
 	if req.ModelName != "" {
 		v, err := d.modelVersion(ctx, req.ModelName)
 		if err != nil {
@@ -113,7 +126,11 @@ func (d *Deployer) planConfig(ctx context.Context, req CreateEndpointConfigReque
 		}
 		p.model, p.modelName, p.version = &m, m.name, m.version
 	}
-	settings := strings.Join([]string{p.modelName, itype, strconv.Itoa(count), DefaultVariant}, "|")
+	parts := []string{p.modelName, itype, strconv.Itoa(count), kept.variant()}
+	if k := kept.key(); k != "" {
+		parts = append(parts, k)
+	}
+	settings := strings.Join(parts, "|")
 	p.name = naming.EndpointConfig(req.Model, req.Environment, p.version.Number, req.PipelineID, settings)
 	return p, nil
 }
@@ -139,17 +156,7 @@ func (d *Deployer) applyConfig(ctx context.Context, p configPlan, sink func(Even
 		return res, fmt.Errorf("describe endpoint configuration %s: %w", name, err)
 	}
 	tags := versionTags(d.baseTags(req.Model, req.Environment, req.PipelineID, req.ProjectID), res.Version)
-	out, err := d.sm.CreateEndpointConfig(ctx, &sagemaker.CreateEndpointConfigInput{
-		EndpointConfigName: aws.String(name),
-		ProductionVariants: []types.ProductionVariant{{
-			VariantName:          aws.String(DefaultVariant),
-			ModelName:            aws.String(res.ModelName),
-			InstanceType:         types.ProductionVariantInstanceType(p.itype),
-			InitialInstanceCount: aws.Int32(int32(p.count)),
-			InitialVariantWeight: aws.Float32(1),
-		}},
-		Tags: sdkTags(tags),
-	})
+	out, err := d.sm.CreateEndpointConfig(ctx, configInput(p, tags))
 	if err != nil {
 		if isAlreadyExists(err) {
 			d.emit(Event{Phase: releases.PhaseEndpointConfig, Message: fmt.Sprintf("endpoint configuration %s was created concurrently; reusing it", name)}, sink)
@@ -159,8 +166,40 @@ func (d *Deployer) applyConfig(ctx context.Context, p configPlan, sink func(Even
 	}
 	res.EndpointConfigARN = aws.ToString(out.EndpointConfigArn)
 	res.Created = true
-	d.emit(Event{Phase: releases.PhaseEndpointConfig, Message: fmt.Sprintf("created endpoint configuration %s: %s × %d serving model %s", name, p.itype, p.count, res.ModelName)}, sink)
+	what := fmt.Sprintf("%s × %d", p.itype, p.count)
+	if p.settings.Serverless != nil {
+		what = "serverless"
+	}
+	if kept := p.settings.describe(); kept != "" {
+		what += ", keeping " + kept
+	}
+	d.emit(Event{Phase: releases.PhaseEndpointConfig, Message: fmt.Sprintf("created endpoint configuration %s: %s serving model %s as variant %s", name, what, res.ModelName, p.settings.variant())}, sink)
 	return res, nil
+}
+
+// configInput is the CreateEndpointConfig call of a plan: one variant with the plan's model,
+// instances (or serverless capacity) and the settings carried over.
+func configInput(p configPlan, tags map[string]string) *sagemaker.CreateEndpointConfigInput {
+	pv := types.ProductionVariant{
+		VariantName:          aws.String(p.settings.variant()),
+		ModelName:            aws.String(p.modelName),
+		InitialVariantWeight: aws.Float32(1),
+		ServerlessConfig:     p.settings.Serverless,
+	}
+	if p.settings.Serverless == nil {
+		pv.InstanceType, pv.InitialInstanceCount = types.ProductionVariantInstanceType(p.itype), aws.Int32(int32(p.count))
+	}
+	in := &sagemaker.CreateEndpointConfigInput{
+		EndpointConfigName:   aws.String(p.name),
+		ProductionVariants:   []types.ProductionVariant{pv},
+		DataCaptureConfig:    p.settings.DataCapture,
+		AsyncInferenceConfig: p.settings.Async,
+		Tags:                 sdkTags(tags),
+	}
+	if p.settings.KmsKeyID != "" {
+		in.KmsKeyId = aws.String(p.settings.KmsKeyID)
+	}
+	return in
 }
 
 // checkTarget validates the model and environment of a request.
@@ -210,6 +249,7 @@ type configInfo struct {
 	InstanceCount int
 	Variant       string
 	CreatedAt     time.Time
+	Settings      endpointSettings
 }
 
 // describeConfig reads an endpoint configuration and the version its (first) variant's model serves.
@@ -227,6 +267,7 @@ func (d *Deployer) describeConfig(ctx context.Context, name string) (configInfo,
 	ci.InstanceType = string(pv.InstanceType)
 	ci.InstanceCount = int(aws.ToInt32(pv.InitialInstanceCount))
 	ci.Variant = aws.ToString(pv.VariantName)
+	ci.Settings = settingsOf(out)
 	v, err := d.modelVersion(ctx, ci.ModelName)
 	if err != nil {
 		return ci, err

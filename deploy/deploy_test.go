@@ -354,7 +354,9 @@ func TestFailingNewVersionLeavesTheOldOneServing(t *testing.T) {
 				t.Fatal(err)
 			}
 			bad := tc.artifact(t, l, d)
-			res, err := d.Deploy(ctx, deploy.DeployRequest{Model: "abalone", Environment: "prod"})
+			// Preflight would refuse the missing artifact (see preflight_test.go): skip it to see
+			// what SageMaker does with it.
+			res, err := d.Deploy(ctx, deploy.DeployRequest{Model: "abalone", Environment: "prod", SkipPreflight: true})
 			if !errors.Is(err, deploy.ErrRolledBack) {
 				t.Fatalf("deploying the bad version %d: err = %v\n%s", bad.Version.Number, err, ev.text())
 			}
@@ -375,7 +377,7 @@ func TestFailingNewVersionLeavesTheOldOneServing(t *testing.T) {
 				t.Errorf("history after a rolled-back update = %+v, want only version 1, current", h.Entries)
 			}
 			// A first deploy of a bad version fails, serves nothing and leaves no failed endpoint behind.
-			_, err = d.Deploy(ctx, deploy.DeployRequest{Model: "abalone", Environment: "dev", Version: bad.Version.Number})
+			_, err = d.Deploy(ctx, deploy.DeployRequest{Model: "abalone", Environment: "dev", Version: bad.Version.Number, SkipPreflight: true})
 			if !errors.Is(err, deploy.ErrDeployFailed) || !strings.Contains(err.Error(), "nothing was serving") {
 				t.Fatalf("first deploy of a bad version: %v", err)
 			}
@@ -457,7 +459,7 @@ func TestRollbackToPreviousAndToAVersion(t *testing.T) {
 	if err != nil {
 		t.Fatalf("rollback: %v", err)
 	}
-	if rb.Version.Number != 1 || rb.EndpointConfigName != first.EndpointConfigName || rb.Kind != "restore" {
+	if rb.Version.Number != 1 || rb.EndpointConfigName != first.EndpointConfigName || rb.Kind != "rollback" {
 		t.Fatalf("rollback went to version %d config %s (kind %s), want version 1 on its old config %s", rb.Version.Number, rb.EndpointConfigName, rb.Kind, first.EndpointConfigName)
 	}
 	expectVersion(t, d, "abalone-prod", 1)
@@ -491,7 +493,7 @@ func TestRollbackToPreviousAndToAVersion(t *testing.T) {
 	for _, e := range h.Entries {
 		seq = append(seq, fmt.Sprintf("v%d:%s", e.Version, e.Kind))
 	}
-	if got, want := strings.Join(seq, " "), "v1:deploy v2:deploy v1:restore v3:deploy v2:restore"; got != want {
+	if got, want := strings.Join(seq, " "), "v1:deploy v2:deploy v1:rollback v3:deploy v2:rollback"; got != want {
 		t.Errorf("history = %s, want %s", got, want)
 	}
 	if !h.Entries[len(h.Entries)-1].Current {

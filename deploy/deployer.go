@@ -38,9 +38,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
+	"github.com/aws/aws-sdk-go-v2/service/applicationautoscaling"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sagemaker"
 	"github.com/aws/aws-sdk-go-v2/service/sagemakerruntime"
+	"github.com/aws/aws-sdk-go-v2/service/servicequotas"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go/middleware"
 
@@ -81,6 +84,12 @@ type Options struct {
 	// ApprovalPoll is the longest interval between checks of a release pending at an approval
 	// gate (checks start at 50ms and back off to it); 2s when zero.
 	ApprovalPoll time.Duration
+	// TriggerUser is who runs the deployer — the CI user (CIRCLE_USERNAME, GITHUB_ACTOR) or the
+	// person at the terminal — recorded on releases as who triggered them.
+	TriggerUser string
+	// Heartbeat is how often a wait tells the release server the deployer is alive (a bake
+	// reports nothing for minutes); DefaultHeartbeat when zero, more often when the server asks.
+	Heartbeat time.Duration
 	// Progress, when set, receives every progress event (including Tick events while waiting).
 	// It is called from the goroutine running the operation.
 	Progress func(Event)
@@ -118,6 +127,9 @@ type Deployer struct {
 	rt      *sagemakerruntime.Client
 	s3      *s3.Client
 	sts     *sts.Client
+	cw      *cloudwatch.Client
+	aas     *applicationautoscaling.Client
+	sq      *servicequotas.Client
 	region  string
 	local   bool
 	now     func() time.Time
@@ -174,6 +186,21 @@ func New(ctx context.Context, opts Options) (*Deployer, error) {
 		}
 	})
 	d.rt = sagemakerruntime.NewFromConfig(cfg, func(o *sagemakerruntime.Options) {
+		if local {
+			o.BaseEndpoint = aws.String(opts.EndpointURL)
+		}
+	})
+	d.aas = applicationautoscaling.NewFromConfig(cfg, func(o *applicationautoscaling.Options) {
+		if local {
+			o.BaseEndpoint = aws.String(opts.EndpointURL)
+		}
+	})
+	d.cw = cloudwatch.NewFromConfig(cfg, func(o *cloudwatch.Options) {
+		if local {
+			o.BaseEndpoint = aws.String(opts.EndpointURL)
+		}
+	})
+	d.sq = servicequotas.NewFromConfig(cfg, func(o *servicequotas.Options) {
 		if local {
 			o.BaseEndpoint = aws.String(opts.EndpointURL)
 		}

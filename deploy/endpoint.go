@@ -3,6 +3,7 @@ package deploy
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -58,9 +59,14 @@ type DeployRequest struct {
 	ReleaseID string
 	// Trigger overrides who started the release (default: the pipeline, else the CLI).
 	Trigger *releases.Trigger
+	// SkipPreflight deploys without the preflight checks (an emergency, or a check that cannot
+	// see what it needs); the checks run by default.
+	SkipPreflight bool
 
 	kind        releases.Kind // deploy unless Promote or Rollback set it
 	historyKind string
+	// settings are carried over from what the endpoint runs (see keepInstances).
+	settings *endpointSettings
 	// snapshot is the endpoint as the caller just read it, and config the configuration named by
 	// EndpointConfigName as it described it: Deploy does not read them again.
 	snapshot *endpointSnapshot
@@ -86,17 +92,23 @@ type DeployResult struct {
 	Created bool `json:"created"`
 	Changed bool `json:"changed"`
 	// ModelCreated and ConfigCreated say whether this call had to create them.
-	ModelCreated  bool          `json:"model_created"`
-	ConfigCreated bool          `json:"endpoint_config_created"`
-	Strategy      string        `json:"strategy"`
-	Verification  *VerifyResult `json:"verification,omitempty"`
+	ModelCreated  bool   `json:"model_created"`
+	ConfigCreated bool   `json:"endpoint_config_created"`
+	Strategy      string `json:"strategy"`
+	// Steps are the blue/green traffic shifts and bakes, as the release's events show them.
+	Steps []Event `json:"steps,omitempty"`
+	// Preflight is what each preflight check found (empty when they did not run).
+	Preflight    []Check       `json:"preflight,omitempty"`
+	Verification *VerifyResult `json:"verification,omitempty"`
 	// RolledBack: verification failed and the previous configuration was restored.
 	RolledBack bool `json:"rolled_back,omitempty"`
 	// Reason classifies a failure (empty on success): rolled back by SageMaker, verification
 	// failed, timed out, endpoint failed, or errored in sagedeploy.
 	Reason    releases.Reason `json:"reason,omitempty"`
 	ReleaseID string          `json:"release_id,omitempty"`
-	Duration  time.Duration   `json:"duration_ns"`
+	// ReleaseURL is the release's page on the release server.
+	ReleaseURL string        `json:"release_url,omitempty"`
+	Duration   time.Duration `json:"duration_ns"`
 }
 
 // Deploy makes the environment's endpoint serve a version: it finds or creates the model and the
@@ -111,6 +123,7 @@ func (d *Deployer) Deploy(ctx context.Context, req DeployRequest) (DeployResult,
 	// The one exit: every outcome gets its duration, its reason and its report.
 	run.res.Duration = d.now().Sub(run.start)
 	run.res.Reason = FailureReason(err)
+	run.res.Steps = run.tr.trafficSteps()
 	run.finish(err)
 	return run.res, err
 }
@@ -151,22 +164,25 @@ func (d *Deployer) deploy(ctx context.Context, run *deployRun, req DeployRequest
 		return err
 	}
 	res := &run.res
-	cfg, apply, err := d.prepare(ctx, req, run.tr.sink)
-	if err != nil {
-		return err
-	}
-	res.EndpointConfigName, res.ModelName, res.Version = cfg.Name, cfg.ModelName, cfg.Version
-	res.InstanceType, res.InstanceCount = cfg.InstanceType, cfg.InstanceCount
 	snap := req.snapshot
 	if snap == nil {
 		if snap, err = d.readEndpoint(ctx, res.Endpoint); err != nil {
 			return err
 		}
 	}
+	cfg, apply, err := d.prepare(ctx, req, snap, run.tr.sink)
+	if err != nil {
+		return err
+	}
+	res.EndpointConfigName, res.ModelName, res.Version = cfg.Name, cfg.ModelName, cfg.Version
+	res.InstanceType, res.InstanceCount = cfg.InstanceType, cfg.InstanceCount
 	if prev, ok := snap.serving(); ok && prev.Name != cfg.Name {
 		res.PreviousVersion, res.PreviousConfigName = &prev.Version, prev.Name
 	}
 	run.serving = res.PreviousVersion
+	if err := d.preflightDeploy(ctx, run, req, cfg, snap); err != nil {
+		return err
+	}
 	gated, err := d.startRelease(ctx, run, req, cfg)
 	if err != nil {
 		return err
@@ -191,6 +207,39 @@ func (d *Deployer) deploy(ctx context.Context, run *deployRun, req DeployRequest
 		return d.verifyDeploy(ctx, run, req, pr)
 	}
 	return nil
+}
+
+// keepInstances fills the instance settings a request leaves open with what the endpoint runs
+// now, so that an update never undoes a scaling (SageMaker's defaults apply to new endpoints
+// only), and carries the running configuration's other settings over (data capture, async,
+// serverless, variant name, KMS key).
+func keepInstances(req DeployRequest, snap *endpointSnapshot) DeployRequest {
+	cur, ok := snap.serving()
+	if !ok {
+		return req
+	}
+	kept := cur.Settings
+	if kept.serverlessUnlessAsked(req.InstanceType, req.InstanceCount) {
+		req.settings = &kept
+		return req
+	}
+	req.InstanceType = cmp.Or(req.InstanceType, cur.InstanceType)
+	if req.InstanceCount == 0 {
+		req.InstanceCount = snap.instances()
+	}
+	req.settings = &kept
+	return req
+}
+
+// preflightDeploy runs the preflight checks unless the request skips them or the endpoint already
+// serves cfg (nothing will change).
+func (d *Deployer) preflightDeploy(ctx context.Context, run *deployRun, req DeployRequest, cfg configInfo, snap *endpointSnapshot) error {
+	if cur, ok := snap.serving(); req.SkipPreflight || ok && cur.Name == cfg.Name {
+		return nil
+	}
+	checks, err := d.preflight(ctx, preflightInput{cfg: cfg, snap: snap, strategy: req.Strategy, endpoint: run.res.Endpoint}, run.tr.sink)
+	run.res.Preflight = checks
+	return err
 }
 
 // checkDeploy validates the request and fills its defaults.
@@ -225,7 +274,7 @@ func (d *Deployer) startRelease(ctx context.Context, run *deployRun, req DeployR
 		ID: req.ReleaseID, Environment: req.Environment, Model: req.Model, Kind: req.kind,
 		Version: releaseVersion(&res.Version), EndpointName: res.Endpoint, EndpointConfigName: cfg.Name,
 		InstanceType: cfg.InstanceType, InstanceCount: cfg.InstanceCount,
-		Trigger:        trigger(req.Trigger, req.PipelineID, req.ProjectID),
+		Trigger:        d.trigger(req.Trigger, req.PipelineID, req.ProjectID),
 		RestoreEnabled: req.RestoreEnabled, ScaleEnabled: req.ScaleEnabled,
 	}
 	rs.Version.Description = cmp.Or(req.Description, rs.Version.Description)
@@ -234,6 +283,7 @@ func (d *Deployer) startRelease(ctx context.Context, run *deployRun, req DeployR
 		rs.PreviousVersion = res.PreviousVersion.release()
 	}
 	res.ReleaseID, gated, err = run.tr.start(ctx, rs, run.tr.sink)
+	res.ReleaseURL = d.releaseURL(res.ReleaseID)
 	return gated, err
 }
 
@@ -247,13 +297,15 @@ func (d *Deployer) pointRequestFor(req DeployRequest, cfg configInfo, res *Deplo
 		HistoryKind:      req.historyKind,
 		Timeout:          req.Timeout + req.Strategy.totalBake(),
 		LockTimeout:      req.LockTimeout,
+		StepTimeout:      req.Timeout + req.Strategy.Bake,
+		Alarms:           req.Strategy.RollbackAlarms,
 	}
 }
 
 // point makes the endpoint serve the new configuration and records what serves afterwards.
 func (d *Deployer) point(ctx context.Context, run *deployRun, pr pointRequest, snap *endpointSnapshot) error {
 	res := &run.res
-	out, err := d.pointEndpoint(ctx, pr, snap, run.tr.sink)
+	out, err := d.pointScaled(ctx, pr, snap, run.tr.sink)
 	res.Created, res.Changed, res.EndpointStatus = out.Created, out.Changed, out.Status
 	run.endpointStatus, run.replaced = out.Status, out.Replaced
 	if out.Previous != nil {
@@ -264,6 +316,36 @@ func (d *Deployer) point(ctx context.Context, run *deployRun, pr pointRequest, s
 		run.serving = &res.Version
 	}
 	return err
+}
+
+// pointScaled is pointEndpoint with the variant's autoscaling deregistered around the update and
+// registered again after it, on the variant that serves then. snap nil: read the endpoint first.
+func (d *Deployer) pointScaled(ctx context.Context, pr pointRequest, snap *endpointSnapshot, sink func(Event)) (pointResult, error) {
+	if snap == nil {
+		var err error
+		if snap, err = d.readEndpoint(ctx, pr.Endpoint); err != nil {
+			return pointResult{}, err
+		}
+	}
+	var scaling *savedScaling
+	if cur, ok := snap.serving(); ok && cur.Name != pr.Config.Name {
+		var err error
+		if scaling, err = d.suspendScaling(ctx, snap, sink); err != nil {
+			return pointResult{}, err
+		}
+	}
+	out, err := d.pointEndpoint(ctx, pr, snap, sink)
+	if scaling != nil {
+		variant := pr.Config.Variant
+		if out.Replaced != nil {
+			variant = out.Replaced.Variant
+		}
+		// Its own context: a deploy that timed out must still give the endpoint its scaling back.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		err = errors.Join(err, d.resumeScaling(rctx, scaling, cmp.Or(variant, DefaultVariant), sink))
+		cancel()
+	}
+	return out, err
 }
 
 // verifyDeploy checks the new version's answer; on failure it rolls back when asked.
@@ -284,7 +366,7 @@ func (d *Deployer) verifyDeploy(ctx context.Context, run *deployRun, req DeployR
 
 // prepare finds the endpoint configuration to deploy, or plans one (apply, when not nil, creates
 // the model and configuration: Deploy calls it only after the release passed its gate).
-func (d *Deployer) prepare(ctx context.Context, req DeployRequest, sink func(Event)) (ci configInfo, apply func(*DeployResult) error, err error) {
+func (d *Deployer) prepare(ctx context.Context, req DeployRequest, snap *endpointSnapshot, sink func(Event)) (ci configInfo, apply func(*DeployResult) error, err error) {
 	if req.EndpointConfigName != "" {
 		ci, err := d.givenConfig(ctx, req)
 		if err != nil {
@@ -303,9 +385,11 @@ func (d *Deployer) prepare(ctx context.Context, req DeployRequest, sink func(Eve
 			return ci, nil, nil
 		}
 	}
+	req = keepInstances(req, snap)
 	plan, err := d.planConfig(ctx, CreateEndpointConfigRequest{
 		Model: req.Model, Environment: req.Environment, Version: req.Version, ModelName: req.ModelName,
 		InstanceType: req.InstanceType, InstanceCount: req.InstanceCount, PipelineID: req.PipelineID, ProjectID: req.ProjectID,
+		settings: req.settings,
 	}, sink)
 	if err != nil {
 		return configInfo{}, nil, err

@@ -42,7 +42,7 @@ func (d *Deployer) execute(ctx context.Context, cmd releases.Command) (started s
 		if cmd.Version <= 0 {
 			return "", errorf(ErrInvalid, "restore command %s names no version", cmd.ID)
 		}
-		r, err := d.Rollback(ctx, RollbackRequest{Model: cmd.Model, Environment: cmd.Environment, ToVersion: cmd.Version, ReleaseID: cmd.ReleaseID, Trigger: trig})
+		r, err := d.Rollback(ctx, RollbackRequest{Model: cmd.Model, Environment: cmd.Environment, ToVersion: cmd.Version, ReleaseID: cmd.ReleaseID, Trigger: trig, Kind: releases.KindRestore})
 		return r.ReleaseID, err
 	case releases.CommandRollback:
 		r, err := d.Rollback(ctx, RollbackRequest{Model: cmd.Model, Environment: cmd.Environment, ReleaseID: cmd.ReleaseID, Trigger: trig})

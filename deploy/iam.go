@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"sort"
+	"strings"
 )
 
 // PolicyDocument is an IAM policy document.
@@ -25,34 +26,41 @@ type PolicyStatement struct {
 // iamActions maps each AWS operation the deployer calls ("Service/Operation", service as the SDK
 // names it) to the IAM action that allows it. STS calls need no permission.
 var iamActions = map[string]string{
-	"SageMaker/AddTags":                            "sagemaker:AddTags",
-	"SageMaker/CreateEndpoint":                     "sagemaker:CreateEndpoint",
-	"SageMaker/CreateEndpointConfig":               "sagemaker:CreateEndpointConfig",
-	"SageMaker/CreateModel":                        "sagemaker:CreateModel",
-	"SageMaker/CreateModelPackage":                 "sagemaker:CreateModelPackage",
-	"SageMaker/CreateModelPackageGroup":            "sagemaker:CreateModelPackageGroup",
-	"SageMaker/DeleteEndpoint":                     "sagemaker:DeleteEndpoint",
-	"SageMaker/DeleteTags":                         "sagemaker:DeleteTags",
-	"SageMaker/DescribeEndpoint":                   "sagemaker:DescribeEndpoint",
-	"SageMaker/DescribeEndpointConfig":             "sagemaker:DescribeEndpointConfig",
-	"SageMaker/DescribeModel":                      "sagemaker:DescribeModel",
-	"SageMaker/DescribeModelPackage":               "sagemaker:DescribeModelPackage",
-	"SageMaker/DescribeModelPackageGroup":          "sagemaker:DescribeModelPackageGroup",
-	"SageMaker/ListEndpointConfigs":                "sagemaker:ListEndpointConfigs",
-	"SageMaker/ListEndpoints":                      "sagemaker:ListEndpoints",
-	"SageMaker/ListModelPackages":                  "sagemaker:ListModelPackages",
-	"SageMaker/ListModels":                         "sagemaker:ListModels",
-	"SageMaker/ListTags":                           "sagemaker:ListTags",
-	"SageMaker/UpdateEndpoint":                     "sagemaker:UpdateEndpoint",
-	"SageMaker/UpdateEndpointWeightsAndCapacities": "sagemaker:UpdateEndpointWeightsAndCapacities",
-	"SageMaker/UpdateModelPackage":                 "sagemaker:UpdateModelPackage",
-	"SageMaker Runtime/InvokeEndpoint":             "sagemaker:InvokeEndpoint",
-	"S3/HeadBucket":                                "s3:ListBucket",
-	"S3/CreateBucket":                              "s3:CreateBucket",
-	"S3/HeadObject":                                "s3:GetObject",
-	"S3/PutObject":                                 "s3:PutObject",
-	"STS/GetCallerIdentity":                        "",
-	"STS/AssumeRoleWithWebIdentity":                "",
+	"SageMaker/AddTags":                                 "sagemaker:AddTags",
+	"SageMaker/CreateEndpoint":                          "sagemaker:CreateEndpoint",
+	"SageMaker/CreateEndpointConfig":                    "sagemaker:CreateEndpointConfig",
+	"SageMaker/CreateModel":                             "sagemaker:CreateModel",
+	"SageMaker/CreateModelPackage":                      "sagemaker:CreateModelPackage",
+	"SageMaker/CreateModelPackageGroup":                 "sagemaker:CreateModelPackageGroup",
+	"SageMaker/DeleteEndpoint":                          "sagemaker:DeleteEndpoint",
+	"SageMaker/DeleteTags":                              "sagemaker:DeleteTags",
+	"SageMaker/DescribeEndpoint":                        "sagemaker:DescribeEndpoint",
+	"SageMaker/DescribeEndpointConfig":                  "sagemaker:DescribeEndpointConfig",
+	"SageMaker/DescribeModel":                           "sagemaker:DescribeModel",
+	"SageMaker/DescribeModelPackage":                    "sagemaker:DescribeModelPackage",
+	"SageMaker/DescribeModelPackageGroup":               "sagemaker:DescribeModelPackageGroup",
+	"SageMaker/ListEndpointConfigs":                     "sagemaker:ListEndpointConfigs",
+	"SageMaker/ListEndpoints":                           "sagemaker:ListEndpoints",
+	"SageMaker/ListModelPackages":                       "sagemaker:ListModelPackages",
+	"SageMaker/ListModels":                              "sagemaker:ListModels",
+	"SageMaker/ListTags":                                "sagemaker:ListTags",
+	"SageMaker/UpdateEndpoint":                          "sagemaker:UpdateEndpoint",
+	"SageMaker/UpdateEndpointWeightsAndCapacities":      "sagemaker:UpdateEndpointWeightsAndCapacities",
+	"SageMaker/UpdateModelPackage":                      "sagemaker:UpdateModelPackage",
+	"SageMaker Runtime/InvokeEndpoint":                  "sagemaker:InvokeEndpoint",
+	"S3/HeadBucket":                                     "s3:ListBucket",
+	"S3/CreateBucket":                                   "s3:CreateBucket",
+	"S3/HeadObject":                                     "s3:GetObject",
+	"S3/PutObject":                                      "s3:PutObject",
+	"Service Quotas/ListServiceQuotas":                  "servicequotas:ListServiceQuotas",
+	"Application Auto Scaling/DescribeScalableTargets":  "application-autoscaling:DescribeScalableTargets",
+	"Application Auto Scaling/DescribeScalingPolicies":  "application-autoscaling:DescribeScalingPolicies",
+	"Application Auto Scaling/DeregisterScalableTarget": "application-autoscaling:DeregisterScalableTarget",
+	"Application Auto Scaling/RegisterScalableTarget":   "application-autoscaling:RegisterScalableTarget",
+	"Application Auto Scaling/PutScalingPolicy":         "application-autoscaling:PutScalingPolicy",
+	"CloudWatch/DescribeAlarms":                         "cloudwatch:DescribeAlarms",
+	"STS/GetCallerIdentity":                             "",
+	"STS/AssumeRoleWithWebIdentity":                     "",
 }
 
 // IAMAction returns the IAM action that allows an AWS operation the deployer calls (service as
@@ -99,10 +107,12 @@ func PermissionsPolicy(o PolicyOptions) (PolicyDocument, error) {
 	}
 	region, account := cmp.Or(o.Region, "*"), cmp.Or(o.Account, "*")
 	arn := func(kind string) string { return fmt.Sprintf("arn:aws:sagemaker:%s:%s:%s/*", region, account, kind) }
-	var list, act, s3Bucket, s3Object []string
+	var list, act, s3Bucket, s3Object, preflight []string
 	for _, a := range Actions() {
 		switch {
 		case a == "iam:PassRole":
+		case strings.HasPrefix(a, "servicequotas:") || strings.HasPrefix(a, "cloudwatch:") || strings.HasPrefix(a, "application-autoscaling:"):
+			preflight = append(preflight, a)
 		case len(a) > 14 && a[:14] == "sagemaker:List" && a != "sagemaker:ListTags":
 			list = append(list, a)
 		case a[:10] == "sagemaker:":
@@ -121,6 +131,9 @@ func PermissionsPolicy(o PolicyOptions) (PolicyDocument, error) {
 				arn("model-package-group"), arn("model-package"), arn("model"), arn("endpoint-config"), arn("endpoint"),
 			}},
 			{Sid: "SageMakerList", Effect: "Allow", Action: list, Resource: []string{"*"}},
+			// Preflight reads the endpoint quotas and the rollback alarms, and an update moves the
+			// variant's autoscaling; none of them has a narrower resource.
+			{Sid: "PreflightAndAutoscaling", Effect: "Allow", Action: preflight, Resource: []string{"*"}},
 			{Sid: "ArtifactBucket", Effect: "Allow", Action: s3Bucket, Resource: []string{"arn:aws:s3:::" + o.Bucket}},
 			{Sid: "ArtifactObjects", Effect: "Allow", Action: s3Object, Resource: []string{"arn:aws:s3:::" + o.Bucket + "/*"}},
 			{Sid: "PassExecutionRole", Effect: "Allow", Action: []string{"iam:PassRole"}, Resource: []string{role},

@@ -27,6 +27,7 @@ func TestPermissionsPolicyIsExactlyWhatTheDeployerCalls(t *testing.T) {
 	if _, err := d.Deploy(ctx, deploy.DeployRequest{Model: "abalone", Environment: "dev", PipelineID: pipelineA}); err != nil {
 		t.Fatal(err)
 	}
+	registerScaling(t, l, "abalone-dev") // the update moves it aside and back
 	register(t, d, "abalone", 2, true)
 	if _, err := d.Deploy(ctx, deploy.DeployRequest{Model: "abalone", Environment: "dev", Verify: &deploy.Verification{Body: []byte("1,0,0,0.5,0.4,0.1,0.5,0.2,0.1,0.15\n"), ContentType: "text/csv"}}); err != nil {
 		t.Fatal(err)
@@ -46,6 +47,11 @@ func TestPermissionsPolicyIsExactlyWhatTheDeployerCalls(t *testing.T) {
 	bad := registerData(t, d, "abalone", pickleArtifact(t), true)
 	if _, err := d.Deploy(ctx, deploy.DeployRequest{Model: "abalone", Environment: "staging", Version: bad.Version.Number, Timeout: time.Minute}); !errors.Is(err, deploy.ErrDeployFailed) {
 		t.Fatalf("bad first deploy: %v", err)
+	}
+
+	// Preflight reads the rollback alarms (this one does not exist) before anything is created.
+	if _, err := d.Deploy(ctx, deploy.DeployRequest{Model: "abalone", Environment: "qa", Strategy: deploy.Strategy{RollbackAlarms: []string{"abalone-qa-5xx"}}}); !errors.Is(err, deploy.ErrPreflight) {
+		t.Fatalf("deploy with a missing rollback alarm: %v", err)
 	}
 
 	doc, err := deploy.PermissionsPolicy(deploy.PolicyOptions{Bucket: "models"})

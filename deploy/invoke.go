@@ -116,7 +116,7 @@ func (d *Deployer) failedVerification(ctx context.Context, req DeployRequest, re
 	p.Marker.ID = uuid.NewString()[:8]
 	p.Marker.Version, p.Marker.Config = prev.Version.Number, prev.Name
 	p.Marker.Started = d.now()
-	out, err := d.pointEndpoint(ctx, p, nil, sink)
+	out, err := d.pointScaled(ctx, p, nil, sink)
 	res.EndpointStatus = out.Status
 	if err != nil {
 		return errorf(ErrVerification, "%s; rolling back to %s failed too: %v", what, prev.Version.String(), err)

@@ -26,7 +26,8 @@ const (
 
 // await waits for the change to settle, up to p.Timeout after start.
 func (d *Deployer) await(ctx context.Context, p pointRequest, start time.Time, sink func(Event)) (*sagemaker.DescribeEndpointOutput, error) {
-	final, err := d.waitSettled(ctx, p.Endpoint, start.Add(p.Timeout), releases.PhaseWait, sink)
+	final, err := d.watch(ctx, waitSpec{name: p.Endpoint, deadline: start.Add(p.Timeout), phase: releases.PhaseWait,
+		step: p.StepTimeout, alarms: p.Alarms}, sink)
 	switch {
 	case errors.Is(err, ErrTimeout):
 		return final, errorf(ErrTimeout, "%v while deploying %s (%s): it may still finish — check with `sagedeploy status`; raise --timeout for slow instances", err, p.Config.Name, p.Config.Version.String())
@@ -98,6 +99,9 @@ func (d *Deployer) conclude(ctx context.Context, p pointRequest, acq acquired, f
 	switch v.outcome {
 	case outcomeServed:
 		res.Serving = &p.Config.Version
+		if p.DeploymentConfig != nil {
+			d.emit(Event{Phase: releases.PhaseTraffic, Endpoint: p.Endpoint, EndpointStatus: res.Status, Message: fmt.Sprintf("endpoint %s serves all traffic from %s (%s)", p.Endpoint, p.Config.Name, p.Config.Version.String())}, sink)
+		}
 		d.emit(Event{Phase: releases.PhaseWait, Endpoint: p.Endpoint, EndpointStatus: res.Status, Message: fmt.Sprintf("endpoint %s is InService with %s (%s) after %s", p.Endpoint, p.Config.Name, p.Config.Version.String(), round(d.now().Sub(start)))}, sink)
 		d.settle(ctx, acq, p, final)
 		return res, nil

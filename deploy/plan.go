@@ -52,11 +52,12 @@ func (d *Deployer) Plan(ctx context.Context, req DeployRequest) (PlanResult, err
 		return PlanResult{}, err
 	}
 	res := PlanResult{Model: req.Model, Environment: req.Environment, Endpoint: dr.Endpoint, Region: d.region}
-	cfg, apply, err := d.prepare(ctx, req, nil)
+	// The endpoint first: the plan keeps its instances and settings, as Deploy does.
+	snap, err := d.readEndpoint(ctx, dr.Endpoint)
 	if err != nil {
 		return res, err
 	}
-	snap, err := d.readEndpoint(ctx, dr.Endpoint)
+	cfg, apply, err := d.prepare(ctx, req, snap, nil)
 	if err != nil {
 		return res, err
 	}

@@ -36,6 +36,7 @@ type PromoteRequest struct {
 	ScaleEnabled      *bool
 	ReleaseID         string
 	Trigger           *releases.Trigger
+	SkipPreflight     bool
 }
 
 // PromoteResult is the deployment into To, plus where the version came from.
@@ -74,7 +75,7 @@ func (d *Deployer) Promote(ctx context.Context, req PromoteRequest) (PromoteResu
 		InstanceType: itype, InstanceCount: count, PipelineID: req.PipelineID, ProjectID: req.ProjectID,
 		Description: req.Description, Strategy: req.Strategy, Verify: req.Verify, RollbackOnFailure: req.RollbackOnFailure,
 		Timeout: req.Timeout, LockTimeout: req.LockTimeout, RestoreEnabled: req.RestoreEnabled, ScaleEnabled: req.ScaleEnabled,
-		ReleaseID: req.ReleaseID, Trigger: req.Trigger, kind: releases.KindPromote, snapshot: dst,
+		ReleaseID: req.ReleaseID, Trigger: req.Trigger, kind: releases.KindPromote, snapshot: dst, SkipPreflight: req.SkipPreflight,
 	})
 	res.DeployResult = dr
 	return res, err

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"net/url"
 	"sync"
 	"time"
 
@@ -20,13 +21,39 @@ type tracker struct {
 	id     string
 	active bool
 	warned bool
+	// ended: the server ended the release (rejected, abandoned); no outcome is reported then.
+	// Otherwise the outcome is reported even after a reporting error, since a server that
+	// timed the release out accepts the deployer's late outcome and corrects it.
+	ended bool
+	// heartbeat is how often a wait tells the server the deployer is alive; lastSent is when
+	// the server last heard of this release.
+	heartbeat time.Duration
+	lastSent  time.Time
+	// steps are the traffic shifts and bakes seen, for the result.
+	steps []Event
+}
+
+// trafficSteps is the traffic shifts and bakes the operation went through.
+func (t *tracker) trafficSteps() []Event {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.steps
 }
 
 func (d *Deployer) newTracker() *tracker { return &tracker{d: d} }
 
 // sink is the event sink handed to emit.
 func (t *tracker) sink(e Event) {
-	if e.Tick || t.d.opts.Releases == nil {
+	if e.Phase == releases.PhaseTraffic || e.Phase == releases.PhaseBake {
+		t.mu.Lock()
+		t.steps = append(t.steps, e)
+		t.mu.Unlock()
+	}
+	if t.d.opts.Releases == nil {
+		return
+	}
+	if e.Tick {
+		t.beat(e.Time)
 		return
 	}
 	t.mu.Lock()
@@ -42,7 +69,30 @@ func (t *tracker) sink(e Event) {
 	t.send(id, e)
 }
 
+// beat sends a heartbeat when the server has heard nothing of the release for an interval. Waits
+// tick at least every poll interval, so a wait of any length keeps its release alive.
+func (t *tracker) beat(now time.Time) {
+	t.mu.Lock()
+	due := t.active && t.heartbeat > 0 && now.Sub(t.lastSent) >= t.heartbeat
+	if due {
+		t.lastSent = now
+	}
+	id := t.id
+	t.mu.Unlock()
+	if !due {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := t.d.opts.Releases.Heartbeat(ctx, id); err != nil {
+		t.fail(err)
+	}
+}
+
 func (t *tracker) send(id string, e Event) {
+	t.mu.Lock()
+	t.lastSent = t.d.now()
+	t.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	_, err := t.d.opts.Releases.AddEvent(ctx, id, releases.Event{Time: e.Time, Phase: e.Phase, Message: e.Message, EndpointStatus: e.EndpointStatus})
@@ -80,17 +130,20 @@ func (t *tracker) start(ctx context.Context, s releases.ReleaseStart, sink func(
 		return "", false, nil
 	}
 	t.mu.Lock()
-	t.id, t.active = r.ID, true
+	t.id, t.active, t.lastSent = r.ID, true, t.d.now()
+	t.heartbeat = heartbeatEvery(t.d.opts.Heartbeat, r.HeartbeatSeconds)
 	buf := t.buf
 	t.buf = nil
 	t.mu.Unlock()
 	for _, e := range buf {
 		t.send(r.ID, e)
 	}
+	// The link goes to the output only: the release page needs no link to itself.
+	t.d.emit(Event{Phase: releases.PhaseRelease, Message: fmt.Sprintf("%s of %s to %s: %s", capitalize(string(s.Kind)), s.Model, s.Environment, ReleaseURL(c, r.ID))}, nil)
 	if r.Status != releases.StatusPending {
 		return r.ID, false, nil
 	}
-	t.d.emit(Event{Phase: releases.PhaseApproval, Message: fmt.Sprintf("release %s of %s to %s waits for an approval on %s", r.ID, s.Model, s.Environment, c.BaseURL())}, sink)
+	t.d.emit(Event{Phase: releases.PhaseApproval, Message: fmt.Sprintf("release %s of %s to %s waits for an approval: approve it at %s or with `sagedeploy releases approve %s`", r.ID, s.Model, s.Environment, ReleaseURL(c, r.ID), r.ID)}, sink)
 	return r.ID, true, t.awaitApproval(ctx, r.ID, s, sink)
 }
 
@@ -145,10 +198,23 @@ func (t *tracker) abandon(id string, cause error) error {
 	return fmt.Errorf("wait for the approval of release %s: %w", id, cause)
 }
 
+// heartbeatEvery is the heartbeat interval: the deployer's own, or more often when the server asks.
+func heartbeatEvery(own time.Duration, serverSeconds float64) time.Duration {
+	every := cmp.Or(max(own, 0), DefaultHeartbeat)
+	if s := time.Duration(serverSeconds * float64(time.Second)); s > 0 {
+		every = min(every, s)
+	}
+	return every
+}
+
+// DefaultHeartbeat is how often a waiting deployer tells the release server it is alive, unless
+// the server asks for more often.
+const DefaultHeartbeat = time.Minute
+
 // stop ends reporting into a release the server has already ended.
 func (t *tracker) stop() {
 	t.mu.Lock()
-	t.active = false
+	t.active, t.ended = false, true
 	t.mu.Unlock()
 }
 
@@ -156,9 +222,9 @@ func (t *tracker) stop() {
 // reports it.
 func (t *tracker) finish(f releases.ReleaseFinish) {
 	t.mu.Lock()
-	id, active := t.id, t.active
+	id, ended := t.id, t.ended
 	t.mu.Unlock()
-	if !active || id == "" {
+	if ended || id == "" {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
@@ -168,13 +234,25 @@ func (t *tracker) finish(f releases.ReleaseFinish) {
 	}
 }
 
-// trigger is who started an operation, unless the request says.
-func trigger(given *releases.Trigger, pipelineID, projectID string) releases.Trigger {
+// ReleaseURL is the dashboard page of release id on the server c reports to ("" without one).
+func ReleaseURL(c *releases.Client, id string) string {
+	if c == nil || id == "" {
+		return ""
+	}
+	return c.BaseURL() + "/releases/" + url.PathEscape(id)
+}
+
+// releaseURL is the page of release id on the deployer's release server.
+func (d *Deployer) releaseURL(id string) string { return ReleaseURL(d.opts.Releases, id) }
+
+// trigger is who started an operation, unless the request says: the pipeline, else the CLI —
+// with the CI user or the person at the terminal (Options.TriggerUser) when known.
+func (d *Deployer) trigger(given *releases.Trigger, pipelineID, projectID string) releases.Trigger {
 	if given != nil {
 		return *given
 	}
 	if pipelineID != "" {
-		return releases.Trigger{Type: releases.TriggerPipeline, PipelineID: pipelineID, ProjectID: projectID}
+		return releases.Trigger{Type: releases.TriggerPipeline, PipelineID: pipelineID, ProjectID: projectID, User: d.opts.TriggerUser}
 	}
-	return releases.Trigger{Type: releases.TriggerCLI, ProjectID: projectID}
+	return releases.Trigger{Type: releases.TriggerCLI, ProjectID: projectID, User: d.opts.TriggerUser}
 }

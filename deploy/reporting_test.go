@@ -25,6 +25,12 @@ type releaseServer struct {
 
 func startReleaseServer(t *testing.T) *releaseServer {
 	t.Helper()
+	return startReleaseServerWith(t, server.Options{})
+}
+
+// startReleaseServerWith starts the release server with opts (its store and logger set here).
+func startReleaseServerWith(t *testing.T, opts server.Options) *releaseServer {
+	t.Helper()
 	st, err := store.Open(ctx, store.Config{DataDir: t.TempDir()})
 	if err != nil {
 		t.Fatalf("open release store: %v", err)
@@ -42,7 +48,8 @@ func startReleaseServer(t *testing.T) *releaseServer {
 		}
 		rs.tokens[e.Name] = secret
 	}
-	srv, err := server.New(server.Options{Store: st, Logger: slog.New(slog.DiscardHandler), StreamPoll: 20 * time.Millisecond})
+	opts.Store, opts.Logger, opts.StreamPoll = st, slog.New(slog.DiscardHandler), 20*time.Millisecond
+	srv, err := server.New(opts)
 	if err != nil {
 		t.Fatalf("release server: %v", err)
 	}

@@ -26,15 +26,21 @@ type RollbackRequest struct {
 	LockTimeout time.Duration
 	ReleaseID   string
 	Trigger     *releases.Trigger
+	// Kind is how the release is recorded: KindRollback (default) or KindRestore, when a user
+	// chose the version to serve again rather than undoing the current one.
+	Kind releases.Kind
 }
 
 // Rollback re-points the endpoint at the endpoint configuration that served the target version,
-// found in the endpoint's history (its tags) — same model, same instance settings as then. A
-// version the endpoint never served (or whose configuration was deleted) is deployed afresh
-// with the endpoint's current instance settings. The release is of kind restore. The endpoint is
-// read once, and what was read is handed to Deploy.
+// found in the endpoint's history (its tags) — same model as then. The endpoint keeps the instance
+// type and count it runs now (a scale-up since is not undone): when the old configuration had
+// other instance settings, the old model is served through a configuration with the current ones.
+// A version the endpoint never served (or whose configuration was deleted) is deployed afresh
+// with the endpoint's current instance settings. The release is of kind rollback (restore when
+// the request says so). The endpoint is read once, and what was read is handed to Deploy.
 func (d *Deployer) Rollback(ctx context.Context, req RollbackRequest) (DeployResult, error) {
-	res := DeployResult{Model: req.Model, Environment: req.Environment, Kind: releases.KindRestore}
+	req.Kind = cmp.Or(req.Kind, releases.KindRollback)
+	res := DeployResult{Model: req.Model, Environment: req.Environment, Kind: req.Kind}
 	res.Endpoint = cmp.Or(req.EndpointName, naming.Endpoint(req.Model, req.Environment))
 	ctx, err := d.checkEnvironment(ctx, req.Model, req.Environment)
 	if err != nil {
@@ -68,7 +74,7 @@ func (d *Deployer) rollbackRequest(ctx context.Context, req RollbackRequest, nam
 	dr := DeployRequest{
 		Model: req.Model, Environment: req.Environment, EndpointName: req.EndpointName,
 		PipelineID: req.PipelineID, ProjectID: req.ProjectID, Timeout: req.Timeout, LockTimeout: req.LockTimeout,
-		ReleaseID: req.ReleaseID, Trigger: req.Trigger, kind: releases.KindRestore, historyKind: "restore",
+		ReleaseID: req.ReleaseID, Trigger: req.Trigger, kind: req.Kind, historyKind: string(req.Kind),
 		snapshot: snap,
 	}
 	return dr, d.rollbackTarget(ctx, req, snap, &dr)
@@ -89,6 +95,11 @@ func (d *Deployer) rollbackTarget(ctx context.Context, req RollbackRequest, snap
 	case target != nil:
 		ci, err := d.describeConfig(ctx, target.EndpointConfigName)
 		switch {
+		case err == nil && (ci.InstanceType != cur.InstanceType || ci.InstanceCount != snap.instances() ||
+			ci.Settings.key() != cur.Settings.key() || ci.Variant != cur.Variant):
+			// The old configuration would undo a scaling or a setting since: serve its model with
+			// today's instances and settings.
+			dr.ModelName, dr.InstanceType, dr.InstanceCount = ci.ModelName, cur.InstanceType, snap.instances()
 		case err == nil:
 			dr.EndpointConfigName, dr.config = ci.Name, &ci
 		case isNotFound(err):

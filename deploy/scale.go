@@ -47,7 +47,9 @@ type ScaleResult struct {
 	// Reason classifies a failure (empty on success), as on the release.
 	Reason    releases.Reason `json:"reason,omitempty"`
 	ReleaseID string          `json:"release_id,omitempty"`
-	Duration  time.Duration   `json:"duration_ns"`
+	// ReleaseURL is the release's page on the release server.
+	ReleaseURL string        `json:"release_url,omitempty"`
+	Duration   time.Duration `json:"duration_ns"`
 }
 
 // Scale sets the instance count of the endpoint's variant live (UpdateEndpointWeightsAndCapacities,
@@ -97,6 +99,7 @@ func (d *Deployer) scale(ctx context.Context, req ScaleRequest, res *ScaleResult
 	if res.ReleaseID, err = d.startScale(ctx, req, snap, res, tr); err != nil {
 		return err
 	}
+	res.ReleaseURL = d.releaseURL(res.ReleaseID)
 	if res.PreviousInstances == req.Instances {
 		res.EndpointStatus = string(snap.status())
 		d.emit(Event{Phase: releases.PhaseScale, Endpoint: name, Message: fmt.Sprintf("endpoint %s already runs %d instances of %s; nothing to change", name, req.Instances, res.Variant)}, tr.sink)
@@ -135,7 +138,7 @@ func (d *Deployer) startScale(ctx context.Context, req ScaleRequest, snap *endpo
 		ID: req.ReleaseID, Environment: req.Environment, Model: req.Model, Kind: releases.KindScale,
 		EndpointName: res.Endpoint, EndpointConfigName: snap.configName(),
 		InstanceType: res.InstanceType, InstanceCount: req.Instances,
-		Trigger: trigger(req.Trigger, req.PipelineID, req.ProjectID),
+		Trigger: d.trigger(req.Trigger, req.PipelineID, req.ProjectID),
 	}
 	if v := res.Version.release(); v != nil {
 		rs.Version = *v

@@ -14,14 +14,18 @@ const (
 	AllAtOnce = "all-at-once"
 	Canary    = "canary"
 	Linear    = "linear"
+	// Rolling replaces the fleet batch by batch in place (SageMaker's RollingUpdatePolicy),
+	// needing no second fleet beside the first.
+	Rolling = "rolling"
 )
 
 // Strategy is how an update shifts traffic to the new version (SageMaker's blue/green
 // DeploymentConfig). The zero value is all at once, SageMaker's default.
 type Strategy struct {
-	// Type is AllAtOnce (default), Canary or Linear.
+	// Type is AllAtOnce (default), Canary, Linear or Rolling.
 	Type string `json:"type,omitempty"`
-	// Percent is the canary's share of capacity (1–50), or the size of each linear step (10–50).
+	// Percent is the canary's share of capacity (1–50), the size of each linear step (10–50), or
+	// the share of instances each rolling batch replaces (5–50).
 	Percent int `json:"percent,omitempty"`
 	// Bake is how long traffic stays on each step before the next one (and, all at once, how long
 	// the old fleet stays ready for an alarm-driven rollback). Whole seconds, at most 1h.
@@ -54,7 +58,7 @@ func (s Strategy) totalBake() time.Duration {
 	switch s.Type {
 	case Canary:
 		return s.Bake
-	case Linear:
+	case Linear, Rolling:
 		if s.Percent <= 0 {
 			return 0
 		}
@@ -70,23 +74,10 @@ func (s Strategy) DeploymentConfig() (*types.DeploymentConfig, error) {
 	if s.Bake < 0 || s.Bake > time.Hour || s.Bake%time.Second != 0 {
 		return nil, errorf(ErrInvalid, "--bake %s is not valid: SageMaker waits whole seconds, at most 1h, between traffic shifts", s.Bake)
 	}
-	routing, err := s.routing()
-	if err != nil || routing == nil {
+	dc, err := s.updatePolicy()
+	if err != nil || dc == nil {
 		return nil, err
 	}
-	policy := &types.BlueGreenUpdatePolicy{TrafficRoutingConfiguration: routing}
-	if total := s.totalBake(); total > 0 {
-		// SageMaker's own bound on the shift must exceed its waits; leave room for provisioning.
-		max := total + 30*time.Minute
-		if max > 4*time.Hour {
-			if total >= 4*time.Hour {
-				return nil, errorf(ErrInvalid, "the traffic shift would bake %s in total; SageMaker allows at most 4h: use a larger step or a shorter --bake", total)
-			}
-			max = 4 * time.Hour
-		}
-		policy.MaximumExecutionTimeoutInSeconds = aws.Int32(int32(max / time.Second))
-	}
-	dc := &types.DeploymentConfig{BlueGreenUpdatePolicy: policy}
 	if len(s.RollbackAlarms) > 0 {
 		alarms := make([]types.Alarm, 0, len(s.RollbackAlarms))
 		for _, a := range s.RollbackAlarms {
@@ -98,6 +89,44 @@ func (s Strategy) DeploymentConfig() (*types.DeploymentConfig, error) {
 		dc.AutoRollbackConfiguration = &types.AutoRollbackConfig{Alarms: alarms}
 	}
 	return dc, nil
+}
+
+// updatePolicy is the blue/green or rolling policy of the strategy; nil for SageMaker's default.
+func (s Strategy) updatePolicy() (*types.DeploymentConfig, error) {
+	limit, err := s.executionLimit()
+	if err != nil {
+		return nil, err
+	}
+	if s.Type == Rolling {
+		if s.Percent < 5 || s.Percent > 50 {
+			return nil, errorf(ErrInvalid, "--rolling %d is not valid: each batch replaces 5 to 50 percent of the instances", s.Percent)
+		}
+		if s.Bake == 0 {
+			return nil, errorf(ErrInvalid, "--rolling needs --bake: how long each batch serves before the next one, e.g. --bake 2m")
+		}
+		return &types.DeploymentConfig{RollingUpdatePolicy: &types.RollingUpdatePolicy{
+			MaximumBatchSize:      &types.CapacitySize{Type: types.CapacitySizeTypeCapacityPercent, Value: aws.Int32(int32(s.Percent))},
+			WaitIntervalInSeconds: aws.Int32(int32(s.Bake / time.Second)), MaximumExecutionTimeoutInSeconds: limit}}, nil
+	}
+	routing, err := s.routing()
+	if err != nil || routing == nil {
+		return nil, err
+	}
+	return &types.DeploymentConfig{BlueGreenUpdatePolicy: &types.BlueGreenUpdatePolicy{TrafficRoutingConfiguration: routing,
+		MaximumExecutionTimeoutInSeconds: limit}}, nil
+}
+
+// executionLimit is SageMaker's own bound on the update, which must exceed its waits: the total
+// bake and room for provisioning, at most 4h; nil without bakes.
+func (s Strategy) executionLimit() (*int32, error) {
+	total := s.totalBake()
+	if total <= 0 {
+		return nil, nil
+	}
+	if total >= 4*time.Hour {
+		return nil, errorf(ErrInvalid, "the update would bake %s in total; SageMaker allows at most 4h: use a larger step or a shorter --bake", total)
+	}
+	return aws.Int32(int32(min(total+30*time.Minute, 4*time.Hour) / time.Second)), nil
 }
 
 // routing is how the strategy shifts traffic; nil for SageMaker's default.
@@ -137,7 +166,7 @@ func (s Strategy) routing() (*types.TrafficRoutingConfig, error) {
 			WaitIntervalInSeconds: bake,
 		}, nil
 	}
-	return nil, errorf(ErrInvalid, "unknown deployment strategy %q: use all-at-once, canary or linear", s.Type)
+	return nil, errorf(ErrInvalid, "unknown deployment strategy %q: use all-at-once, canary, linear or rolling", s.Type)
 }
 
 // String renders the strategy for messages.
@@ -147,6 +176,8 @@ func (s Strategy) String() string {
 		return fmt.Sprintf("canary %d%%, bake %s", s.Percent, s.Bake)
 	case Linear:
 		return fmt.Sprintf("linear %d%% steps, bake %s", s.Percent, s.Bake)
+	case Rolling:
+		return fmt.Sprintf("rolling %d%% batches, bake %s", s.Percent, s.Bake)
 	}
 	if s.Bake > 0 {
 		return fmt.Sprintf("all at once, bake %s", s.Bake)

@@ -104,7 +104,7 @@ func (d *Deployer) listVersions(ctx context.Context, model string) ([]types.Mode
 }
 
 func (d *Deployer) groupNotFound(model string, cause error) error {
-	return errorf(ErrGroupNotFound, "model package group %s does not exist in %s: register a version with `sagedeploy register --model %s --artifact model.tar.gz --approve` (or check MODEL_NAME / --model and the region)%s",
+	return errorf(ErrGroupNotFound, "model package group %s does not exist in %s: register a version with `sagedeploy register --model %s --artifact model.tar.gz --bucket BUCKET --approve` (or check MODEL_NAME / --model and the region)%s",
 		model, d.region, model, causeSuffix(cause))
 }
 
@@ -147,7 +147,7 @@ func (d *Deployer) ResolveVersion(ctx context.Context, model string, number int)
 			}
 		}
 		if pick == nil {
-			hint := "`sagedeploy register --model " + model + " --artifact model.tar.gz --approve`"
+			hint := "`sagedeploy register --model " + model + " --artifact model.tar.gz --bucket BUCKET --approve`"
 			if n := len(all); n > 0 {
 				hint = "`aws sagemaker update-model-package --model-package-arn " + aws.ToString(all[n-1].ModelPackageArn) +
 					" --model-approval-status Approved`, or register an approved one with " + hint

@@ -30,6 +30,7 @@ import (
 	"github.com/sagedeploy/sagedeploy/localsm/autoscaling"
 	"github.com/sagedeploy/sagedeploy/localsm/cloudwatch"
 	"github.com/sagedeploy/sagedeploy/localsm/control"
+	"github.com/sagedeploy/sagedeploy/localsm/quotas"
 	"github.com/sagedeploy/sagedeploy/localsm/runtime"
 	"github.com/sagedeploy/sagedeploy/localsm/s3"
 	"github.com/sagedeploy/sagedeploy/localsm/sts"
@@ -67,6 +68,11 @@ type Options struct {
 	// AutoScalingInterval is how often scaling policies are evaluated; default one minute
 	// (scaled by CloudWatch.PeriodScale); negative turns the loop off (tests call Evaluate).
 	AutoScalingInterval time.Duration
+	// EndpointQuotas are the account's endpoint instance quotas Service Quotas reports, by
+	// instance type (e.g. {"ml.m5.large": 2}); other types get DefaultEndpointQuota, else
+	// quotas.DefaultEndpointInstances. Reported for preflight checks, not enforced.
+	EndpointQuotas       map[string]float64
+	DefaultEndpointQuota float64
 	// CaptureFlushInterval is how often data capture files are written to S3; 0 means every
 	// 10 s. Buffered records are also written when the server closes.
 	CaptureFlushInterval time.Duration
@@ -105,6 +111,7 @@ type Server struct {
 	s3      *s3.Store
 	sts     *sts.Handler
 	monitor *monitoring
+	quotas  *quotas.Service
 
 	unlock    func()
 	serveErr  chan error
@@ -159,6 +166,10 @@ func Start(ctx context.Context, opts Options) (srv *Server, err error) {
 		return nil, fmt.Errorf("local SageMaker: %w", err)
 	}
 	s.sts = sts.New(sts.Options{Account: opts.Account, Logger: opts.Logger})
+	if s.quotas, err = quotas.New(quotas.Options{Default: opts.DefaultEndpointQuota, EndpointInstances: opts.EndpointQuotas,
+		Account: opts.Account, Region: opts.DefaultRegion, Logger: opts.Logger}); err != nil {
+		return nil, fmt.Errorf("local SageMaker: %w", err)
+	}
 	s.handler = http.HandlerFunc(s.route)
 
 	s.ln, err = net.Listen("tcp", opts.Addr)
@@ -258,6 +269,7 @@ func signingService(r *http.Request) string {
 // route sends a request to the part that speaks its protocol, as a cloud edge does by host name:
 //   - CloudWatch (signed for "monitoring", its CBOR path or JSON target) and Application Auto
 //     Scaling (AnyScaleFrontendService targets) → those services;
+//   - Service Quotas (ServiceQuotasV20190624 targets) → the endpoint instance quotas;
 //   - X-Amz-Target (AWS JSON) → the SageMaker control plane;
 //   - POST /endpoints/NAME/invocations → the runtime;
 //   - Action=... in the query or a form body (query protocol; AssumeRoleWithWebIdentity comes
@@ -270,6 +282,8 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		s.monitor.cloudwatch.ServeHTTP(w, r)
 	case autoscaling.Claims(r, service):
 		s.monitor.autoscaling.ServeHTTP(w, r)
+	case quotas.Claims(r, service):
+		s.quotas.ServeHTTP(w, r)
 	case r.Header.Get("X-Amz-Target") != "":
 		s.control.ServeHTTP(w, r)
 	case r.Method == http.MethodPost && invocationPath.MatchString(r.URL.Path) && service != "s3" &&

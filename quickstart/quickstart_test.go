@@ -86,7 +86,7 @@ var story = []wantRelease{
 	{"dev", releases.KindDeploy, 1},
 	{"prod", releases.KindPromote, 1},
 	{"dev", releases.KindDeploy, 2},
-	{"dev", releases.KindRestore, 1},
+	{"dev", releases.KindRollback, 1},
 }
 
 func checkReleases(t *testing.T, got []server.ReleaseView, want []wantRelease) {

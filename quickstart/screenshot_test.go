@@ -55,8 +55,8 @@ func TestScreenshotAfterQuickstart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Join(kinds, ",") != "restore,deploy,promote,deploy" {
-		t.Fatalf("recent releases on the overview, newest first: %v, want restore, deploy, promote, deploy", kinds)
+	if strings.Join(kinds, ",") != "rollback,deploy,promote,deploy" {
+		t.Fatalf("recent releases on the overview, newest first: %v, want rollback, deploy, promote, deploy", kinds)
 	}
 	// The page is still: no running duration, no hover.
 	if err := chromedp.Do(ctx, chromedp.MouseEvent("mouseMoved", 0, 0)); err != nil {

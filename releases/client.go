@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -35,6 +36,10 @@ func (e *APIError) Error() string {
 //	GET  /api/v1/releases/{id}                 → 200 Release with Events
 //	POST /api/v1/releases/{id}/events          Event → 201 Event (Seq assigned)
 //	POST /api/v1/releases/{id}/finish          ReleaseFinish → 200 Release
+//	POST /api/v1/releases/{id}/heartbeat       → 200 (the deployer waits and is alive)
+//	GET  /api/v1/releases?environment=&model=&status=&limit=  → 200 ReleaseList
+//	POST /api/v1/releases/{id}/approve|reject  {"reason": "..."} → 200 Release (a user, not a token)
+//	POST /api/v1/releases/{id}/cancel          → 200 Release
 //	GET  /api/v1/agent/commands/next?wait=30s  → 200 Command, or 204 when none came within wait
 //	POST /api/v1/agent/commands/{id}/result    CommandResult → 200
 //
@@ -43,6 +48,16 @@ type Client struct {
 	base  string
 	token string
 	http  *http.Client
+	// user and password, when set, sign in as a dashboard user (approvals need one).
+	user, password string
+}
+
+// NewUserClient returns a client that acts as a dashboard user (basic credentials), as approving
+// and rejecting releases needs. hc may be nil.
+func NewUserClient(baseURL, user, password string, hc *http.Client) *Client {
+	c := NewClient(baseURL, "", hc)
+	c.user, c.password = user, password
+	return c
 }
 
 // NewClient returns a client for the server at baseURL (e.g. http://127.0.0.1:4571). hc may be nil.
@@ -92,11 +107,75 @@ func (c *Client) AddEvent(ctx context.Context, id string, e Event) (Event, error
 	return out, nil
 }
 
+// Heartbeat tells the server that the deployer of a running release is alive and waiting (a long
+// bake reports no event for minutes), so that the no-progress timeout does not end it.
+func (c *Client) Heartbeat(ctx context.Context, id string) error {
+	if err := c.do(ctx, http.MethodPost, "/api/v1/releases/"+url.PathEscape(id)+"/heartbeat", struct{}{}, nil, 15*time.Second); err != nil {
+		return fmt.Errorf("heartbeat of release %s: %w", id, err)
+	}
+	return nil
+}
+
 // FinishRelease records the outcome of a release.
 func (c *Client) FinishRelease(ctx context.Context, id string, f ReleaseFinish) (Release, error) {
 	var r Release
 	if err := c.do(ctx, http.MethodPost, "/api/v1/releases/"+url.PathEscape(id)+"/finish", f, &r, 30*time.Second); err != nil {
 		return Release{}, fmt.Errorf("finish release %s: %w", id, err)
+	}
+	return r, nil
+}
+
+// ReleaseFilter narrows a list of releases; empty fields match all.
+type ReleaseFilter struct {
+	Environment string
+	Model       string
+	Status      Status
+	Limit       int
+}
+
+// ReleaseList is a page of releases, newest first.
+type ReleaseList struct {
+	Releases []Release `json:"releases"`
+	Older    string    `json:"older,omitempty"`
+}
+
+// ListReleases lists the newest releases matching f (a token sees its environment's only).
+func (c *Client) ListReleases(ctx context.Context, f ReleaseFilter) (ReleaseList, error) {
+	q := url.Values{}
+	for k, v := range map[string]string{"environment": f.Environment, "model": f.Model, "status": string(f.Status)} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	if f.Limit > 0 {
+		q.Set("limit", strconv.Itoa(f.Limit))
+	}
+	var out ReleaseList
+	if err := c.do(ctx, http.MethodGet, "/api/v1/releases?"+q.Encode(), nil, &out, 30*time.Second); err != nil {
+		return out, fmt.Errorf("list releases: %w", err)
+	}
+	return out, nil
+}
+
+// Decide approves (or rejects) a release waiting at its environment's gate, as the client's user.
+func (c *Client) Decide(ctx context.Context, id string, approve bool, reason string) (Release, error) {
+	verb := "approve"
+	if !approve {
+		verb = "reject"
+	}
+	var r Release
+	body := map[string]string{"reason": reason}
+	if err := c.do(ctx, http.MethodPost, "/api/v1/releases/"+url.PathEscape(id)+"/"+verb, body, &r, 30*time.Second); err != nil {
+		return r, fmt.Errorf("%s release %s: %w", verb, id, err)
+	}
+	return r, nil
+}
+
+// Cancel abandons a pending release no agent executes yet.
+func (c *Client) Cancel(ctx context.Context, id string) (Release, error) {
+	var r Release
+	if err := c.do(ctx, http.MethodPost, "/api/v1/releases/"+url.PathEscape(id)+"/cancel", struct{}{}, &r, 30*time.Second); err != nil {
+		return r, fmt.Errorf("cancel release %s: %w", id, err)
 	}
 	return r, nil
 }
@@ -145,8 +224,11 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any, timeo
 		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("Accept", "application/json")
-	if c.token != "" {
+	switch {
+	case c.token != "":
 		req.Header.Set("Authorization", "Bearer "+c.token)
+	case c.user != "":
+		req.SetBasicAuth(c.user, c.password)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {

@@ -21,7 +21,7 @@ func Gated(env Environment, k Kind) bool {
 // ValidKind reports whether k is a release kind.
 func ValidKind(k Kind) bool {
 	switch k {
-	case KindDeploy, KindPromote, KindRestore, KindScale:
+	case KindDeploy, KindPromote, KindRestore, KindRollback, KindScale:
 		return true
 	}
 	return false
@@ -50,7 +50,7 @@ func (st ReleaseStart) Check() error {
 		return err
 	}
 	if !ValidKind(st.Kind) {
-		return Errorf(EINVALID, "release kind %q is not valid: use deploy, promote, restore or scale", st.Kind)
+		return Errorf(EINVALID, "release kind %q is not valid: use deploy, promote, restore, rollback or scale", st.Kind)
 	}
 	if st.ID == "" && st.Kind != KindScale && st.Version.Number <= 0 {
 		return Errorf(EINVALID, "the %s of %s in %s names no version: set version.number (the model package version), e.g. {\"version\": {\"number\": 3}}", st.Kind, st.Model, st.Environment)
@@ -76,10 +76,17 @@ func (f ReleaseFinish) Check() error {
 	return nil
 }
 
+// AlreadyServes reports whether the release proposes the version its target serves already (as
+// the deployer reported it): approving it would only confirm the status quo, so no gate holds it.
+func AlreadyServes(r Release) bool {
+	return r.PreviousVersion != nil && r.Version.Number > 0 && r.PreviousVersion.Number == r.Version.Number
+}
+
 // Open starts a release a deployer reports on its own: pending at the gate when env's gate holds
-// releases of its kind, running from now otherwise.
+// releases of its kind and the release brings a version the environment does not serve yet,
+// running from now otherwise.
 func Open(r *Release, env Environment, now time.Time) {
-	r.NeedsApproval = Gated(env, r.Kind)
+	r.NeedsApproval = Gated(env, r.Kind) && !AlreadyServes(*r)
 	r.Status, r.StartedAt = StatusPending, nil
 	if !r.NeedsApproval {
 		r.Status, r.StartedAt = StatusRunning, &now
@@ -194,7 +201,7 @@ func Finish(r *Release, f ReleaseFinish, now time.Time) (changed bool, err error
 	if err := f.Check(); err != nil {
 		return false, err
 	}
-	if r.Status.Final() {
+	if r.Status.Final() && !lateReport(*r, f) {
 		if r.Status == f.Status {
 			return false, nil
 		}
@@ -220,6 +227,13 @@ func Finish(r *Release, f ReleaseFinish, now time.Time) (changed bool, err error
 	r.InstanceType = cmp.Or(f.InstanceType, r.InstanceType)
 	r.InstanceCount = cmp.Or(f.InstanceCount, r.InstanceCount)
 	return true, nil
+}
+
+// lateReport reports whether f is the deployer's own outcome of a release the server timed out
+// for lack of progress: the deployer knows better (it was waiting on a long bake, or the network
+// dropped its heartbeats), so its report corrects the release.
+func lateReport(r Release, f ReleaseFinish) bool {
+	return r.Status == StatusFailed && r.Reason == ReasonTimedOut && (f.Status != r.Status || f.Reason != r.Reason)
 }
 
 // TimeOut fails a release that reported nothing since idleSince, when that is not after cutoff: its

@@ -55,15 +55,22 @@ func TestOpen(t *testing.T) {
 		kind releases.Kind
 		want releases.Status
 		gate bool
+		from int // the version the target serves, as the deployer reports it; 0: none
 	}{
-		{"deploy into an open environment runs", dev, releases.KindDeploy, releases.StatusRunning, false},
-		{"deploy into a gated environment waits", gat, releases.KindDeploy, releases.StatusPending, true},
-		{"promotion into a gated environment waits", gat, releases.KindPromote, releases.StatusPending, true},
-		{"restore passes the gate", gat, releases.KindRestore, releases.StatusRunning, false},
-		{"scaling passes the gate", gat, releases.KindScale, releases.StatusRunning, false},
+		{"deploy into an open environment runs", dev, releases.KindDeploy, releases.StatusRunning, false, 0},
+		{"deploy into a gated environment waits", gat, releases.KindDeploy, releases.StatusPending, true, 0},
+		{"promotion into a gated environment waits", gat, releases.KindPromote, releases.StatusPending, true, 0},
+		{"restore passes the gate", gat, releases.KindRestore, releases.StatusRunning, false, 0},
+		{"scaling passes the gate", gat, releases.KindScale, releases.StatusRunning, false, 0},
+		{"a promotion of the version the target serves passes the gate", gat, releases.KindPromote, releases.StatusRunning, false, 4},
+		{"a deploy of the version the target serves passes the gate", gat, releases.KindDeploy, releases.StatusRunning, false, 4},
+		{"a promotion of a new version waits", gat, releases.KindPromote, releases.StatusPending, true, 3},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := releases.Release{Kind: tc.kind}
+			r := releases.Release{Kind: tc.kind, Version: releases.Version{Number: 4}}
+			if tc.from > 0 {
+				r.PreviousVersion = &releases.Version{Number: tc.from}
+			}
 			releases.Open(&r, tc.env, t0)
 			if r.Status != tc.want || r.NeedsApproval != tc.gate || (r.StartedAt != nil) != (tc.want == releases.StatusRunning) {
 				t.Fatalf("got status %s, gate %v, started %v; want %s, gate %v", r.Status, r.NeedsApproval, r.StartedAt, tc.want, tc.gate)
@@ -424,7 +431,7 @@ func TestReportChecks(t *testing.T) {
 		{"a scale needs no version", releases.ReleaseStart{Environment: "dev", Model: "abalone", Kind: releases.KindScale}.Check(), "", nil},
 		{"a start into a command's release needs no version", releases.ReleaseStart{ID: "r1", Environment: "dev", Model: "abalone", Kind: releases.KindRestore}.Check(), "", nil},
 		{"a start without names", releases.ReleaseStart{Kind: releases.KindDeploy}.Check(), releases.EINVALID, []string{"missing environment, model"}},
-		{"an unknown kind", releases.ReleaseStart{Environment: "dev", Model: "abalone", Kind: "yolo"}.Check(), releases.EINVALID, []string{`"yolo"`, "deploy, promote, restore or scale"}},
+		{"an unknown kind", releases.ReleaseStart{Environment: "dev", Model: "abalone", Kind: "yolo"}.Check(), releases.EINVALID, []string{`"yolo"`, "deploy, promote, restore, rollback or scale"}},
 		{"a deploy without a version", releases.ReleaseStart{Environment: "dev", Model: "abalone", Kind: releases.KindDeploy}.Check(), releases.EINVALID, []string{"names no version"}},
 		{"negative instances", releases.ReleaseStart{Environment: "dev", Model: "abalone", Kind: releases.KindDeploy, Version: v3, InstanceCount: -1}.Check(), releases.EINVALID, []string{"negative"}},
 		{"a finish", releases.ReleaseFinish{Status: releases.StatusFailed, Reason: releases.ReasonRolledBack}.Check(), "", nil},

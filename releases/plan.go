@@ -87,7 +87,7 @@ func PlanRollback(q CommandRequest, comp Component, prev Version, prevErr error)
 	// The server names the version it expects the rollback to serve; the executor may resolve it
 	// itself and report what it did.
 	cmd.Version = prev.Number
-	rel.Kind, rel.Version = KindRestore, prev
+	rel.Kind, rel.Version = KindRollback, prev
 	return cmd, rel, nil
 }
 

@@ -65,7 +65,7 @@ func TestPlanOnComponent(t *testing.T) {
 		}, "", releases.ECONFLICT, []string{"already serves version 2"}},
 		{"rollback", func() (releases.Command, releases.Release, error) {
 			return releases.PlanRollback(rollback, comp("dev", 3), v2, nil)
-		}, releases.KindRestore, "", nil},
+		}, releases.KindRollback, "", nil},
 		{"rollback without history", func() (releases.Command, releases.Release, error) {
 			return releases.PlanRollback(rollback, comp("dev", 3), releases.Version{}, notFound)
 		}, "", releases.ECONFLICT, []string{"no earlier version"}},

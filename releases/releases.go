@@ -11,10 +11,11 @@ type Kind string
 
 // Release kinds.
 const (
-	KindDeploy  Kind = "deploy"  // a new version from the registry
-	KindPromote Kind = "promote" // the version an upstream environment runs
-	KindRestore Kind = "restore" // an earlier version, by re-pointing at the config that served it (rollback is a restore)
-	KindScale   Kind = "scale"   // instance count only
+	KindDeploy   Kind = "deploy"   // a new version from the registry
+	KindPromote  Kind = "promote"  // the version an upstream environment runs
+	KindRestore  Kind = "restore"  // a chosen earlier version, by re-pointing at the config that served it
+	KindRollback Kind = "rollback" // the version served before the current one, because the current one misbehaves
+	KindScale    Kind = "scale"    // instance count only
 )
 
 // Status is where a release is in its life: pending → running → succeeded | failed | canceled.
@@ -122,6 +123,9 @@ type Release struct {
 	// CommandID names the dashboard command that created the release, if any.
 	CommandID string  `json:"command_id,omitempty"`
 	Events    []Event `json:"events,omitempty"` // filled on single-release reads
+	// HeartbeatSeconds, in the server's answers, is how often a deployer that waits should send a
+	// heartbeat so that the server's no-progress timeout never ends a live release.
+	HeartbeatSeconds float64 `json:"heartbeat_seconds,omitempty"`
 }
 
 // ReleaseStart is what the deployer reports when it begins a release.

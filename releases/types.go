@@ -29,11 +29,15 @@ type Phase string
 // Event phases.
 const (
 	PhaseResolve        Phase = "resolve"
+	PhasePreflight      Phase = "preflight"
+	PhaseRelease        Phase = "release" // where the release is shown
 	PhaseRegister       Phase = "register"
 	PhaseModel          Phase = "model"
 	PhaseEndpointConfig Phase = "endpoint-config"
 	PhaseEndpoint       Phase = "endpoint"
 	PhaseWait           Phase = "wait"
+	PhaseTraffic        Phase = "traffic" // a blue/green traffic shift
+	PhaseBake           Phase = "bake"    // traffic bakes on a step, alarms watched
 	PhaseVerify         Phase = "verify"
 	PhaseRollback       Phase = "rollback"
 	PhaseScale          Phase = "scale"

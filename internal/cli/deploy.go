@@ -11,6 +11,13 @@ import (
 	"github.com/sagedeploy/sagedeploy/deploy"
 )
 
+// releaseLine prints the link to the release a command made, when it was reported.
+func releaseLine(w io.Writer, url string) {
+	if url != "" {
+		fmt.Fprintf(w, "release: %s\n", url)
+	}
+}
+
 // deployLong is the help of `sagedeploy deploy` (and of `sagedeploy sagemaker upsert-endpoint`).
 const deployLong = `Make the environment's endpoint ({model}-{environment} unless --endpoint-name) serve a version:
 the endpoint configuration this pipeline created (create-endpoint-config), or the one given
@@ -22,8 +29,15 @@ SageMaker rolls a failed update back silently; sagedeploy checks that the endpoi
 requested configuration afterwards and otherwise fails, naming the version still serving.
 Another deployment to the same endpoint is waited for (up to --lock-timeout), never interleaved.
 
+Preflight: before anything changes, the deploy checks that the version is Approved, its
+artifact is in S3, its image is in the endpoint's region, the instance quota holds the new fleet
+beside the old one (blue/green), the variant name stays and every --rollback-alarm exists; each
+check is named in the output, and a failed one stops the deploy (--skip-preflight skips them).
+
 Traffic shifting: all at once by default; --canary PERCENT --bake 5m or --linear PERCENT
---bake 2m for blue/green steps, with --rollback-alarm NAME for automatic rollback.
+--bake 2m for blue/green steps, or --rolling PERCENT --bake 2m to replace the fleet in batches
+(no second fleet), with --rollback-alarm NAME for automatic rollback. Each shift, batch and bake
+is a line of output and an event of the release; --timeout bounds each step.
 Verification: --verify-body FILE [--verify-content-type T] [--verify-expect 1..30] invokes the
 new version; with --rollback-on-failure a failed check restores the previous version.`
 
@@ -71,6 +85,7 @@ func newDeployCmd(g *globals, use string) *cobra.Command {
 			InstanceType: r.instanceType, InstanceCount: r.instanceCount,
 			Strategy: r.strategy, Verify: r.verify, RollbackOnFailure: r.rollbackOnFailure,
 			Timeout: r.timeout, LockTimeout: r.lockTimeout, RestoreEnabled: &restore, ScaleEnabled: &scale,
+			SkipPreflight: r.skipPreflight,
 		}
 		return run(g, c, cmd, func(ctx context.Context, d *deploy.Deployer) error {
 			if dryRun {
@@ -84,6 +99,7 @@ func newDeployCmd(g *globals, use string) *cobra.Command {
 }
 
 func deployText(w io.Writer, r deploy.DeployResult) {
+	defer releaseLine(w, r.ReleaseURL)
 	if !r.Changed {
 		fmt.Fprintf(w, "%s already serves version %d of %s (%s); nothing changed\n", r.Endpoint, r.Version.Number, r.Model, r.EndpointConfigName)
 		return

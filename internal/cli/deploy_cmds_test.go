@@ -263,7 +263,7 @@ func TestDeployerCommandsPrintJSON(t *testing.T) {
 	has("promote", pro, "from_environment", "from_endpoint", "endpoint", "version")
 	rb := dpJSON(t, dpOK(t, env, "rollback", "--env", "dev", "-o", "json"))
 	has("rollback", rb, "endpoint", "version", "previous_version", "kind")
-	if rb["kind"] != "restore" || rb["version"].(map[string]any)["number"] != 1.0 {
+	if rb["kind"] != "rollback" || rb["version"].(map[string]any)["number"] != 1.0 {
 		t.Errorf("rollback json = %v", rb)
 	}
 	sc := dpJSON(t, dpOK(t, env, "scale", "--env", "prod", "--instances", "2", "-o", "json"))

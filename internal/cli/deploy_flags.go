@@ -139,6 +139,7 @@ type rolloutFlags struct {
 	timeout, lockTimeout durationValue
 	strat                *strategyFlags
 	ver                  *verifyFlags
+	skipPreflight        bool
 }
 
 // rollout is rolloutFlags parsed. instanceType and instanceCount are empty unless given: the
@@ -150,6 +151,7 @@ type rollout struct {
 	strategy             deploy.Strategy
 	verify               *deploy.Verification
 	rollbackOnFailure    bool
+	skipPreflight        bool
 }
 
 // bindRollout defines the shared flags; where and which say what the instance and lock flags apply
@@ -158,7 +160,8 @@ func bindRollout(cmd *cobra.Command, b *binder, where, which string) *rolloutFla
 	r := &rolloutFlags{}
 	b.str(&r.itype, "instance-type", deploy.DefaultInstanceType, "instance type, "+where, "ENDPOINT_INSTANCE_TYPE")
 	b.integer(&r.count, "instance-count", deploy.DefaultInstanceCount, "number of instances, "+where, "ENDPOINT_INSTANCE_COUNT")
-	b.duration(&r.timeout, "timeout", "how long to wait for InService (default 30m)")
+	b.duration(&r.timeout, "timeout", "how long each step may take — provisioning, each traffic shift and bake on top of its --bake (default 30m)")
+	b.boolean(&r.skipPreflight, "skip-preflight", false, "deploy without the preflight checks (approved version, artifact, image, quota, variant, alarms)", "SAGEDEPLOY_SKIP_PREFLIGHT")
 	b.duration(&r.lockTimeout, "lock-timeout", "how long to wait for another deployment "+which+" to finish first (default: --timeout)")
 	r.strat = bindStrategy(cmd, b)
 	r.ver = bindVerify(b)
@@ -174,7 +177,7 @@ func (r *rolloutFlags) parse(b *binder, stdin io.Reader) (rollout, error) {
 	if err != nil {
 		return rollout{}, err
 	}
-	out := rollout{timeout: r.timeout.d, lockTimeout: r.lockTimeout.d, strategy: st, verify: vr, rollbackOnFailure: r.ver.rollbackOnFailure}
+	out := rollout{timeout: r.timeout.d, lockTimeout: r.lockTimeout.d, strategy: st, verify: vr, rollbackOnFailure: r.ver.rollbackOnFailure, skipPreflight: r.skipPreflight}
 	if b.isGiven("instance-type") {
 		out.instanceType = r.itype
 	}
@@ -186,29 +189,46 @@ func (r *rolloutFlags) parse(b *binder, stdin io.Reader) (rollout, error) {
 
 // strategyFlags are the deployment strategy flags of deploy and promote.
 type strategyFlags struct {
-	canary, linear int
-	bake           durationValue
-	alarms         []string
+	canary, linear, rolling int
+	bake                    durationValue
+	alarms                  []string
 }
 
 func bindStrategy(cmd *cobra.Command, b *binder) *strategyFlags {
 	s := &strategyFlags{}
 	b.integer(&s.canary, "canary", 0, "blue/green canary: shift PERCENT of capacity first, the rest after --bake")
 	b.integer(&s.linear, "linear", 0, "blue/green linear: shift PERCENT of capacity per step, every --bake")
+	b.integer(&s.rolling, "rolling", 0, "rolling update: replace PERCENT of the instances per batch, every --bake (no second fleet needed)")
 	b.duration(&s.bake, "bake", "how long each traffic shift serves before the next (with --canary or --linear; e.g. 5m)")
 	cmd.Flags().StringArrayVar(&s.alarms, "rollback-alarm", nil, "CloudWatch alarm that rolls the update back when it fires (repeatable)")
 	return s
 }
 
+// given lists the strategy flags set.
+func (s *strategyFlags) given() []string {
+	var out []string
+	for _, f := range []struct {
+		name string
+		v    int
+	}{{"--canary", s.canary}, {"--linear", s.linear}, {"--rolling", s.rolling}} {
+		if f.v != 0 {
+			out = append(out, f.name)
+		}
+	}
+	return out
+}
+
 func (s *strategyFlags) strategy() (deploy.Strategy, error) {
 	st := deploy.Strategy{Bake: s.bake.d, RollbackAlarms: s.alarms}
 	switch {
-	case s.canary != 0 && s.linear != 0:
-		return st, usageErr(errors.New("--canary and --linear exclude each other: pick one traffic shift"))
+	case len(s.given()) > 1:
+		return st, usageErr(fmt.Errorf("%s exclude each other: pick one traffic shift", strings.Join(s.given(), " and ")))
 	case s.canary != 0:
 		st.Type, st.Percent = deploy.Canary, s.canary
 	case s.linear != 0:
 		st.Type, st.Percent = deploy.Linear, s.linear
+	case s.rolling != 0:
+		st.Type, st.Percent = deploy.Rolling, s.rolling
 	default:
 		st.Type = deploy.AllAtOnce
 	}

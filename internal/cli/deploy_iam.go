@@ -94,10 +94,11 @@ lets sagemaker.amazonaws.com assume it, unless --no-sagemaker.`,
 
 func newIAMWhoamiCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "whoami",
-		Short: "Print the identity sagedeploy's AWS calls run as",
-		Long:  `Ask STS (GetCallerIdentity) who sagedeploy's calls run as — with CIRCLE_OIDC_TOKEN_V2 and SAGEMAKER_EXECUTION_ROLE_ARN, the assumed role.`,
-		Args:  cobra.NoArgs,
+		Use:     "whoami",
+		Short:   "Print the identity sagedeploy's AWS calls run as",
+		Long:    `Ask STS (GetCallerIdentity) who sagedeploy's calls run as — with CIRCLE_OIDC_TOKEN_V2 and SAGEMAKER_EXECUTION_ROLE_ARN, the assumed role.`,
+		Example: "  sagedeploy iam whoami\n  AWS_PROFILE=prod sagedeploy iam whoami -o json",
+		Args:    cobra.NoArgs,
 	}
 	c := bindConn(cmd, g)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {

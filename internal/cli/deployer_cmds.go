@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -107,7 +108,7 @@ func bindConn(cmd *cobra.Command, g *globals) *conn {
 	_ = cmd.Flags().MarkHidden("poll-initial")
 	_ = cmd.Flags().MarkHidden("poll-max")
 	cmd.Long = strings.TrimSpace(cmd.Long) + "\n" + envFooter
-	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErr(err) })
+	cmd.SetFlagErrorFunc(flagError)
 	return c
 }
 
@@ -150,6 +151,8 @@ func (c *conn) deployer(cmd *cobra.Command, g *globals, progress func(deploy.Eve
 		Progress:         progress,
 		Logger:           g.logger(),
 		Version:          g.version.Version,
+		// Releases name who started them: the CI user, else the server names the token.
+		TriggerUser: cmp.Or(g.getenv("CIRCLE_USERNAME"), g.getenv("GITHUB_ACTOR")),
 	}
 	c.pipe.configure(targetEnv(cmd, c), &opts)
 	if c.pollInitial.d > 0 {

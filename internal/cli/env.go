@@ -65,9 +65,10 @@ func newEnvAddCmd(g *globals, sf *storeFlags) *cobra.Command {
 func newEnvListCmd(g *globals, sf *storeFlags) *cobra.Command {
 	var listOut string
 	list := &cobra.Command{
-		Use:   "list",
-		Short: "List environments in pipeline order",
-		Args:  cobra.NoArgs,
+		Use:     "list",
+		Short:   "List environments in pipeline order",
+		Example: "  sagedeploy server env list",
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			st, err := sf.open(cmd.Context())
 			if err != nil {

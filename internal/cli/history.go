@@ -13,10 +13,11 @@ import (
 
 func newHistoryCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "history",
-		Short: "Show the versions an environment's endpoint has served",
-		Long:  `The configurations — and versions — the environment's endpoint has served, oldest first, from the endpoint's tags.`,
-		Args:  cobra.NoArgs,
+		Use:     "history",
+		Short:   "Show the versions an environment's endpoint has served",
+		Long:    `The configurations — and versions — the environment's endpoint has served, oldest first, from the endpoint's tags.`,
+		Example: "  sagedeploy history --model abalone --env prod\n  sagedeploy history --model abalone --env dev -o json",
+		Args:    cobra.NoArgs,
 	}
 	c := bindConn(cmd, g)
 	tf := bindTarget(c.b, "environment")

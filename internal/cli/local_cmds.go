@@ -13,6 +13,7 @@ import (
 
 	"github.com/sagedeploy/sagedeploy/localsm"
 	"github.com/sagedeploy/sagedeploy/localsm/cloudwatch"
+	"github.com/sagedeploy/sagedeploy/localsm/quotas"
 )
 
 // addLocalCommands registers `sagedeploy local`.
@@ -79,6 +80,9 @@ times shorter, to watch a canary roll back in seconds.`
   # Serve your own container image with a local command:
   sagedeploy local --image-map 123456789012.dkr.ecr.us-east-1.amazonaws.com/my-model:1='python3 serve.py'
 
+  # An account with room for 2 ml.m5.large endpoint instances (Service Quotas):
+  sagedeploy local --endpoint-quota ml.m5.large=2
+
   # Throwaway instance on a free port (tests, CI):
   sagedeploy local --addr 127.0.0.1:0 --data-dir "$(mktemp -d)" --output json`
 )
@@ -88,6 +92,8 @@ type localFlags struct {
 	addr, dataDir, account, region, imageMapFile, maxBody, output string
 	maxModel, s3CORSOrigin                                        string
 	imageMap                                                      []string
+	endpointQuotas                                                []string
+	defaultQuota                                                  float64
 	periodScale                                                   float64
 }
 
@@ -115,6 +121,8 @@ func newLocalCmd(g *globals) *cobra.Command {
 	f.StringVar(&lf.s3CORSOrigin, "s3-cors-origin", "", "the one web origin (e.g. http://localhost:3000) allowed to call the S3 API from a browser; by default web pages get nothing")
 	f.Float64Var(&lf.periodScale, "period-scale", 1, "scale CloudWatch periods, alarm evaluation and deployment bakes by this factor, for demos and tests: 0.01 makes a 60-second alarm period last 0.6 s and a 10-minute canary bake 6 s (1: real time)")
 	f.StringVarP(&lf.output, "output", "o", "text", "output format of the startup message: text or json")
+	f.StringArrayVar(&lf.endpointQuotas, "endpoint-quota", nil, "TYPE=COUNT: the account's endpoint instance quota Service Quotas reports for an instance type, e.g. ml.m5.large=2 (repeatable; preflight checks blue/green capacity against it)")
+	f.Float64Var(&lf.defaultQuota, "default-endpoint-quota", quotas.DefaultEndpointInstances, "endpoint instance quota of every instance type --endpoint-quota does not name")
 	return cmd
 }
 
@@ -135,6 +143,10 @@ func (lf *localFlags) options(g *globals) (localsm.Options, error) {
 	if lf.output != "text" && lf.output != "json" {
 		return localsm.Options{}, fmt.Errorf("--output must be text or json, not %q", lf.output)
 	}
+	limits, err := quotas.ParseLimits(lf.endpointQuotas)
+	if err != nil {
+		return localsm.Options{}, fmt.Errorf("--endpoint-quota: %w", err)
+	}
 	if lf.periodScale <= 0 || lf.periodScale > 1 {
 		return localsm.Options{}, fmt.Errorf("--period-scale must be more than 0 and at most 1 (1 is real time), not %v", lf.periodScale)
 	}
@@ -147,7 +159,8 @@ func (lf *localFlags) options(g *globals) (localsm.Options, error) {
 	return localsm.Options{Addr: lf.addr, DataDir: dataDir, Account: lf.account,
 		ImageMap: images, MaxBodyBytes: maxBytes, Logger: g.logger(), DefaultRegion: lf.region,
 		MaxModelBytes: maxModelBytes, S3CORSOrigin: lf.s3CORSOrigin,
-		CloudWatch: cloudwatch.Options{PeriodScale: lf.periodScale}}, nil
+		CloudWatch:     cloudwatch.Options{PeriodScale: lf.periodScale},
+		EndpointQuotas: limits, DefaultEndpointQuota: lf.defaultQuota}, nil
 }
 
 // runLocal serves a local SageMaker until ctx ends (Ctrl-C).

@@ -157,7 +157,7 @@ func (p *pipelineFlags) defaults(cmd *cobra.Command, b *binder, model, env strin
 // strategyFlags are the flags of env's strategy, unless the command line picked a strategy.
 func (p *pipelineFlags) strategyFlags(b *binder, e pipeline.Environment) ([][2]string, error) {
 	s := e.Strategy
-	if s == nil || b.isGiven("canary") || b.isGiven("linear") || b.isGiven("bake") {
+	if s == nil || b.isGiven("canary") || b.isGiven("linear") || b.isGiven("rolling") || b.isGiven("bake") {
 		return nil, nil
 	}
 	var out [][2]string
@@ -167,7 +167,7 @@ func (p *pipelineFlags) strategyFlags(b *binder, e pipeline.Environment) ([][2]s
 	case pipeline.Linear:
 		out = append(out, [2]string{"linear", strconv.Itoa(s.Percent)})
 	case pipeline.Rolling:
-		return nil, usageErr(fmt.Errorf("%s: environment %s asks for a rolling strategy, which this sagedeploy cannot run yet: use canary or linear, or --canary/--linear", p.file.Path, e.Name))
+		out = append(out, [2]string{"rolling", strconv.Itoa(s.Percent)})
 	}
 	if s.Bake.Duration > 0 {
 		out = append(out, [2]string{"bake", s.Bake.Duration.String()})

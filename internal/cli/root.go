@@ -130,6 +130,8 @@ job runs on one machine with no AWS account.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	// A mistyped flag gets a suggestion, as a mistyped command does (flagError, suggest.go).
+	root.SetFlagErrorFunc(flagError)
 	root.SetIn(g.stdin)
 	root.SetOut(g.stdout)
 	root.SetErr(g.stderr)
@@ -140,5 +142,6 @@ job runs on one machine with no AWS account.`,
 	addLocalCommands(root, g)
 	addDeployerCommands(root, g)
 	addReleaseCommands(root, g)
+	root.AddCommand(newReleasesCmd(g)) // releases_cli.go
 	return root
 }

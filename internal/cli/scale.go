@@ -44,6 +44,7 @@ redeployment) and wait until it is InService with that many instances.`,
 			res, err := d.Scale(ctx, deploy.ScaleRequest{Model: c.model, Environment: tf.env, EndpointName: tf.endpointName, Instances: instances, Variant: variant,
 				PipelineID: c.pipelineID, ProjectID: c.projectID, Timeout: wf.timeout.d, LockTimeout: wf.lockTimeout.d})
 			return emit(g.stdout, c.output, res, err, func(w io.Writer) {
+				defer releaseLine(w, res.ReleaseURL)
 				if !res.Changed {
 					fmt.Fprintf(w, "%s already runs %d instances; nothing changed\n", res.Endpoint, res.Instances)
 					return

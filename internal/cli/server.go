@@ -51,7 +51,8 @@ your AWS credentials to execute dashboard commands (sagedeploy agent --help).
 
 To try everything on one machine, "sagedeploy up" runs this server together with a local
 SageMaker and an agent.`,
-		Args: cobra.NoArgs,
+		Example: "  sagedeploy server\n  sagedeploy server --addr 0.0.0.0:4571 --base-url https://deploy.example.com --database-url postgres://...",
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runReleaseServer(cmd.Context(), g, sf, cfg)
 		},

@@ -19,7 +19,8 @@ func newStatusCmd(g *globals) *cobra.Command {
 		Long: `A table of the environments and models sagedeploy manages: version served, endpoint status, instances, last change.
 With a release server (SAGEDEPLOY_RELEASES_URL and a token), also the endpoints changed outside sagedeploy and how
 far each environment is behind the one before it.`,
-		Args: cobra.NoArgs,
+		Example: "  sagedeploy status\n  sagedeploy status --endpoint-url http://127.0.0.1:4570 -o json",
+		Args:    cobra.NoArgs,
 	}
 	c := bindConn(cmd, g)
 	c.b.str(&env, "env", "", "only this environment")

@@ -64,9 +64,10 @@ func newTokenCreateCmd(g *globals, sf *storeFlags) *cobra.Command {
 func newTokenListCmd(g *globals, sf *storeFlags) *cobra.Command {
 	var listOut string
 	list := &cobra.Command{
-		Use:   "list",
-		Short: "List tokens (never their secrets)",
-		Args:  cobra.NoArgs,
+		Use:     "list",
+		Short:   "List tokens (never their secrets)",
+		Example: "  sagedeploy server token list\n  sagedeploy server token list -o json",
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			st, err := sf.open(cmd.Context())
 			if err != nil {
@@ -103,9 +104,10 @@ func tokenColumns() columns[store.Token] {
 
 func newTokenRevokeCmd(g *globals, sf *storeFlags) *cobra.Command {
 	return &cobra.Command{
-		Use:   "revoke ID",
-		Short: "Revoke a token: deployers and agents using it are refused from now on",
-		Args:  argsNamed(1, "the id of the token to revoke (see `sagedeploy server token list`)"),
+		Use:     "revoke ID",
+		Short:   "Revoke a token: deployers and agents using it are refused from now on",
+		Example: "  sagedeploy server token revoke 01931f2c-...",
+		Args:    argsNamed(1, "the id of the token to revoke (see `sagedeploy server token list`)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			st, err := sf.open(cmd.Context())
 			if err != nil {

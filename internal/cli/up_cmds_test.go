@@ -67,7 +67,7 @@ func TestQuickstartCommand(t *testing.T) {
 	for _, r := range res.Releases {
 		kinds = append(kinds, r.Environment+"/"+string(r.Kind)+"/v"+itoa(r.Version))
 	}
-	if got := strings.Join(kinds, " "); got != "dev/deploy/v1 prod/promote/v1 dev/deploy/v2 dev/restore/v1" {
+	if got := strings.Join(kinds, " "); got != "dev/deploy/v1 prod/promote/v1 dev/deploy/v2 dev/rollback/v1" {
 		t.Fatalf("releases: %s", got)
 	}
 
@@ -267,7 +267,7 @@ func TestAgentCommandExecutesDashboardCommands(t *testing.T) {
 		return got.Release
 	}
 	r := command("rollback", nil)
-	if r.Kind != releases.KindRestore || r.Version.Number != 1 || r.Trigger.User != "admin" {
+	if r.Kind != releases.KindRollback || r.Version.Number != 1 || r.Trigger.User != "admin" {
 		t.Fatalf("rollback release: %+v", r)
 	}
 	allinonetest.ExpectServes(t, s, "abalone-dev", 1)

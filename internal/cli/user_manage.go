@@ -17,9 +17,10 @@ import (
 func newUserListCmd(g *globals, sf *storeFlags) *cobra.Command {
 	var output string
 	list := &cobra.Command{
-		Use:   "list",
-		Short: "List dashboard users with their role and open sessions",
-		Args:  cobra.NoArgs,
+		Use:     "list",
+		Short:   "List dashboard users with their role and open sessions",
+		Example: "  sagedeploy server user list\n  sagedeploy server user list -o json",
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			st, err := sf.open(cmd.Context())
 			if err != nil {

@@ -91,9 +91,10 @@ func cmpEnv(env string) string {
 func newWebhookListCmd(g *globals, sf *storeFlags) *cobra.Command {
 	var output string
 	list := &cobra.Command{
-		Use:   "list",
-		Short: "List webhooks (never their secrets)",
-		Args:  cobra.NoArgs,
+		Use:     "list",
+		Short:   "List webhooks (never their secrets)",
+		Example: "  sagedeploy server webhook list",
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			st, err := sf.open(cmd.Context())
 			if err != nil {
@@ -118,9 +119,10 @@ func newWebhookListCmd(g *globals, sf *storeFlags) *cobra.Command {
 
 func newWebhookRemoveCmd(g *globals, sf *storeFlags) *cobra.Command {
 	return &cobra.Command{
-		Use:   "remove ID",
-		Short: "Remove a webhook; its deliveries not yet sent are dropped",
-		Args:  argsNamed(1, "the id of the webhook (see `sagedeploy server webhook list`)"),
+		Use:     "remove ID",
+		Short:   "Remove a webhook; its deliveries not yet sent are dropped",
+		Example: "  sagedeploy server webhook remove 01931f2c-...",
+		Args:    argsNamed(1, "the id of the webhook (see `sagedeploy server webhook list`)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			st, err := sf.open(cmd.Context())
 			if err != nil {
@@ -141,9 +143,10 @@ func newWebhookRemoveCmd(g *globals, sf *storeFlags) *cobra.Command {
 func newWebhookTestCmd(g *globals, sf *storeFlags) *cobra.Command {
 	var baseURL, output string
 	test := &cobra.Command{
-		Use:   "test ID",
-		Short: "Send a test event to a webhook now and show what the receiver answered",
-		Args:  argsNamed(1, "the id of the webhook (see `sagedeploy server webhook list`)"),
+		Use:     "test ID",
+		Short:   "Send a test event to a webhook now and show what the receiver answered",
+		Example: "  sagedeploy server webhook test 01931f2c-...",
+		Args:    argsNamed(1, "the id of the webhook (see `sagedeploy server webhook list`)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			key, err := server.LoadWebhookKey(sf.dataDir)
 			if err != nil {

@@ -72,6 +72,9 @@ type Control struct {
 	jobs   sync.WaitGroup
 	active map[string]*job
 	closed bool
+	// stages is the latest blue/green stage the serving layer reported per endpoint name, shown
+	// by DescribeEndpoint while that deployment is pending.
+	stages map[string]stageNote
 }
 
 // request is one decoded control-plane call.
@@ -115,7 +118,7 @@ func New(ctx context.Context, opts Options) (*Control, error) {
 	}
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	c := &Control{opts: opts, model: m, log: opts.Logger, st: st, ctx: bg, cancel: cancel,
-		active: map[string]*job{}}
+		active: map[string]*job{}, stages: map[string]stageNote{}}
 	c.seq = st.maxSeq()
 	c.ops = map[string]operation{
 		"CreateModel":                        c.createModel,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/sagedeploy/sagedeploy/localsm/spec"
@@ -79,7 +80,7 @@ func (c *Control) transition(key string, gen int64, fn func(e *endpointRes)) boo
 // operation instead of taking the whole server down.
 func (c *Control) deploy(ctx context.Context, dep spec.Deployment) (err error) {
 	defer c.recoverServing(&err, "deploy")
-	return c.opts.Serving.Deploy(ctx, dep, c.progress(dep.Endpoint))
+	return c.opts.Serving.Deploy(ctx, dep, c.progress(dep.Endpoint, dep.Config))
 }
 
 func (c *Control) updateVariants(ctx context.Context, endpoint spec.EndpointID, updates []spec.VariantUpdate) (err error) {
@@ -108,10 +109,39 @@ func failureReason(err error) string {
 	return s
 }
 
-func (c *Control) progress(endpoint string) func(spec.Event) {
+// stageNote is the blue/green stages the deployment of config on an endpoint went through.
+type stageNote struct {
+	config string
+	evs    []spec.Event
+}
+
+func (c *Control) progress(endpoint, config string) func(spec.Event) {
 	return func(ev spec.Event) {
 		c.log.Info("endpoint progress", "endpoint", endpoint, "message", ev.Message)
+		if ev.Status == "" {
+			return
+		}
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		n := c.stages[endpoint]
+		if n.config != config {
+			n = stageNote{config: config} // a new deployment starts its own list
+		}
+		// A shift or bake is often over between two polls: every stage stays listed until the
+		// deployment ends, so that a watcher misses none (at most the last 16).
+		n.evs = append(n.evs[max(len(n.evs)-15, 0):], ev)
+		c.stages[endpoint] = n
 	}
+}
+
+// stagesOf is the stages the deployment of config on endpoint went through, oldest first.
+func (c *Control) stagesOf(endpoint, config string) []spec.Event {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if n := c.stages[endpoint]; n.config == config {
+		return slices.Clone(n.evs)
+	}
+	return nil
 }
 
 // closing reports whether ctx ended because the control plane is closing: the job then leaves

@@ -353,11 +353,20 @@ func (c *Control) describeEndpoint(ctx context.Context, r *request) (any, error)
 	}
 	if p := e.Pending; p != nil {
 		var variants []any
+		// The new fleet is Creating until the serving layer reports a blue/green stage
+		// (ActivatingTraffic, Baking), as SageMaker shows a deployment's progress.
+		status := []any{map[string]any{"Status": "Creating", "StartTime": epoch(p.Start)}}
+		if evs := c.stagesOf(e.Name, p.Deployment.ConfigName); len(evs) > 0 {
+			status = status[:0]
+			for _, ev := range evs {
+				status = append(status, map[string]any{"Status": ev.Status, "StatusMessage": ev.Message, "StartTime": epoch(ev.Time)})
+			}
+		}
 		for _, v := range p.Deployment.Variants {
 			pv := map[string]any{"VariantName": v.Name, "DesiredWeight": v.DesiredWeight,
 				"DesiredInstanceCount": v.DesiredInstanceCount, "CurrentWeight": 0, "CurrentInstanceCount": 0,
 				"DeployedImages": deployedImages(v),
-				"VariantStatus":  []any{map[string]any{"Status": "Creating", "StartTime": epoch(p.Start)}}}
+				"VariantStatus":  status}
 			if v.InstanceType != "" {
 				pv["InstanceType"] = v.InstanceType
 			}

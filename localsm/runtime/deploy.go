@@ -18,11 +18,12 @@ import (
 // Deploy implements spec.Serving: blue/green. The new fleet starts and passes health checks
 // while the old one serves; traffic moves as dep.Strategy says; the old fleet drains and stops.
 func (r *Runtime) Deploy(ctx context.Context, dep spec.Deployment, progress func(spec.Event)) error {
-	emit := func(format string, args ...any) {
+	stage := func(status, format string, args ...any) {
 		if progress != nil {
-			progress(spec.Event{Time: time.Now(), Message: fmt.Sprintf(format, args...)})
+			progress(spec.Event{Time: time.Now(), Message: fmt.Sprintf(format, args...), Status: status})
 		}
 	}
+	emit := func(format string, args ...any) { stage("", format, args...) }
 	if err := validate(dep); err != nil {
 		return err
 	}
@@ -51,7 +52,7 @@ func (r *Runtime) Deploy(ctx context.Context, dep spec.Deployment, progress func
 		return nil
 	}
 
-	if err := r.shift(opCtx, ep, old, nf, dep.Strategy, emit); err != nil {
+	if err := r.shift(opCtx, ep, old, nf, dep.Strategy, stage); err != nil {
 		ep.table.Store(buildTable(share{old, 1}))
 		emit("traffic rolled back to endpoint config %s: %v", old.config, err)
 		r.retire(context.Background(), nf.all())
@@ -63,7 +64,7 @@ func (r *Runtime) Deploy(ctx context.Context, dep spec.Deployment, progress func
 	ep.publishStates()
 
 	if s := dep.Strategy; s != nil && s.TerminationWait > 0 {
-		emit("keeping the %d old instance(s) of %s for %s before terminating them", old.instanceCount(), old.config, s.TerminationWait)
+		stage(spec.StageBaking, "keeping the %d old instance(s) of %s for %s before terminating them", old.instanceCount(), old.config, s.TerminationWait)
 		sleep(opCtx, s.TerminationWait)
 	}
 	emit("draining %d old instance(s) of endpoint config %s", old.instanceCount(), old.config)
@@ -341,7 +342,7 @@ func shiftSteps(s *spec.Strategy, oldInstances int) []float64 {
 
 // shift moves traffic from old to nf step by step, baking between steps. On error (the
 // context ends: MaximumExecutionTimeout, Remove, Close) the caller rolls traffic back.
-func (r *Runtime) shift(ctx context.Context, ep *endpoint, old, nf *fleet, s *spec.Strategy, emit func(string, ...any)) error {
+func (r *Runtime) shift(ctx context.Context, ep *endpoint, old, nf *fleet, s *spec.Strategy, stage func(string, string, ...any)) error {
 	if s != nil && s.MaximumExecutionTimeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeoutCause(ctx, s.MaximumExecutionTimeout,
@@ -355,12 +356,12 @@ func (r *Runtime) shift(ctx context.Context, ep *endpoint, old, nf *fleet, s *sp
 		}
 		ep.table.Store(buildTable(share{old, 1 - p}, share{nf, p}))
 		if p < 1 {
-			emit("traffic shifted %s%% to endpoint config %s (%s%% stays on %s)", pct(p), nf.config, pct(1-p), old.config)
+			stage(spec.StageActivatingTraffic, "traffic shifted %s%% to endpoint config %s (%s%% stays on %s)", pct(p), nf.config, pct(1-p), old.config)
 		} else {
-			emit("traffic shifted 100%% to endpoint config %s", nf.config)
+			stage(spec.StageActivatingTraffic, "traffic shifted 100%% to endpoint config %s", nf.config)
 		}
 		if i < len(steps)-1 && s.WaitInterval > 0 {
-			emit("baking for %s before the next step", s.WaitInterval)
+			stage(spec.StageBaking, "baking for %s before the next step", s.WaitInterval)
 			if sleep(ctx, s.WaitInterval) != nil {
 				return context.Cause(ctx)
 			}

@@ -120,7 +120,16 @@ type EndpointID struct {
 type Event struct {
 	Time    time.Time
 	Message string
+	// Status, when set, is the blue/green stage the note begins, as DescribeEndpoint names a
+	// variant's status during a deployment: StageActivatingTraffic or StageBaking.
+	Status string
 }
+
+// Blue/green stages of a deployment (SageMaker's VariantStatus values).
+const (
+	StageActivatingTraffic = "ActivatingTraffic"
+	StageBaking            = "Baking"
+)
 
 // VariantUpdate is one entry of UpdateEndpointWeightsAndCapacities. Nil fields stay as they are.
 type VariantUpdate struct {

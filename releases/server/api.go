@@ -59,6 +59,10 @@ type ReleaseView struct {
 
 func (s *Server) releaseView(ctx context.Context, r store.ReleaseRecord, withEvents bool) (ReleaseView, error) {
 	v := ReleaseView{ReleaseRecord: r, AwaitingApproval: r.AwaitingApproval(), DurationSeconds: r.Duration(s.st.Now()).Seconds()}
+	if !r.Status.Final() {
+		// Three heartbeats fit in the no-progress timeout: one lost request is no harm.
+		v.HeartbeatSeconds = (s.opts.RunningTimeout / 3).Seconds()
+	}
 	if withEvents {
 		evs, err := s.st.Events(ctx, r.ID, 0)
 		if err != nil {
@@ -110,6 +114,10 @@ func (s jsonAPI) apiStartRelease(w http.ResponseWriter, r *http.Request, p princ
 	if p.token.Environment != st.Environment {
 		return releases.Errorf(releases.EFORBIDDEN, "this integration token belongs to environment %s; it cannot report releases of %s to environment %s (use a token of %s)", p.token.Environment, st.Model, st.Environment, st.Environment)
 	}
+	if st.ID == "" && st.Trigger.User == "" {
+		// A deployer that knows no user (no CI user, no login) is known by its token's name.
+		st.Trigger.User = p.token.Name
+	}
 	rec, err := s.st.StartRelease(r.Context(), st)
 	if err != nil {
 		return err
@@ -158,6 +166,22 @@ func (s jsonAPI) apiAddEvent(w http.ResponseWriter, r *http.Request, p principal
 	}
 	s.notify.signal(releaseKey(rec.ID))
 	writeJSON(w, http.StatusCreated, out)
+	return nil
+}
+
+// apiHeartbeat keeps a running release of a live deployer from timing out.
+func (s jsonAPI) apiHeartbeat(w http.ResponseWriter, r *http.Request, p principal) error {
+	if err := tokenOnly(p, "report progress"); err != nil {
+		return err
+	}
+	rec, err := s.releaseFor(r.Context(), p, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	if err := s.st.Heartbeat(r.Context(), rec.ID); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]float64{"heartbeat_seconds": (s.opts.RunningTimeout / 3).Seconds()})
 	return nil
 }
 
@@ -626,10 +650,15 @@ func (s jsonAPI) apiApprovals(w http.ResponseWriter, r *http.Request, p principa
 	if err != nil {
 		return err
 	}
-	out := []store.ReleaseRecord{}
+	// Each with what its environment serves now and what it would serve once approved.
+	out := []approvalView{}
 	for _, rel := range list {
 		if p.token == nil || p.token.Environment == rel.Environment {
-			out = append(out, rel)
+			v, err := s.approvalView(r.Context(), rel)
+			if err != nil {
+				return err
+			}
+			out = append(out, v)
 		}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"releases": out})

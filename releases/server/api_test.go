@@ -520,7 +520,7 @@ func TestBadInputGetsActionableErrors(t *testing.T) {
 	devTok := servertest.Bearer(e.Token("dev"))
 
 	_, err := dev.StartRelease(bg, releases.ReleaseStart{Environment: "dev", Model: "abalone", Kind: "explode", Version: releases.Version{Number: 1}})
-	apiErr(t, err, 400, "explode", "deploy, promote, restore or scale")
+	apiErr(t, err, 400, "explode", "deploy, promote, restore, rollback or scale")
 	_, err = dev.StartRelease(bg, releases.ReleaseStart{Environment: "dev", Kind: releases.KindDeploy})
 	apiErr(t, err, 400, "missing model")
 	_, err = dev.StartRelease(bg, releases.ReleaseStart{Environment: "dev", Model: "abalone", Kind: releases.KindDeploy})

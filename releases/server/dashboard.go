@@ -8,7 +8,6 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -21,6 +20,7 @@ import (
 
 // pageData is what every dashboard page gets; Data is the page's own.
 type pageData struct {
+	LiveState  string
 	Title      string
 	Nav        string
 	User       *store.User
@@ -40,6 +40,9 @@ type dashHandler func(w http.ResponseWriter, r *http.Request, sess session) erro
 type session struct {
 	user store.User
 	s    store.Session
+	// liveState is the live stream's fingerprint taken before the page read its data: the page's
+	// stream starts from it, so that it speaks only of changes the page has not shown.
+	liveState string
 }
 
 func (se session) principal() principal { return principal{user: &se.user, session: &se.s} }
@@ -58,6 +61,7 @@ func (s dashboard) routes(m *http.ServeMux) {
 	m.HandleFunc("GET /releases", s.page(s.releasesPage))
 	m.HandleFunc("GET /releases/{id}", s.page(s.releasePage))
 	m.HandleFunc("GET /releases/{id}/stream", s.dashStream)
+	m.HandleFunc("GET /live", s.dashLive)
 	m.HandleFunc("POST /releases/{id}/{decision}", s.page(s.releaseAction))
 	m.HandleFunc("GET /components/{env}/{model}", s.page(s.componentPage))
 	m.HandleFunc("POST /components/{env}/{model}/{command}", s.page(s.componentCommand))
@@ -95,6 +99,10 @@ func (s dashboard) page(h dashHandler) http.HandlerFunc {
 			return
 		}
 		sess := session{user: u, s: se}
+		if r.Method == http.MethodGet {
+			// Errors leave it empty: the stream then sends its first state and the page refreshes.
+			sess.liveState, _ = s.fingerprint(r.Context())
+		}
 		if r.Method == http.MethodPost {
 			if err := r.ParseForm(); err != nil {
 				s.renderError(w, r, &sess, releases.Errorf(releases.EINVALID, "the form could not be read: %v", err))
@@ -120,6 +128,7 @@ func (s dashboard) render(w http.ResponseWriter, r *http.Request, status int, na
 	}
 	d.Version = cmp.Or(s.opts.Version, "(unknown version)")
 	if sess != nil {
+		d.LiveState = sess.liveState
 		d.User = &sess.user
 		d.CSRF = sess.s.CSRF
 		d.CanDeploy = roleRank(sess.user.Role) >= roleRank(store.RoleDeployer)
@@ -270,17 +279,12 @@ func statusLabel(status string) string {
 	return strings.ToUpper(status[:1]) + status[1:]
 }
 
-// componentStatus is what the overview shows for a component: its release in progress if any,
-// else a failed last release, else the endpoint's status.
+// componentStatus is what a component's badge says: the status of the endpoint, which is what
+// it serves. A release in progress or a failed one is shown beside it, never in its place: after a
+// failed deploy rolled back, the endpoint still serves the old version in service. Only a
+// component whose endpoint status was never reported falls back to its last release's status.
 func componentStatus(c store.ComponentView) string {
-	switch c.LastReleaseStatus {
-	case releases.StatusRunning, releases.StatusPending, releases.StatusFailed:
-		return string(c.LastReleaseStatus)
-	}
-	if c.EndpointStatus != "" {
-		return c.EndpointStatus
-	}
-	return string(c.LastReleaseStatus)
+	return cmp.Or(c.EndpointStatus, string(c.LastReleaseStatus))
 }
 
 func triggerLabel(t releases.Trigger) string {
@@ -401,56 +405,6 @@ func (s dashboard) logout(w http.ResponseWriter, r *http.Request, se session) er
 	return nil
 }
 
-type overviewCell struct{ C *store.ComponentView }
-
-type overviewRow struct {
-	Model string
-	Cells []overviewCell
-}
-
-func (s dashboard) overviewPage(w http.ResponseWriter, r *http.Request, se session) error {
-	ctx := r.Context()
-	envs, err := s.st.Environments(ctx)
-	if err != nil {
-		return err
-	}
-	comps, err := s.st.Components(ctx)
-	if err != nil {
-		return err
-	}
-	byKey := map[string]*store.ComponentView{}
-	var models []string
-	for i := range comps {
-		c := &comps[i]
-		if _, seen := byKey["m:"+c.Model]; !seen {
-			models = append(models, c.Model)
-			byKey["m:"+c.Model] = nil
-		}
-		byKey[c.Environment+"/"+c.Model] = c
-	}
-	slices.Sort(models)
-	var rows []overviewRow
-	for _, m := range models {
-		row := overviewRow{Model: m}
-		for _, e := range envs {
-			row.Cells = append(row.Cells, overviewCell{C: byKey[e.Name+"/"+m]})
-		}
-		rows = append(rows, row)
-	}
-	recent, err := s.st.ListReleases(ctx, store.ReleaseFilter{Limit: 10})
-	if err != nil {
-		return err
-	}
-	pending, err := s.st.PendingApprovals(ctx)
-	if err != nil {
-		return err
-	}
-	s.render(w, r, http.StatusOK, "overview", &se, pageData{Title: "Overview", Nav: "overview", Data: map[string]any{
-		"Envs": envs, "Rows": rows, "Recent": recent.Releases, "Pending": pending,
-	}})
-	return nil
-}
-
 func (s dashboard) releasesPage(w http.ResponseWriter, r *http.Request, se session) error {
 	ctx := r.Context()
 	q := r.URL.Query()
@@ -498,6 +452,11 @@ func (s dashboard) releasePage(w http.ResponseWriter, r *http.Request, se sessio
 	data := map[string]any{"Release": v, "Events": v.Events, "LastSeq": last, "Command": v.Command}
 	if t, ok := s.agents.last(rec.Environment); ok {
 		data["AgentSeen"] = t
+	}
+	if rec.AwaitingApproval() {
+		if data["Approval"], err = s.Server.approvalView(ctx, rec); err != nil {
+			return err
+		}
 	}
 	s.render(w, r, http.StatusOK, "release", &se, pageData{Title: fmt.Sprintf("%s %s in %s", rec.Kind, rec.Model, rec.Environment), Nav: "releases", Data: data})
 	return nil
@@ -605,15 +564,6 @@ func commandTitle(c releases.Command) string {
 		return fmt.Sprintf("Promotion of v%d to %s", c.Version, c.Environment)
 	}
 	return string(c.Kind)
-}
-
-func (s dashboard) approvalsPage(w http.ResponseWriter, r *http.Request, se session) error {
-	list, err := s.st.PendingApprovals(r.Context())
-	if err != nil {
-		return err
-	}
-	s.render(w, r, http.StatusOK, "approvals", &se, pageData{Title: "Approvals", Nav: "approvals", Data: map[string]any{"Releases": list}})
-	return nil
 }
 
 type settingsData struct {

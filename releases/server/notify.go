@@ -13,6 +13,7 @@ import (
 type notifier struct {
 	mu    sync.Mutex
 	chans map[string]chan struct{}
+	gen   uint64 // counts signals, so that a reader can tell whether anything happened since
 }
 
 func newNotifier() *notifier { return &notifier{chans: map[string]chan struct{}{}} }
@@ -30,10 +31,13 @@ func (n *notifier) wait(key string) <-chan struct{} {
 	return ch
 }
 
+// signal wakes the waiters on key, and those on anyKey (the dashboard's live pages).
 func (n *notifier) signal(key string) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	n.gen++
 	n.close(key)
+	n.close(anyKey)
 	// Every change of a release is signaled, and any may have queued webhook deliveries.
 	if strings.HasPrefix(key, releaseKey("")) {
 		n.close(outboxKey)
@@ -46,6 +50,16 @@ func (n *notifier) close(key string) {
 		delete(n.chans, key)
 	}
 }
+
+// generation is the number of signals so far.
+func (n *notifier) generation() uint64 {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.gen
+}
+
+// anyKey is signalled with every key.
+const anyKey = "*"
 
 func releaseKey(id string) string { return "release:" + id }
 func queueKey(env string) string  { return "queue:" + env }

@@ -71,6 +71,7 @@ type Server struct {
 	throttle  *throttle
 	agents    *presence
 	insights  insightCache // drift and freshness for the dashboard's cells
+	live      liveCache    // the dashboard's live fingerprint, shared by its pages and streams
 	pages     map[string]*template.Template
 	dummyHash []byte
 	sender    *sender // of webhook deliveries
@@ -139,6 +140,7 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /api/v1/releases/{id}", s.api(a.apiGetRelease))
 	m.HandleFunc("POST /api/v1/releases/{id}/events", s.api(a.apiAddEvent))
 	m.HandleFunc("POST /api/v1/releases/{id}/finish", s.api(a.apiFinishRelease))
+	m.HandleFunc("POST /api/v1/releases/{id}/heartbeat", s.api(a.apiHeartbeat))
 	m.HandleFunc("GET /api/v1/releases/{id}/stream", streams{s}.apiStream)
 	m.HandleFunc("POST /api/v1/releases/{id}/approve", s.api(a.apiApprove))
 	m.HandleFunc("POST /api/v1/releases/{id}/reject", s.api(a.apiReject))

@@ -2,11 +2,14 @@ package server
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/sagedeploy/sagedeploy/releases"
@@ -104,7 +107,9 @@ func (s streams) streamRelease(w http.ResponseWriter, r *http.Request, rec store
 }
 
 // streamOnce writes the events after *after and, when it changed since *lastState, the
-// release's state; final says whether the release has ended.
+// release's state; final says whether the release and its command (if any) have ended. An agent
+// reports a command's result after the release it ran, so ending the stream with the release
+// would leave the page showing a finished command as "dispatched" until a reload.
 func (s streams) streamOnce(ctx context.Context, w io.Writer, id string, after *int, lastState *[]byte) (final bool, err error) {
 	evs, err := s.st.Events(ctx, id, *after)
 	if err != nil {
@@ -128,7 +133,19 @@ func (s streams) streamOnce(ctx context.Context, w io.Writer, id string, after *
 		fmt.Fprintf(w, "event: release\ndata: %s\n\n", b)
 		*lastState = cb
 	}
-	return cur.Status.Final(), nil
+	return cur.Status.Final() && s.commandSettled(st.CommandState, cur.FinishedAt), nil
+}
+
+// commandResultGrace is how long after its release ends a stream waits for the command's result:
+// an agent that died between the two would otherwise keep followers waiting for ever.
+const commandResultGrace = time.Minute
+
+// commandSettled reports whether a release's command (if any) needs no more waiting for.
+func (s streams) commandSettled(state releases.CommandState, releaseFinished *time.Time) bool {
+	if state == "" || state.Final() {
+		return true
+	}
+	return releaseFinished != nil && s.st.Now().Sub(*releaseFinished) > commandResultGrace
 }
 
 func (s streams) streamStateOf(ctx context.Context, cur store.ReleaseRecord) streamState {
@@ -145,6 +162,123 @@ func (s streams) streamStateOf(ctx context.Context, cur store.ReleaseRecord) str
 		}
 	}
 	return st
+}
+
+// dashLive streams "change" events to the dashboard's pages whenever what they show changes,
+// including between the page's render (whose fingerprint it passes as ?state=) and this
+// connection. A page answers by fetching itself again and swapping its live parts in place.
+func (s dashboard) dashLive(w http.ResponseWriter, r *http.Request) {
+	if _, _, err := s.sessionOf(r); err != nil {
+		http.Error(w, "sign in first", http.StatusUnauthorized)
+		return
+	}
+	fl, ok := w.(http.Flusher)
+	if !ok {
+		http.Error(w, "streaming is not supported by this connection", http.StatusInternalServerError)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	fmt.Fprintf(w, "retry: 2000\n\n")
+	fl.Flush()
+	s.liveLoop(r.Context(), w, fl, r.URL.Query().Get("state"))
+}
+
+// liveLoop sends a change whenever the fingerprint differs from the last one sent, starting from
+// last, the one the page was rendered with.
+func (s dashboard) liveLoop(ctx context.Context, w io.Writer, fl http.Flusher, last string) {
+	tick := time.NewTicker(s.opts.StreamPoll)
+	defer tick.Stop()
+	keepalive := time.NewTicker(20 * time.Second)
+	defer keepalive.Stop()
+	for {
+		woken := s.notify.wait(anyKey)
+		fp, err := s.fingerprint(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				s.log.Warn("dashboard live stream", "err", err)
+			}
+			return
+		}
+		if fp != last {
+			fmt.Fprintf(w, "event: change\ndata: {\"state\":%q}\n\n", fp)
+			fl.Flush()
+			last = fp
+		}
+		select {
+		case <-woken:
+		case <-tick.C:
+		case <-keepalive.C:
+			fmt.Fprintf(w, ": keepalive\n\n")
+			fl.Flush()
+		case <-ctx.Done():
+			return
+		case <-s.ctx.Done():
+			return
+		}
+	}
+}
+
+// liveCache keeps the last fingerprint with the notifier generation it was read at: every open
+// page's stream and every page render asks for it, and it changes only after a signal (or, for
+// changes made by another server on the same database, at most a stream poll later).
+type liveCache struct {
+	mu  sync.Mutex
+	gen uint64
+	at  time.Time
+	fp  string
+}
+
+// fingerprint digests what the dashboard's pages show — components, recent releases, approvals,
+// commands — so that the live stream speaks only when one of them changed, not at every wake-up
+// (heartbeats and agents' polls wake it too).
+func (s dashboard) fingerprint(ctx context.Context) (string, error) {
+	gen := s.notify.generation()
+	c := &s.live
+	c.mu.Lock()
+	if c.fp != "" && c.gen == gen && time.Since(c.at) < s.opts.StreamPoll {
+		fp := c.fp
+		c.mu.Unlock()
+		return fp, nil
+	}
+	c.mu.Unlock()
+	fp, err := s.readFingerprint(ctx)
+	if err != nil {
+		return "", err
+	}
+	c.mu.Lock()
+	c.gen, c.at, c.fp = gen, time.Now(), fp
+	c.mu.Unlock()
+	return fp, nil
+}
+
+func (s dashboard) readFingerprint(ctx context.Context) (string, error) {
+	comps, err := s.st.Components(ctx)
+	if err != nil {
+		return "", fmt.Errorf("live state: %w", err)
+	}
+	recent, err := s.st.ListReleases(ctx, store.ReleaseFilter{Limit: 50})
+	if err != nil {
+		return "", fmt.Errorf("live state: %w", err)
+	}
+	pending, err := s.st.PendingApprovals(ctx)
+	if err != nil {
+		return "", fmt.Errorf("live state: %w", err)
+	}
+	cmds, err := s.st.Commands(ctx, "", 50)
+	if err != nil {
+		return "", fmt.Errorf("live state: %w", err)
+	}
+	sum := sha256.New()
+	for _, v := range []any{comps, recent.Releases, pending, cmds} {
+		if err := json.NewEncoder(sum).Encode(v); err != nil {
+			return "", fmt.Errorf("live state: %w", err)
+		}
+	}
+	return hex.EncodeToString(sum.Sum(nil)[:12]), nil
 }
 
 // humanDuration renders a duration the way people read it: 340ms, 4.2s, 45s, 3m 12s, 1h 4m.

@@ -337,6 +337,24 @@ func (t *tx) addEvent(ctx context.Context, id string, ev releases.Event) (releas
 	return ev, nil
 }
 
+// Heartbeat records that the deployer of a release that has not ended is alive, which keeps the
+// no-progress timeout (FailStaleReleases) away from it without adding an event.
+func (s *Store) Heartbeat(ctx context.Context, id string) error {
+	return s.inTx(ctx, func(t *tx) error {
+		r, err := t.release(ctx, id)
+		if err != nil {
+			return err
+		}
+		if r.Status.Final() {
+			return errf(ErrConflict, "release %s already ended (%s); report its outcome instead", id, r.Status)
+		}
+		if _, err := t.exec(ctx, `UPDATE releases SET updated_at = ? WHERE id = ?`, micros(s.Now()), id); err != nil {
+			return fmt.Errorf("heartbeat of release %s: %w", id, err)
+		}
+		return nil
+	})
+}
+
 // Events lists a release's events after sequence number after, in order.
 func (s *Store) Events(ctx context.Context, id string, after int) ([]releases.Event, error) {
 	out, err := queryAll(ctx, s, scanEvent, `SELECT seq, occurred_at, phase, message, endpoint_status FROM release_events WHERE release_id = ? AND seq > ? ORDER BY seq`, id, after)

@@ -135,6 +135,114 @@
     });
   }
 
+  // Every page: the parts marked data-live follow the dashboard's live stream. On each change the
+  // page fetches itself again and swaps those parts in place (no reload, scroll kept); a part the
+  // user is busy with is left alone until the next change.
+  var liveURL = document.body.getAttribute("data-live-stream");
+  var fetching = false, again = false;
+
+  function refreshLive() {
+    if (fetching) { again = true; return; }
+    fetching = true;
+    fetch(location.href, { credentials: "same-origin", headers: { "X-Live": "1" } })
+      .then(function (res) { return res.ok && !res.redirected ? res.text() : null; })
+      .then(function (html) { if (html) swapLive(new DOMParser().parseFromString(html, "text/html")); })
+      .catch(function () {})
+      .then(function () {
+        fetching = false;
+        if (again) { again = false; refreshLive(); }
+      });
+  }
+
+  // busy says whether a part holds what the user is doing: the field being typed in, or a field
+  // already changed (say the instance count, typed before reaching for the Scale button).
+  function busy(el) {
+    var focus = document.activeElement;
+    if (focus && focus !== document.body && el.contains(focus) && /^(INPUT|SELECT|TEXTAREA)$/.test(focus.tagName)) return true;
+    return Array.prototype.some.call(el.querySelectorAll("input:not([type=hidden]), textarea, select"), function (f) {
+      if (f.tagName === "SELECT") return Array.prototype.some.call(f.options, function (o) { return o.selected !== o.defaultSelected; });
+      if (f.type === "checkbox" || f.type === "radio") return f.checked !== f.defaultChecked;
+      return f.value !== f.defaultValue;
+    });
+  }
+
+  function swapLive(doc) {
+    document.querySelectorAll("[data-live][id]").forEach(function (el) {
+      var next = doc.getElementById(el.id);
+      if (!next || next.outerHTML === el.outerHTML || busy(el)) return;
+      el.replaceWith(document.importNode(next, true));
+    });
+    filterModels();
+    document.dispatchEvent(new CustomEvent("live:swapped"));
+  }
+
+  // A hidden tab lets its stream go: browsers allow about six connections to a server over
+  // HTTP/1.1, and a dozen dashboard tabs each holding one would stall every other request. The
+  // stream's first event on return brings the page up to date.
+  var dash = null;
+  function connectLive() {
+    if (dash || !liveURL || !window.EventSource) return;
+    dash = new EventSource(liveURL);
+    dash.addEventListener("change", refreshLive);
+  }
+  function disconnectLive() {
+    if (dash) { dash.close(); dash = null; }
+  }
+  if (document.visibilityState !== "hidden") connectLive();
+  document.addEventListener("visibilitychange", function () {
+    if (document.visibilityState === "hidden") disconnectLive(); else connectLive();
+  });
+  window.addEventListener("pagehide", disconnectLive);
+  window.addEventListener("pageshow", function () { if (document.visibilityState !== "hidden") connectLive(); });
+
+  // Overview: the model filter narrows the rows as one types; the query is kept in the address so
+  // that a reload, a shared link and the live refresh show the same rows (it also works without
+  // JavaScript, as a plain GET form).
+  var filter = document.getElementById("model-filter");
+  var filterTimer = null;
+
+  function filterModels() {
+    if (!filter) return;
+    var q = filter.value.trim().toLowerCase();
+    var shown = 0;
+    document.querySelectorAll("#overview tbody tr[data-model]").forEach(function (tr) {
+      var match = tr.getAttribute("data-model").toLowerCase().indexOf(q) >= 0;
+      tr.hidden = !match;
+      if (match) shown++;
+    });
+    var none = document.getElementById("no-match-live");
+    if (none) none.hidden = shown > 0 || !document.querySelector("#overview tbody tr[data-model]");
+  }
+
+  if (filter) {
+    // "/" jumps to the filter, as on many sites with long lists. Some key event sources deliver
+    // the "/" itself to the field after the jump even though its keydown was cancelled: drop it.
+    var jumped = false;
+    document.addEventListener("keydown", function (e) {
+      var t = e.target;
+      if (e.key !== "/" || e.ctrlKey || e.metaKey || e.altKey || /^(INPUT|SELECT|TEXTAREA)$/.test(t.tagName) || t.isContentEditable) return;
+      e.preventDefault();
+      jumped = true;
+      filter.focus();
+      filter.select();
+    });
+    document.addEventListener("keyup", function () { jumped = false; });
+    filter.addEventListener("beforeinput", function (e) {
+      if (jumped && e.data === "/") e.preventDefault();
+      jumped = false;
+    });
+    filter.form.addEventListener("submit", function (e) { e.preventDefault(); });
+    filter.addEventListener("input", function () {
+      filterModels();
+      var u = new URL(location.href);
+      if (filter.value.trim()) u.searchParams.set("q", filter.value.trim()); else u.searchParams.delete("q");
+      history.replaceState(null, "", u.pathname + u.search);
+      // Rows the server left out for the previous query come back with a refresh.
+      clearTimeout(filterTimer);
+      filterTimer = setTimeout(refreshLive, 250);
+    });
+  }
+
   function setText(id, text) {
     var el = document.getElementById(id);
     if (!el || text === null) return;

@@ -1,0 +1,307 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"regexp"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/sagemaker"
+	"github.com/aws/aws-sdk-go-v2/service/sagemaker/types"
+	"github.com/aws/aws-sdk-go-v2/service/servicequotas"
+
+	"github.com/sagedeploy/sagedeploy/releases"
+)
+
+// Preflight: the checks a deploy runs, reading only, before its first write — so that what
+// cannot succeed (a missing artifact, no room for a blue/green fleet, a rollback alarm that does
+// not exist) is refused with nothing changed, instead of failing half-way on SageMaker.
+
+// ErrPreflight: a preflight check failed; nothing was changed.
+var ErrPreflight = errors.New("preflight failed")
+
+// Check results.
+const (
+	CheckPassed  = "passed"
+	CheckFailed  = "failed"
+	CheckSkipped = "skipped"
+)
+
+// Check is one named preflight check and its result.
+type Check struct {
+	Name   string `json:"name"`
+	Status string `json:"status"`
+	Detail string `json:"detail"`
+}
+
+// preflightInput is what the checks look at: the configuration about to serve, the endpoint as
+// it is, and the strategy that moves traffic.
+type preflightInput struct {
+	cfg      configInfo
+	snap     *endpointSnapshot
+	strategy Strategy
+	endpoint string
+}
+
+// preflight runs every check, reports each as an event, and fails with the first failed
+// check's reason (naming every failed check).
+func (d *Deployer) preflight(ctx context.Context, in preflightInput, sink func(Event)) ([]Check, error) {
+	checks := []Check{
+		d.checkVersion(in),
+		d.checkArtifact(ctx, in),
+		d.checkImage(in),
+		d.checkCapacity(ctx, in),
+		d.checkVariant(in),
+		d.checkAlarms(ctx, in),
+	}
+	var failed []string
+	for _, c := range checks {
+		d.emit(Event{Phase: releases.PhasePreflight, Endpoint: in.endpoint, Message: fmt.Sprintf("preflight %s: %s — %s", c.Name, c.Status, c.Detail)}, sink)
+		if c.Status == CheckFailed {
+			failed = append(failed, c.Name+": "+c.Detail)
+		}
+	}
+	if len(failed) > 0 {
+		return checks, errorf(ErrPreflight, "preflight failed for %s, nothing was changed: %s", in.endpoint, strings.Join(failed, "; "))
+	}
+	return checks, nil
+}
+
+// checkVersion: the registry says the version may serve.
+func (d *Deployer) checkVersion(in preflightInput) Check {
+	c := Check{Name: "version"}
+	v := in.cfg.Version
+	switch {
+	case v.ApprovalStatus == "":
+		c.Status, c.Detail = CheckSkipped, fmt.Sprintf("model %s is not from the model registry, so it has no approval status", in.cfg.ModelName)
+	case v.ApprovalStatus != string(types.ModelApprovalStatusApproved):
+		c.Status, c.Detail = CheckFailed, fmt.Sprintf("%s of %s is %s, not Approved: approve it in the model registry first", v.String(), v.Model, v.ApprovalStatus)
+	default:
+		c.Status, c.Detail = CheckPassed, fmt.Sprintf("%s of %s is Approved", v.String(), v.Model)
+	}
+	return c
+}
+
+// checkArtifact: the model artifact is in S3, where SageMaker will fetch it.
+func (d *Deployer) checkArtifact(ctx context.Context, in preflightInput) Check {
+	c := Check{Name: "artifact"}
+	loc := in.cfg.Version.ModelDataURL
+	bucket, key, ok := splitS3(loc)
+	if !ok {
+		c.Status, c.Detail = CheckSkipped, "the version names no S3 artifact (its container brings the model)"
+		return c
+	}
+	_, err := d.s3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+	switch {
+	case err == nil:
+		c.Status, c.Detail = CheckPassed, loc+" exists"
+	case isNotFound(err) || httpStatus(err) == 404:
+		c.Status, c.Detail = CheckFailed, fmt.Sprintf("artifact %s of %s is missing: register the version again (`sagedeploy register --bucket BUCKET ...`) or restore the object", loc, in.cfg.Version.String())
+	case httpStatus(err) == 403:
+		// SageMaker reads the artifact with the execution role, which may see what the deployer cannot.
+		c.Status, c.Detail = CheckSkipped, fmt.Sprintf("cannot see artifact %s (access denied): grant the deployer s3:GetObject on it to have it checked", loc)
+	default:
+		c.Status, c.Detail = CheckFailed, fmt.Sprintf("cannot read artifact %s: %v", loc, err)
+	}
+	return c
+}
+
+func splitS3(loc string) (bucket, key string, ok bool) {
+	u, err := url.Parse(loc)
+	if err != nil || u.Scheme != "s3" || u.Host == "" || len(u.Path) < 2 {
+		return "", "", false
+	}
+	return u.Host, strings.TrimPrefix(u.Path, "/"), true
+}
+
+var ecrHost = regexp.MustCompile(`^\d{12}\.dkr\.ecr(-fips)?\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?/`)
+
+// checkImage: an ECR image is pulled from the endpoint's region; one of another region does not
+// resolve there.
+func (d *Deployer) checkImage(in preflightInput) Check {
+	c := Check{Name: "image"}
+	img := in.cfg.Version.Image
+	m := ecrHost.FindStringSubmatch(img)
+	switch {
+	case img == "":
+		c.Status, c.Detail = CheckSkipped, "the version names no image; the model's own container is used"
+	case m == nil:
+		c.Status, c.Detail = CheckPassed, img+" is not an ECR image; SageMaker pulls it as named"
+	case m[2] != d.region:
+		c.Status, c.Detail = CheckFailed, fmt.Sprintf("image %s is in ECR of %s, but the endpoint is in %s: register the version with the image of %s", img, m[2], d.region, d.region)
+	default:
+		c.Status, c.Detail = CheckPassed, fmt.Sprintf("%s resolves in %s", img, d.region)
+	}
+	return c
+}
+
+// checkVariant: a blue/green update keeps the variant name, or autoscaling, alarms and
+// dashboards that name the old variant silently stop applying.
+func (d *Deployer) checkVariant(in preflightInput) Check {
+	c := Check{Name: "variant"}
+	cur, ok := in.snap.serving()
+	switch {
+	case !ok:
+		c.Status, c.Detail = CheckSkipped, "no endpoint serves yet"
+	case cur.Variant != "" && in.cfg.Variant != "" && cur.Variant != in.cfg.Variant:
+		c.Status, c.Detail = CheckFailed, fmt.Sprintf("endpoint %s serves variant %s but %s names variant %s: autoscaling and alarms on %s would stop applying; use a configuration with variant %s", in.endpoint, cur.Variant, in.cfg.Name, in.cfg.Variant, cur.Variant, cur.Variant)
+	default:
+		c.Status, c.Detail = CheckPassed, "variant "+cur.Variant+" stays"
+	}
+	return c
+}
+
+// checkAlarms: every rollback alarm exists, and the deployer may read them — SageMaker ignores
+// an alarm it cannot find, so a typo would turn the guardrail off without a word.
+func (d *Deployer) checkAlarms(ctx context.Context, in preflightInput) Check {
+	c := Check{Name: "alarms"}
+	want := in.strategy.RollbackAlarms
+	if len(want) == 0 {
+		c.Status, c.Detail = CheckSkipped, "no rollback alarms asked for"
+		return c
+	}
+	found := map[string]bool{}
+	p := cloudwatch.NewDescribeAlarmsPaginator(d.cw, &cloudwatch.DescribeAlarmsInput{AlarmNames: want})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			c.Status, c.Detail = CheckFailed, fmt.Sprintf("cannot describe CloudWatch alarms %s: %v (the role needs cloudwatch:DescribeAlarms)", strings.Join(want, ", "), err)
+			return c
+		}
+		for _, a := range page.MetricAlarms {
+			found[aws.ToString(a.AlarmName)] = true
+		}
+		for _, a := range page.CompositeAlarms {
+			found[aws.ToString(a.AlarmName)] = true
+		}
+	}
+	var missing []string
+	for _, a := range want {
+		if !found[a] {
+			missing = append(missing, a)
+		}
+	}
+	if len(missing) > 0 {
+		c.Status, c.Detail = CheckFailed, fmt.Sprintf("CloudWatch alarm %s does not exist in %s: create it (aws cloudwatch put-metric-alarm) or fix --rollback-alarm", strings.Join(missing, ", "), d.region)
+		return c
+	}
+	c.Status, c.Detail = CheckPassed, "alarms "+strings.Join(want, ", ")+" exist"
+	return c
+}
+
+// checkCapacity: a blue/green update runs the new fleet beside the old one, so the account's
+// endpoint quota for the instance type must hold what runs now plus the new fleet.
+func (d *Deployer) checkCapacity(ctx context.Context, in preflightInput) Check {
+	c := Check{Name: "capacity"}
+	itype, count := in.cfg.InstanceType, in.cfg.InstanceCount
+	if itype == "" || count <= 0 {
+		c.Status, c.Detail = CheckSkipped, "the configuration runs no instances of its own (serverless)"
+		return c
+	}
+	quota, ok, err := d.endpointQuota(ctx, itype)
+	switch {
+	case err != nil:
+		c.Status, c.Detail = CheckSkipped, fmt.Sprintf("could not read the %s endpoint quota (%v); the role needs servicequotas:ListServiceQuotas", itype, err)
+		return c
+	case !ok:
+		c.Status, c.Detail = CheckSkipped, fmt.Sprintf("Service Quotas lists no endpoint quota for %s", itype)
+		return c
+	}
+	running, err := d.runningInstances(ctx, itype, in.snap)
+	if err != nil {
+		c.Status, c.Detail = CheckSkipped, fmt.Sprintf("could not count the running %s instances: %v", itype, err)
+		return c
+	}
+	extra, how := count, "blue/green runs both fleets until traffic has moved"
+	if _, serving := in.snap.serving(); serving && in.strategy.Type == Rolling {
+		// A rolling update replaces the fleet in place: one batch more at a time.
+		extra, how = max(1, (count*in.strategy.Percent+99)/100), "a rolling update adds one batch at a time"
+	}
+	need := running + extra
+	what := fmt.Sprintf("%d %s running + %d new = %d, quota %d", running, itype, extra, need, int(quota))
+	if float64(need) > quota {
+		c.Status, c.Detail = CheckFailed, fmt.Sprintf("not enough %s quota for the new fleet: %s (%s); ask AWS for a higher \"%s for endpoint usage\" quota, scale other endpoints down, use --rolling, or another --instance-type", itype, what, how, itype)
+		return c
+	}
+	c.Status, c.Detail = CheckPassed, what
+	return c
+}
+
+// endpointQuota is the account's endpoint quota for an instance type, found by its name.
+func (d *Deployer) endpointQuota(ctx context.Context, itype string) (float64, bool, error) {
+	name := itype + " for endpoint usage"
+	p := servicequotas.NewListServiceQuotasPaginator(d.sq, &servicequotas.ListServiceQuotasInput{ServiceCode: aws.String("sagemaker")})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return 0, false, err
+		}
+		for _, q := range page.Quotas {
+			if aws.ToString(q.QuotaName) == name {
+				return aws.ToFloat64(q.Value), true, nil
+			}
+		}
+	}
+	return 0, false, nil
+}
+
+// runningInstances counts the account's endpoint instances of a type in the region, by the
+// configuration each endpoint runs.
+func (d *Deployer) runningInstances(ctx context.Context, itype string, own *endpointSnapshot) (int, error) {
+	total := 0
+	p := sagemaker.NewListEndpointsPaginator(d.sm, &sagemaker.ListEndpointsInput{MaxResults: aws.Int32(100)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return 0, fmt.Errorf("list endpoints: %w", err)
+		}
+		for _, e := range page.Endpoints {
+			if cur, ok := own.serving(); ok && aws.ToString(e.EndpointName) == aws.ToString(own.desc.EndpointName) {
+				if cur.InstanceType == itype {
+					total += own.instances() // read already: this endpoint's fleet stays until the shift ends
+				}
+				continue
+			}
+			n, err := d.endpointInstances(ctx, aws.ToString(e.EndpointName), itype)
+			if err != nil {
+				return 0, err
+			}
+			total += n
+		}
+	}
+	return total, nil
+}
+
+// endpointInstances is how many instances of itype one endpoint runs now.
+func (d *Deployer) endpointInstances(ctx context.Context, name, itype string) (int, error) {
+	desc, err := d.describeEndpoint(ctx, name)
+	if err != nil || desc == nil || desc.EndpointStatus == types.EndpointStatusFailed {
+		return 0, err
+	}
+	cfg, err := d.sm.DescribeEndpointConfig(ctx, &sagemaker.DescribeEndpointConfigInput{EndpointConfigName: desc.EndpointConfigName})
+	if err != nil {
+		if isNotFound(err) {
+			return 0, nil
+		}
+		return 0, fmt.Errorf("describe endpoint configuration of %s: %w", name, err)
+	}
+	total := 0
+	for _, pv := range cfg.ProductionVariants {
+		if string(pv.InstanceType) != itype {
+			continue
+		}
+		n := int(aws.ToInt32(pv.InitialInstanceCount))
+		for _, live := range desc.ProductionVariants {
+			if aws.ToString(live.VariantName) == aws.ToString(pv.VariantName) && live.CurrentInstanceCount != nil {
+				n = int(aws.ToInt32(live.CurrentInstanceCount))
+			}
+		}
+		total += n
+	}
+	return total, nil
+}

@@ -1,0 +1,110 @@
+package deploy_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sagedeploy/sagedeploy/deploy"
+	"github.com/sagedeploy/sagedeploy/localsm"
+	"github.com/sagedeploy/sagedeploy/localsm/localsmtest"
+)
+
+// writes are the SageMaker calls that change something.
+func writes(c *calls) []string {
+	var out []string
+	for _, op := range c.names() {
+		if name, ok := strings.CutPrefix(op, "SageMaker/"); ok && (strings.HasPrefix(name, "Create") || strings.HasPrefix(name, "Update") ||
+			strings.HasPrefix(name, "Delete") || name == "AddTags") {
+			out = append(out, op)
+		}
+	}
+	return out
+}
+
+// A deploy that cannot succeed is refused by the check that sees why, before any SageMaker write.
+func TestPreflightStopsBeforeAnyWrite(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		quotas map[string]float64
+		setup  func(t *testing.T, l *local, d *deploy.Deployer) deploy.Strategy
+		check  string
+		says   []string
+	}{
+		{"artifact missing", nil, func(t *testing.T, l *local, d *deploy.Deployer) deploy.Strategy {
+			res := register(t, d, "abalone", 2, true)
+			deleteObject(t, l, res.ArtifactURL)
+			return deploy.Strategy{}
+		}, "artifact", []string{"preflight failed for abalone-dev", "artifact: artifact s3://", "version 2 is missing", "--bucket"}},
+		{"quota too small for blue/green", map[string]float64{"ml.t2.medium": 1}, func(t *testing.T, l *local, d *deploy.Deployer) deploy.Strategy {
+			register(t, d, "abalone", 2, true)
+			return deploy.Strategy{}
+		}, "capacity", []string{"capacity: not enough ml.t2.medium quota", "1 ml.t2.medium running + 1 new = 2, quota 1", "blue/green"}},
+		{"alarm missing", nil, func(t *testing.T, l *local, d *deploy.Deployer) deploy.Strategy {
+			register(t, d, "abalone", 2, true)
+			return deploy.Strategy{RollbackAlarms: []string{"abalone-dev-5xx"}}
+		}, "alarms", []string{"alarms: CloudWatch alarm abalone-dev-5xx does not exist"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			srv := localsmtest.Start(t, localsm.Options{EndpointQuotas: tc.quotas})
+			l := &local{t: t, srv: srv, url: srv.URL()}
+			d, _ := l.deployer(nil)
+			register(t, d, "abalone", 1, true)
+			if _, err := d.Deploy(ctx, deploy.DeployRequest{Model: "abalone", Environment: "dev"}); err != nil {
+				t.Fatal(err)
+			}
+			strategy := tc.setup(t, l, d)
+			rec := &calls{}
+			d2, ev := l.deployer(rec)
+			res, err := d2.Deploy(ctx, deploy.DeployRequest{Model: "abalone", Environment: "dev", Strategy: strategy})
+			if !errors.Is(err, deploy.ErrPreflight) {
+				t.Fatalf("deploy = %v; want a preflight failure\n%s", err, ev.text())
+			}
+			for _, want := range tc.says {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error %q does not say %q", err, want)
+				}
+			}
+			if w := writes(rec); len(w) > 0 {
+				t.Errorf("a refused deploy wrote to SageMaker: %v", w)
+			}
+			failed := 0
+			for _, c := range res.Preflight {
+				if c.Status == deploy.CheckFailed {
+					failed++
+					if c.Name != tc.check {
+						t.Errorf("check %s failed too: %s", c.Name, c.Detail)
+					}
+				}
+			}
+			if failed != 1 || !strings.Contains(ev.text(), "[preflight] preflight "+tc.check+": failed") {
+				t.Errorf("the output does not name the failed check %s:\n%s", tc.check, ev.text())
+			}
+			expectVersion(t, d, "abalone-dev", 1)
+		})
+	}
+}
+
+// Where blue/green has no room for a second fleet, a rolling update, one batch at a time, does.
+func TestRollingUpdateFitsWhereBlueGreenDoesNot(t *testing.T) {
+	t.Parallel()
+	srv := localsmtest.Start(t, localsm.Options{EndpointQuotas: map[string]float64{"ml.t2.medium": 3}})
+	l := &local{t: t, srv: srv, url: srv.URL()}
+	d, ev := l.deployer(nil)
+	register(t, d, "abalone", 1, true)
+	if _, err := d.Deploy(ctx, deploy.DeployRequest{Model: "abalone", Environment: "dev", InstanceCount: 2}); err != nil {
+		t.Fatal(err)
+	}
+	register(t, d, "abalone", 2, true)
+	_, err := d.Deploy(ctx, deploy.DeployRequest{Model: "abalone", Environment: "dev"})
+	if !errors.Is(err, deploy.ErrPreflight) || !strings.Contains(err.Error(), "2 ml.t2.medium running + 2 new = 4, quota 3") {
+		t.Fatalf("blue/green past the quota: %v", err)
+	}
+	if _, err := d.Deploy(ctx, deploy.DeployRequest{Model: "abalone", Environment: "dev", Strategy: deploy.Strategy{Type: deploy.Rolling, Percent: 50, Bake: time.Second}}); err != nil {
+		t.Fatalf("rolling within the quota: %v\n%s", err, ev.text())
+	}
+	expectVersion(t, d, "abalone-dev", 2)
+}
