@@ -85,9 +85,7 @@ func (c *Client) followPending(ctx context.Context, id string) error {
 		return err
 	}
 	req.Header.Set("Accept", "text/event-stream")
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
+	c.authorize(req)
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return fmt.Errorf("follow release %s: %w", id, err)

@@ -224,12 +224,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any, timeo
 		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("Accept", "application/json")
-	switch {
-	case c.token != "":
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	case c.user != "":
-		req.SetBasicAuth(c.user, c.password)
-	}
+	c.authorize(req)
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return err
@@ -251,6 +246,16 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any, timeo
 		}
 	}
 	return nil
+}
+
+// authorize signs a request with the client's token, or as its user.
+func (c *Client) authorize(req *http.Request) {
+	switch {
+	case c.token != "":
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	case c.user != "":
+		req.SetBasicAuth(c.user, c.password)
+	}
 }
 
 // answerError is the APIError of an error answer, in the server's words when it gave some.
