@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"regexp"
@@ -226,4 +227,29 @@ func addCounts(a, b map[string]int) map[string]int {
 		a[k] += v
 	}
 	return a
+}
+
+// cleanUp deletes a run's endpoints (untimed, uncounted) and waits until they are gone, so that
+// the runs after it find the instance quota free, as a fresh account would.
+func cleanUp(ctx context.Context, s *stack, endpoints ...string) error {
+	sm := sagemaker.New(sagemaker.Options{Region: benchRegion, BaseEndpoint: aws.String(s.smURL), Credentials: creds})
+	for _, name := range endpoints {
+		if _, err := sm.DeleteEndpoint(ctx, &sagemaker.DeleteEndpointInput{EndpointName: aws.String(name)}); err != nil {
+			return fmt.Errorf("clean up endpoint %s: %w", name, err)
+		}
+		for {
+			_, err := sm.DescribeEndpoint(ctx, &sagemaker.DescribeEndpointInput{EndpointName: aws.String(name)})
+			var nf interface{ ErrorCode() string }
+			if errors.As(err, &nf) && strings.Contains(nf.ErrorCode(), "Validation") || err != nil && strings.Contains(err.Error(), "Could not find") {
+				break
+			}
+			if err != nil {
+				return fmt.Errorf("clean up endpoint %s: %w", name, err)
+			}
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
