@@ -146,20 +146,22 @@ func (d *Deployer) applyConfig(ctx context.Context, p configPlan, sink func(Even
 		res.ModelCreated = m.Created
 	}
 	name := p.name
-	// Create first and describe only when it exists (a retried step): the common case costs
-	// one call, not two (SageMaker's API rate limits count every Describe).
-	tags := versionTags(d.baseTags(req.Model, req.Environment, req.PipelineID, req.ProjectID), res.Version)
-	out, err := d.sm.CreateEndpointConfig(ctx, configInput(p, tags))
+	existing, err := d.sm.DescribeEndpointConfig(ctx, &sagemaker.DescribeEndpointConfigInput{EndpointConfigName: aws.String(name)})
 	switch {
-	case isAlreadyExists(err):
-		existing, err := d.sm.DescribeEndpointConfig(ctx, &sagemaker.DescribeEndpointConfigInput{EndpointConfigName: aws.String(name)})
-		if err != nil {
-			return res, fmt.Errorf("describe endpoint configuration %s: %w", name, err)
-		}
+	case err == nil:
 		res.EndpointConfigARN = aws.ToString(existing.EndpointConfigArn)
 		d.emit(Event{Phase: releases.PhaseEndpointConfig, Message: fmt.Sprintf("endpoint configuration %s already exists; reusing it", name)}, sink)
 		return res, nil
-	case err != nil:
+	case !isNotFound(err):
+		return res, fmt.Errorf("describe endpoint configuration %s: %w", name, err)
+	}
+	tags := versionTags(d.baseTags(req.Model, req.Environment, req.PipelineID, req.ProjectID), res.Version)
+	out, err := d.sm.CreateEndpointConfig(ctx, configInput(p, tags))
+	if err != nil {
+		if isAlreadyExists(err) {
+			d.emit(Event{Phase: releases.PhaseEndpointConfig, Message: fmt.Sprintf("endpoint configuration %s was created concurrently; reusing it", name)}, sink)
+			return res, nil
+		}
 		return res, fmt.Errorf("create endpoint configuration %s for %s in %s: %w", name, req.Model, req.Environment, err)
 	}
 	res.EndpointConfigARN = aws.ToString(out.EndpointConfigArn)
