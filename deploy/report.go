@@ -142,7 +142,7 @@ func (t *tracker) unreported(err error) {
 // awaitApproval follows the release pending at the gate (its event stream, with a slow poll
 // when the stream drops) until it is approved or rejected.
 func (t *tracker) awaitApproval(ctx context.Context, id string, s releases.ReleaseStart, sink func(Event)) error {
-	got, err := t.d.opts.Releases.WaitApproval(ctx, id, releases.ApprovalWait{
+	got, err := t.d.opts.Releases.WaitApprovalWith(ctx, id, releases.ApprovalWait{
 		Poll: cmp.Or(max(t.d.opts.ApprovalPoll, 0), 2*time.Second),
 		OnRetry: func(err error) {
 			t.d.log.Warn("following the approval failed; retrying", "release", id, "error", err)

@@ -34,10 +34,15 @@ var errStreamUnsupported = errors.New("the release server has no event stream fo
 // WaitApproval waits until a release pending at its gate is approved (the release is returned)
 // or rejected or canceled (ErrRejected), or ctx ends. It follows the release's event stream, so
 // an approval is noticed the moment the server records it; when the stream drops or cannot be
-// opened it reads the release, waits w.Poll and follows again. A release server that cannot be
+// opened it reads the release, waits poll (2s when 0) and follows again. A release server that cannot be
 // reached is retried until ctx ends — giving up would bypass the gate — while a refusal (revoked
 // token, unknown release) is returned.
-func (c *Client) WaitApproval(ctx context.Context, id string, w ApprovalWait) (Release, error) {
+func (c *Client) WaitApproval(ctx context.Context, id string, poll time.Duration) (Release, error) {
+	return c.WaitApprovalWith(ctx, id, ApprovalWait{Poll: poll})
+}
+
+// WaitApprovalWith is WaitApproval with its retries told to w.OnRetry.
+func (c *Client) WaitApprovalWith(ctx context.Context, id string, w ApprovalWait) (Release, error) {
 	poll := cmp.Or(max(w.Poll, 0), 2*time.Second)
 	streams := true
 	for {

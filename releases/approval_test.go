@@ -103,7 +103,7 @@ type waitResult struct {
 func waitFor(c *releases.Client, id string, w releases.ApprovalWait) <-chan waitResult {
 	done := make(chan waitResult, 1)
 	go func() {
-		r, err := c.WaitApproval(context.Background(), id, w)
+		r, err := c.WaitApprovalWith(context.Background(), id, w)
 		done <- waitResult{r, err}
 	}()
 	return done
@@ -218,7 +218,7 @@ func TestWaitApprovalRefused(t *testing.T) {
 	f := &front{}
 	url := startFront(t, e, f)
 	r := pendingProd(t, releases.NewClient(url, e.Token("prod"), nil))
-	_, err := releases.NewClient(url, e.Token("dev"), nil).WaitApproval(context.Background(), r.ID, releases.ApprovalWait{Poll: time.Hour})
+	_, err := releases.NewClient(url, e.Token("dev"), nil).WaitApproval(context.Background(), r.ID, time.Hour)
 	if err == nil || !releases.IsRefusal(err) {
 		t.Fatalf("WaitApproval with a dev token on a prod release: %v, want a refusal", err)
 	}

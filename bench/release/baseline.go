@@ -133,7 +133,7 @@ func (b *baseline) startRelease(ctx context.Context, c *releases.Client, env str
 	}
 	approved := make(chan error, 1)
 	go func() { approved <- b.s.approve(ctx, rel.ID) }()
-	if _, err := c.WaitApproval(ctx, rel.ID, releases.ApprovalWait{}); err != nil {
+	if _, err := c.WaitApproval(ctx, rel.ID, 0); err != nil {
 		return rel, err
 	}
 	return rel, <-approved
