@@ -14,9 +14,18 @@ import (
 // queued (a slow or unreachable release server); what is left is dropped and counted.
 const DefaultReportFlush = 10 * time.Second
 
-// reportRetries are the pauses before each new attempt of a report the release server could not
-// take (no answer, 5xx, 408, 429); a refusal is not retried.
-var reportRetries = [...]time.Duration{50 * time.Millisecond, 250 * time.Millisecond, time.Second}
+// reportAttempts is how many times a report is sent when the release server cannot take it (no
+// answer, 5xx, 408, 429); a refusal is not retried. retryPause is the pause before attempt n+1:
+// 50 ms, 250 ms, 1.25 s.
+const reportAttempts = 4
+
+func retryPause(n int) time.Duration {
+	d := 50 * time.Millisecond
+	for range n {
+		d *= 5
+	}
+	return d
+}
 
 // reporter sends one release's reports (events, heartbeats, the outcome) to the release server
 // from one goroutine, in the order they were queued, so that a slow server never holds up the
@@ -101,10 +110,10 @@ func (r *reporter) deliver(send func(context.Context) error) error {
 		ctx, cancel := context.WithTimeout(r.ctx, 15*time.Second)
 		err := send(ctx)
 		cancel()
-		if err == nil || !releases.IsUnreachable(err) || attempt == len(reportRetries) || r.ctx.Err() != nil {
+		if err == nil || !releases.IsUnreachable(err) || attempt+1 == reportAttempts || r.ctx.Err() != nil {
 			return err
 		}
-		if sleep(r.ctx, reportRetries[attempt]) != nil {
+		if sleep(r.ctx, retryPause(attempt)) != nil {
 			return err
 		}
 	}
