@@ -167,3 +167,28 @@ func TestBadEndpointSettingsAreRefusedBeforeAnyCall(t *testing.T) {
 		t.Errorf("refused deploys made AWS calls: %v", n)
 	}
 }
+
+// The plan shows the settings a deploy would add: the capture asked for and, on an endpoint
+// that has none, nothing before.
+func TestPlanShowsEndpointSettings(t *testing.T) {
+	t.Parallel()
+	l := startLocal(t)
+	d, _ := l.deployer(nil)
+	register(t, d, "abalone", 1, true)
+	if _, err := d.Deploy(ctx, deploy.DeployRequest{Model: "abalone", Environment: "dev"}); err != nil {
+		t.Fatal(err)
+	}
+	p, err := d.Plan(ctx, deploy.DeployRequest{Model: "abalone", Environment: "dev", Settings: deploy.EndpointSettings{
+		DataCapture: &deploy.DataCapture{DestinationS3URI: "s3://models/capture", SamplingPercent: 25, Mode: "input"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := change(t, p, "data_capture"); c.From != "" || c.To != "25% input to s3://models/capture" || !c.Changed || p.Action != deploy.PlanUpdate {
+		t.Errorf("plan of adding data capture: %+v, action %s; want none → 25%% input to s3://models/capture, an update", c, p.Action)
+	}
+	for _, c := range p.Changes {
+		if c.Field == "serverless" || c.Field == "async" {
+			t.Errorf("plan lists %s, which neither side has: %+v", c.Field, c)
+		}
+	}
+}
