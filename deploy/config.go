@@ -368,6 +368,12 @@ type AsyncInference struct {
 	MaxConcurrentInvocations int
 }
 
+// shapesConfig reports whether the settings ask for a configuration of their own (tags alone do
+// not: a configuration the pipeline made earlier serves as well).
+func (s EndpointSettings) shapesConfig() bool {
+	return s.DataCapture != nil || s.Serverless != nil || s.Async != nil
+}
+
 // Check refuses settings SageMaker would refuse, in the words of the flags; instancesGiven says
 // the request names an instance type or count (which a serverless endpoint has none of).
 func (s EndpointSettings) Check(model, env string, instancesGiven bool) error {

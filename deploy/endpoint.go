@@ -380,7 +380,7 @@ func (d *Deployer) prepare(ctx context.Context, req DeployRequest, snap *endpoin
 		d.emit(Event{Phase: releases.PhaseEndpointConfig, Message: fmt.Sprintf("deploying the given endpoint configuration %s (%s)", ci.Name, ci.Version.String())}, sink)
 		return ci, nil, nil
 	}
-	if req.ModelName == "" && req.PipelineID != "" {
+	if req.ModelName == "" && req.PipelineID != "" && !req.Settings.shapesConfig() {
 		ci, ok, err := d.findPipelineConfig(ctx, req.Model, req.Environment, req.PipelineID, req.Version, req.InstanceType, req.InstanceCount)
 		if err != nil {
 			return ci, nil, err

@@ -43,7 +43,7 @@ settings, so running the step again reuses the configuration.`,
 		if env, err = c.environmentFor(cmd.Context(), g, env); err != nil {
 			return err
 		}
-		settings, err := set.parse(c.b, c.model, env, c.b.isGiven("instance-type") || c.b.isGiven("instance-count"))
+		settings, err := set.parse(c.b, c.model, env, instancesChosen(c.b))
 		if err != nil {
 			return err
 		}

@@ -90,6 +90,9 @@ func (b *binder) apply() error {
 // isGiven reports whether a flag was set on the command line or through its environment variable.
 func (b *binder) isGiven(name string) bool { _, ok := b.given[name]; return ok }
 
+// onCommandLine reports whether a flag was typed on the command line (not taken from the environment).
+func (b *binder) onCommandLine(name string) bool { return b.given[name] == "--"+name }
+
 // source names where a flag's value came from, for messages.
 func (b *binder) source(name string) string {
 	if s, ok := b.given[name]; ok {
@@ -191,10 +194,23 @@ func (r *rolloutFlags) parse(b *binder, stdin io.Reader, model, env string) (rol
 	if b.isGiven("instance-count") {
 		out.instanceCount = r.count
 	}
-	if out.settings, err = r.set.parse(b, model, env, out.instanceType != "" || out.instanceCount != 0); err != nil {
+	if out.settings, err = r.set.parse(b, model, env, instancesChosen(b)); err != nil {
 		return rollout{}, err
 	}
+	if out.settings.Serverless != nil {
+		out.instanceType, out.instanceCount = "", 0 // only the defaults, as the orb exports them
+	}
 	return out, nil
+}
+
+// instancesChosen reports whether --instance-type or --instance-count was chosen: typed, or set
+// to something other than the default. The orb and the Action export both with their defaults on
+// every step, which must not count against a serverless endpoint.
+func instancesChosen(b *binder) bool {
+	f := b.cmd.Flags()
+	return b.onCommandLine("instance-type") || b.onCommandLine("instance-count") ||
+		f.Lookup("instance-type").Value.String() != deploy.DefaultInstanceType ||
+		f.Lookup("instance-count").Value.String() != strconv.Itoa(deploy.DefaultInstanceCount)
 }
 
 // settingsFlags are the endpoint settings a new configuration gets: data capture, serverless
@@ -224,11 +240,12 @@ func bindSettings(b *binder) *settingsFlags {
 // parse builds the settings and checks them as SageMaker would, so that a mistake stops here
 // (exit 2) rather than after the model was created. A setting's companion flags without it
 // (a capture percent without a destination) are refused too: they would silently do nothing.
+// Only when typed, though: the orb and the Action export every variable with its default.
 func (s *settingsFlags) parse(b *binder, model, env string, instancesGiven bool) (deploy.EndpointSettings, error) {
 	var out deploy.EndpointSettings
 	if s.captureURI != "" {
 		out.DataCapture = &deploy.DataCapture{DestinationS3URI: s.captureURI, SamplingPercent: s.capturePercent, Mode: s.captureMode}
-	} else if b.isGiven("data-capture-percent") || b.isGiven("data-capture-mode") {
+	} else if b.onCommandLine("data-capture-percent") || b.onCommandLine("data-capture-mode") {
 		return out, usageErr(errors.New("--data-capture-percent and --data-capture-mode need --data-capture-s3-uri (where the captured data goes)"))
 	}
 	if s.memory != 0 || s.maxConcurrency != 0 || s.provisioned != 0 {
