@@ -85,6 +85,10 @@ func TestServerlessDeployServesFromAServerlessVariant(t *testing.T) {
 	l := startLocal(t)
 	d, ev := l.deployer(nil)
 	register(t, d, "abalone", 1, true)
+	// An endpoint on instances moves to serverless capacity: the instances it ran are not carried over.
+	if _, err := d.Deploy(ctx, deploy.DeployRequest{Model: "abalone", Environment: "dev", InstanceCount: 2}); err != nil {
+		t.Fatal(err)
+	}
 	sls := &deploy.Serverless{MemoryMB: 2048, MaxConcurrency: 5}
 	res, err := d.Deploy(ctx, deploy.DeployRequest{Model: "abalone", Environment: "dev", Settings: deploy.EndpointSettings{Serverless: sls}})
 	if err != nil {
