@@ -39,6 +39,8 @@ type CreateEndpointConfigRequest struct {
 	InstanceCount int
 	PipelineID    string
 	ProjectID     string
+	// Settings asked for; what they leave open is carried over from the running configuration.
+	Settings EndpointSettings
 
 	// settings, when set, are carried over from the configuration the endpoint runs.
 	settings *endpointSettings
@@ -64,6 +66,9 @@ type CreateEndpointConfigResult struct {
 func (d *Deployer) CreateEndpointConfig(ctx context.Context, req CreateEndpointConfigRequest) (CreateEndpointConfigResult, error) {
 	ctx, err := d.checkEnvironment(ctx, req.Model, req.Environment)
 	if err != nil {
+		return CreateEndpointConfigResult{}, err
+	}
+	if err := req.Settings.Check(req.Model, req.Environment, req.InstanceType != "" || req.InstanceCount != 0); err != nil {
 		return CreateEndpointConfigResult{}, err
 	}
 	return d.createEndpointConfig(ctx, req, nil)
@@ -104,13 +109,18 @@ func (d *Deployer) planConfig(ctx context.Context, req CreateEndpointConfigReque
 	if req.settings != nil {
 		kept = *req.settings
 	}
+	asked := req.Settings
+	// Serverless capacity asked for wins over the instances an update carries over; async (which
+	// needs instances) or instances asked for end the serverless capacity carried over.
+	serverless := asked.Serverless != nil || asked.Async == nil && kept.serverlessUnlessAsked(req.InstanceType, req.InstanceCount)
+	kept = asked.over(kept)
 	itype, count := "", 0
-	if !kept.serverlessUnlessAsked(req.InstanceType, req.InstanceCount) {
+	if !serverless {
 		var err error
 		if itype, count, err = instanceSettings(req.InstanceType, req.InstanceCount); err != nil {
 			return configPlan{}, err
 		}
-		kept.Serverless = nil // instances asked for: no longer serverless
+		kept.Serverless = nil
 	}
 	p := configPlan{req: req, itype: itype, count: count, settings: kept}
 	if req.ModelName != "" {
@@ -156,6 +166,11 @@ func (d *Deployer) applyConfig(ctx context.Context, p configPlan, sink func(Even
 		return res, fmt.Errorf("describe endpoint configuration %s: %w", name, err)
 	}
 	tags := versionTags(d.baseTags(req.Model, req.Environment, req.PipelineID, req.ProjectID), res.Version)
+	for k, v := range req.Settings.Tags {
+		if _, own := tags[k]; !own && !strings.HasPrefix(k, "sagedeploy:") {
+			tags[k] = v
+		}
+	}
 	out, err := d.sm.CreateEndpointConfig(ctx, configInput(p, tags))
 	if err != nil {
 		if isAlreadyExists(err) {
@@ -171,7 +186,7 @@ func (d *Deployer) applyConfig(ctx context.Context, p configPlan, sink func(Even
 		what = "serverless"
 	}
 	if kept := p.settings.describe(); kept != "" {
-		what += ", keeping " + kept
+		what += ", with " + kept
 	}
 	d.emit(Event{Phase: releases.PhaseEndpointConfig, Message: fmt.Sprintf("created endpoint configuration %s: %s serving model %s as variant %s", name, what, res.ModelName, p.settings.variant())}, sink)
 	return res, nil
@@ -317,4 +332,155 @@ func (d *Deployer) findPipelineConfig(ctx context.Context, model, env, pipelineI
 		return ci, true, nil
 	}
 	return configInfo{}, false, nil
+}
+
+// EndpointSettings are the endpoint settings a request asks for; a nil field keeps what the
+// endpoint runs (an update carries data capture, async and serverless settings over).
+type EndpointSettings struct {
+	DataCapture *DataCapture
+	Serverless  *Serverless
+	Async       *AsyncInference
+	// Tags are added to the endpoint configuration; sagedeploy's own keys win.
+	Tags map[string]string
+}
+
+// DataCapture records a share of the endpoint's requests and answers to S3.
+type DataCapture struct {
+	DestinationS3URI string
+	// SamplingPercent is the share captured, 0 to 100.
+	SamplingPercent int
+	// Mode is input, output or both ("" is both).
+	Mode string
+}
+
+// Serverless serves from serverless capacity instead of instances.
+type Serverless struct {
+	MemoryMB               int
+	MaxConcurrency         int
+	ProvisionedConcurrency int // 0: none
+}
+
+// AsyncInference makes the endpoint asynchronous: InvokeEndpointAsync writes answers to S3.
+type AsyncInference struct {
+	OutputS3URI  string
+	FailureS3URI string // "" keeps failures in OutputS3URI's answers
+	// MaxConcurrentInvocations per instance; 0 lets SageMaker choose.
+	MaxConcurrentInvocations int
+}
+
+// shapesConfig reports whether the settings ask for a configuration of their own (tags alone do
+// not: a configuration the pipeline made earlier serves as well).
+func (s EndpointSettings) shapesConfig() bool {
+	return s.DataCapture != nil || s.Serverless != nil || s.Async != nil
+}
+
+// Check refuses settings SageMaker would refuse, in the words of the flags; instancesGiven says
+// the request names an instance type or count (which a serverless endpoint has none of).
+func (s EndpointSettings) Check(model, env string, instancesGiven bool) error {
+	where := fmt.Sprintf("for %s in %s", model, env)
+	if s.Serverless != nil && instancesGiven {
+		return errorf(ErrInvalid, "serverless capacity %s has no instances: drop --instance-type/--instance-count or the --serverless-* settings", where)
+	}
+	if s.Serverless != nil && s.Async != nil {
+		return errorf(ErrInvalid, "asynchronous inference %s needs instances: SageMaker does not serve async from serverless capacity; drop --serverless-* or --async-*", where)
+	}
+	for _, err := range []error{s.DataCapture.check(where), s.Serverless.check(where), s.Async.check(where)} {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *DataCapture) check(where string) error {
+	switch {
+	case c == nil:
+		return nil
+	case !isS3URI(c.DestinationS3URI):
+		return errorf(ErrInvalid, "data capture %s needs an s3://bucket/prefix destination (--data-capture-s3-uri), not %q", where, c.DestinationS3URI)
+	case c.SamplingPercent < 0 || c.SamplingPercent > 100:
+		return errorf(ErrInvalid, "data capture %s samples %d%% of the requests: use 0 to 100 (--data-capture-percent)", where, c.SamplingPercent)
+	}
+	if _, ok := captureModes(c.Mode); !ok {
+		return errorf(ErrInvalid, "data capture mode %q %s is not one of input, output, both (--data-capture-mode)", c.Mode, where)
+	}
+	return nil
+}
+
+// captureModes are SageMaker's capture options of a mode.
+func captureModes(mode string) ([]types.CaptureMode, bool) {
+	switch mode {
+	case "", "both":
+		return []types.CaptureMode{types.CaptureModeInput, types.CaptureModeOutput}, true
+	case "input":
+		return []types.CaptureMode{types.CaptureModeInput}, true
+	case "output":
+		return []types.CaptureMode{types.CaptureModeOutput}, true
+	}
+	return nil, false
+}
+
+func (s *Serverless) check(where string) error {
+	switch {
+	case s == nil:
+		return nil
+	case s.MemoryMB < 1024 || s.MemoryMB > 6144 || s.MemoryMB%1024 != 0:
+		return errorf(ErrInvalid, "serverless memory %d MB %s is not one SageMaker offers: use 1024, 2048, 3072, 4096, 5120 or 6144 (--serverless-memory)", s.MemoryMB, where)
+	case s.MaxConcurrency < 1 || s.MaxConcurrency > 200:
+		return errorf(ErrInvalid, "serverless max concurrency %d %s is not between 1 and 200 (--serverless-max-concurrency)", s.MaxConcurrency, where)
+	case s.ProvisionedConcurrency < 0 || s.ProvisionedConcurrency > s.MaxConcurrency:
+		return errorf(ErrInvalid, "serverless provisioned concurrency %d %s must be between 0 and the max concurrency %d (--serverless-provisioned)", s.ProvisionedConcurrency, where, s.MaxConcurrency)
+	}
+	return nil
+}
+
+func (a *AsyncInference) check(where string) error {
+	switch {
+	case a == nil:
+		return nil
+	case !isS3URI(a.OutputS3URI):
+		return errorf(ErrInvalid, "asynchronous inference %s needs an s3://bucket/prefix for its answers (--async-output-s3), not %q", where, a.OutputS3URI)
+	case a.FailureS3URI != "" && !isS3URI(a.FailureS3URI):
+		return errorf(ErrInvalid, "asynchronous inference %s: failure location %q is not an s3://bucket/prefix (--async-failure-s3)", where, a.FailureS3URI)
+	case a.MaxConcurrentInvocations < 0 || a.MaxConcurrentInvocations > 1000:
+		return errorf(ErrInvalid, "asynchronous inference %s: %d concurrent invocations per instance is not between 1 and 1000 (--async-max-concurrency)", where, a.MaxConcurrentInvocations)
+	}
+	return nil
+}
+
+func isS3URI(s string) bool {
+	rest, ok := strings.CutPrefix(s, "s3://")
+	return ok && rest != "" && !strings.HasPrefix(rest, "/")
+}
+
+// over lays the asked settings over the ones carried from the running configuration.
+func (s EndpointSettings) over(kept endpointSettings) endpointSettings {
+	if c := s.DataCapture; c != nil {
+		modes, _ := captureModes(c.Mode)
+		opts := make([]types.CaptureOption, 0, len(modes))
+		for _, m := range modes {
+			opts = append(opts, types.CaptureOption{CaptureMode: m})
+		}
+		kept.DataCapture = &types.DataCaptureConfig{EnableCapture: aws.Bool(true), DestinationS3Uri: aws.String(c.DestinationS3URI),
+			InitialSamplingPercentage: aws.Int32(int32(c.SamplingPercent)), CaptureOptions: opts}
+	}
+	if v := s.Serverless; v != nil {
+		kept.Serverless = &types.ProductionVariantServerlessConfig{MemorySizeInMB: aws.Int32(int32(v.MemoryMB)), MaxConcurrency: aws.Int32(int32(v.MaxConcurrency))}
+		if v.ProvisionedConcurrency > 0 {
+			kept.Serverless.ProvisionedConcurrency = aws.Int32(int32(v.ProvisionedConcurrency))
+		}
+		kept.Async = nil
+	}
+	if a := s.Async; a != nil {
+		out := &types.AsyncInferenceOutputConfig{S3OutputPath: aws.String(a.OutputS3URI)}
+		if a.FailureS3URI != "" {
+			out.S3FailurePath = aws.String(a.FailureS3URI)
+		}
+		kept.Async = &types.AsyncInferenceConfig{OutputConfig: out}
+		if a.MaxConcurrentInvocations > 0 {
+			kept.Async.ClientConfig = &types.AsyncInferenceClientConfig{MaxConcurrentInvocationsPerInstance: aws.Int32(int32(a.MaxConcurrentInvocations))}
+		}
+		kept.Serverless = nil
+	}
+	return kept
 }

@@ -34,8 +34,10 @@ type DeployRequest struct {
 	// ml.t2.medium × 1.
 	InstanceType  string
 	InstanceCount int
-	PipelineID    string
-	ProjectID     string
+	// Settings asked for (data capture, serverless, async, tags); the rest is kept from the endpoint.
+	Settings   EndpointSettings
+	PipelineID string
+	ProjectID  string
 	// Description is shown on the release (the orb's MODEL_DESC).
 	Description string
 	// Strategy is how traffic moves to the new version; ParseStrategy checks it once and attaches
@@ -263,6 +265,9 @@ func (d *Deployer) checkDeploy(req DeployRequest, res *DeployResult) (DeployRequ
 		return req, err
 	}
 	req.Strategy = st
+	if err := req.Settings.Check(req.Model, req.Environment, req.InstanceType != "" || req.InstanceCount != 0); err != nil {
+		return req, err
+	}
 	if req.Verify != nil && len(req.Verify.Body) == 0 {
 		return req, errorf(ErrInvalid, "verification needs a request body (--verify-body FILE)")
 	}
@@ -379,7 +384,7 @@ func (d *Deployer) prepare(ctx context.Context, req DeployRequest, snap *endpoin
 		d.emit(Event{Phase: releases.PhaseEndpointConfig, Message: fmt.Sprintf("deploying the given endpoint configuration %s (%s)", ci.Name, ci.Version.String())}, sink)
 		return ci, nil, nil
 	}
-	if req.ModelName == "" && req.PipelineID != "" {
+	if req.ModelName == "" && req.PipelineID != "" && !req.Settings.shapesConfig() {
 		ci, ok, err := d.findPipelineConfig(ctx, req.Model, req.Environment, req.PipelineID, req.Version, req.InstanceType, req.InstanceCount)
 		if err != nil {
 			return ci, nil, err
@@ -393,7 +398,7 @@ func (d *Deployer) prepare(ctx context.Context, req DeployRequest, snap *endpoin
 	plan, err := d.planConfig(ctx, CreateEndpointConfigRequest{
 		Model: req.Model, Environment: req.Environment, Version: req.Version, ModelName: req.ModelName,
 		InstanceType: req.InstanceType, InstanceCount: req.InstanceCount, PipelineID: req.PipelineID, ProjectID: req.ProjectID,
-		settings: req.settings,
+		Settings: req.Settings, settings: req.settings,
 	}, sink)
 	if err != nil {
 		return configInfo{}, nil, err

@@ -23,6 +23,7 @@ import (
 	"github.com/sagedeploy/sagedeploy/localsm"
 	lcw "github.com/sagedeploy/sagedeploy/localsm/cloudwatch"
 	"github.com/sagedeploy/sagedeploy/localsm/localsmtest"
+	"github.com/sagedeploy/sagedeploy/releases"
 )
 
 // flakyImage is served by localsm/testdata/flaky_server.py, which answers 500 to every other
@@ -49,11 +50,13 @@ func startGuardrailLocal(t *testing.T) *local {
 // TestDeployRolledBackByAlarm: the deployer ships a version whose container fails half its
 // requests as a 20% canary guarded by an alarm on Invocation5XXErrors; under traffic the alarm
 // fires, SageMaker (local) rolls back, and the deployer fails saying which alarm, with v1 serving
-// and no request answered by v1 failing.
+// and no request answered by v1 failing; the release server records the release as rolled back
+// by SageMaker, naming the alarm.
 func TestDeployRolledBackByAlarm(t *testing.T) {
 	l := startGuardrailLocal(t)
 	ctx := context.Background()
-	d, _ := l.deployer(nil)
+	rs := startReleaseServer(t)
+	d, _ := l.deployer(nil, withReleases(rs.client("dev")))
 	v1 := register(t, d, "scorer", 1, true)
 	if _, err := l.sm().CreateModelPackage(ctx, &sagemaker.CreateModelPackageInput{ModelPackageGroupName: aws.String("scorer"),
 		ModelApprovalStatus: smtypes.ModelApprovalStatusApproved,
@@ -62,10 +65,10 @@ func TestDeployRolledBackByAlarm(t *testing.T) {
 			SupportedContentTypes: []string{"text/csv"}, SupportedResponseMIMETypes: []string{"text/csv"}}}); err != nil {
 		t.Fatalf("register the flaky version 2: %v", err)
 	}
-	if _, err := d.Deploy(ctx, deploy.DeployRequest{Model: "scorer", Environment: "prod", Version: 1, Timeout: time.Minute}); err != nil {
+	if _, err := d.Deploy(ctx, deploy.DeployRequest{Model: "scorer", Environment: "dev", Version: 1, Timeout: time.Minute}); err != nil {
 		t.Fatalf("deploy v1: %v", err)
 	}
-	const endpoint, alarm = "scorer-prod", "scorer-prod-5xx"
+	const endpoint, alarm = "scorer-dev", "scorer-dev-5xx"
 	cw := cloudwatch.New(cloudwatch.Options{Region: "us-east-1", BaseEndpoint: aws.String(l.url),
 		Credentials: credentials.NewStaticCredentialsProvider("AKIAASSERT", "secret", "")})
 	if _, err := cw.PutMetricAlarm(ctx, &cloudwatch.PutMetricAlarmInput{
@@ -78,7 +81,7 @@ func TestDeployRolledBackByAlarm(t *testing.T) {
 	}
 
 	load := startLoad(l, endpoint)
-	_, err := d.Deploy(ctx, deploy.DeployRequest{Model: "scorer", Environment: "prod", Version: 2, Timeout: time.Minute,
+	res, err := d.Deploy(ctx, deploy.DeployRequest{Model: "scorer", Environment: "dev", Version: 2, Timeout: time.Minute,
 		Strategy: deploy.Strategy{Type: deploy.Canary, Percent: 20, Bake: 10 * time.Minute, RollbackAlarms: []string{alarm}}})
 	v1Answers, v2Failures, other := load.end()
 	t.Logf("v1 answered %d, v2 failed %d, other failures %q; the deployer said: %v", v1Answers, v2Failures, other, err)
@@ -89,6 +92,14 @@ func TestDeployRolledBackByAlarm(t *testing.T) {
 	out, derr := l.sm().DescribeEndpoint(ctx, &sagemaker.DescribeEndpointInput{EndpointName: aws.String(endpoint)})
 	if derr != nil || out.EndpointStatus != smtypes.EndpointStatusInService || !strings.Contains(aws.ToString(out.EndpointConfigName), "v1") {
 		t.Fatalf("after the rollback: %v, status %s, config %s; want InService on v1's configuration", derr, out.EndpointStatus, aws.ToString(out.EndpointConfigName))
+	}
+	if res.ReleaseID == "" {
+		t.Fatalf("the failed deploy reported no release: %+v", res)
+	}
+	rel, rerr := rs.client("dev").Release(ctx, res.ReleaseID)
+	if rerr != nil || rel.Status != releases.StatusFailed || rel.Reason != releases.ReasonRolledBack || !strings.Contains(rel.FailureReason, alarm) {
+		t.Fatalf("release on the server: %v, status %s, reason %q (%s); want failed, rolled back by SageMaker, naming %s",
+			rerr, rel.Status, rel.Reason, rel.FailureReason, alarm)
 	}
 	if v2Failures == 0 {
 		t.Error("no request failed on v2; the alarm cannot have fired from its errors")

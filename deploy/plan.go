@@ -2,7 +2,12 @@ package deploy
 
 import (
 	"context"
+	"fmt"
 	"strconv"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sagemaker/types"
 )
 
 // Plan actions: what a deploy would do to the endpoint.
@@ -23,7 +28,8 @@ type PlanResult struct {
 	Action string `json:"action"`
 	// EndpointStatus is the endpoint's status now ("" when it does not exist).
 	EndpointStatus string `json:"endpoint_status,omitempty"`
-	// Changes lists every field the deploy sets, changed or not, in a fixed order.
+	// Changes lists every field the deploy sets, changed or not, in a fixed order; data_capture,
+	// serverless and async only when the endpoint has them or the deploy sets them.
 	Changes []Change `json:"changes"`
 	// ModelCreated and ConfigCreated say the deploy would create the SageMaker model and the
 	// endpoint configuration (else it reuses existing ones).
@@ -114,8 +120,63 @@ func planChanges(cur configInfo, count int, next configInfo, st Strategy, exists
 	for i := range out {
 		out[i].Changed = out[i].From != out[i].To
 	}
+	out = append(out, settingsChanges(cur.Settings, next.Settings)...)
 	changed := out[2].Changed
 	return append(out, Change{Field: "strategy", To: strategy, Changed: changed})
+}
+
+// settingsChanges are the endpoint settings either side has: a plain endpoint's plan stays short.
+func settingsChanges(cur, next endpointSettings) []Change {
+	var out []Change
+	for _, f := range []struct{ field, from, to string }{
+		{"data_capture", captureString(cur.DataCapture), captureString(next.DataCapture)},
+		{"serverless", serverlessString(cur.Serverless), serverlessString(next.Serverless)},
+		{"async", asyncString(cur.Async), asyncString(next.Async)},
+	} {
+		if f.from != "" || f.to != "" {
+			out = append(out, Change{Field: f.field, From: f.from, To: f.to, Changed: f.from != f.to})
+		}
+	}
+	return out
+}
+
+// captureString reads "30% input+output to s3://bucket/prefix".
+func captureString(c *types.DataCaptureConfig) string {
+	if c == nil || !aws.ToBool(c.EnableCapture) {
+		return ""
+	}
+	modes := make([]string, len(c.CaptureOptions))
+	for i, o := range c.CaptureOptions {
+		modes[i] = strings.ToLower(string(o.CaptureMode))
+	}
+	return fmt.Sprintf("%d%% %s to %s", aws.ToInt32(c.InitialSamplingPercentage), strings.Join(modes, "+"), aws.ToString(c.DestinationS3Uri))
+}
+
+// serverlessString reads "2048 MB, max concurrency 5, 1 provisioned".
+func serverlessString(s *types.ProductionVariantServerlessConfig) string {
+	if s == nil {
+		return ""
+	}
+	out := fmt.Sprintf("%d MB, max concurrency %d", aws.ToInt32(s.MemorySizeInMB), aws.ToInt32(s.MaxConcurrency))
+	if p := aws.ToInt32(s.ProvisionedConcurrency); p > 0 {
+		out += fmt.Sprintf(", %d provisioned", p)
+	}
+	return out
+}
+
+// asyncString reads "answers to s3://…, failures to s3://…, 4 per instance".
+func asyncString(a *types.AsyncInferenceConfig) string {
+	if a == nil || a.OutputConfig == nil {
+		return ""
+	}
+	out := "answers to " + aws.ToString(a.OutputConfig.S3OutputPath)
+	if f := aws.ToString(a.OutputConfig.S3FailurePath); f != "" {
+		out += ", failures to " + f
+	}
+	if a.ClientConfig != nil && aws.ToInt32(a.ClientConfig.MaxConcurrentInvocationsPerInstance) > 0 {
+		out += fmt.Sprintf(", %d per instance", aws.ToInt32(a.ClientConfig.MaxConcurrentInvocationsPerInstance))
+	}
+	return out
 }
 
 func planAction(exists bool, changes []Change) string {

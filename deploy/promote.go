@@ -24,6 +24,7 @@ type PromoteRequest struct {
 	// InstanceType and InstanceCount are To's; empty / 0 keep what To runs now, else the defaults.
 	InstanceType      string
 	InstanceCount     int
+	Settings          EndpointSettings
 	PipelineID        string
 	ProjectID         string
 	Description       string
@@ -66,13 +67,13 @@ func (d *Deployer) Promote(ctx context.Context, req PromoteRequest) (PromoteResu
 		return res, err
 	}
 	itype, count := req.InstanceType, req.InstanceCount
-	if cur, ok := dst.serving(); ok {
+	if cur, ok := dst.serving(); ok && req.Settings.Serverless == nil {
 		// To keeps its own instance settings unless the request gives them.
 		itype, count = cmp.Or(itype, cur.InstanceType), cmp.Or(count, dst.instances())
 	}
 	dr, err := d.Deploy(ctx, DeployRequest{
 		Model: req.Model, Environment: req.To, EndpointName: req.EndpointName, ModelName: ci.ModelName,
-		InstanceType: itype, InstanceCount: count, PipelineID: req.PipelineID, ProjectID: req.ProjectID,
+		InstanceType: itype, InstanceCount: count, Settings: req.Settings, PipelineID: req.PipelineID, ProjectID: req.ProjectID,
 		Description: req.Description, Strategy: req.Strategy, Verify: req.Verify, RollbackOnFailure: req.RollbackOnFailure,
 		Timeout: req.Timeout, LockTimeout: req.LockTimeout, RestoreEnabled: req.RestoreEnabled, ScaleEnabled: req.ScaleEnabled,
 		ReleaseID: req.ReleaseID, Trigger: req.Trigger, kind: releases.KindPromote, snapshot: dst, SkipPreflight: req.SkipPreflight,

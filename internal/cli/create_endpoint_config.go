@@ -30,6 +30,7 @@ settings, so running the step again reuses the configuration.`,
 	c.b.str(&env, "env", "", "environment (dev, staging, prod, ...); default: the release token's", "DEPLOY_ENVIRONMENT")
 	c.b.str(&itype, "instance-type", deploy.DefaultInstanceType, "instance type to serve on", "ENDPOINT_INSTANCE_TYPE")
 	c.b.integer(&count, "instance-count", deploy.DefaultInstanceCount, "number of instances", "ENDPOINT_INSTANCE_COUNT")
+	set := bindSettings(c.b)
 	c.b.integer(&version, "version", 0, "model package version to use instead of the pipeline's or the latest Approved one")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if err := c.load(cmd); err != nil {
@@ -42,9 +43,16 @@ settings, so running the step again reuses the configuration.`,
 		if env, err = c.environmentFor(cmd.Context(), g, env); err != nil {
 			return err
 		}
+		settings, err := set.parse(c.b, c.model, env, instancesChosen(c.b))
+		if err != nil {
+			return err
+		}
+		if settings.Serverless != nil {
+			itype, count = "", 0 // serverless capacity has no instances
+		}
 		return run(g, c, cmd, func(ctx context.Context, d *deploy.Deployer) error {
 			res, err := d.CreateEndpointConfig(ctx, deploy.CreateEndpointConfigRequest{
-				Model: c.model, Environment: env, Version: version, InstanceType: itype, InstanceCount: count,
+				Model: c.model, Environment: env, Version: version, InstanceType: itype, InstanceCount: count, Settings: settings,
 				PipelineID: c.pipelineID, ProjectID: c.projectID,
 			})
 			return emit(g.stdout, c.output, res, err, func(w io.Writer) {

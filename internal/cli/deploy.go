@@ -75,7 +75,7 @@ func newDeployCmd(g *globals, use string) *cobra.Command {
 		if env, err = c.environmentFor(cmd.Context(), g, env); err != nil {
 			return err
 		}
-		r, err := ro.parse(c.b, g.stdin)
+		r, err := ro.parse(c.b, g.stdin, c.model, env)
 		if err != nil {
 			return err
 		}
@@ -85,7 +85,7 @@ func newDeployCmd(g *globals, use string) *cobra.Command {
 			InstanceType: r.instanceType, InstanceCount: r.instanceCount,
 			Strategy: r.strategy, Verify: r.verify, RollbackOnFailure: r.rollbackOnFailure,
 			Timeout: r.timeout, LockTimeout: r.lockTimeout, RestoreEnabled: &restore, ScaleEnabled: &scale,
-			SkipPreflight: r.skipPreflight,
+			SkipPreflight: r.skipPreflight, Settings: r.settings,
 		}
 		return run(g, c, cmd, func(ctx context.Context, d *deploy.Deployer) error {
 			if dryRun {

@@ -22,6 +22,9 @@ type binder struct {
 	getenv func(string) string
 	envs   map[string][]string
 	given  map[string]string // flag → where its value came from ("--flag" or "ENV_VAR")
+	// tags come from the pipeline file only (no flag sets them); the binder carries them from
+	// the file to the settings of the configuration.
+	tags map[string]string
 }
 
 func newBinder(cmd *cobra.Command, g *globals) *binder {
@@ -87,6 +90,9 @@ func (b *binder) apply() error {
 // isGiven reports whether a flag was set on the command line or through its environment variable.
 func (b *binder) isGiven(name string) bool { _, ok := b.given[name]; return ok }
 
+// onCommandLine reports whether a flag was typed on the command line (not taken from the environment).
+func (b *binder) onCommandLine(name string) bool { return b.given[name] == "--"+name }
+
 // source names where a flag's value came from, for messages.
 func (b *binder) source(name string) string {
 	if s, ok := b.given[name]; ok {
@@ -139,6 +145,7 @@ type rolloutFlags struct {
 	timeout, lockTimeout durationValue
 	strat                *strategyFlags
 	ver                  *verifyFlags
+	set                  *settingsFlags
 	skipPreflight        bool
 }
 
@@ -151,6 +158,7 @@ type rollout struct {
 	strategy             deploy.Strategy
 	verify               *deploy.Verification
 	rollbackOnFailure    bool
+	settings             deploy.EndpointSettings
 	skipPreflight        bool
 }
 
@@ -165,10 +173,12 @@ func bindRollout(cmd *cobra.Command, b *binder, where, which string) *rolloutFla
 	b.duration(&r.lockTimeout, "lock-timeout", "how long to wait for another deployment "+which+" to finish first (default: --timeout)")
 	r.strat = bindStrategy(cmd, b)
 	r.ver = bindVerify(b)
+	r.set = bindSettings(b)
 	return r
 }
 
-func (r *rolloutFlags) parse(b *binder, stdin io.Reader) (rollout, error) {
+// parse reads the flags of a rollout of model into env.
+func (r *rolloutFlags) parse(b *binder, stdin io.Reader, model, env string) (rollout, error) {
 	st, err := r.strat.strategy()
 	if err != nil {
 		return rollout{}, err
@@ -183,6 +193,72 @@ func (r *rolloutFlags) parse(b *binder, stdin io.Reader) (rollout, error) {
 	}
 	if b.isGiven("instance-count") {
 		out.instanceCount = r.count
+	}
+	if out.settings, err = r.set.parse(b, model, env, instancesChosen(b)); err != nil {
+		return rollout{}, err
+	}
+	if out.settings.Serverless != nil {
+		out.instanceType, out.instanceCount = "", 0 // only the defaults, as the orb exports them
+	}
+	return out, nil
+}
+
+// instancesChosen reports whether --instance-type or --instance-count was chosen: typed, or set
+// to something other than the default. The orb and the Action export both with their defaults on
+// every step, which must not count against a serverless endpoint.
+func instancesChosen(b *binder) bool {
+	f := b.cmd.Flags()
+	return b.onCommandLine("instance-type") || b.onCommandLine("instance-count") ||
+		f.Lookup("instance-type").Value.String() != deploy.DefaultInstanceType ||
+		f.Lookup("instance-count").Value.String() != strconv.Itoa(deploy.DefaultInstanceCount)
+}
+
+// settingsFlags are the endpoint settings a new configuration gets: data capture, serverless
+// capacity, asynchronous inference. Unset, an update keeps what the endpoint runs.
+type settingsFlags struct {
+	captureURI, captureMode             string
+	capturePercent                      int
+	memory, maxConcurrency, provisioned int
+	asyncOutput, asyncFailure           string
+	asyncConcurrency                    int
+}
+
+func bindSettings(b *binder) *settingsFlags {
+	s := &settingsFlags{}
+	b.str(&s.captureURI, "data-capture-s3-uri", "", "capture requests and answers to this s3://bucket/prefix", "SAGEDEPLOY_DATA_CAPTURE_S3_URI")
+	b.integer(&s.capturePercent, "data-capture-percent", 100, "share of the requests captured (0-100)", "SAGEDEPLOY_DATA_CAPTURE_PERCENT")
+	b.str(&s.captureMode, "data-capture-mode", "both", "what is captured: input, output or both", "SAGEDEPLOY_DATA_CAPTURE_MODE")
+	b.integer(&s.memory, "serverless-memory", 0, "serve from serverless capacity with this many MB (1024-6144, steps of 1024) instead of instances", "SAGEDEPLOY_SERVERLESS_MEMORY")
+	b.integer(&s.maxConcurrency, "serverless-max-concurrency", 0, "concurrent requests a serverless endpoint serves (1-200)", "SAGEDEPLOY_SERVERLESS_MAX_CONCURRENCY")
+	b.integer(&s.provisioned, "serverless-provisioned", 0, "serverless capacity kept warm (up to --serverless-max-concurrency)", "SAGEDEPLOY_SERVERLESS_PROVISIONED")
+	b.str(&s.asyncOutput, "async-output-s3", "", "make the endpoint asynchronous, writing answers to this s3://bucket/prefix", "SAGEDEPLOY_ASYNC_OUTPUT_S3")
+	b.str(&s.asyncFailure, "async-failure-s3", "", "where an asynchronous endpoint writes its errors (s3://bucket/prefix)", "SAGEDEPLOY_ASYNC_FAILURE_S3")
+	b.integer(&s.asyncConcurrency, "async-max-concurrency", 0, "concurrent asynchronous requests per instance (1-1000; default: SageMaker's)", "SAGEDEPLOY_ASYNC_MAX_CONCURRENCY")
+	return s
+}
+
+// parse builds the settings and checks them as SageMaker would, so that a mistake stops here
+// (exit 2) rather than after the model was created. A setting's companion flags without it
+// (a capture percent without a destination) are refused too: they would silently do nothing.
+// Only when typed, though: the orb and the Action export every variable with its default.
+func (s *settingsFlags) parse(b *binder, model, env string, instancesGiven bool) (deploy.EndpointSettings, error) {
+	var out deploy.EndpointSettings
+	if s.captureURI != "" {
+		out.DataCapture = &deploy.DataCapture{DestinationS3URI: s.captureURI, SamplingPercent: s.capturePercent, Mode: s.captureMode}
+	} else if b.onCommandLine("data-capture-percent") || b.onCommandLine("data-capture-mode") {
+		return out, usageErr(errors.New("--data-capture-percent and --data-capture-mode need --data-capture-s3-uri (where the captured data goes)"))
+	}
+	if s.memory != 0 || s.maxConcurrency != 0 || s.provisioned != 0 {
+		out.Serverless = &deploy.Serverless{MemoryMB: s.memory, MaxConcurrency: s.maxConcurrency, ProvisionedConcurrency: s.provisioned}
+	}
+	if s.asyncOutput != "" {
+		out.Async = &deploy.AsyncInference{OutputS3URI: s.asyncOutput, FailureS3URI: s.asyncFailure, MaxConcurrentInvocations: s.asyncConcurrency}
+	} else if s.asyncFailure != "" || s.asyncConcurrency != 0 {
+		return out, usageErr(errors.New("--async-failure-s3 and --async-max-concurrency need --async-output-s3 (where the answers go)"))
+	}
+	out.Tags = b.tags
+	if err := out.Check(model, env, instancesGiven); err != nil {
+		return out, usageErr(err)
 	}
 	return out, nil
 }

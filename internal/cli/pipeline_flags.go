@@ -5,9 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -98,9 +96,6 @@ func (p *pipelineFlags) configure(env string, opts *deploy.Options) {
 	if e, ok := p.file.Environment(env); ok {
 		opts.AssumeRoleARN = e.Role
 	}
-	if u := p.unapplied(env); len(u) > 0 && opts.Logger != nil {
-		opts.Logger.Warn("settings of the pipeline file this sagedeploy does not apply yet", "environment", env, "file", p.file.Path, "settings", strings.Join(u, ", "))
-	}
 }
 
 // targetEnv is the environment the command acts on, as its flags say.
@@ -146,6 +141,8 @@ func (p *pipelineFlags) defaults(cmd *cobra.Command, b *binder, model, env strin
 	}
 	vals = append(vals, st...)
 	vals = append(vals, p.verifyFlags(e)...)
+	vals = append(vals, fileSettings(e)...)
+	b.tags = e.Tags
 	for _, v := range vals {
 		if err := set(v[0], v[1]); err != nil {
 			return err
@@ -194,6 +191,21 @@ func (p *pipelineFlags) verifyFlags(e pipeline.Environment) [][2]string {
 	return out
 }
 
+// fileSettings are the flags of env's endpoint settings: data capture, serverless, async.
+func fileSettings(e pipeline.Environment) [][2]string {
+	var out [][2]string
+	if d := e.DataCapture; d != nil && d.Enabled {
+		out = append(out, [2]string{"data-capture-s3-uri", d.Destination}, [2]string{"data-capture-percent", strconv.Itoa(d.SamplingPercent)})
+	}
+	if s := e.Serverless; s != nil {
+		out = append(out, [2]string{"serverless-memory", strconv.Itoa(s.MemoryMB)}, [2]string{"serverless-max-concurrency", strconv.Itoa(s.MaxConcurrency)})
+	}
+	if a := e.Async; a != nil {
+		out = append(out, [2]string{"async-output-s3", a.OutputPath}, [2]string{"async-max-concurrency", strconv.Itoa(a.MaxConcurrentInvocations)})
+	}
+	return out
+}
+
 // serverEnvironments is the pipeline file as the release server's environments, in order.
 func serverEnvironments(f *pipeline.File) []releases.Environment {
 	out := make([]releases.Environment, len(f.Environments))
@@ -221,24 +233,4 @@ func (c *conn) loadPipeline(cmd *cobra.Command) error {
 		c.model = c.pipe.file.Model
 	}
 	return c.pipe.defaults(cmd, c.b, c.model, targetEnv(cmd, c))
-}
-
-// unapplied names the settings of env in the pipeline file the deployer does not apply yet, so
-// that plan says so rather than let a user believe they took effect.
-func (p *pipelineFlags) unapplied(env string) []string {
-	if p == nil || p.file == nil {
-		return nil
-	}
-	e, ok := p.file.Environment(env)
-	if !ok {
-		return nil
-	}
-	var out []string
-	for name, set := range map[string]bool{"data_capture": e.DataCapture != nil, "serverless": e.Serverless != nil, "async": e.Async != nil, "tags": len(e.Tags) > 0} {
-		if set {
-			out = append(out, name)
-		}
-	}
-	slices.Sort(out)
-	return out
 }

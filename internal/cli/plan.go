@@ -62,8 +62,5 @@ func planText(w io.Writer, p deploy.PlanResult, c *conn) {
 	case p.ConfigCreated:
 		fmt.Fprintln(w, "A deploy would create the endpoint configuration (the model exists).")
 	}
-	for _, s := range c.pipe.unapplied(p.Environment) {
-		fmt.Fprintf(w, "note: %s is in the pipeline file but not applied by this sagedeploy yet\n", s)
-	}
 	fmt.Fprintln(w, "Nothing was changed.")
 }

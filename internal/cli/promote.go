@@ -39,14 +39,14 @@ approved", which may have changed since --from was tested. --to gets its own ins
 		if to == "" {
 			return usageErr(errors.New("promote needs --to (the environment to deploy to, e.g. prod)"))
 		}
-		r, err := ro.parse(c.b, g.stdin)
+		r, err := ro.parse(c.b, g.stdin, c.model, to)
 		if err != nil {
 			return err
 		}
 		req := deploy.PromoteRequest{Model: c.model, From: from, To: to, EndpointName: endpointName, PipelineID: c.pipelineID, ProjectID: c.projectID,
 			Description: desc, InstanceType: r.instanceType, InstanceCount: r.instanceCount,
 			Strategy: r.strategy, Verify: r.verify, RollbackOnFailure: r.rollbackOnFailure, Timeout: r.timeout, LockTimeout: r.lockTimeout,
-			SkipPreflight: r.skipPreflight}
+			SkipPreflight: r.skipPreflight, Settings: r.settings}
 		return run(g, c, cmd, func(ctx context.Context, d *deploy.Deployer) error {
 			res, err := d.Promote(ctx, req)
 			return emit(g.stdout, c.output, res, err, func(w io.Writer) {
