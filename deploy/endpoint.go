@@ -109,8 +109,11 @@ type DeployResult struct {
 	Reason    releases.Reason `json:"reason,omitempty"`
 	ReleaseID string          `json:"release_id,omitempty"`
 	// ReleaseURL is the release's page on the release server.
-	ReleaseURL string        `json:"release_url,omitempty"`
-	Duration   time.Duration `json:"duration_ns"`
+	ReleaseURL string `json:"release_url,omitempty"`
+	// ReportsDropped counts the release reports the release server never took (they are sent
+	// off the deploy's path, retried, and flushed at its end).
+	ReportsDropped int           `json:"reports_dropped,omitempty"`
+	Duration       time.Duration `json:"duration_ns"`
 }
 
 // Deploy makes the environment's endpoint serve a version: it finds or creates the model and the
@@ -127,6 +130,7 @@ func (d *Deployer) Deploy(ctx context.Context, req DeployRequest) (DeployResult,
 	run.res.Reason = FailureReason(err)
 	run.res.Steps = run.tr.trafficSteps()
 	run.finish(err)
+	run.res.ReportsDropped = run.tr.reportsDropped()
 	return run.res, err
 }
 

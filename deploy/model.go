@@ -105,22 +105,11 @@ func resolveMessage(model string, pinned int) string {
 	return fmt.Sprintf("looking up the latest Approved version of %s in the model registry", model)
 }
 
-// ensureModel creates the model of v unless it exists.
+// ensureModel creates the model of v unless it exists. It creates first and describes only when
+// the model exists (a retried step): the common case costs one call, not two.
 func (d *Deployer) ensureModel(ctx context.Context, v Version, req CreateModelRequest, sink func(Event)) (CreateModelResult, error) {
 	name := naming.Model(req.Model, v.Number, req.PipelineID)
 	res := CreateModelResult{ModelName: name, Version: v}
-	existing, err := d.sm.DescribeModel(ctx, &sagemaker.DescribeModelInput{ModelName: aws.String(name)})
-	switch {
-	case err == nil:
-		if pkg := modelPackageOf(existing.PrimaryContainer, existing.Containers); pkg != "" && pkg != v.ARN {
-			return res, fmt.Errorf("model %s exists but serves %s, not %s: delete it or use another pipeline id", name, pkg, v.ARN)
-		}
-		res.ModelARN = aws.ToString(existing.ModelArn)
-		d.emit(Event{Phase: releases.PhaseModel, Message: fmt.Sprintf("model %s already exists for %s; reusing it", name, v.String())}, sink)
-		return res, nil
-	case !isNotFound(err):
-		return res, fmt.Errorf("describe model %s: %w", name, err)
-	}
 	role, err := d.executionRole(ctx)
 	if err != nil {
 		return res, err
@@ -132,16 +121,30 @@ func (d *Deployer) ensureModel(ctx context.Context, v Version, req CreateModelRe
 		PrimaryContainer: &types.ContainerDefinition{ModelPackageName: aws.String(v.ARN)},
 		Tags:             sdkTags(tags),
 	})
-	if err != nil {
-		if isAlreadyExists(err) {
-			// A concurrent or retried step made it between our describe and create.
-			return d.ensureModel(ctx, v, req, sink)
-		}
+	switch {
+	case isAlreadyExists(err):
+		return d.reuseModel(ctx, res, sink)
+	case err != nil:
 		return res, fmt.Errorf("create model %s for %s of %s: %w", name, v.String(), req.Model, err)
 	}
 	res.ModelARN = aws.ToString(out.ModelArn)
 	res.Created = true
 	d.emit(Event{Phase: releases.PhaseModel, Message: fmt.Sprintf("created model %s from %s", name, v.ARN)}, sink)
+	return res, nil
+}
+
+// reuseModel takes the model a retried (or concurrent) step made, when it serves the same version.
+func (d *Deployer) reuseModel(ctx context.Context, res CreateModelResult, sink func(Event)) (CreateModelResult, error) {
+	name, v := res.ModelName, res.Version
+	existing, err := d.sm.DescribeModel(ctx, &sagemaker.DescribeModelInput{ModelName: aws.String(name)})
+	if err != nil {
+		return res, fmt.Errorf("describe model %s: %w", name, err)
+	}
+	if pkg := modelPackageOf(existing.PrimaryContainer, existing.Containers); pkg != "" && pkg != v.ARN {
+		return res, fmt.Errorf("model %s exists but serves %s, not %s: delete it or use another pipeline id", name, pkg, v.ARN)
+	}
+	res.ModelARN = aws.ToString(existing.ModelArn)
+	d.emit(Event{Phase: releases.PhaseModel, Message: fmt.Sprintf("model %s already exists for %s; reusing it", name, v.String())}, sink)
 	return res, nil
 }
 

@@ -3,6 +3,7 @@ package deploy
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"sync"
@@ -12,25 +13,27 @@ import (
 )
 
 // tracker collects an operation's events and, once its release exists on the release server,
-// forwards them there. Reporting never fails the operation: errors are logged once and reporting
-// stops for that release.
+// queues them for its reporter, which sends them in order off the operation's path. Reporting
+// never fails the operation: a report the server does not take is retried, then dropped,
+// counted, and logged once.
 type tracker struct {
-	d      *Deployer
-	mu     sync.Mutex
-	buf    []Event
-	id     string
-	active bool
-	warned bool
+	d   *Deployer
+	mu  sync.Mutex
+	buf []Event // events before the release exists
+	id  string
+	rep *reporter // nil before the release exists and after the end
 	// ended: the server ended the release (rejected, abandoned); no outcome is reported then.
 	// Otherwise the outcome is reported even after a reporting error, since a server that
 	// timed the release out accepts the deployer's late outcome and corrects it.
 	ended bool
 	// heartbeat is how often a wait tells the server the deployer is alive; lastSent is when
-	// the server last heard of this release.
+	// a report for this release was last queued.
 	heartbeat time.Duration
 	lastSent  time.Time
 	// steps are the traffic shifts and bakes seen, for the result.
 	steps []Event
+	// dropped counts the reports the release server never took.
+	dropped int
 }
 
 // trafficSteps is the traffic shifts and bakes the operation went through.
@@ -57,63 +60,44 @@ func (t *tracker) sink(e Event) {
 		return
 	}
 	t.mu.Lock()
-	if !t.active {
-		if t.id == "" {
+	defer t.mu.Unlock()
+	if t.rep == nil {
+		if t.id == "" && !t.ended {
 			t.buf = append(t.buf, e)
 		}
-		t.mu.Unlock()
 		return
 	}
-	id := t.id
-	t.mu.Unlock()
-	t.send(id, e)
+	t.queueEvent(e)
 }
 
-// beat sends a heartbeat when the server has heard nothing of the release for an interval. Waits
-// tick at least every poll interval, so a wait of any length keeps its release alive.
+// queueEvent queues e for the release; t.mu is held.
+func (t *tracker) queueEvent(e Event) {
+	c, id := t.d.opts.Releases, t.id
+	t.lastSent = t.d.now()
+	ev := releases.Event{Time: e.Time, Phase: e.Phase, Message: e.Message, EndpointStatus: e.EndpointStatus}
+	t.rep.add(func(ctx context.Context) error {
+		_, err := c.AddEvent(ctx, id, ev)
+		return err
+	})
+}
+
+// beat queues a heartbeat when the server has heard nothing of the release for an interval.
+// Waits tick at least every poll interval, so a wait of any length keeps its release alive.
 func (t *tracker) beat(now time.Time) {
 	t.mu.Lock()
-	due := t.active && t.heartbeat > 0 && now.Sub(t.lastSent) >= t.heartbeat
-	if due {
-		t.lastSent = now
-	}
-	id := t.id
-	t.mu.Unlock()
-	if !due {
+	defer t.mu.Unlock()
+	if t.rep == nil || t.heartbeat <= 0 || now.Sub(t.lastSent) < t.heartbeat {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	if err := t.d.opts.Releases.Heartbeat(ctx, id); err != nil {
-		t.fail(err)
-	}
-}
-
-func (t *tracker) send(id string, e Event) {
-	t.mu.Lock()
-	t.lastSent = t.d.now()
-	t.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	_, err := t.d.opts.Releases.AddEvent(ctx, id, releases.Event{Time: e.Time, Phase: e.Phase, Message: e.Message, EndpointStatus: e.EndpointStatus})
-	if err != nil {
-		t.fail(err)
-	}
-}
-
-func (t *tracker) fail(err error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.active = false
-	if !t.warned {
-		t.warned = true
-		t.d.log.Warn("release reporting failed; the deployment goes on without it", "release", t.id, "error", err)
-	}
+	t.lastSent = now
+	c, id := t.d.opts.Releases, t.id
+	t.rep.add(func(ctx context.Context) error { return c.Heartbeat(ctx, id) })
 }
 
 // start records the release; when the environment's gate holds it pending, it waits for the
-// approval (gated; a rejection is ErrRejected; other errors while waiting are retried, since going
-// on would bypass the gate). Reporting errors are logged and the release goes on unreported.
+// approval (gated; a rejection is ErrRejected; a server that cannot be reached meanwhile is
+// retried, since going on would bypass the gate). Reporting errors are logged and the release
+// goes on unreported.
 func (t *tracker) start(ctx context.Context, s releases.ReleaseStart, sink func(Event)) (id string, gated bool, err error) {
 	c := t.d.opts.Releases
 	if c == nil {
@@ -126,18 +110,18 @@ func (t *tracker) start(ctx context.Context, s releases.ReleaseStart, sink func(
 		if rerr := t.d.startRefused(ctx, s, err); rerr != nil {
 			return "", false, rerr
 		}
-		t.fail(err)
+		t.unreported(err)
 		return "", false, nil
 	}
 	t.mu.Lock()
-	t.id, t.active, t.lastSent = r.ID, true, t.d.now()
+	t.id, t.lastSent = r.ID, t.d.now()
+	t.rep = newReporter(r.ID, t.d.log)
 	t.heartbeat = heartbeatEvery(t.d.opts.Heartbeat, r.HeartbeatSeconds)
-	buf := t.buf
+	for _, e := range t.buf {
+		t.queueEvent(e)
+	}
 	t.buf = nil
 	t.mu.Unlock()
-	for _, e := range buf {
-		t.send(r.ID, e)
-	}
 	// The link goes to the output only: the release page needs no link to itself.
 	t.d.emit(Event{Phase: releases.PhaseRelease, Message: fmt.Sprintf("%s of %s to %s: %s", capitalize(string(s.Kind)), s.Model, s.Environment, ReleaseURL(c, r.ID))}, nil)
 	if r.Status != releases.StatusPending {
@@ -147,54 +131,57 @@ func (t *tracker) start(ctx context.Context, s releases.ReleaseStart, sink func(
 	return r.ID, true, t.awaitApproval(ctx, r.ID, s, sink)
 }
 
-// awaitApproval polls the release pending at the gate until it is approved or rejected.
+// unreported gives up on a release the server could not start: its events are not kept.
+func (t *tracker) unreported(err error) {
+	t.mu.Lock()
+	t.buf, t.ended = nil, true
+	t.mu.Unlock()
+	t.d.log.Warn("release reporting failed; the deployment goes on without it", "error", err)
+}
+
+// awaitApproval follows the release pending at the gate (its event stream, with a slow poll
+// when the stream drops) until it is approved or rejected.
 func (t *tracker) awaitApproval(ctx context.Context, id string, s releases.ReleaseStart, sink func(Event)) error {
-	c := t.d.opts.Releases
-	maxPoll := cmp.Or(max(t.d.opts.ApprovalPoll, 0), 2*time.Second)
-	// Checks start often and back off to maxPoll: an approval given at once (a script, a user
-	// watching the dashboard) is noticed in tens of milliseconds, not a whole interval later,
-	// while a long wait costs the server no more requests than a fixed interval would.
-	poll := min(50*time.Millisecond, maxPoll)
-	for {
-		if err := sleep(ctx, poll); err != nil {
-			return t.abandon(id, err)
-		}
-		poll = min(maxPoll, poll*3/2)
-		got, err := c.Release(ctx, id)
-		switch {
-		case err == nil && got.Status == releases.StatusCanceled:
-			t.stop() // the server ended the release: nothing more to report into it
-			who := ""
-			if got.RejectedBy != "" {
-				who = " by " + got.RejectedBy
-			}
-			return errorf(ErrRejected, "release %s of %s to %s was rejected%s at the approval gate; nothing was changed", id, s.Model, s.Environment, who)
-		case err == nil && got.Status != releases.StatusPending:
-			by := ""
-			if got.ApprovedBy != "" {
-				by = " by " + got.ApprovedBy
-			}
-			t.d.emit(Event{Phase: releases.PhaseApproval, Message: "approved" + by}, sink)
-			return nil
-		case err == nil:
-			continue // still waiting
-		case ctx.Err() != nil:
-			return t.abandon(id, ctx.Err())
-		}
-		t.d.log.Warn("checking the approval failed; retrying", "release", id, "error", err)
+	got, err := t.d.opts.Releases.WaitApprovalWith(ctx, id, releases.ApprovalWait{
+		Poll: cmp.Or(max(t.d.opts.ApprovalPoll, 0), 2*time.Second),
+		OnRetry: func(err error) {
+			t.d.log.Warn("following the approval failed; retrying", "release", id, "error", err)
+		},
+	})
+	switch {
+	case errors.Is(err, releases.ErrRejected):
+		t.stop() // the server ended the release: nothing more to report into it
+		return errorf(ErrRejected, "release %s of %s to %s was rejected%s at the approval gate; nothing was changed", id, s.Model, s.Environment, by(got.RejectedBy))
+	case err != nil && ctx.Err() != nil:
+		return t.abandon(id, ctx.Err())
+	case err != nil:
+		return errorf(ErrRefused, "%w; nothing was changed", t.abandon(id, err))
 	}
+	t.d.emit(Event{Phase: releases.PhaseApproval, Message: "approved" + by(got.ApprovedBy)}, sink)
+	return nil
+}
+
+func by(user string) string {
+	if user == "" {
+		return ""
+	}
+	return " by " + user
 }
 
 // abandon cancels a release that was still waiting at the gate when the deployer was stopped, so
-// that no approver approves a deployment nobody will carry out.
+// that no approver approves a deployment nobody will carry out. The reports queued before it are
+// sent first.
 func (t *tracker) abandon(id string, cause error) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
+	c := t.d.opts.Releases
 	f := releases.ReleaseFinish{Status: releases.StatusCanceled, Reason: releases.ReasonCanceled, FailureReason: "the deployer stopped while waiting for an approval; nothing was changed"}
-	if _, err := t.d.opts.Releases.FinishRelease(ctx, id, f); err != nil {
-		t.d.log.Warn("could not cancel the release waiting for an approval", "release", id, "error", err)
-	}
-	t.stop()
+	t.mu.Lock()
+	t.ended = true
+	t.rep.add(func(ctx context.Context) error {
+		_, err := c.FinishRelease(ctx, id, f)
+		return err
+	})
+	t.mu.Unlock()
+	t.flush()
 	return fmt.Errorf("wait for the approval of release %s: %w", id, cause)
 }
 
@@ -214,24 +201,50 @@ const DefaultHeartbeat = time.Minute
 // stop ends reporting into a release the server has already ended.
 func (t *tracker) stop() {
 	t.mu.Lock()
-	t.active, t.ended = false, true
+	t.ended = true
 	t.mu.Unlock()
 }
 
-// finish records the outcome, with a context of its own so that a timed-out operation still
-// reports it.
+// finish queues the outcome (unless the server ended the release) and flushes the reports: the
+// operation's one wait for the release server, bounded by DefaultReportFlush.
 func (t *tracker) finish(f releases.ReleaseFinish) {
 	t.mu.Lock()
-	id, ended := t.id, t.ended
+	if t.rep != nil && !t.ended {
+		c, id := t.d.opts.Releases, t.id
+		t.rep.add(func(ctx context.Context) error {
+			_, err := c.FinishRelease(ctx, id, f)
+			return err
+		})
+	}
 	t.mu.Unlock()
-	if ended || id == "" {
+	t.flush()
+}
+
+// flush waits for the queued reports and ends the reporter; reports dropped are counted and said
+// in the operation's output.
+func (t *tracker) flush() {
+	t.mu.Lock()
+	rep := t.rep
+	t.rep = nil
+	t.mu.Unlock()
+	if rep == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	if _, err := t.d.opts.Releases.FinishRelease(ctx, id, f); err != nil {
-		t.fail(err)
+	n := rep.close(DefaultReportFlush)
+	t.mu.Lock()
+	t.dropped += n
+	id := t.id
+	t.mu.Unlock()
+	if n > 0 {
+		t.d.emit(Event{Phase: releases.PhaseRelease, Message: fmt.Sprintf("%d report(s) of release %s did not reach the release server at %s; its page misses them", n, id, t.d.opts.Releases.BaseURL())}, nil)
 	}
+}
+
+// reportsDropped is how many of the release's reports the server never took.
+func (t *tracker) reportsDropped() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.dropped
 }
 
 // ReleaseURL is the dashboard page of release id on the server c reports to ("" without one).

@@ -2,6 +2,7 @@ package releases
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -88,31 +89,6 @@ func (c *Client) Release(ctx context.Context, id string) (Release, error) {
 		return Release{}, fmt.Errorf("read release %s: %w", id, err)
 	}
 	return r, nil
-}
-
-// WaitApproval polls a pending release until it is approved (status running) or rejected
-// (ErrRejected), or ctx ends.
-func (c *Client) WaitApproval(ctx context.Context, id string, poll time.Duration) (Release, error) {
-	if poll <= 0 {
-		poll = 2 * time.Second
-	}
-	for {
-		r, err := c.Release(ctx, id)
-		if err != nil {
-			return Release{}, err
-		}
-		switch {
-		case r.Status == StatusCanceled:
-			return r, fmt.Errorf("%w (release %s%s)", ErrRejected, id, byWhom(r.RejectedBy))
-		case r.Status != StatusPending:
-			return r, nil
-		}
-		select {
-		case <-ctx.Done():
-			return r, fmt.Errorf("wait for approval of release %s: %w", id, ctx.Err())
-		case <-time.After(poll):
-		}
-	}
 }
 
 func byWhom(u string) string {
@@ -248,12 +224,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any, timeo
 		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("Accept", "application/json")
-	switch {
-	case c.token != "":
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	case c.user != "":
-		req.SetBasicAuth(c.user, c.password)
-	}
+	c.authorize(req)
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return err
@@ -267,17 +238,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any, timeo
 		return errNoContent
 	}
 	if resp.StatusCode/100 != 2 {
-		var e struct {
-			Error string `json:"error"`
-		}
-		msg := strings.TrimSpace(string(data))
-		if json.Unmarshal(data, &e) == nil && e.Error != "" {
-			msg = e.Error
-		}
-		if msg == "" {
-			msg = http.StatusText(resp.StatusCode)
-		}
-		return &APIError{StatusCode: resp.StatusCode, Message: msg}
+		return answerError(resp.StatusCode, data)
 	}
 	if out != nil && len(data) > 0 {
 		if err := json.Unmarshal(data, out); err != nil {
@@ -285,6 +246,28 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any, timeo
 		}
 	}
 	return nil
+}
+
+// authorize signs a request with the client's token, or as its user.
+func (c *Client) authorize(req *http.Request) {
+	switch {
+	case c.token != "":
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	case c.user != "":
+		req.SetBasicAuth(c.user, c.password)
+	}
+}
+
+// answerError is the APIError of an error answer, in the server's words when it gave some.
+func answerError(status int, data []byte) error {
+	var e struct {
+		Error string `json:"error"`
+	}
+	msg := strings.TrimSpace(string(data))
+	if json.Unmarshal(data, &e) == nil && e.Error != "" {
+		msg = e.Error
+	}
+	return &APIError{StatusCode: status, Message: cmp.Or(msg, http.StatusText(status))}
 }
 
 // Principal is who the release server takes the client's credentials for: an integration token

@@ -2,10 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -14,7 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/sagemaker"
 	smtypes "github.com/aws/aws-sdk-go-v2/service/sagemaker/types"
-	"github.com/aws/aws-sdk-go-v2/service/sagemakerruntime"
+	"github.com/aws/smithy-go/middleware"
 
 	"github.com/sagedeploy/sagedeploy/deploy"
 	"github.com/sagedeploy/sagedeploy/examples/abalone"
@@ -40,6 +40,7 @@ type flowResult struct {
 	// approval: from the approval (the API call answered) to the deployer going on.
 	approval time.Duration
 	sm, rel  map[string]int
+	stepSM   []map[string]int // SageMaker calls of each step, by operation
 }
 
 var creds = credentials.NewStaticCredentialsProvider("AKIABENCH", "bench", "")
@@ -51,7 +52,7 @@ func prepare(ctx context.Context, s *stack, group string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	d, err := deploy.New(ctx, deploy.Options{Region: benchRegion, EndpointURL: s.rawSMURL, Credentials: creds, Logger: slog.New(slog.DiscardHandler)})
+	d, err := deploy.New(ctx, deploy.Options{Region: benchRegion, EndpointURL: s.smURL, Credentials: creds, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		return "", err
 	}
@@ -101,9 +102,11 @@ func runDeployer(ctx context.Context, s *stack, group, pipeline string) (flowRes
 	s.rel.take()
 	newDeployer := func(env string, ev *events) (*deploy.Deployer, error) {
 		return deploy.New(ctx, deploy.Options{Region: benchRegion, EndpointURL: s.smURL, Credentials: creds,
-			Releases: releases.NewClient(s.relURL, s.tokens[env], nil), Progress: ev.add, Logger: slog.New(slog.DiscardHandler)})
+			Releases: releases.NewClient(s.relURL, s.tokens[env], nil), Progress: ev.add, Logger: slog.New(slog.DiscardHandler),
+			APIOptions: []func(*middleware.Stack) error{s.sm.apiOption}})
 	}
 	start := time.Now()
+	var sm map[string]int
 	step := func(i int, env string, ev *events, fn func(d *deploy.Deployer) error) error {
 		began := time.Now()
 		d, err := newDeployer(env, ev)
@@ -111,6 +114,9 @@ func runDeployer(ctx context.Context, s *stack, group, pipeline string) (flowRes
 			err = fn(d)
 		}
 		r.steps[i] = time.Since(began)
+		calls := s.sm.take()
+		r.stepSM = append(r.stepSM, calls)
+		sm = addCounts(sm, calls)
 		if err != nil {
 			return fmt.Errorf("%s of %s: %w", stepNames[i], group, err)
 		}
@@ -170,7 +176,7 @@ func runDeployer(ctx context.Context, s *stack, group, pipeline string) (flowRes
 		return r, err
 	}
 	r.total = time.Since(start)
-	r.sm, r.rel = s.sm.take(), s.rel.take()
+	r.sm, r.rel = addCounts(sm, s.sm.take()), s.rel.take()
 	approver.Wait()
 	if approveErr != nil {
 		return r, approveErr
@@ -198,107 +204,10 @@ func runDeployer(ctx context.Context, s *stack, group, pipeline string) (flowRes
 	return r, nil
 }
 
-// runBaseline runs the same SageMaker work with bare SDK calls — what a hand-written script does
-// at best: the model from the package ARN it already knows, each configuration, each endpoint,
-// DescribeEndpoint in a loop without pause until InService, one invocation to verify. No release
-// server, no gate, no tags, no history, no idempotency lookups.
-func runBaseline(ctx context.Context, s *stack, group, packageARN string) (flowResult, error) {
-	r := flowResult{steps: make([]time.Duration, len(stepNames))}
-	s.sm.take()
-	sm := sagemaker.New(sagemaker.Options{Region: benchRegion, BaseEndpoint: aws.String(s.smURL), Credentials: creds})
-	rt := sagemakerruntime.New(sagemakerruntime.Options{Region: benchRegion, BaseEndpoint: aws.String(s.smURL), Credentials: creds})
-	model := group + "-base"
-	start := time.Now()
-	timed := func(i int, fn func() error) error {
-		began := time.Now()
-		err := fn()
-		r.steps[i] += time.Since(began)
-		if err != nil {
-			return fmt.Errorf("baseline %s of %s: %w", stepNames[i], group, err)
-		}
-		return nil
-	}
-	config := func(env string, count int32) error {
-		_, err := sm.CreateEndpointConfig(ctx, &sagemaker.CreateEndpointConfigInput{EndpointConfigName: aws.String(model + "-" + env),
-			ProductionVariants: []smtypes.ProductionVariant{{VariantName: aws.String("AllTraffic"), ModelName: aws.String(model),
-				InstanceType: smtypes.ProductionVariantInstanceTypeMlT2Medium, InitialInstanceCount: aws.Int32(count), InitialVariantWeight: aws.Float32(1)}}})
-		return err
-	}
-	endpoint := func(env string) (time.Time, error) {
-		name := model + "-" + env
-		if _, err := sm.CreateEndpoint(ctx, &sagemaker.CreateEndpointInput{EndpointName: aws.String(name), EndpointConfigName: aws.String(name)}); err != nil {
-			return time.Time{}, err
-		}
-		for {
-			out, err := sm.DescribeEndpoint(ctx, &sagemaker.DescribeEndpointInput{EndpointName: aws.String(name)})
-			if err != nil {
-				return time.Time{}, err
-			}
-			switch out.EndpointStatus {
-			case smtypes.EndpointStatusInService:
-				return time.Now(), nil
-			case smtypes.EndpointStatusFailed:
-				return time.Time{}, fmt.Errorf("endpoint %s failed: %s", name, aws.ToString(out.FailureReason))
-			}
-		}
-	}
-	var seen [2]time.Time
-	err := timed(0, func() error {
-		_, err := sm.CreateModel(ctx, &sagemaker.CreateModelInput{ModelName: aws.String(model), ExecutionRoleArn: aws.String("arn:aws:iam::000000000000:role/bench"),
-			PrimaryContainer: &smtypes.ContainerDefinition{ModelPackageName: aws.String(packageARN)}})
-		return err
-	})
-	if err == nil {
-		err = timed(1, func() error { return config("dev", 1) })
-	}
-	if err == nil {
-		err = timed(2, func() error {
-			var err error
-			if seen[0], err = endpoint("dev"); err != nil {
-				return err
-			}
-			out, err := rt.InvokeEndpoint(ctx, &sagemakerruntime.InvokeEndpointInput{EndpointName: aws.String(model + "-dev"), ContentType: aws.String("text/csv"), Body: abalone.SampleCSV()})
-			if err != nil {
-				return err
-			}
-			for _, f := range strings.Fields(string(out.Body)) {
-				if v, err := strconv.ParseFloat(f, 64); err != nil || v < 1 || v > 30 {
-					return fmt.Errorf("verification: prediction %q is not in 1..30", f)
-				}
-			}
-			return nil
-		})
-	}
-	if err == nil {
-		err = timed(3, func() error { return config("prod", 2) })
-	}
-	if err == nil {
-		err = timed(4, func() error {
-			var err error
-			seen[1], err = endpoint("prod")
-			return err
-		})
-	}
-	r.total = time.Since(start)
-	r.sm = s.sm.take()
-	if err != nil {
-		return r, err
-	}
-	for i, env := range []string{"dev", "prod"} {
-		at, err := inServiceAt(ctx, s, model+"-"+env)
-		if err != nil {
-			return r, err
-		}
-		r.waits = append(r.waits, seen[i].Sub(at))
-	}
-	return r, nil
-}
-
 // inServiceAt is when the control plane set the endpoint InService: its LastModifiedTime, which
-// the local SageMaker stamps (to the millisecond) on the transition. It asks the uncounted
-// listener.
+// the local SageMaker stamps (to the millisecond) on the transition. Its client is not counted.
 func inServiceAt(ctx context.Context, s *stack, endpoint string) (time.Time, error) {
-	sm := sagemaker.New(sagemaker.Options{Region: benchRegion, BaseEndpoint: aws.String(s.rawSMURL), Credentials: creds})
+	sm := sagemaker.New(sagemaker.Options{Region: benchRegion, BaseEndpoint: aws.String(s.smURL), Credentials: creds})
 	out, err := sm.DescribeEndpoint(ctx, &sagemaker.DescribeEndpointInput{EndpointName: aws.String(endpoint)})
 	if err != nil {
 		return time.Time{}, err
@@ -307,4 +216,40 @@ func inServiceAt(ctx context.Context, s *stack, endpoint string) (time.Time, err
 		return time.Time{}, fmt.Errorf("endpoint %s is %s after the flow", endpoint, out.EndpointStatus)
 	}
 	return aws.ToTime(out.LastModifiedTime), nil
+}
+
+// addCounts adds b's counts to a.
+func addCounts(a, b map[string]int) map[string]int {
+	if a == nil {
+		a = map[string]int{}
+	}
+	for k, v := range b {
+		a[k] += v
+	}
+	return a
+}
+
+// cleanUp deletes a run's endpoints (untimed, uncounted) and waits until they are gone, so that
+// the runs after it find the instance quota free, as a fresh account would.
+func cleanUp(ctx context.Context, s *stack, endpoints ...string) error {
+	sm := sagemaker.New(sagemaker.Options{Region: benchRegion, BaseEndpoint: aws.String(s.smURL), Credentials: creds})
+	for _, name := range endpoints {
+		if _, err := sm.DeleteEndpoint(ctx, &sagemaker.DeleteEndpointInput{EndpointName: aws.String(name)}); err != nil {
+			return fmt.Errorf("clean up endpoint %s: %w", name, err)
+		}
+		for {
+			_, err := sm.DescribeEndpoint(ctx, &sagemaker.DescribeEndpointInput{EndpointName: aws.String(name)})
+			var nf interface{ ErrorCode() string }
+			if errors.As(err, &nf) && strings.Contains(nf.ErrorCode(), "Validation") || err != nil && strings.Contains(err.Error(), "Could not find") {
+				break
+			}
+			if err != nil {
+				return fmt.Errorf("clean up endpoint %s: %w", name, err)
+			}
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -17,6 +16,8 @@ import (
 	"sync"
 	"time"
 
+	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
+	"github.com/aws/smithy-go/middleware"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/sagedeploy/sagedeploy/allinone"
@@ -28,13 +29,11 @@ import (
 // every API call they answer.
 type stack struct {
 	smURL, relURL string
-	// rawSMURL is the local SageMaker's own listener, not counted: set-up and measurements use it.
-	rawSMURL      string
 	tokens        map[string]string // environment → integration token
 	adminPassword string
 
-	sm  *counter // SageMaker edge: control plane, runtime, STS, S3
-	rel *counter // release server API
+	sm  *sdkCounter // SageMaker (and STS, S3) calls, counted by a middleware on every SDK client
+	rel *counter    // release server API, counted at its edge
 
 	closers []func()
 }
@@ -42,7 +41,7 @@ type stack struct {
 const benchRegion = allinone.DefaultRegion
 
 func startStack(ctx context.Context, dir string) (*stack, error) {
-	s := &stack{tokens: map[string]string{}, sm: newCounter(smOperation), rel: newCounter(releaseRoute)}
+	s := &stack{tokens: map[string]string{}, sm: newSDKCounter(), rel: newCounter(releaseRoute)}
 	ok := false
 	defer func() {
 		if !ok {
@@ -70,10 +69,7 @@ func startStack(ctx context.Context, dir string) (*stack, error) {
 			return nil, err
 		}
 	}
-	s.rawSMURL = up.LocalURL()
-	if s.smURL, err = s.serve(s.sm.wrap(up.Local().Handler())); err != nil {
-		return nil, err
-	}
+	s.smURL = up.LocalURL()
 	if s.relURL, err = s.serve(s.rel.wrap(up.Server().Handler())); err != nil {
 		return nil, err
 	}
@@ -124,6 +120,41 @@ func (s *stack) approve(ctx context.Context, id string) error {
 	return nil
 }
 
+// sdkCounter counts the AWS API calls of the SDK clients it is installed on, by operation: a
+// middleware at the end of the finalize step, after the retryer, so that every attempt sent
+// counts, as it does against SageMaker's rate limits.
+type sdkCounter struct {
+	mu  sync.Mutex
+	ops map[string]int
+}
+
+func newSDKCounter() *sdkCounter { return &sdkCounter{ops: map[string]int{}} }
+
+// apiOption installs the counter on an SDK client's stack (aws.Config.APIOptions,
+// deploy.Options.APIOptions).
+func (c *sdkCounter) apiOption(st *middleware.Stack) error {
+	return st.Finalize.Add(middleware.FinalizeMiddlewareFunc("BenchCountCalls",
+		func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
+			op := awsmiddleware.GetOperationName(ctx)
+			if svc := awsmiddleware.GetServiceID(ctx); svc != "SageMaker" {
+				op = strings.ToLower(strings.ReplaceAll(svc, " ", "-")) + ":" + op
+			}
+			c.mu.Lock()
+			c.ops[op]++
+			c.mu.Unlock()
+			return next.HandleFinalize(ctx, in)
+		}), middleware.After)
+}
+
+// take returns the counts since the last take and starts again from zero.
+func (c *sdkCounter) take() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := c.ops
+	c.ops = map[string]int{}
+	return out
+}
+
 // counter counts the calls an edge answers, by operation, between resets.
 type counter struct {
 	name func(*http.Request) string
@@ -154,14 +185,6 @@ func (c *counter) take() map[string]int {
 	return out
 }
 
-func total(m map[string]int) int {
-	n := 0
-	for _, v := range m {
-		n += v
-	}
-	return n
-}
-
 func sortedKeys(m map[string]int) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
@@ -169,35 +192,6 @@ func sortedKeys(m map[string]int) []string {
 	}
 	sort.Strings(keys)
 	return keys
-}
-
-var credentialService = regexp.MustCompile(`Credential=[^/,\s]+/[0-9]{8}/[a-z0-9-]+/([a-z0-9-]+)/aws4_request`)
-
-// smOperation names a call to the local SageMaker's edge as AWS names operations: the control
-// plane's X-Amz-Target, the runtime's InvokeEndpoint, STS's Action, or S3's method.
-func smOperation(r *http.Request) string {
-	if t := r.Header.Get("X-Amz-Target"); t != "" {
-		return strings.TrimPrefix(t, "SageMaker.")
-	}
-	if r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, "/endpoints/") && strings.HasSuffix(r.URL.Path, "/invocations") {
-		return "runtime:InvokeEndpoint"
-	}
-	service := ""
-	if m := credentialService.FindStringSubmatch(r.Header.Get("Authorization")); m != nil {
-		service = m[1]
-	}
-	if service == "sts" || r.URL.Query().Get("Action") != "" {
-		action := r.URL.Query().Get("Action")
-		if action == "" && r.Body != nil {
-			body, _ := io.ReadAll(r.Body)
-			r.Body = io.NopCloser(bytes.NewReader(body))
-			if form, err := url.ParseQuery(string(body)); err == nil {
-				action = form.Get("Action")
-			}
-		}
-		return "sts:" + action
-	}
-	return "s3:" + r.Method
 }
 
 var idSegment = regexp.MustCompile(`/[0-9a-f]{8}-[0-9a-f-]{27,}`)

@@ -1,0 +1,159 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/sagedeploy/sagedeploy/releases"
+)
+
+// DefaultReportFlush bounds how long an operation waits at its end for the release reports still
+// queued (a slow or unreachable release server); what is left is dropped and counted.
+const DefaultReportFlush = 10 * time.Second
+
+// reportAttempts is how many times a report is sent when the release server cannot take it (no
+// answer, 5xx, 408, 429); a refusal is not retried. retryPause is the pause before attempt n+1:
+// 50 ms, 250 ms, 1.25 s.
+const reportAttempts = 4
+
+func retryPause(n int) time.Duration {
+	d := 50 * time.Millisecond
+	for range n {
+		d *= 5
+	}
+	return d
+}
+
+// reporter sends one release's reports (events, heartbeats, the outcome) to the release server
+// from one goroutine, in the order they were queued, so that a slow server never holds up the
+// operation: queueing returns at once. close waits, within a bound, for the queue to drain.
+type reporter struct {
+	log *slog.Logger
+	id  string
+	// ctx ends when close gives up waiting: the report being sent is abandoned.
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	mu      sync.Mutex
+	queue   []func(context.Context) error
+	wake    chan struct{}
+	closed  bool
+	dropped int
+	warned  bool
+}
+
+func newReporter(id string, log *slog.Logger) *reporter {
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &reporter{log: log, id: id, ctx: ctx, cancel: cancel, done: make(chan struct{}), wake: make(chan struct{}, 1)}
+	go r.run()
+	return r
+}
+
+// add queues a report; send is called with a context that ends when the reporter gives up.
+func (r *reporter) add(send func(context.Context) error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		r.dropped++
+		return
+	}
+	r.queue = append(r.queue, send)
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// pending is how many reports are queued and not yet sent.
+func (r *reporter) pending() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.queue)
+}
+
+func (r *reporter) run() {
+	defer close(r.done)
+	for {
+		r.mu.Lock()
+		if len(r.queue) == 0 {
+			closed := r.closed
+			r.mu.Unlock()
+			if closed {
+				return
+			}
+			select {
+			case <-r.wake:
+			case <-r.ctx.Done():
+				return
+			}
+			continue
+		}
+		next := r.queue[0]
+		r.mu.Unlock()
+		err := r.deliver(next)
+		r.mu.Lock()
+		r.queue = r.queue[1:]
+		r.mu.Unlock()
+		if err != nil {
+			r.drop(1, err)
+		}
+	}
+}
+
+// deliver sends one report, retrying while the server cannot answer.
+func (r *reporter) deliver(send func(context.Context) error) error {
+	for attempt := 0; ; attempt++ {
+		ctx, cancel := context.WithTimeout(r.ctx, 15*time.Second)
+		err := send(ctx)
+		cancel()
+		if err == nil || !releases.IsUnreachable(err) || attempt+1 == reportAttempts || r.ctx.Err() != nil {
+			return err
+		}
+		if sleep(r.ctx, retryPause(attempt)) != nil {
+			return err
+		}
+	}
+}
+
+func (r *reporter) drop(n int, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.dropped += n
+	if !r.warned && err != nil {
+		r.warned = true
+		r.log.Warn("a release report could not be sent; the deployment goes on without it", "release", r.id, "error", err)
+	}
+}
+
+// close waits up to timeout for the queued reports to be sent and returns how many were dropped
+// (not sent after their retries, or still queued when the wait ran out).
+func (r *reporter) close(timeout time.Duration) int {
+	r.mu.Lock()
+	r.closed = true
+	r.mu.Unlock()
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-r.done:
+	case <-t.C:
+		r.cancel()
+		<-r.done
+		r.mu.Lock()
+		left := len(r.queue)
+		r.queue = nil
+		r.mu.Unlock()
+		r.drop(left, errors.New("the release server did not take the reports in time"))
+	}
+	r.cancel()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.dropped
+}
