@@ -265,7 +265,10 @@ type localSM struct {
 func startLocal(t testing.TB, dataDir string, extra ...string) *localSM {
 	t.Helper()
 	ready := make(chan string, 1)
-	args := append([]string{"local", "--addr", "127.0.0.1:0", "--data-dir", dataDir, "--output", "json", "--log-level", "warn"}, extra...)
+	// The suite runs many endpoints on one local SageMaker: a quota of 10 instances per type (the
+	// default, as in a new AWS account) would refuse deploys that the tests are not about.
+	args := append([]string{"local", "--addr", "127.0.0.1:0", "--data-dir", dataDir, "--output", "json", "--log-level", "warn",
+		"--default-endpoint-quota", "1000"}, extra...)
 	p := launch(t, "sagedeploy local", baseEnv(t), func(stream, line string) {
 		if stream != "stdout" || !strings.HasPrefix(line, "{") {
 			return

@@ -98,10 +98,11 @@ func TestInvocationsDuringOperations(t *testing.T) {
 			want.instances = cur.instances + 1
 			args = []string{"scale", "--instances", strconv.Itoa(want.instances)}
 		case 2:
-			// Rollback serves the newest configuration of another version again, with its instances.
+			// Rollback serves the newest configuration of another version again, keeping the
+			// instance count that runs now (a scale-up survives a rollback).
 			for j := len(served) - 1; j >= 0; j-- {
 				if served[j].version != cur.version {
-					want = served[j]
+					want = state{served[j].version, cur.instances}
 					break
 				}
 			}
