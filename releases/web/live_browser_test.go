@@ -82,7 +82,7 @@ func TestBrowserOverviewAndComponentFollowCommandsAndDeploys(t *testing.T) {
 	rb := command(t, e, "rollback", nil)
 	rel := tab(t, ctx, e.URL+"/releases/"+rb.ID)
 	waitText(t, rel, "#command-state", "queued")
-	waitText(t, comp, "#active-release", "restore")
+	waitText(t, comp, "#active-release", "rollback")
 	actx, stop := context.WithCancel(bg)
 	agentDone := make(chan error, 1)
 	go func() {
