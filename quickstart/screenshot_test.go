@@ -18,17 +18,17 @@ import (
 	"github.com/sagedeploy/sagedeploy/quickstart"
 )
 
-// updateScreenshot regenerates the README's picture of the dashboard:
+// updateScreenshot regenerates the picture of the overview after a quickstart:
 //
 //	go test -run TestScreenshotAfterQuickstart ./quickstart -args -update-screenshot
-var updateScreenshot = flag.Bool("update-screenshot", false, "write the overview after a quickstart run to docs/dashboard.png")
+var updateScreenshot = flag.Bool("update-screenshot", false, "write the overview after a quickstart run to docs/overview.png")
 
-// docsScreenshot is the README's picture, relative to this package.
-const docsScreenshot = "../docs/dashboard.png"
+// docsScreenshot is the overview's picture, relative to this package.
+const docsScreenshot = "../docs/overview.png"
 
 // TestScreenshotAfterQuickstart runs the quickstart, signs in to the dashboard in Chromium and
 // checks the overview shows what the run left (dev and prod on v1, the four releases), then keeps
-// a 1280×800 picture of it as a test artifact (and as docs/dashboard.png with -update-screenshot).
+// a 1280×800 picture of it as a test artifact (and as docs/overview.png with -update-screenshot; the README's docs/dashboard.png comes from allinone).
 func TestScreenshotAfterQuickstart(t *testing.T) {
 	s := allinonetest.Start(t, allinone.Options{})
 	login := s.AdminLogin()

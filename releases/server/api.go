@@ -566,6 +566,8 @@ type ComponentDetail struct {
 	Active          *store.ReleaseRecord  `json:"active_release,omitempty"`
 	NextEnvironment string                `json:"next_environment,omitempty"`
 	Previous        *store.ServedVersion  `json:"previous_version,omitempty"`
+	// Split is the traffic split of the active release while it shifts traffic.
+	Split *TrafficSplit `json:"traffic_split,omitempty"`
 }
 
 func (s *Server) componentDetail(ctx context.Context, env, model string) (ComponentDetail, error) {
@@ -587,6 +589,9 @@ func (s *Server) componentDetail(ctx context.Context, env, model string) (Compon
 	}
 	d.Releases = page.Releases
 	if d.Active, err = s.st.ActiveRelease(ctx, env, model); err != nil {
+		return d, err
+	}
+	if d.Split, err = s.activeSplit(ctx, d.Active); err != nil {
 		return d, err
 	}
 	if next, err := s.st.NextEnvironment(ctx, env); err == nil {

@@ -450,6 +450,7 @@ func (s dashboard) releasePage(w http.ResponseWriter, r *http.Request, se sessio
 		last = v.Events[n-1].Seq
 	}
 	data := map[string]any{"Release": v, "Events": v.Events, "LastSeq": last, "Command": v.Command}
+	data["Split"] = trafficSplitOf(rec, v.Events)
 	if t, ok := s.agents.last(rec.Environment); ok {
 		data["AgentSeen"] = t
 	}
