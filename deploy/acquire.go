@@ -41,6 +41,8 @@ type pointResult struct {
 	// Replaced is what serves instead of ours when ours does not serve in the end — replaced by
 	// another deployment, or rolled back by SageMaker (InstanceCount as the endpoint runs it).
 	Replaced *configInfo
+	// ModifiedAt is SageMaker's LastModifiedTime of the endpoint in its settled state.
+	ModifiedAt time.Time
 }
 
 // pointEndpoint makes the endpoint serve p.Config and waits for the outcome. snap is the endpoint

@@ -144,7 +144,10 @@ type deployRun struct {
 	// release reports the endpoint as it is.
 	endpointStatus string
 	serving        *Version
-	replaced       *configInfo
+	// modifiedAt is SageMaker's LastModifiedTime of the endpoint as this deploy last saw it
+	// settled; zero when unknown.
+	modifiedAt time.Time
+	replaced   *configInfo
 }
 
 // finish reports the release's outcome (nothing when it was never started).
@@ -156,6 +159,9 @@ func (r *deployRun) finish(err error) {
 	}
 	if err != nil {
 		f.Status, f.Reason, f.FailureReason = releases.StatusFailed, FailureReason(err), err.Error()
+	}
+	if !r.modifiedAt.IsZero() {
+		f.EndpointModifiedAt = &r.modifiedAt
 	}
 	r.tr.finish(f)
 }
@@ -316,7 +322,7 @@ func (d *Deployer) point(ctx context.Context, run *deployRun, pr pointRequest, s
 	res := &run.res
 	out, err := d.pointScaled(ctx, pr, snap, run.tr.sink)
 	res.Created, res.Changed, res.EndpointStatus = out.Created, out.Changed, out.Status
-	run.endpointStatus, run.replaced = out.Status, out.Replaced
+	run.endpointStatus, run.replaced, run.modifiedAt = out.Status, out.Replaced, out.ModifiedAt
 	if out.Previous != nil {
 		res.PreviousVersion, res.PreviousConfigName = &out.Previous.Version, out.Previous.Name
 	}
@@ -368,7 +374,8 @@ func (d *Deployer) verifyDeploy(ctx context.Context, run *deployRun, req DeployR
 	err := d.failedVerification(ctx, req, res, pr, verr, run.tr.sink)
 	run.endpointStatus = res.EndpointStatus
 	if res.RolledBack {
-		run.serving = res.PreviousVersion
+		// The rollback changed the endpoint again, after what modifiedAt saw.
+		run.serving, run.modifiedAt = res.PreviousVersion, time.Time{}
 	}
 	return err
 }

@@ -91,7 +91,7 @@ func recordedSince(tags map[string]string, startSeq int, config string) bool {
 // our marker, deletes a new endpoint that failed, and says what happened.
 func (d *Deployer) conclude(ctx context.Context, p pointRequest, acq acquired, final *sagemaker.DescribeEndpointOutput, start time.Time, res pointResult, sink func(Event)) (pointResult, error) {
 	v := d.classify(ctx, p, acq, final)
-	res.Outcome = v.outcome
+	res.Outcome, res.ModifiedAt = v.outcome, aws.ToTime(final.LastModifiedTime)
 	serving := aws.ToString(final.EndpointConfigName)
 	if v.nowOK {
 		res.Replaced, res.Serving = &v.now, &v.now.Version

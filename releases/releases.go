@@ -157,9 +157,13 @@ type ReleaseFinish struct {
 	// ServingVersion is the version the endpoint serves afterwards: the new one on success, the
 	// old one when SageMaker or the deployer rolled back. Nil when unknown.
 	ServingVersion *Version `json:"serving_version,omitempty"`
-	EndpointStatus string   `json:"endpoint_status,omitempty"`
-	InstanceType   string   `json:"instance_type,omitempty"`
-	InstanceCount  int      `json:"instance_count,omitempty"`
+	// EndpointModifiedAt is SageMaker's LastModifiedTime of the endpoint when the deployer saw it
+	// serve ServingVersion. Finishes of releases of one component can arrive out of order; the
+	// server keeps the state of the one that saw the endpoint last. Nil when unknown.
+	EndpointModifiedAt *time.Time `json:"endpoint_modified_at,omitempty"`
+	EndpointStatus     string     `json:"endpoint_status,omitempty"`
+	InstanceType       string     `json:"instance_type,omitempty"`
+	InstanceCount      int        `json:"instance_count,omitempty"`
 }
 
 // CommandKind is what a dashboard user asked an agent to do.

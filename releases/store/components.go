@@ -30,16 +30,19 @@ type ServedVersion struct {
 type componentRow struct {
 	env, model, endpoint, instanceType, status, lastRelease string
 	current                                                 sql.NullInt64
-	count                                                   int
-	restore, scale                                          bool
+	// modifiedAt is SageMaker's LastModifiedTime of the endpoint as the release that set this
+	// state saw it (micros); a finish that saw an older endpoint does not overwrite it.
+	modifiedAt     sql.NullInt64
+	count          int
+	restore, scale bool
 }
 
 func (t *tx) component(ctx context.Context, env, model string) (componentRow, bool, error) {
 	var c componentRow
 	var restore, scale int
 	err := t.row(ctx, `SELECT environment, model, endpoint_name, current_version, instance_type, instance_count, endpoint_status,
-		restore_enabled, scale_enabled, last_release_id FROM components WHERE environment = ? AND model = ?`+t.s.forUpdate(), env, model).
-		Scan(&c.env, &c.model, &c.endpoint, &c.current, &c.instanceType, &c.count, &c.status, &restore, &scale, &c.lastRelease)
+		restore_enabled, scale_enabled, last_release_id, endpoint_modified_at FROM components WHERE environment = ? AND model = ?`+t.s.forUpdate(), env, model).
+		Scan(&c.env, &c.model, &c.endpoint, &c.current, &c.instanceType, &c.count, &c.status, &restore, &scale, &c.lastRelease, &c.modifiedAt)
 	if errors.Is(err, sql.ErrNoRows) {
 		return componentRow{env: env, model: model, restore: true, scale: true}, false, nil
 	}
@@ -52,14 +55,15 @@ func (t *tx) component(ctx context.Context, env, model string) (componentRow, bo
 
 func (t *tx) putComponent(ctx context.Context, c componentRow, now time.Time) error {
 	_, err := t.exec(ctx, `INSERT INTO components (environment, model, endpoint_name, current_version, instance_type, instance_count,
-			endpoint_status, restore_enabled, scale_enabled, last_release_id, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			endpoint_status, restore_enabled, scale_enabled, last_release_id, updated_at, endpoint_modified_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (environment, model) DO UPDATE SET endpoint_name = excluded.endpoint_name,
 			current_version = excluded.current_version, instance_type = excluded.instance_type,
 			instance_count = excluded.instance_count, endpoint_status = excluded.endpoint_status,
 			restore_enabled = excluded.restore_enabled, scale_enabled = excluded.scale_enabled,
-			last_release_id = excluded.last_release_id, updated_at = excluded.updated_at`,
-		c.env, c.model, c.endpoint, c.current, c.instanceType, c.count, c.status, b2i(c.restore), b2i(c.scale), c.lastRelease, micros(now))
+			last_release_id = excluded.last_release_id, updated_at = excluded.updated_at,
+			endpoint_modified_at = excluded.endpoint_modified_at`,
+		c.env, c.model, c.endpoint, c.current, c.instanceType, c.count, c.status, b2i(c.restore), b2i(c.scale), c.lastRelease, micros(now), c.modifiedAt)
 	if err != nil {
 		return fmt.Errorf("save component %s in %s: %w", c.model, c.env, err)
 	}
@@ -101,6 +105,15 @@ func (t *tx) componentFinished(ctx context.Context, r ReleaseRecord, f releases.
 	c, _, err := t.component(ctx, r.Environment, r.Model)
 	if err != nil {
 		return err
+	}
+	if f.EndpointModifiedAt != nil {
+		seen := micros(*f.EndpointModifiedAt)
+		if c.modifiedAt.Valid && seen < c.modifiedAt.Int64 {
+			// This report arrived after that of a release which saw a later change of the endpoint
+			// (reports travel out of order): what it saw serves no more.
+			return nil
+		}
+		c.modifiedAt = sql.NullInt64{Int64: seen, Valid: true}
 	}
 	serving := f.ServingVersion
 	if serving == nil && f.Status == releases.StatusSucceeded && r.Kind != releases.KindScale && r.Version.Number > 0 {

@@ -209,6 +209,11 @@ var migrations = []migration{
 			PRIMARY KEY (environment, model, metric, at)
 		)`,
 	}},
+	{7, "when SageMaker last changed the endpoint a component's state was seen at", []string{
+		// Two deployers' final reports can arrive out of order; the one that saw the endpoint later
+		// (by SageMaker's own LastModifiedTime) says what serves.
+		`ALTER TABLE components ADD COLUMN endpoint_modified_at BIGINT`,
+	}},
 }
 
 // SchemaVersion is the newest migration this build knows.

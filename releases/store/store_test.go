@@ -108,7 +108,8 @@ func TestOpenUpgradesAnOlderSchema(t *testing.T) {
 			}
 			for _, q := range []string{"DROP INDEX releases_env_model_status", "ALTER TABLE releases DROP COLUMN reason",
 				"ALTER TABLE environments DROP COLUMN allow_self_approval", "ALTER TABLE commands DROP COLUMN claimed_by_token",
-				"DROP TABLE component_observations", "DROP TABLE metric_points", "DELETE FROM schema_migrations WHERE version > 1"} {
+				"DROP TABLE component_observations", "DROP TABLE metric_points", "ALTER TABLE components DROP COLUMN endpoint_modified_at",
+				"DELETE FROM schema_migrations WHERE version > 1"} {
 				if _, err := db.Exec(q); err != nil {
 					t.Fatalf("%s: %v", q, err)
 				}
