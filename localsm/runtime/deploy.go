@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -220,7 +221,7 @@ func (r *Runtime) startInstances(ctx context.Context, ep *endpoint, config strin
 		return started, fmt.Errorf("variant %s: %w", v.name, firstErr)
 	}
 	if emit != nil {
-		emit("variant %s: %d instance(s) of %s healthy", v.name, n, orDefault(v.spec.InstanceType, "local"))
+		emit("variant %s: %d instance(s) of %s healthy", v.name, n, cmp.Or(v.spec.InstanceType, "local"))
 	}
 	return started, nil
 }
@@ -229,13 +230,6 @@ func compareIDs(a, b string) int {
 	x, _ := strconv.Atoi(a)
 	y, _ := strconv.Atoi(b)
 	return x - y
-}
-
-func orDefault(s, d string) string {
-	if s == "" {
-		return d
-	}
-	return s
 }
 
 // startInstance starts one instance: one server per container, in order. A process that later
