@@ -30,25 +30,22 @@ func newEnvAddCmd(g *globals, sf *storeFlags) *cobra.Command {
 			if e.Kind == releases.EnvironmentSageMaker && e.Region == "" {
 				return fmt.Errorf("environment %s of kind sagemaker needs --region (e.g. --region eu-west-1) for console links", e.Name)
 			}
-			st, err := sf.open(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			if err := server.EnsureEnvironment(cmd.Context(), st, e); err != nil {
-				return err
-			}
-			_ = st.AddAudit(cmd.Context(), store.AuditEntry{Actor: "cli:" + g.osUserName(), Action: "environment.save", Environment: e.Name, Target: e.Name, Outcome: "ok",
-				Detail: fmt.Sprintf("kind=%s region=%s approval=%t self_approval=%t position=%d", e.Kind, e.Region, e.RequiresApproval, e.AllowSelfApproval, e.Position)})
-			gate := ""
-			if e.RequiresApproval {
-				gate = ", deploys and promotions wait for an approval by someone other than who asked"
-				if e.AllowSelfApproval {
-					gate = ", deploys and promotions wait for an approval (the requester may approve)"
+			return sf.withStore(cmd.Context(), func(st *store.Store) error {
+				if err := server.EnsureEnvironment(cmd.Context(), st, e); err != nil {
+					return err
 				}
-			}
-			fmt.Fprintf(g.stdout, "Environment %s saved (%s, position %d%s).\n", e.Name, e.Kind, e.Position, gate)
-			return nil
+				g.auditCLI(cmd.Context(), st, store.AuditEntry{Action: "environment.save", Environment: e.Name, Target: e.Name, Outcome: "ok",
+					Detail: fmt.Sprintf("kind=%s region=%s approval=%t self_approval=%t position=%d", e.Kind, e.Region, e.RequiresApproval, e.AllowSelfApproval, e.Position)})
+				gate := ""
+				if e.RequiresApproval {
+					gate = ", deploys and promotions wait for an approval by someone other than who asked"
+					if e.AllowSelfApproval {
+						gate = ", deploys and promotions wait for an approval (the requester may approve)"
+					}
+				}
+				fmt.Fprintf(g.stdout, "Environment %s saved (%s, position %d%s).\n", e.Name, e.Kind, e.Position, gate)
+				return nil
+			})
 		},
 	}
 	f := add.Flags()
@@ -70,16 +67,13 @@ func newEnvListCmd(g *globals, sf *storeFlags) *cobra.Command {
 		Example: "  sagedeploy server env list",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, err := sf.open(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			envs, err := st.Environments(cmd.Context())
-			if err != nil {
-				return err
-			}
-			return printList(g.stdout, listOut, envs, envColumns())
+			return sf.withStore(cmd.Context(), func(st *store.Store) error {
+				envs, err := st.Environments(cmd.Context())
+				if err != nil {
+					return err
+				}
+				return printList(g.stdout, listOut, envs, envColumns())
+			})
 		},
 	}
 	list.Flags().StringVarP(&listOut, "output", "o", "text", "output format: text or json")

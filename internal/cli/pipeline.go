@@ -167,12 +167,9 @@ does the same at every start.`,
 			if err != nil {
 				return err
 			}
-			st, err := sf.open(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			return applyPipeline(cmd.Context(), g, st, p)
+			return sf.withStore(cmd.Context(), func(st *store.Store) error {
+				return applyPipeline(cmd.Context(), g, st, p)
+			})
 		},
 	}
 	f := cmd.Flags()
@@ -195,7 +192,7 @@ func applyPipeline(ctx context.Context, g *globals, st *store.Store, path string
 		if err := server.EnsureEnvironment(ctx, st, e); err != nil {
 			return fmt.Errorf("save environment %s of %s: %w", e.Name, path, err)
 		}
-		_ = st.AddAudit(ctx, store.AuditEntry{Actor: "cli:" + g.osUserName(), Action: "environment.save", Environment: e.Name, Target: e.Name, Outcome: "ok",
+		g.auditCLI(ctx, st, store.AuditEntry{Action: "environment.save", Environment: e.Name, Target: e.Name, Outcome: "ok",
 			Detail: fmt.Sprintf("from %s: kind=%s region=%s approval=%t position=%d", path, e.Kind, e.Region, e.RequiresApproval, e.Position)})
 	}
 	fmt.Fprintf(g.stdout, "Environments from %s saved: %s\n", path, strings.Join(f.Names(), " → "))

@@ -70,3 +70,20 @@ func (g *globals) osUserName() string {
 	}
 	return "unknown"
 }
+
+// withStore opens the release store for one command, runs fn with it, and closes it.
+func (f *storeFlags) withStore(ctx context.Context, fn func(*store.Store) error) error {
+	st, err := f.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	return fn(st)
+}
+
+// auditCLI records a change made on the command line, as its operating-system user. The change
+// is already made: a failed audit write loses only the entry, so it does not fail the command.
+func (g *globals) auditCLI(ctx context.Context, st *store.Store, e store.AuditEntry) {
+	e.Actor = "cli:" + g.osUserName()
+	_ = st.AddAudit(ctx, e)
+}

@@ -34,25 +34,22 @@ func newTokenCreateCmd(g *globals, sf *storeFlags) *cobra.Command {
 			if env == "" {
 				return errors.New("--env is required: the environment the token may report to, e.g. --env dev")
 			}
-			st, err := sf.open(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			if name == "" {
-				name = env + "-" + time.Now().UTC().Format("20060102-150405")
-			}
-			secret, t, err := server.CreateToken(cmd.Context(), st, env, name, "cli:"+g.osUserName())
-			if err != nil {
-				return err
-			}
-			_ = st.AddAudit(cmd.Context(), store.AuditEntry{Actor: "cli:" + g.osUserName(), Action: "token.create", Environment: env, Target: t.ID, Outcome: "ok", Detail: "name=" + name})
-			if output == "json" {
-				return writeJSONLine(g.stdout, server.NewToken{Token: t, Secret: secret})
-			}
-			fmt.Fprintf(g.stdout, "%s\n", secret)
-			fmt.Fprintf(g.stderr, "Token %s (%s) for environment %s. It is shown only this once.\nUse it as SAGEDEPLOY_RELEASES_TOKEN (or CCI_RELEASE_INTEGRATION_TOKEN) for the deployer, or --token for the agent, of %s.\n", t.ID, t.Name, t.Environment, t.Environment)
-			return nil
+			return sf.withStore(cmd.Context(), func(st *store.Store) error {
+				if name == "" {
+					name = env + "-" + time.Now().UTC().Format("20060102-150405")
+				}
+				secret, t, err := server.CreateToken(cmd.Context(), st, env, name, "cli:"+g.osUserName())
+				if err != nil {
+					return err
+				}
+				g.auditCLI(cmd.Context(), st, store.AuditEntry{Action: "token.create", Environment: env, Target: t.ID, Outcome: "ok", Detail: "name=" + name})
+				if output == "json" {
+					return writeJSONLine(g.stdout, server.NewToken{Token: t, Secret: secret})
+				}
+				fmt.Fprintf(g.stdout, "%s\n", secret)
+				fmt.Fprintf(g.stderr, "Token %s (%s) for environment %s. It is shown only this once.\nUse it as SAGEDEPLOY_RELEASES_TOKEN (or CCI_RELEASE_INTEGRATION_TOKEN) for the deployer, or --token for the agent, of %s.\n", t.ID, t.Name, t.Environment, t.Environment)
+				return nil
+			})
 		},
 	}
 	create.Flags().StringVar(&env, "env", "", "environment the token is scoped to (required)")
@@ -69,16 +66,13 @@ func newTokenListCmd(g *globals, sf *storeFlags) *cobra.Command {
 		Example: "  sagedeploy server token list\n  sagedeploy server token list -o json",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, err := sf.open(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			toks, err := st.Tokens(cmd.Context())
-			if err != nil {
-				return err
-			}
-			return printList(g.stdout, listOut, toks, tokenColumns())
+			return sf.withStore(cmd.Context(), func(st *store.Store) error {
+				toks, err := st.Tokens(cmd.Context())
+				if err != nil {
+					return err
+				}
+				return printList(g.stdout, listOut, toks, tokenColumns())
+			})
 		},
 	}
 	list.Flags().StringVarP(&listOut, "output", "o", "text", "output format: text or json")
@@ -109,18 +103,15 @@ func newTokenRevokeCmd(g *globals, sf *storeFlags) *cobra.Command {
 		Example: "  sagedeploy server token revoke 01931f2c-...",
 		Args:    argsNamed(1, "the id of the token to revoke (see `sagedeploy server token list`)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			st, err := sf.open(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			t, err := st.RevokeToken(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			_ = st.AddAudit(cmd.Context(), store.AuditEntry{Actor: "cli:" + g.osUserName(), Action: "token.revoke", Environment: t.Environment, Target: t.ID, Outcome: "ok", Detail: "name=" + t.Name})
-			fmt.Fprintf(g.stdout, "Revoked token %s (%s) of environment %s.\n", t.ID, t.Name, t.Environment)
-			return nil
+			return sf.withStore(cmd.Context(), func(st *store.Store) error {
+				t, err := st.RevokeToken(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				g.auditCLI(cmd.Context(), st, store.AuditEntry{Action: "token.revoke", Environment: t.Environment, Target: t.ID, Outcome: "ok", Detail: "name=" + t.Name})
+				fmt.Fprintf(g.stdout, "Revoked token %s (%s) of environment %s.\n", t.ID, t.Name, t.Environment)
+				return nil
+			})
 		},
 	}
 }

@@ -37,22 +37,19 @@ generated and printed once.`,
 			if err != nil {
 				return err
 			}
-			st, err := sf.open(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			pw, err = server.AddUser(cmd.Context(), st, args[0], role, pw, 0)
-			if err != nil {
-				return err
-			}
-			_ = st.AddAudit(cmd.Context(), store.AuditEntry{Actor: "cli:" + g.osUserName(), Action: "user.add", Target: args[0], Outcome: "ok", Detail: "role=" + role})
-			if generated {
-				fmt.Fprintf(g.stdout, "Added %s (%s) with password\n\n    %s\n\nIt is shown only this once.\n", args[0], role, pw)
+			return sf.withStore(cmd.Context(), func(st *store.Store) error {
+				pw, err = server.AddUser(cmd.Context(), st, args[0], role, pw, 0)
+				if err != nil {
+					return err
+				}
+				g.auditCLI(cmd.Context(), st, store.AuditEntry{Action: "user.add", Target: args[0], Outcome: "ok", Detail: "role=" + role})
+				if generated {
+					fmt.Fprintf(g.stdout, "Added %s (%s) with password\n\n    %s\n\nIt is shown only this once.\n", args[0], role, pw)
+					return nil
+				}
+				fmt.Fprintf(g.stdout, "Added %s (%s).\n", args[0], role)
 				return nil
-			}
-			fmt.Fprintf(g.stdout, "Added %s (%s).\n", args[0], role)
-			return nil
+			})
 		},
 	}
 	add.Flags().StringVar(&role, "role", store.RoleViewer, "viewer, deployer or admin")

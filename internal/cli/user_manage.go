@@ -22,20 +22,17 @@ func newUserListCmd(g *globals, sf *storeFlags) *cobra.Command {
 		Example: "  sagedeploy server user list\n  sagedeploy server user list -o json",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, err := sf.open(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			users, err := st.UserList(cmd.Context())
-			if err != nil {
-				return err
-			}
-			return printList(g.stdout, output, users, columns[store.UserSummary]{
-				header: []string{"NAME", "ROLE", "SINCE", "SESSIONS"},
-				row: func(u store.UserSummary) []string {
-					return []string{u.Name, u.Role, u.CreatedAt.Format(time.DateTime), strconv.Itoa(u.Sessions)}
-				},
+			return sf.withStore(cmd.Context(), func(st *store.Store) error {
+				users, err := st.UserList(cmd.Context())
+				if err != nil {
+					return err
+				}
+				return printList(g.stdout, output, users, columns[store.UserSummary]{
+					header: []string{"NAME", "ROLE", "SINCE", "SESSIONS"},
+					row: func(u store.UserSummary) []string {
+						return []string{u.Name, u.Role, u.CreatedAt.Format(time.DateTime), strconv.Itoa(u.Sessions)}
+					},
+				})
 			})
 		},
 	}
@@ -50,18 +47,15 @@ func newUserRemoveCmd(g *globals, sf *storeFlags) *cobra.Command {
 		Example: "  sagedeploy server user remove carol",
 		Args:    argsNamed(1, "the user's name"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			st, err := sf.open(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			ended, err := st.RemoveUser(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			_ = st.AddAudit(cmd.Context(), store.AuditEntry{Actor: "cli:" + g.osUserName(), Action: "user.remove", Target: args[0], Outcome: "ok", Detail: fmt.Sprintf("sessions ended: %d", ended)})
-			fmt.Fprintf(g.stdout, "Removed %s; %d session(s) ended.\n", args[0], ended)
-			return nil
+			return sf.withStore(cmd.Context(), func(st *store.Store) error {
+				ended, err := st.RemoveUser(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				g.auditCLI(cmd.Context(), st, store.AuditEntry{Action: "user.remove", Target: args[0], Outcome: "ok", Detail: fmt.Sprintf("sessions ended: %d", ended)})
+				fmt.Fprintf(g.stdout, "Removed %s; %d session(s) ended.\n", args[0], ended)
+				return nil
+			})
 		},
 	}
 }
@@ -73,18 +67,15 @@ func newUserRoleCmd(g *globals, sf *storeFlags) *cobra.Command {
 		Example: "  sagedeploy server user role carol admin",
 		Args:    argsNamed(2, "the user's name and the new role"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			st, err := sf.open(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			ended, err := st.SetUserRole(cmd.Context(), args[0], args[1])
-			if err != nil {
-				return err
-			}
-			_ = st.AddAudit(cmd.Context(), store.AuditEntry{Actor: "cli:" + g.osUserName(), Action: "user.role", Target: args[0], Outcome: "ok", Detail: fmt.Sprintf("role=%s sessions ended: %d", args[1], ended)})
-			fmt.Fprintf(g.stdout, "%s is now %s; %d session(s) ended.\n", args[0], args[1], ended)
-			return nil
+			return sf.withStore(cmd.Context(), func(st *store.Store) error {
+				ended, err := st.SetUserRole(cmd.Context(), args[0], args[1])
+				if err != nil {
+					return err
+				}
+				g.auditCLI(cmd.Context(), st, store.AuditEntry{Action: "user.role", Target: args[0], Outcome: "ok", Detail: fmt.Sprintf("role=%s sessions ended: %d", args[1], ended)})
+				fmt.Fprintf(g.stdout, "%s is now %s; %d session(s) ended.\n", args[0], args[1], ended)
+				return nil
+			})
 		},
 	}
 }
@@ -103,22 +94,19 @@ or else generated and printed once. Every session of the user ends at once.`,
 			if err != nil {
 				return err
 			}
-			st, err := sf.open(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			pw, ended, err := server.ResetPassword(cmd.Context(), st, args[0], given, 0)
-			if err != nil {
-				return err
-			}
-			_ = st.AddAudit(cmd.Context(), store.AuditEntry{Actor: "cli:" + g.osUserName(), Action: "user.password", Target: args[0], Outcome: "ok", Detail: fmt.Sprintf("sessions ended: %d", ended)})
-			if generated {
-				fmt.Fprintf(g.stdout, "New password of %s:\n\n    %s\n\nIt is shown only this once. %d session(s) ended.\n", args[0], pw, ended)
+			return sf.withStore(cmd.Context(), func(st *store.Store) error {
+				pw, ended, err := server.ResetPassword(cmd.Context(), st, args[0], given, 0)
+				if err != nil {
+					return err
+				}
+				g.auditCLI(cmd.Context(), st, store.AuditEntry{Action: "user.password", Target: args[0], Outcome: "ok", Detail: fmt.Sprintf("sessions ended: %d", ended)})
+				if generated {
+					fmt.Fprintf(g.stdout, "New password of %s:\n\n    %s\n\nIt is shown only this once. %d session(s) ended.\n", args[0], pw, ended)
+					return nil
+				}
+				fmt.Fprintf(g.stdout, "Password of %s changed; %d session(s) ended.\n", args[0], ended)
 				return nil
-			}
-			fmt.Fprintf(g.stdout, "Password of %s changed; %d session(s) ended.\n", args[0], ended)
-			return nil
+			})
 		},
 	}
 	pw.Flags().BoolVar(&passwordStdin, "password-stdin", false, "read the password from standard input")
@@ -132,18 +120,15 @@ func newUserSignOutCmd(g *globals, sf *storeFlags) *cobra.Command {
 		Example: "  sagedeploy server user signout carol",
 		Args:    argsNamed(1, "the user's name"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			st, err := sf.open(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			ended, err := st.EndSessions(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			_ = st.AddAudit(cmd.Context(), store.AuditEntry{Actor: "cli:" + g.osUserName(), Action: "user.signout", Target: args[0], Outcome: "ok", Detail: fmt.Sprintf("sessions ended: %d", ended)})
-			fmt.Fprintf(g.stdout, "Signed %s out: %d session(s) ended.\n", args[0], ended)
-			return nil
+			return sf.withStore(cmd.Context(), func(st *store.Store) error {
+				ended, err := st.EndSessions(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				g.auditCLI(cmd.Context(), st, store.AuditEntry{Action: "user.signout", Target: args[0], Outcome: "ok", Detail: fmt.Sprintf("sessions ended: %d", ended)})
+				fmt.Fprintf(g.stdout, "Signed %s out: %d session(s) ended.\n", args[0], ended)
+				return nil
+			})
 		},
 	}
 }

@@ -44,24 +44,21 @@ func newWebhookAddCmd(g *globals, sf *storeFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			st, err := sf.open(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			spec.URL = args[0]
-			secret, w, err := server.CreateWebhook(cmd.Context(), st, key, spec, "cli:"+g.osUserName())
-			if err != nil {
-				return err
-			}
-			_ = st.AddAudit(cmd.Context(), store.AuditEntry{Actor: "cli:" + g.osUserName(), Action: "webhook.add", Environment: w.Environment, Target: w.ID, Outcome: "ok", Detail: "url=" + w.URL})
-			if output == "json" {
-				return writeJSONLine(g.stdout, server.NewWebhook{Webhook: w, Secret: secret})
-			}
-			fmt.Fprintf(g.stdout, "%s\n", secret)
-			fmt.Fprintf(g.stderr, "Webhook %s (%s) sends %s of %s to %s. Its signing secret is shown only this once.\n",
-				w.ID, w.Name, kindsText(w.Events), cmpEnv(w.Environment), w.URL)
-			return nil
+			return sf.withStore(cmd.Context(), func(st *store.Store) error {
+				spec.URL = args[0]
+				secret, w, err := server.CreateWebhook(cmd.Context(), st, key, spec, "cli:"+g.osUserName())
+				if err != nil {
+					return err
+				}
+				g.auditCLI(cmd.Context(), st, store.AuditEntry{Action: "webhook.add", Environment: w.Environment, Target: w.ID, Outcome: "ok", Detail: "url=" + w.URL})
+				if output == "json" {
+					return writeJSONLine(g.stdout, server.NewWebhook{Webhook: w, Secret: secret})
+				}
+				fmt.Fprintf(g.stdout, "%s\n", secret)
+				fmt.Fprintf(g.stderr, "Webhook %s (%s) sends %s of %s to %s. Its signing secret is shown only this once.\n",
+					w.ID, w.Name, kindsText(w.Events), cmpEnv(w.Environment), w.URL)
+				return nil
+			})
 		},
 	}
 	f := add.Flags()
@@ -96,20 +93,17 @@ func newWebhookListCmd(g *globals, sf *storeFlags) *cobra.Command {
 		Example: "  sagedeploy server webhook list",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, err := sf.open(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			hooks, err := st.Webhooks(cmd.Context())
-			if err != nil {
-				return err
-			}
-			return printList(g.stdout, output, hooks, columns[store.Webhook]{
-				header: []string{"ID", "NAME", "ENVIRONMENT", "FORMAT", "EVENTS", "URL", "CREATED"},
-				row: func(w store.Webhook) []string {
-					return []string{w.ID, w.Name, cmp.Or(w.Environment, "all"), w.Format, kindsText(w.Events), w.URL, w.CreatedAt.Format(time.DateTime)}
-				},
+			return sf.withStore(cmd.Context(), func(st *store.Store) error {
+				hooks, err := st.Webhooks(cmd.Context())
+				if err != nil {
+					return err
+				}
+				return printList(g.stdout, output, hooks, columns[store.Webhook]{
+					header: []string{"ID", "NAME", "ENVIRONMENT", "FORMAT", "EVENTS", "URL", "CREATED"},
+					row: func(w store.Webhook) []string {
+						return []string{w.ID, w.Name, cmp.Or(w.Environment, "all"), w.Format, kindsText(w.Events), w.URL, w.CreatedAt.Format(time.DateTime)}
+					},
+				})
 			})
 		},
 	}
@@ -124,18 +118,15 @@ func newWebhookRemoveCmd(g *globals, sf *storeFlags) *cobra.Command {
 		Example: "  sagedeploy server webhook remove 01931f2c-...",
 		Args:    argsNamed(1, "the id of the webhook (see `sagedeploy server webhook list`)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			st, err := sf.open(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			w, err := st.RemoveWebhook(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			_ = st.AddAudit(cmd.Context(), store.AuditEntry{Actor: "cli:" + g.osUserName(), Action: "webhook.remove", Environment: w.Environment, Target: w.ID, Outcome: "ok", Detail: "name=" + w.Name})
-			fmt.Fprintf(g.stdout, "Removed webhook %s (%s).\n", w.ID, w.Name)
-			return nil
+			return sf.withStore(cmd.Context(), func(st *store.Store) error {
+				w, err := st.RemoveWebhook(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				g.auditCLI(cmd.Context(), st, store.AuditEntry{Action: "webhook.remove", Environment: w.Environment, Target: w.ID, Outcome: "ok", Detail: "name=" + w.Name})
+				fmt.Fprintf(g.stdout, "Removed webhook %s (%s).\n", w.ID, w.Name)
+				return nil
+			})
 		},
 	}
 }
@@ -152,24 +143,21 @@ func newWebhookTestCmd(g *globals, sf *storeFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			st, err := sf.open(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			d, err := server.SendTest(cmd.Context(), st, server.WebhookOptions{Key: key}, baseURL, args[0])
-			if err != nil {
-				return err
-			}
-			_ = st.AddAudit(cmd.Context(), store.AuditEntry{Actor: "cli:" + g.osUserName(), Action: "webhook.test", Target: d.Webhook.ID, Outcome: d.State, Detail: fmt.Sprintf("status=%d %s", d.LastStatus, d.LastError)})
-			if output == "json" {
-				return writeJSONLine(g.stdout, d)
-			}
-			if d.State != store.DeliveryDelivered {
-				return fmt.Errorf("test event to webhook %s (%s) failed: %s", d.Webhook.ID, d.Webhook.URL, d.LastError)
-			}
-			fmt.Fprintf(g.stdout, "Delivered test event %s to %s: HTTP %d.\n", d.EventID, d.Webhook.URL, d.LastStatus)
-			return nil
+			return sf.withStore(cmd.Context(), func(st *store.Store) error {
+				d, err := server.SendTest(cmd.Context(), st, server.WebhookOptions{Key: key}, baseURL, args[0])
+				if err != nil {
+					return err
+				}
+				g.auditCLI(cmd.Context(), st, store.AuditEntry{Action: "webhook.test", Target: d.Webhook.ID, Outcome: d.State, Detail: fmt.Sprintf("status=%d %s", d.LastStatus, d.LastError)})
+				if output == "json" {
+					return writeJSONLine(g.stdout, d)
+				}
+				if d.State != store.DeliveryDelivered {
+					return fmt.Errorf("test event to webhook %s (%s) failed: %s", d.Webhook.ID, d.Webhook.URL, d.LastError)
+				}
+				fmt.Fprintf(g.stdout, "Delivered test event %s to %s: HTTP %d.\n", d.EventID, d.Webhook.URL, d.LastStatus)
+				return nil
+			})
 		},
 	}
 	test.Flags().StringVar(&baseURL, "base-url", "", "the server's URL, for links in the message")
