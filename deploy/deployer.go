@@ -134,7 +134,6 @@ type Deployer struct {
 	local   bool
 	now     func() time.Time
 	account *accountOnce
-	cfg     aws.Config // for clients made on demand (the agent's CloudWatch)
 }
 
 // accountOnce caches the caller's account id, shared by copies of a Deployer.
@@ -163,6 +162,10 @@ func New(ctx context.Context, opts Options) (*Deployer, error) {
 		return nil, err
 	}
 	assumeRole(&cfg, opts, local)
+	if local {
+		// One endpoint for every service: the local SageMaker routes by protocol.
+		cfg.BaseEndpoint = aws.String(opts.EndpointURL)
+	}
 	d := &Deployer{
 		opts:    opts,
 		log:     cmp.Or(opts.Logger, slog.Default()),
@@ -170,47 +173,17 @@ func New(ctx context.Context, opts Options) (*Deployer, error) {
 		local:   local,
 		now:     opts.Now,
 		account: &accountOnce{},
-		cfg:     cfg,
 	}
 	if d.now == nil {
 		d.now = time.Now
 	}
-	d.sts = sts.NewFromConfig(cfg, func(o *sts.Options) {
-		if local {
-			o.BaseEndpoint = aws.String(opts.EndpointURL)
-		}
-	})
-	d.sm = sagemaker.NewFromConfig(cfg, func(o *sagemaker.Options) {
-		if local {
-			o.BaseEndpoint = aws.String(opts.EndpointURL)
-		}
-	})
-	d.rt = sagemakerruntime.NewFromConfig(cfg, func(o *sagemakerruntime.Options) {
-		if local {
-			o.BaseEndpoint = aws.String(opts.EndpointURL)
-		}
-	})
-	d.aas = applicationautoscaling.NewFromConfig(cfg, func(o *applicationautoscaling.Options) {
-		if local {
-			o.BaseEndpoint = aws.String(opts.EndpointURL)
-		}
-	})
-	d.cw = cloudwatch.NewFromConfig(cfg, func(o *cloudwatch.Options) {
-		if local {
-			o.BaseEndpoint = aws.String(opts.EndpointURL)
-		}
-	})
-	d.sq = servicequotas.NewFromConfig(cfg, func(o *servicequotas.Options) {
-		if local {
-			o.BaseEndpoint = aws.String(opts.EndpointURL)
-		}
-	})
-	d.s3 = s3.NewFromConfig(cfg, func(o *s3.Options) {
-		if local {
-			o.BaseEndpoint = aws.String(opts.EndpointURL)
-			o.UsePathStyle = true
-		}
-	})
+	d.sts = sts.NewFromConfig(cfg)
+	d.sm = sagemaker.NewFromConfig(cfg)
+	d.rt = sagemakerruntime.NewFromConfig(cfg)
+	d.aas = applicationautoscaling.NewFromConfig(cfg)
+	d.cw = cloudwatch.NewFromConfig(cfg)
+	d.sq = servicequotas.NewFromConfig(cfg)
+	d.s3 = s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = local })
 	return d, nil
 }
 

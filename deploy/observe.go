@@ -41,12 +41,7 @@ func (d *Deployer) ObserveEndpoint(ctx context.Context, name string) (releases.O
 // autoscaleRange is the instance range Application Auto Scaling keeps sagedeploy's variant of
 // the endpoint in; 0, 0 when it is not a scalable target.
 func (d *Deployer) autoscaleRange(ctx context.Context, endpoint string) (int, int, error) {
-	aas := applicationautoscaling.NewFromConfig(d.cfg, func(o *applicationautoscaling.Options) {
-		if d.local {
-			o.BaseEndpoint = aws.String(d.opts.EndpointURL)
-		}
-	})
-	out, err := aas.DescribeScalableTargets(ctx, &applicationautoscaling.DescribeScalableTargetsInput{
+	out, err := d.aas.DescribeScalableTargets(ctx, &applicationautoscaling.DescribeScalableTargetsInput{
 		ServiceNamespace:  aastypes.ServiceNamespaceSagemaker,
 		ResourceIds:       []string{"endpoint/" + endpoint + "/variant/" + DefaultVariant},
 		ScalableDimension: aastypes.ScalableDimensionSageMakerVariantDesiredInstanceCount,
@@ -60,12 +55,6 @@ func (d *Deployer) autoscaleRange(ctx context.Context, endpoint string) (int, in
 	return 0, 0, nil
 }
 
-// CloudWatch is a CloudWatch client with the deployer's credentials and endpoint, for reading
+// CloudWatch is the deployer's CloudWatch client (its credentials and endpoint), for reading
 // endpoint metrics.
-func (d *Deployer) CloudWatch() *cloudwatch.Client {
-	return cloudwatch.NewFromConfig(d.cfg, func(o *cloudwatch.Options) {
-		if d.local {
-			o.BaseEndpoint = aws.String(d.opts.EndpointURL)
-		}
-	})
-}
+func (d *Deployer) CloudWatch() *cloudwatch.Client { return d.cw }
