@@ -22,7 +22,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -113,6 +112,8 @@ type Server struct {
 	monitor *monitoring
 	quotas  *quotas.Service
 
+	recorders sync.Pool // *statusRecorder, see serveLogged
+
 	unlock    func()
 	serveErr  chan error
 	closeOnce sync.Once
@@ -129,6 +130,7 @@ func Start(ctx context.Context, opts Options) (srv *Server, err error) {
 		return nil, fmt.Errorf("local SageMaker: data directory %s: %w", opts.DataDir, err)
 	}
 	s := &Server{opts: opts, log: opts.Logger, serveErr: make(chan error, 1)}
+	s.recorders.New = func() any { return &statusRecorder{} }
 	// On a failure half-way, release what was opened.
 	defer func() {
 		if err != nil {
@@ -248,22 +250,90 @@ func (s *Server) release(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-var (
-	invocationPath  = regexp.MustCompile(`^/endpoints/[^/]+/(invocations|invocations-response-stream|async-invocations)$`)
-	credentialScope = regexp.MustCompile(`Credential=[^/,\s]+/[0-9]{8}/[a-z0-9-]+/([a-z0-9-]+)/aws4_request`)
-)
-
 // signingService is the service a SigV4 request was signed for ("sagemaker", "s3", "sts"), or "".
+// It runs on every request, so it slices the credential scope by hand rather than matching a
+// regular expression: Authorization carries Credential=AKID/DATE/REGION/SERVICE/aws4_request,
+// a presigned URL the same scope in X-Amz-Credential.
 func signingService(r *http.Request) string {
-	if m := credentialScope.FindStringSubmatch(r.Header.Get("Authorization")); m != nil {
-		return m[1]
+	if auth := firstHeader(r.Header, "Authorization"); auth != "" {
+		if _, scope, ok := strings.Cut(auth, "Credential="); ok {
+			return scopeService(scope)
+		}
 	}
-	if c := r.URL.Query().Get("X-Amz-Credential"); c != "" {
-		if parts := strings.Split(c, "/"); len(parts) >= 4 {
-			return parts[3]
+	// Parsing the query allocates: only presigned URLs have one worth parsing.
+	if q := r.URL.RawQuery; strings.Contains(q, "X-Amz-Credential") {
+		if c := r.URL.Query().Get("X-Amz-Credential"); c != "" {
+			if parts := strings.Split(c, "/"); len(parts) >= 4 {
+				return parts[3]
+			}
 		}
 	}
 	return ""
+}
+
+// scopeService is the SERVICE of a credential scope AKID/DATE/REGION/SERVICE/aws4_request
+// (what follows in the header is ignored), or "" when the scope is not of that shape.
+func scopeService(scope string) string {
+	akid, rest, ok := strings.Cut(scope, "/")
+	if !ok || akid == "" || strings.ContainsAny(akid, ", \t") {
+		return ""
+	}
+	date, rest, ok := strings.Cut(rest, "/")
+	if !ok || len(date) != 8 || strings.Trim(date, "0123456789") != "" {
+		return ""
+	}
+	region, rest, ok := strings.Cut(rest, "/")
+	if !ok || !scopeWord(region) {
+		return ""
+	}
+	service, rest, ok := strings.Cut(rest, "/")
+	if !ok || !scopeWord(service) || !strings.HasPrefix(rest, "aws4_request") {
+		return ""
+	}
+	return service
+}
+
+// scopeWord reports whether s is a non-empty region or service name: [a-z0-9-]+.
+func scopeWord(s string) bool {
+	for i := range len(s) {
+		if c := s[i]; !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// firstHeader is h.Get(key) for a key already in canonical form: it skips re-canonicalising
+// the key, which costs more than the map lookup on the invocation path.
+func firstHeader(h http.Header, key string) string {
+	if v := h[key]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+// isInvocationPath reports whether path is /endpoints/NAME/ followed by invocations,
+// invocations-response-stream or async-invocations.
+func isInvocationPath(path string) bool {
+	rest, ok := strings.CutPrefix(path, "/endpoints/")
+	if !ok {
+		return false
+	}
+	name, op, ok := strings.Cut(rest, "/")
+	if !ok || name == "" {
+		return false
+	}
+	return op == "invocations" || op == "invocations-response-stream" || op == "async-invocations"
+}
+
+// isMultipartUpload reports whether the query is S3's multipart upload (?uploads, ?uploadId=),
+// which an S3 key such as endpoints/x/invocations may receive unsigned.
+func isMultipartUpload(r *http.Request) bool {
+	if r.URL.RawQuery == "" {
+		return false
+	}
+	q := r.URL.Query()
+	return q.Has("uploads") || q.Has("uploadId")
 }
 
 // route sends a request to the part that speaks its protocol, as a cloud edge does by host name:
@@ -275,8 +345,15 @@ func signingService(r *http.Request) string {
 //   - Action=... in the query or a form body (query protocol; AssumeRoleWithWebIdentity comes
 //     unsigned) → STS;
 //   - anything else → S3 (path-style).
+//
+// Invocations, the one call made per prediction, are recognised first by what only they look
+// like (see isInvocation), so that they skip the other services' checks.
 func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	service := signingService(r)
+	if isInvocation(r, service) {
+		s.serveLogged(w, r, "invocation call", s.runtime, slog.LevelDebug)
+		return
+	}
 	switch {
 	case cloudwatch.Claims(r, service):
 		s.monitor.cloudwatch.ServeHTTP(w, r)
@@ -286,14 +363,23 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		s.quotas.ServeHTTP(w, r)
 	case r.Header.Get("X-Amz-Target") != "":
 		s.control.ServeHTTP(w, r)
-	case r.Method == http.MethodPost && invocationPath.MatchString(r.URL.Path) && service != "s3" &&
-		!r.URL.Query().Has("uploads") && !r.URL.Query().Has("uploadId"):
-		s.logged("invocation", s.runtime, slog.LevelDebug).ServeHTTP(w, r)
+	case r.Method == http.MethodPost && isInvocationPath(r.URL.Path) && service != "s3" && !isMultipartUpload(r):
+		s.serveLogged(w, r, "invocation call", s.runtime, slog.LevelDebug)
 	case service == "sts" || r.URL.Query().Get("Action") != "" || s.isSTSForm(r):
 		s.sts.ServeHTTP(w, r)
 	default:
-		s.logged("s3", s.s3, slog.LevelInfo).ServeHTTP(w, r)
+		s.serveLogged(w, r, "s3 call", s.s3, slog.LevelInfo)
 	}
+}
+
+// isInvocation is the fast path of route's invocation case: a POST to an invocation path,
+// unsigned or signed for SageMaker, with no X-Amz-Target. None of the services route checks
+// before the runtime claims such a request (their path prefix, target or signing name
+// differs), so the answer is the same as going through them; a request it refuses still
+// reaches the runtime through route's switch when that says so.
+func isInvocation(r *http.Request, service string) bool {
+	return r.Method == http.MethodPost && (service == "" || service == "sagemaker") &&
+		r.Header["X-Amz-Target"] == nil && isInvocationPath(r.URL.Path) && !isMultipartUpload(r)
 }
 
 // isSTSForm reports whether a POST carries a URL-encoded form with an Action, the query
@@ -319,26 +405,42 @@ type readCloser struct {
 	io.Closer
 }
 
-// logged logs each request a handler answers: what, which path, the status and how long.
+// serveLogged serves r with h and logs the answer: what, which path, the status and how long.
 // Successful answers log at okLevel and failures at Info or above: invocations pass okLevel
 // Debug, since a line per prediction would cost a quarter of the runtime's throughput
-// (bench/serving) and drown the control-plane calls a user watches for.
-func (s *Server) logged(what string, h http.Handler, okLevel slog.Level) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
-		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
-		h.ServeHTTP(rec, r)
-		lvl := okLevel
-		if rec.status >= 400 {
-			lvl = max(lvl, slog.LevelInfo)
-		}
-		if rec.status >= 500 {
-			lvl = slog.LevelWarn
-		}
-		s.log.Log(r.Context(), lvl, what+" call", "method", r.Method, "resource", r.URL.Path, "outcome", rec.status, "duration", time.Since(start))
-	})
+// (bench/serving) and drown the control-plane calls a user watches for. With a logger that
+// logs nothing the request passes straight through; otherwise the status recorder comes from
+// a pool and the log line's values are built only when its level is enabled, so an invocation
+// at the default level allocates nothing here.
+func (s *Server) serveLogged(w http.ResponseWriter, r *http.Request, msg string, h http.Handler, okLevel slog.Level) {
+	ctx := r.Context()
+	if !s.log.Enabled(ctx, max(okLevel, slog.LevelWarn)) { // nothing this logs is logged
+		h.ServeHTTP(w, r)
+		return
+	}
+	start := time.Now()
+	rec := s.recorders.Get().(*statusRecorder)
+	rec.ResponseWriter, rec.status = w, http.StatusOK
+	defer func() {
+		rec.ResponseWriter = nil
+		s.recorders.Put(rec)
+	}()
+	h.ServeHTTP(rec, r)
+	lvl := okLevel
+	if rec.status >= 400 {
+		lvl = max(lvl, slog.LevelInfo)
+	}
+	if rec.status >= 500 {
+		lvl = slog.LevelWarn
+	}
+	if s.log.Enabled(ctx, lvl) {
+		s.log.LogAttrs(ctx, lvl, msg, slog.String("method", r.Method), slog.String("resource", r.URL.Path),
+			slog.Int("outcome", rec.status), slog.Duration("duration", time.Since(start)))
+	}
 }
 
+// statusRecorder notes the status a handler answers with. Recorders are pooled (Server.recorders):
+// one must not be kept past the request it served.
 type statusRecorder struct {
 	http.ResponseWriter
 	status int

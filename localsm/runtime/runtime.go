@@ -83,6 +83,9 @@ const (
 	drainTimeout = 70 * time.Second
 	// pooledBufferLimit keeps very large request buffers out of the pool.
 	pooledBufferLimit = 1 << 20
+	// sharedLengths is how many Content-Length values (0 up) are made once and shared by
+	// every answer: one-row answers and most batches are shorter.
+	sharedLengths = 1024
 )
 
 // Runtime implements spec.Serving and serves POST /endpoints/{name}/invocations and
@@ -109,6 +112,8 @@ type Runtime struct {
 	endpoints atomic.Pointer[map[epKey]*endpoint] // copy on write, read lock-free
 
 	calls sync.Pool // *call
+	// lengths[n] is the Content-Length header value for n bytes, shared read-only.
+	lengths [][]string
 }
 
 var _ spec.Serving = (*Runtime)(nil)
@@ -144,6 +149,10 @@ func New(opts Options) (*Runtime, error) {
 	}
 	r.endpoints.Store(&map[epKey]*endpoint{})
 	r.calls.New = func() any { return &call{} }
+	r.lengths = make([][]string, sharedLengths)
+	for n := range r.lengths {
+		r.lengths[n] = []string{strconv.Itoa(n)}
+	}
 	if r.opts.ServerlessIdle == 0 {
 		r.opts.ServerlessIdle = 5 * time.Minute
 	}
@@ -198,9 +207,10 @@ type variant struct {
 	weight    float64
 	models    []*serving.Model
 	instances []*instance
-	started   int         // instances ever started, for ids
-	replaced  []time.Time // recent replacements of stopped instances
-	header    []string    // X-Amzn-Invoked-Production-Variant value, shared read-only
+	started   int                      // instances ever started, for ids
+	replaced  []time.Time              // recent replacements of stopped instances
+	header    []string                 // X-Amzn-Invoked-Production-Variant value, shared read-only
+	ctype     atomic.Pointer[[]string] // Content-Type of the last answer, shared read-only
 	// capture is the configuration's data capture when it captures anything; nil otherwise.
 	capture *spec.DataCapture
 	// active counts a serverless variant's invocations in flight, held to MaxConcurrency.
@@ -461,7 +471,7 @@ func (r *Runtime) invoke(w http.ResponseWriter, req *http.Request, ep *endpoint,
 	if !r.readRequest(w, req, c, limit) {
 		return
 	}
-	inst, instances, ok := r.pickInstance(req.Context(), w, ep, req.Header.Get("X-Amzn-Sagemaker-Target-Variant"))
+	inst, instances, ok := r.pickInstance(req.Context(), w, ep, header(req, "X-Amzn-Sagemaker-Target-Variant"))
 	if !ok {
 		return
 	}
@@ -474,15 +484,15 @@ func (r *Runtime) invoke(w http.ResponseWriter, req *http.Request, ep *endpoint,
 		defer v.active.Add(-1)
 		defer v.lastUsed.Store(time.Now().UnixNano())
 	}
-	ok, modelTime := r.invokeChain(w, req, ep.name, inst, c)
-	r.recordMetrics(req, ep.name, inst, &c.inv, spec.Invocation{Start: start, ModelLatency: modelTime, Instances: instances})
+	ok, modelTime, total := r.invokeChain(w, req, ep.name, inst, c, start)
+	r.recordMetrics(req, ep.name, inst, &c.inv, spec.Invocation{Start: start, ModelLatency: modelTime, Total: total, Instances: instances})
 	if !ok {
 		return
 	}
 	if v.capture != nil && capture.Sampled(v.capture) {
 		r.record(ep, v, req, c)
 	}
-	writeAnswer(w, &c.inv, v.header)
+	r.writeAnswer(w, &c.inv, v)
 }
 
 // recordMetrics reports an answered invocation to the metrics sink (CloudWatch).
@@ -491,7 +501,7 @@ func (r *Runtime) recordMetrics(req *http.Request, name string, inst *instance, 
 	if sink == nil || (inv.Status == 0 && req.Context().Err() != nil) {
 		return // nothing records, or the client went away: not the model's failure
 	}
-	m.Endpoint, m.Variant, m.Status, m.Total = name, inst.variant.name, inv.Status, time.Since(m.Start)
+	m.Endpoint, m.Variant, m.Status = name, inst.variant.name, inv.Status
 	sink.Invocation(m)
 }
 
@@ -515,8 +525,8 @@ func (r *Runtime) record(ep *endpoint, v *variant, req *http.Request, c *call) {
 		return
 	}
 	ev := capture.Event{Config: v.capture, Endpoint: ep.name, Variant: v.name, Time: time.Now(),
-		InputType: req.Header.Get("Content-Type"), OutputType: c.inv.RespContentType,
-		InferenceID: req.Header.Get("X-Amzn-Sagemaker-Inference-Id")}
+		InputType: header(req, "Content-Type"), OutputType: c.inv.RespContentType,
+		InferenceID: header(req, "X-Amzn-Sagemaker-Inference-Id")}
 	if v.capture.Input {
 		ev.Input = bytes.Clone(c.body)
 	}
@@ -530,7 +540,7 @@ func (r *Runtime) record(ep *endpoint, v *variant, req *http.Request, c *call) {
 // (Credential=AKID/DATE/REGION/SERVICE/aws4_request), or "" for an unsigned request. It runs on
 // every invocation, so it slices the header rather than matching a regular expression.
 func signingRegion(req *http.Request) string {
-	auth := req.Header.Get("Authorization")
+	auth := header(req, "Authorization")
 	_, scope, ok := strings.Cut(auth, "Credential=")
 	if !ok {
 		return ""
@@ -563,8 +573,8 @@ func (r *Runtime) checkRequest(w http.ResponseWriter, req *http.Request) (name s
 		writeError(w, http.StatusNotFound, "UnknownOperationException", apiError{Message: "No operation at " + req.Method + " " + req.URL.Path + "; invocations are POST /endpoints/{EndpointName}/invocations."})
 	case req.Method != http.MethodPost:
 		writeError(w, http.StatusMethodNotAllowed, "UnknownOperationException", apiError{Message: "Invocations are POST /endpoints/{EndpointName}/invocations, not " + req.Method + "."})
-	case req.Header.Get("X-Amzn-Sagemaker-Target-Model") != "":
-		validationError(w, http.StatusBadRequest, "Endpoint %s is not a multi-model endpoint; remove TargetModel (%s) from the request.", name, req.Header.Get("X-Amzn-Sagemaker-Target-Model"))
+	case header(req, "X-Amzn-Sagemaker-Target-Model") != "":
+		validationError(w, http.StatusBadRequest, "Endpoint %s is not a multi-model endpoint; remove TargetModel (%s) from the request.", name, header(req, "X-Amzn-Sagemaker-Target-Model"))
 	default:
 		return name, async, true
 	}
@@ -593,9 +603,9 @@ func (r *Runtime) readRequest(w http.ResponseWriter, req *http.Request, c *call,
 	inv := &c.inv
 	inv.Reset()
 	inv.Body = c.body
-	inv.ContentType = req.Header.Get("Content-Type")
-	inv.Accept = req.Header.Get("Accept")
-	inv.CustomAttributes = req.Header.Get("X-Amzn-Sagemaker-Custom-Attributes")
+	inv.ContentType = header(req, "Content-Type")
+	inv.Accept = header(req, "Accept")
+	inv.CustomAttributes = header(req, "X-Amzn-Sagemaker-Custom-Attributes")
 	return true
 }
 
@@ -641,10 +651,11 @@ func (r *Runtime) pickInstance(ctx context.Context, w http.ResponseWriter, ep *e
 
 // invokeChain runs the instance's containers in order (an inference pipeline passes each
 // answer on as the next request); on a failure it has answered with SageMaker's error.
-// It returns whether it succeeded and how long the containers took (SageMaker's ModelLatency).
-func (r *Runtime) invokeChain(w http.ResponseWriter, req *http.Request, name string, inst *instance, c *call) (bool, time.Duration) {
+// It returns whether it succeeded, how long the containers took (SageMaker's ModelLatency) and
+// how long since start the last one answered. Times are offsets from start (time.Since reads
+// only the monotonic clock; time.Now reads both clocks).
+func (r *Runtime) invokeChain(w http.ResponseWriter, req *http.Request, name string, inst *instance, c *call, start time.Time) (ok bool, modelTime, end time.Duration) {
 	inv := &c.inv
-	var modelTime time.Duration
 	for i, srv := range inst.chain {
 		if i > 0 {
 			c.alt, inv.Out = inv.Out, c.alt[:0]
@@ -655,23 +666,24 @@ func (r *Runtime) invokeChain(w http.ResponseWriter, req *http.Request, name str
 		if i < len(inst.chain)-1 {
 			inv.Accept = "" // intermediate containers answer in their default format
 		} else if i > 0 {
-			inv.Accept = req.Header.Get("Accept")
+			inv.Accept = header(req, "Accept")
 		}
 		inv.Status = 0
-		t0 := time.Now()
+		t0 := time.Since(start)
 		err := srv.Invoke(req.Context(), inv)
-		modelTime += time.Since(t0)
+		end = time.Since(start)
+		modelTime += end - t0
 		if err != nil {
 			r.invokeFailed(w, req, name, inst, srv, err)
-			return false, modelTime
+			return false, modelTime, end
 		}
 		if inv.Status < 200 || inv.Status > 299 {
 			r.log.Debug("model error", "endpoint", name, "variant", inst.variant.name, "status", inv.Status)
 			modelError(w, inst.variant.name, inv.Status, inv.Out, srv.LogPath())
-			return false, modelTime
+			return false, modelTime, end
 		}
 	}
-	return true, modelTime
+	return true, modelTime, end
 }
 
 // invokeFailed answers for a model server that gave no answer.
@@ -687,15 +699,17 @@ func (r *Runtime) invokeFailed(w http.ResponseWriter, req *http.Request, name st
 	}
 }
 
-// writeAnswer writes the last container's answer with SageMaker's response headers.
-func writeAnswer(w http.ResponseWriter, inv *serving.Invocation, variantHeader []string) {
+// writeAnswer writes the last container's answer of variant v with SageMaker's response
+// headers. Header values are shared read-only slices where they repeat (the variant's name,
+// its model's content type, small lengths), so that a one-row answer allocates nothing.
+func (r *Runtime) writeAnswer(w http.ResponseWriter, inv *serving.Invocation, v *variant) {
 	h := w.Header()
 	if inv.RespContentType != "" {
-		h["Content-Type"] = []string{inv.RespContentType}
+		h["Content-Type"] = v.contentType(inv.RespContentType)
 	} else {
 		h["Content-Type"] = nil // no sniffing: the model said nothing
 	}
-	h["X-Amzn-Invoked-Production-Variant"] = variantHeader
+	h["X-Amzn-Invoked-Production-Variant"] = v.header
 	if inv.RespCustomAttributes != "" {
 		h["X-Amzn-Sagemaker-Custom-Attributes"] = []string{inv.RespCustomAttributes}
 	}
@@ -703,9 +717,37 @@ func writeAnswer(w http.ResponseWriter, inv *serving.Invocation, variantHeader [
 		w.WriteHeader(inv.Status)
 		return
 	}
-	h["Content-Length"] = []string{strconv.Itoa(len(inv.Out))}
+	h["Content-Length"] = r.contentLength(len(inv.Out))
 	w.WriteHeader(inv.Status)
 	w.Write(inv.Out)
+}
+
+// contentLength is the Content-Length header value for n bytes.
+func (r *Runtime) contentLength(n int) []string {
+	if n < len(r.lengths) {
+		return r.lengths[n]
+	}
+	return []string{strconv.Itoa(n)}
+}
+
+// contentType is the Content-Type header value ct, kept from the variant's last answer: a
+// model answers in one type or two, and the slice is shared read-only between answers.
+func (v *variant) contentType(ct string) []string {
+	if last := v.ctype.Load(); last != nil && (*last)[0] == ct {
+		return *last
+	}
+	val := []string{ct}
+	v.ctype.Store(&val)
+	return val
+}
+
+// header is req.Header.Get(key) for a key in canonical form. Header.Get canonicalises its key
+// on every call, which on the invocation path costs more than the lookup itself.
+func header(req *http.Request, key string) string {
+	if v := req.Header[key]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
 }
 
 // tooLarge refuses a body over the limit as SageMaker's runtime does (413, "HTTP content length
