@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -35,7 +37,7 @@ import (
 // region picks the endpoint); loopback goes through net/http on 127.0.0.1 with one keep-alive
 // client.
 func BenchmarkEdgeInvoke(b *testing.B) {
-	srv, name := benchEndpoint(b)
+	srv, name := benchEndpoint(b, nil)
 	rows, err := abalone.Rows()
 	if err != nil {
 		b.Fatal(err)
@@ -50,6 +52,15 @@ func BenchmarkEdgeInvoke(b *testing.B) {
 	b.Run("in-process/ours/unsigned", func(b *testing.B) { benchServeHTTP(b, srv.Handler(), path, "", body, answer) })
 	b.Run("in-process/ours/signed", func(b *testing.B) { benchServeHTTP(b, srv.Handler(), path, signed, body, answer) })
 	b.Run("in-process/bare", func(b *testing.B) { benchServeHTTP(b, bare, path, "", body, answer) })
+	// `sagedeploy local` logs at info by default (failed invocations only); debug logs a line
+	// per invocation. Both log to a text handler that discards its output.
+	for _, level := range []slog.Level{slog.LevelInfo, slog.LevelDebug} {
+		log := slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: level}))
+		b.Run("in-process/ours/log-"+strings.ToLower(level.String()), func(b *testing.B) {
+			srv, _ := benchEndpoint(b, log)
+			benchServeHTTP(b, srv.Handler(), path, "", body, answer)
+		})
+	}
 	b.Run("loopback/ours", func(b *testing.B) { benchLoopback(b, srv.Handler(), path, body, answer) })
 	b.Run("loopback/bare", func(b *testing.B) { benchLoopback(b, bare, path, body, answer) })
 }
@@ -154,9 +165,10 @@ func invokeOnce(b *testing.B, h http.Handler, path string, body []byte) []byte {
 
 // benchEndpoint starts a local SageMaker and deploys the abalone model (version 2) through the
 // SDK as a user would, in the default region; it returns the server and the endpoint's name.
-func benchEndpoint(b *testing.B) (*localsm.Server, string) {
+// A nil log discards the server's logs.
+func benchEndpoint(b *testing.B, log *slog.Logger) (*localsm.Server, string) {
 	b.Helper()
-	srv := localsmtest.Start(b, localsm.Options{})
+	srv := localsmtest.Start(b, localsm.Options{Logger: log})
 	ctx := context.Background()
 	cfg, err := config.LoadDefaultConfig(ctx, config.WithRegion("us-east-1"),
 		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("AKIALOCALTEST", "local-secret", "")),
