@@ -260,8 +260,8 @@ func signingService(r *http.Request) string {
 			return scopeService(scope)
 		}
 	}
-	// Parsing the query allocates: only presigned URLs have one worth parsing.
-	if q := r.URL.RawQuery; strings.Contains(q, "X-Amz-Credential") {
+	// Parsing the query allocates, and invocations have none.
+	if r.URL.RawQuery != "" {
 		if c := r.URL.Query().Get("X-Amz-Credential"); c != "" {
 			if parts := strings.Split(c, "/"); len(parts) >= 4 {
 				return parts[3]
