@@ -257,7 +257,9 @@ func (s *Server) release(ctx context.Context) error {
 func signingService(r *http.Request) string {
 	if auth := firstHeader(r.Header, "Authorization"); auth != "" {
 		if _, scope, ok := strings.Cut(auth, "Credential="); ok {
-			return scopeService(scope)
+			if service := scopeService(scope); service != "" {
+				return service
+			}
 		}
 	}
 	// Parsing the query allocates, and invocations have none.
