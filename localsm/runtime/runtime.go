@@ -99,7 +99,10 @@ type Runtime struct {
 	account string
 	region  string // the default region
 	tmpDir  string // WorkDir when none was given, removed on Close
-	capture *capture.Writer
+	// capture writes data capture files; started by the first captured invocation
+	// (captureWriter), so that a runtime whose endpoints capture nothing keeps no queue of
+	// events for the garbage collector to scan and no flush loop.
+	capture atomic.Pointer[capture.Writer]
 
 	// Async invocations and the serverless idle reaper run in the background under bg,
 	// cancelled by Close, which waits for them.
@@ -144,9 +147,6 @@ func New(opts Options) (*Runtime, error) {
 	}
 	r.store = store
 	r.bg, r.stopBg = context.WithCancel(context.Background())
-	if opts.Objects != nil {
-		r.capture = capture.New(capture.Options{Objects: opts.Objects, FlushInterval: opts.CaptureFlushInterval, Logger: r.log})
-	}
 	r.endpoints.Store(&map[epKey]*endpoint{})
 	r.calls.New = func() any { return &call{} }
 	r.lengths = make([][]string, sharedLengths)
@@ -364,8 +364,8 @@ func (r *Runtime) Close(ctx context.Context) error {
 	}
 	wg.Wait()
 	var err error
-	if r.capture != nil {
-		err = r.capture.Close(ctx)
+	if w := r.capture.Load(); w != nil {
+		err = w.Close(ctx)
 	}
 	if r.tmpDir != "" {
 		os.RemoveAll(r.tmpDir)
@@ -521,7 +521,8 @@ func admit(w http.ResponseWriter, ep *endpoint, v *variant, s *spec.Serverless) 
 // record queues a sampled invocation for data capture; the bodies are copied, since c's
 // buffers go back to the pool.
 func (r *Runtime) record(ep *endpoint, v *variant, req *http.Request, c *call) {
-	if r.capture == nil {
+	w := r.captureWriter()
+	if w == nil {
 		return
 	}
 	ev := capture.Event{Config: v.capture, Endpoint: ep.name, Variant: v.name, Time: time.Now(),
@@ -533,7 +534,23 @@ func (r *Runtime) record(ep *endpoint, v *variant, req *http.Request, c *call) {
 	if v.capture.Output {
 		ev.Output = bytes.Clone(c.inv.Out)
 	}
-	r.capture.Record(ev)
+	w.Record(ev)
+}
+
+// captureWriter is the data capture writer, started on first use; nil when the runtime has no
+// Objects to write to or is shut down.
+func (r *Runtime) captureWriter() *capture.Writer {
+	if w := r.capture.Load(); w != nil || r.opts.Objects == nil {
+		return w
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if w := r.capture.Load(); w != nil || r.closed {
+		return w
+	}
+	w := capture.New(capture.Options{Objects: r.opts.Objects, FlushInterval: r.opts.CaptureFlushInterval, Logger: r.log})
+	r.capture.Store(w)
+	return w
 }
 
 // signingRegion is the region in a SigV4 Authorization header's credential scope
