@@ -58,7 +58,7 @@ func (d *Deployer) pointEndpoint(ctx context.Context, p pointRequest, snap *endp
 		res.Outcome, res.Status, res.Previous, res.Serving = outcomeServed, string(types.EndpointStatusInService), nil, &p.Config.Version
 		return res, nil
 	}
-	final, err := d.await(ctx, p, start, sink)
+	final, err := d.await(ctx, p, acq, start, sink)
 	if final != nil {
 		res.Status = string(final.EndpointStatus)
 	}
@@ -178,7 +178,7 @@ func (d *Deployer) updateEndpoint(ctx context.Context, p pointRequest, snap *end
 // cleared its marker (the attempt this one retries).
 func (d *Deployer) alreadyServes(ctx context.Context, p pointRequest, snap *endpointSnapshot, sink func(Event)) {
 	if snap.tags[TagDeploy] != "" {
-		if err := d.deleteTags(ctx, snap.arn(), TagDeploy); err != nil {
+		if err := d.addTags(ctx, snap.arn(), map[string]string{TagDeploy: ""}); err != nil {
 			d.log.Warn("could not clear a finished deployment's marker", "endpoint", p.Endpoint, "error", err)
 		}
 	}

@@ -261,6 +261,9 @@ func (d *Deployer) runningInstances(ctx context.Context, itype string, own *endp
 			return 0, fmt.Errorf("list endpoints: %w", err)
 		}
 		for _, e := range page.Endpoints {
+			if e.EndpointStatus == types.EndpointStatusFailed || e.EndpointStatus == types.EndpointStatusDeleting {
+				continue // runs no instances: no need to describe it
+			}
 			if cur, ok := own.serving(); ok && aws.ToString(e.EndpointName) == aws.ToString(own.desc.EndpointName) {
 				if cur.InstanceType == itype {
 					total += own.instances() // read already: this endpoint's fleet stays until the shift ends

@@ -42,6 +42,7 @@ func main() {
 	runs := flag.Int("runs", 10, "timed runs of each flow, each on a fresh model group")
 	warmup := flag.Int("warmup", 1, "untimed runs of each flow first")
 	keep := flag.Bool("keep", false, "keep the data directory (local SageMaker state, release database)")
+	trace := flag.Bool("trace", false, "print the last run's AWS calls of each step in order, with the deployer function that made each")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "Usage: go run ./bench/release [flags]\n\n"+
 			"Times the seed's release flow (create-model, dev config, dev deploy + verify, approval, prod config,\n"+
@@ -55,13 +56,13 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Stdout, *runs, *warmup, *keep); err != nil {
+	if err := run(ctx, os.Stdout, *runs, *warmup, *keep, *trace); err != nil {
 		fmt.Fprintln(os.Stderr, "release bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, out io.Writer, runs, warmup int, keep bool) error {
+func run(ctx context.Context, out io.Writer, runs, warmup int, keep, trace bool) error {
 	dir, err := os.MkdirTemp("", "sagedeploy-bench-release-")
 	if err != nil {
 		return err
@@ -76,6 +77,7 @@ func run(ctx context.Context, out io.Writer, runs, warmup int, keep bool) error 
 		return err
 	}
 	defer s.close()
+	s.sm.trace = trace
 
 	var ours, base []flowResult
 	for i := -warmup; i < runs; i++ {
@@ -89,10 +91,22 @@ func run(ctx context.Context, out io.Writer, runs, warmup int, keep bool) error 
 			return err
 		}
 		// Alternate which flow goes first, so that drift on the machine falls on both.
+		// Each flow's endpoints are deleted before the next flow starts, so that every flow
+		// meets a fresh account (preflight's capacity check counts the endpoints it finds).
 		var o, b flowResult
 		flows := []func() error{
-			func() (err error) { o, err = runDeployer(ctx, s, group, fmt.Sprintf("pipeline-%d", n)); return err },
-			func() (err error) { b, err = runBaseline(ctx, s, baseGroup, arn); return err },
+			func() (err error) {
+				if o, err = runDeployer(ctx, s, group, fmt.Sprintf("pipeline-%d", n)); err != nil {
+					return err
+				}
+				return cleanUp(ctx, s, group+"-dev", group+"-prod")
+			},
+			func() (err error) {
+				if b, err = runBaseline(ctx, s, baseGroup, arn); err != nil {
+					return err
+				}
+				return cleanUp(ctx, s, baseGroup+"-base-dev", baseGroup+"-base-prod")
+			},
 		}
 		if n%2 == 1 {
 			flows[0], flows[1] = flows[1], flows[0]
@@ -101,9 +115,6 @@ func run(ctx context.Context, out io.Writer, runs, warmup int, keep bool) error 
 			if err := f(); err != nil {
 				return err
 			}
-		}
-		if err := cleanUp(ctx, s, group+"-dev", group+"-prod", baseGroup+"-base-dev", baseGroup+"-base-prod"); err != nil {
-			return err
 		}
 		label := "run"
 		if i < 0 {
@@ -199,6 +210,12 @@ func reportCalls(w io.Writer, ours, base []flowResult) {
 			parts = append(parts, fmt.Sprintf("%s %d", k, calls[k]))
 		}
 		fmt.Fprintf(w, "  %-34s %s\n", stepNames[i]+":", strings.Join(parts, ", "))
+	}
+	for i, calls := range last.stepTrace {
+		fmt.Fprintf(w, "\n%s, calls in order (last run):\n", stepNames[i])
+		for j, c := range calls {
+			fmt.Fprintf(w, "  %2d %s\n", j+1, c)
+		}
 	}
 	callTable(w, "release server calls per flow (mean over runs; at its edge)", ours, base, func(r flowResult) map[string]int { return r.rel })
 }

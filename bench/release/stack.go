@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -126,6 +127,9 @@ func (s *stack) approve(ctx context.Context, id string) error {
 type sdkCounter struct {
 	mu  sync.Mutex
 	ops map[string]int
+	// trace, when on, records each call in order with the deployer function that made it.
+	trace bool
+	seq   []string
 }
 
 func newSDKCounter() *sdkCounter { return &sdkCounter{ops: map[string]int{}} }
@@ -141,6 +145,9 @@ func (c *sdkCounter) apiOption(st *middleware.Stack) error {
 			}
 			c.mu.Lock()
 			c.ops[op]++
+			if c.trace {
+				c.seq = append(c.seq, op+" ← "+deployCaller())
+			}
 			c.mu.Unlock()
 			return next.HandleFinalize(ctx, in)
 		}), middleware.After)
@@ -153,6 +160,31 @@ func (c *sdkCounter) take() map[string]int {
 	out := c.ops
 	c.ops = map[string]int{}
 	return out
+}
+
+// takeTrace returns the calls in order since the last takeTrace.
+func (c *sdkCounter) takeTrace() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := c.seq
+	c.seq = nil
+	return out
+}
+
+// deployCaller names the innermost function of package deploy on the calling goroutine's stack
+// (the deployer code that made an SDK call), or "?" when none.
+func deployCaller() string {
+	pcs := make([]uintptr, 64)
+	frames := runtime.CallersFrames(pcs[:runtime.Callers(3, pcs)])
+	for {
+		f, more := frames.Next()
+		if i := strings.Index(f.Function, "/sagedeploy/deploy."); i >= 0 {
+			return f.Function[i+len("/sagedeploy/"):]
+		}
+		if !more {
+			return "?"
+		}
+	}
 }
 
 // counter counts the calls an edge answers, by operation, between resets.
