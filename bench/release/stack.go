@@ -127,9 +127,43 @@ func (s *stack) approve(ctx context.Context, id string) error {
 type sdkCounter struct {
 	mu  sync.Mutex
 	ops map[string]int
-	// trace, when on, records each call in order with the deployer function that made it.
-	trace bool
-	seq   []string
+	// tl, when set (-trace), records each call with its time and the deployer function that made it.
+	tl *timeline
+}
+
+// timeline records calls to SageMaker and to the release server as they happen (-trace).
+type timeline struct {
+	mu  sync.Mutex
+	all []traced
+}
+
+// traced is one call: when it began, how long it took, what it was.
+type traced struct {
+	at   time.Time
+	took time.Duration
+	what string
+}
+
+func (t *timeline) add(at time.Time, what string) {
+	if t == nil {
+		return
+	}
+	t.mu.Lock()
+	t.all = append(t.all, traced{at: at, took: time.Since(at), what: what})
+	t.mu.Unlock()
+}
+
+// take returns the calls since the last take, by start time.
+func (t *timeline) take() []traced {
+	if t == nil {
+		return nil
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := t.all
+	t.all = nil
+	sort.Slice(out, func(i, j int) bool { return out[i].at.Before(out[j].at) })
+	return out
 }
 
 func newSDKCounter() *sdkCounter { return &sdkCounter{ops: map[string]int{}} }
@@ -145,11 +179,14 @@ func (c *sdkCounter) apiOption(st *middleware.Stack) error {
 			}
 			c.mu.Lock()
 			c.ops[op]++
-			if c.trace {
-				c.seq = append(c.seq, op+" ← "+deployCaller())
-			}
 			c.mu.Unlock()
-			return next.HandleFinalize(ctx, in)
+			if c.tl == nil {
+				return next.HandleFinalize(ctx, in)
+			}
+			at, caller := time.Now(), deployCaller()
+			out, md, err := next.HandleFinalize(ctx, in)
+			c.tl.add(at, op+" ← "+caller)
+			return out, md, err
 		}), middleware.After)
 }
 
@@ -159,15 +196,6 @@ func (c *sdkCounter) take() map[string]int {
 	defer c.mu.Unlock()
 	out := c.ops
 	c.ops = map[string]int{}
-	return out
-}
-
-// takeTrace returns the calls in order since the last takeTrace.
-func (c *sdkCounter) takeTrace() []string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	out := c.seq
-	c.seq = nil
 	return out
 }
 
@@ -192,6 +220,7 @@ type counter struct {
 	name func(*http.Request) string
 	mu   sync.Mutex
 	ops  map[string]int
+	tl   *timeline // -trace
 }
 
 func newCounter(name func(*http.Request) string) *counter {
@@ -204,7 +233,9 @@ func (c *counter) wrap(h http.Handler) http.Handler {
 		c.mu.Lock()
 		c.ops[op]++
 		c.mu.Unlock()
+		at := time.Now()
 		h.ServeHTTP(w, r)
+		c.tl.add(at, "release server: "+op)
 	})
 }
 
