@@ -112,9 +112,11 @@ func (d *Deployer) askReleaseServer(ctx context.Context, c *releases.Client, mod
 		return false, errorf(ErrRefused, "the release token %q is for environment %s, not %s: a release of %s into %s needs a token of %s (`sagedeploy server token create --env %s`), or --env %s if %s is mistyped. Nothing was changed",
 			me.Name, me.Environment, env, model, env, env, env, me.Environment, env)
 	}
-	envs, err := c.Environments(ctx)
-	if err != nil {
-		return false, d.serverTrouble(ctx, err, model, env)
+	envs := me.Environments
+	if envs == nil { // a server that does not list them with whom it takes the credentials for
+		if envs, err = c.Environments(ctx); err != nil {
+			return false, d.serverTrouble(ctx, err, model, env)
+		}
 	}
 	i := slices.IndexFunc(envs, func(e releases.Environment) bool { return e.Name == env })
 	switch {

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
@@ -49,16 +50,24 @@ type preflightInput struct {
 }
 
 // preflight runs every check, reports each as an event, and fails with the first failed
-// check's reason (naming every failed check).
+// check's reason (naming every failed check). The checks only read, each from its own service
+// (S3, Service Quotas and SageMaker, CloudWatch), so they run side by side: preflight takes as long
+// as its slowest check, not the sum of them.
 func (d *Deployer) preflight(ctx context.Context, in preflightInput, sink func(Event)) ([]Check, error) {
-	checks := []Check{
-		d.checkVersion(in),
-		d.checkArtifact(ctx, in),
-		d.checkImage(in),
-		d.checkCapacity(ctx, in),
-		d.checkVariant(in),
-		d.checkAlarms(ctx, in),
+	run := []func() Check{
+		func() Check { return d.checkVersion(in) },
+		func() Check { return d.checkArtifact(ctx, in) },
+		func() Check { return d.checkImage(in) },
+		func() Check { return d.checkCapacity(ctx, in) },
+		func() Check { return d.checkVariant(in) },
+		func() Check { return d.checkAlarms(ctx, in) },
 	}
+	checks := make([]Check, len(run))
+	var wg sync.WaitGroup
+	for i, check := range run {
+		wg.Go(func() { checks[i] = check() })
+	}
+	wg.Wait()
 	var failed []string
 	for _, c := range checks {
 		d.emit(Event{Phase: releases.PhasePreflight, Endpoint: in.endpoint, Message: fmt.Sprintf("preflight %s: %s — %s", c.Name, c.Status, c.Detail)}, sink)

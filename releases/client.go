@@ -306,6 +306,9 @@ type Principal struct {
 	Name        string `json:"name"`
 	Environment string `json:"environment,omitempty"`
 	Role        string `json:"role,omitempty"`
+	// Environments are the environments the credentials see, as Environments lists them; nil
+	// from a server that does not say (ask Environments then).
+	Environments []Environment `json:"environments,omitempty"`
 }
 
 // Me asks the server whom it takes the client's credentials for.

@@ -861,11 +861,17 @@ func (s jsonAPI) apiAudit(w http.ResponseWriter, r *http.Request, p principal) e
 	return nil
 }
 
+// apiMe says whom the server takes the credentials for, with the environments they see: a
+// deployer checks both before its first AWS call, in one request.
 func (s jsonAPI) apiMe(w http.ResponseWriter, r *http.Request, p principal) error {
+	envs, err := s.environmentViews(r.Context(), p)
+	if err != nil {
+		return err
+	}
 	if p.token != nil {
-		writeJSON(w, http.StatusOK, map[string]string{"kind": "token", "name": p.token.Name, "environment": p.token.Environment})
+		writeJSON(w, http.StatusOK, map[string]any{"kind": "token", "name": p.token.Name, "environment": p.token.Environment, "environments": envs})
 		return nil
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"kind": "user", "name": p.user.Name, "role": p.user.Role})
+	writeJSON(w, http.StatusOK, map[string]any{"kind": "user", "name": p.user.Name, "role": p.user.Role, "environments": envs})
 	return nil
 }
