@@ -257,7 +257,8 @@ func (d *Deployer) preflightDeploy(ctx context.Context, run *deployRun, req Depl
 		return fmt.Errorf("read %s of %s for the preflight checks: %w", cfg.Version.String(), cfg.Version.Model, err)
 	}
 	cfg.Version, run.res.Version = v, v
-	checks, err := d.preflight(ctx, preflightInput{cfg: *cfg, snap: snap, strategy: req.Strategy, endpoint: run.res.Endpoint}, run.tr.sink)
+	checks, err := d.preflight(ctx, preflightInput{cfg: *cfg, snap: snap, strategy: req.Strategy, endpoint: run.res.Endpoint,
+		gated: gatedHere(ctx, req.Environment)}, run.tr.sink)
 	run.res.Preflight = checks
 	return err
 }

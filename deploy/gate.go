@@ -158,6 +158,12 @@ func (d *Deployer) serverTrouble(ctx context.Context, err error, model, env stri
 	return nil
 }
 
+// gatedHere reports whether the environment check found env behind an approval gate.
+func gatedHere(ctx context.Context, env string) bool {
+	st, ok := ctx.Value(checkedKey{}).(gateState)
+	return ok && st.env == env && st.gated
+}
+
 // startRefused decides what a failed StartRelease means: a refusal (or an unreachable server in
 // front of a gated environment) stops the release before SageMaker is touched; otherwise the
 // release goes on unreported.
