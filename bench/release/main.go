@@ -249,6 +249,9 @@ func reportCalls(w io.Writer, ours, base []flowResult) {
 		fmt.Fprintf(w, "  %-34s %s\n", stepNames[i]+":", strings.Join(parts, ", "))
 	}
 	for i, calls := range last.stepTrace {
+		if len(calls) == 0 {
+			continue // no -trace
+		}
 		fmt.Fprintf(w, "\n%s (last run, %s): calls in order, ms from the step's start and ms taken\n", stepNames[i], ms(last.steps[i]))
 		for j, c := range calls {
 			fmt.Fprintf(w, "  %2d %7.2f %6.2f  %s\n", j+1, float64(c.at.Sub(last.stepStart[i]))/1e6, float64(c.took)/1e6, c.what)
