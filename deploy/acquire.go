@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -58,7 +59,7 @@ func (d *Deployer) pointEndpoint(ctx context.Context, p pointRequest, snap *endp
 		res.Outcome, res.Status, res.Previous, res.Serving = outcomeServed, string(types.EndpointStatusInService), nil, &p.Config.Version
 		return res, nil
 	}
-	final, err := d.await(ctx, p, start, sink)
+	final, err := d.await(ctx, p, acq, start, sink)
 	if final != nil {
 		res.Status = string(final.EndpointStatus)
 	}
@@ -129,10 +130,27 @@ func (d *Deployer) createEndpoint(ctx context.Context, p pointRequest, sink func
 	switch {
 	case isAlreadyExists(err):
 		return acquired{}, nil
+	case isQuotaExceeded(err):
+		return acquired{}, quotaRefusal("create endpoint "+p.Endpoint, p.Config, err)
 	case err != nil:
 		return acquired{}, fmt.Errorf("create endpoint %s: %w", p.Endpoint, err)
 	}
 	return acquired{arn: aws.ToString(out.EndpointArn), created: true, changed: true}, nil
+}
+
+// isQuotaExceeded reports SageMaker refusing a fleet past the account's endpoint quota.
+func isQuotaExceeded(err error) bool {
+	code, msg := apiError(err)
+	return code == "ResourceLimitExceeded" && strings.Contains(msg, "for endpoint usage")
+}
+
+// quotaRefusal says, in the deployer's words, that SageMaker had no room for the fleet: the
+// capacity preflight counts only the endpoint's own fleet outside an approval gate, and
+// SageMaker counts the account's other endpoints.
+func quotaRefusal(what string, cfg configInfo, err error) error {
+	_, msg := apiError(err)
+	return errorf(ErrDeployFailed, "SageMaker refused to %s with %s (%d × %s): %s Nothing was changed: ask AWS for a higher \"%s for endpoint usage\" quota, scale other endpoints down, use --rolling, or another --instance-type",
+		what, cfg.Name, cfg.InstanceCount, cfg.InstanceType, msg, cfg.InstanceType)
 }
 
 // updateEndpoint points an InService endpoint at our configuration, first recording in its
@@ -162,6 +180,8 @@ func (d *Deployer) updateEndpoint(ctx context.Context, p pointRequest, snap *end
 	case isInProgress(err):
 		next, err := d.waitForOther(ctx, p.Endpoint, snap, lockDeadline, sink)
 		return acquired{}, next, err
+	case isQuotaExceeded(err):
+		return acq, nil, quotaRefusal("update endpoint "+p.Endpoint, p.Config, err)
 	case err != nil:
 		return acq, nil, fmt.Errorf("update endpoint %s to %s: %w", p.Endpoint, p.Config.Name, err)
 	}
@@ -178,7 +198,7 @@ func (d *Deployer) updateEndpoint(ctx context.Context, p pointRequest, snap *end
 // cleared its marker (the attempt this one retries).
 func (d *Deployer) alreadyServes(ctx context.Context, p pointRequest, snap *endpointSnapshot, sink func(Event)) {
 	if snap.tags[TagDeploy] != "" {
-		if err := d.deleteTags(ctx, snap.arn(), TagDeploy); err != nil {
+		if err := d.addTags(ctx, snap.arn(), map[string]string{TagDeploy: ""}); err != nil {
 			d.log.Warn("could not clear a finished deployment's marker", "endpoint", p.Endpoint, "error", err)
 		}
 	}

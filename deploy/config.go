@@ -156,27 +156,19 @@ func (d *Deployer) applyConfig(ctx context.Context, p configPlan, sink func(Even
 		res.ModelCreated = m.Created
 	}
 	name := p.name
-	existing, err := d.sm.DescribeEndpointConfig(ctx, &sagemaker.DescribeEndpointConfigInput{EndpointConfigName: aws.String(name)})
-	switch {
-	case err == nil:
-		res.EndpointConfigARN = aws.ToString(existing.EndpointConfigArn)
-		d.emit(Event{Phase: releases.PhaseEndpointConfig, Message: fmt.Sprintf("endpoint configuration %s already exists; reusing it", name)}, sink)
-		return res, nil
-	case !isNotFound(err):
-		return res, fmt.Errorf("describe endpoint configuration %s: %w", name, err)
-	}
 	tags := versionTags(d.baseTags(req.Model, req.Environment, req.PipelineID, req.ProjectID), res.Version)
 	for k, v := range req.Settings.Tags {
 		if _, own := tags[k]; !own && !strings.HasPrefix(k, "sagedeploy:") {
 			tags[k] = v
 		}
 	}
+	// Create first, describe only when it exists (a retried step): the name covers every input, so
+	// an existing configuration of that name is this one, and the common case costs one call.
 	out, err := d.sm.CreateEndpointConfig(ctx, configInput(p, tags))
-	if err != nil {
-		if isAlreadyExists(err) {
-			d.emit(Event{Phase: releases.PhaseEndpointConfig, Message: fmt.Sprintf("endpoint configuration %s was created concurrently; reusing it", name)}, sink)
-			return res, nil
-		}
+	switch {
+	case isAlreadyExists(err):
+		return d.reuseConfig(ctx, res, sink)
+	case err != nil:
 		return res, fmt.Errorf("create endpoint configuration %s for %s in %s: %w", name, req.Model, req.Environment, err)
 	}
 	res.EndpointConfigARN = aws.ToString(out.EndpointConfigArn)
@@ -189,6 +181,18 @@ func (d *Deployer) applyConfig(ctx context.Context, p configPlan, sink func(Even
 		what += ", with " + kept
 	}
 	d.emit(Event{Phase: releases.PhaseEndpointConfig, Message: fmt.Sprintf("created endpoint configuration %s: %s serving model %s as variant %s", name, what, res.ModelName, p.settings.variant())}, sink)
+	return res, nil
+}
+
+// reuseConfig takes the configuration a retried (or concurrent) step made under the same name.
+func (d *Deployer) reuseConfig(ctx context.Context, res CreateEndpointConfigResult, sink func(Event)) (CreateEndpointConfigResult, error) {
+	name := res.EndpointConfigName
+	existing, err := d.sm.DescribeEndpointConfig(ctx, &sagemaker.DescribeEndpointConfigInput{EndpointConfigName: aws.String(name)})
+	if err != nil {
+		return res, fmt.Errorf("describe endpoint configuration %s: %w", name, err)
+	}
+	res.EndpointConfigARN = aws.ToString(existing.EndpointConfigArn)
+	d.emit(Event{Phase: releases.PhaseEndpointConfig, Message: fmt.Sprintf("endpoint configuration %s already exists; reusing it", name)}, sink)
 	return res, nil
 }
 
@@ -292,7 +296,9 @@ func (d *Deployer) describeConfig(ctx context.Context, name string) (configInfo,
 }
 
 // findPipelineConfig finds the newest configuration this pipeline made for the model in env that
-// matches the pinned version and the instance settings given (empty / 0 match anything).
+// matches the pinned version and the instance settings given (empty / 0 match anything). One
+// filtered list finds the candidates and their names say model, environment and version
+// (naming.EndpointConfigVersion); the one taken is described once, with the model it serves.
 func (d *Deployer) findPipelineConfig(ctx context.Context, model, env, pipelineID string, pinned int, itype string, count int) (configInfo, bool, error) {
 	key := naming.PipelineKey(pipelineID)
 	var cands []types.EndpointConfigSummary
@@ -302,23 +308,16 @@ func (d *Deployer) findPipelineConfig(ctx context.Context, model, env, pipelineI
 		if err != nil {
 			return configInfo{}, false, fmt.Errorf("list endpoint configurations of pipeline %s: %w", pipelineID, err)
 		}
-		cands = append(cands, page.EndpointConfigs...)
+		for _, c := range page.EndpointConfigs {
+			if n, ok := naming.EndpointConfigVersion(aws.ToString(c.EndpointConfigName), model, env, pipelineID); ok && (pinned == 0 || n == pinned) {
+				cands = append(cands, c)
+			}
+		}
 	}
 	sort.Slice(cands, func(i, j int) bool {
 		return aws.ToTime(cands[i].CreationTime).After(aws.ToTime(cands[j].CreationTime))
 	})
 	for _, c := range cands {
-		tags, err := d.listTags(ctx, aws.ToString(c.EndpointConfigArn))
-		if err != nil {
-			if isNotFound(err) {
-				continue
-			}
-			return configInfo{}, false, err
-		}
-		n, _ := strconv.Atoi(tags[TagVersion])
-		if tags[TagModel] != model || tags[TagEnvironment] != env || tags[TagPipelineID] != pipelineID || (pinned > 0 && n != pinned) {
-			continue
-		}
 		ci, err := d.describeConfig(ctx, aws.ToString(c.EndpointConfigName))
 		if err != nil {
 			if isNotFound(err) {
@@ -326,7 +325,8 @@ func (d *Deployer) findPipelineConfig(ctx context.Context, model, env, pipelineI
 			}
 			return configInfo{}, false, err
 		}
-		if (itype != "" && ci.InstanceType != itype) || (count > 0 && ci.InstanceCount != count) {
+		// The model served tells model "a" in env "b-dev" from model "a-b" in "dev" (one name prefix).
+		if !strings.EqualFold(ci.Version.Model, model) || (itype != "" && ci.InstanceType != itype) || (count > 0 && ci.InstanceCount != count) {
 			continue
 		}
 		return ci, true, nil

@@ -201,7 +201,14 @@ func TestRetriedStepsCreateNothingNew(t *testing.T) {
 	if m2.Created || c2.Created || r2.Created || r2.Changed || m2.ModelName != m1.ModelName || c2.EndpointConfigName != c1.EndpointConfigName {
 		t.Fatalf("retry created or changed something: model %+v config %+v deploy %+v", m2, c2, r2)
 	}
+	// The configuration step creates first and reuses on "already exists" (one call on the
+	// common path); SageMaker refuses that create, so nothing new is made. The rest is not asked.
 	for _, op := range []string{"SageMaker/CreateModel", "SageMaker/CreateEndpointConfig", "SageMaker/CreateEndpoint", "SageMaker/UpdateEndpoint"} {
+		if n := rec.acceptedCount(op); n != 0 {
+			t.Errorf("the retried steps had SageMaker accept %s %d times", op, n)
+		}
+	}
+	for _, op := range []string{"SageMaker/CreateModel", "SageMaker/CreateEndpoint", "SageMaker/UpdateEndpoint"} {
 		if n := rec.count(op); n != 0 {
 			t.Errorf("the retried steps called %s %d times", op, n)
 		}

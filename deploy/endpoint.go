@@ -192,7 +192,7 @@ func (d *Deployer) deploy(ctx context.Context, run *deployRun, req DeployRequest
 		res.PreviousVersion, res.PreviousConfigName = &prev.Version, prev.Name
 	}
 	run.serving = res.PreviousVersion
-	if err := d.preflightDeploy(ctx, run, req, cfg, snap); err != nil {
+	if err := d.preflightDeploy(ctx, run, req, &cfg, snap); err != nil {
 		return err
 	}
 	gated, err := d.startRelease(ctx, run, req, cfg)
@@ -204,9 +204,11 @@ func (d *Deployer) deploy(ctx context.Context, run *deployRun, req DeployRequest
 			return err
 		}
 	}
-	if gated || res.ModelCreated || res.ConfigCreated {
+	if snap.exists() && (gated || res.ModelCreated || res.ConfigCreated) {
 		// Time passed (an approval, creating the model on AWS): another deployer may have changed
-		// the endpoint since, and the history must record what it served just before ours.
+		// the endpoint since, and the history must record what it served just before ours. (An
+		// endpoint that did not exist needs no second look: CreateEndpoint refuses if another
+		// deployer created it meanwhile, and acquire then reads it.)
 		if snap, err = d.refresh(ctx, res.Endpoint, snap); err != nil {
 			return err
 		}
@@ -244,12 +246,19 @@ func keepInstances(req DeployRequest, snap *endpointSnapshot) DeployRequest {
 }
 
 // preflightDeploy runs the preflight checks unless the request skips them or the endpoint already
-// serves cfg (nothing will change).
-func (d *Deployer) preflightDeploy(ctx context.Context, run *deployRun, req DeployRequest, cfg configInfo, snap *endpointSnapshot) error {
+// serves cfg (nothing will change). The checks need the version's details (approval, image,
+// artifact), read here once when cfg's version does not have them yet; the release gets them too.
+func (d *Deployer) preflightDeploy(ctx context.Context, run *deployRun, req DeployRequest, cfg *configInfo, snap *endpointSnapshot) error {
 	if cur, ok := snap.serving(); req.SkipPreflight || ok && cur.Name == cfg.Name {
 		return nil
 	}
-	checks, err := d.preflight(ctx, preflightInput{cfg: cfg, snap: snap, strategy: req.Strategy, endpoint: run.res.Endpoint}, run.tr.sink)
+	v, err := d.withDetails(ctx, cfg.Version)
+	if err != nil {
+		return fmt.Errorf("read %s of %s for the preflight checks: %w", cfg.Version.String(), cfg.Version.Model, err)
+	}
+	cfg.Version, run.res.Version = v, v
+	checks, err := d.preflight(ctx, preflightInput{cfg: *cfg, snap: snap, strategy: req.Strategy, endpoint: run.res.Endpoint,
+		gated: gatedHere(ctx, req.Environment)}, run.tr.sink)
 	run.res.Preflight = checks
 	return err
 }

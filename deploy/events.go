@@ -36,7 +36,7 @@ type PollSchedule struct {
 var DefaultPoll = PollSchedule{Initial: 250 * time.Millisecond, Max: 10 * time.Second, Factor: 1.5}
 
 // LocalPoll suits the local SageMaker, where changes take milliseconds.
-var LocalPoll = PollSchedule{Initial: 5 * time.Millisecond, Max: 100 * time.Millisecond, Factor: 1.5}
+var LocalPoll = PollSchedule{Initial: time.Millisecond, Max: 100 * time.Millisecond, Factor: 2}
 
 // next returns the sleep after one of cur.
 func (p PollSchedule) next(cur time.Duration) time.Duration {

@@ -112,9 +112,11 @@ func (d *Deployer) askReleaseServer(ctx context.Context, c *releases.Client, mod
 		return false, errorf(ErrRefused, "the release token %q is for environment %s, not %s: a release of %s into %s needs a token of %s (`sagedeploy server token create --env %s`), or --env %s if %s is mistyped. Nothing was changed",
 			me.Name, me.Environment, env, model, env, env, env, me.Environment, env)
 	}
-	envs, err := c.Environments(ctx)
-	if err != nil {
-		return false, d.serverTrouble(ctx, err, model, env)
+	envs := me.Environments
+	if envs == nil { // a server that does not list them with whom it takes the credentials for
+		if envs, err = c.Environments(ctx); err != nil {
+			return false, d.serverTrouble(ctx, err, model, env)
+		}
 	}
 	i := slices.IndexFunc(envs, func(e releases.Environment) bool { return e.Name == env })
 	switch {
@@ -154,6 +156,12 @@ func (d *Deployer) serverTrouble(ctx context.Context, err error, model, env stri
 	}
 	d.log.Warn("the release server cannot be reached; the release goes on unreported", "url", c.BaseURL(), "model", model, "environment", env, "error", err)
 	return nil
+}
+
+// gatedHere reports whether the environment check found env behind an approval gate.
+func gatedHere(ctx context.Context, env string) bool {
+	st, ok := ctx.Value(checkedKey{}).(gateState)
+	return ok && st.env == env && st.gated
 }
 
 // startRefused decides what a failed StartRelease means: a refusal (or an unreachable server in

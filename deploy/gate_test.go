@@ -1,10 +1,16 @@
 package deploy_test
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strings"
+	"sync"
 	"testing"
 
 	"golang.org/x/crypto/bcrypt"
@@ -177,4 +183,73 @@ func (rs *releaseServer) adminClient(t *testing.T) *releases.Client {
 		t.Fatal(err)
 	}
 	return releases.NewClient(rs.url, "", &http.Client{Transport: basicAuth{"alice", pw}})
+}
+
+// The environment check before the first AWS call is one request to the release server: whom it
+// takes the token for, with the environments that token sees. A server that does not list them
+// there is asked for its environments, and still refuses an unknown environment.
+func TestEnvironmentCheckIsOneRequest(t *testing.T) {
+	t.Parallel()
+	l := startLocal(t)
+	rs := startReleaseServer(t)
+	target, err := url.Parse(rs.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	seen := map[string]int{}
+	older := false
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	proxy.ModifyResponse = func(resp *http.Response) error {
+		mu.Lock()
+		defer mu.Unlock()
+		seen[resp.Request.Method+" "+resp.Request.URL.Path]++
+		if !older || resp.Request.URL.Path != "/api/v1/me" {
+			return nil
+		}
+		var me map[string]any
+		if err := json.NewDecoder(resp.Body).Decode(&me); err != nil {
+			return err
+		}
+		delete(me, "environments") // as a server from before it listed them
+		data, err := json.Marshal(me)
+		if err != nil {
+			return err
+		}
+		resp.Body, resp.ContentLength = io.NopCloser(bytes.NewReader(data)), int64(len(data))
+		resp.Header.Del("Content-Length")
+		return nil
+	}
+	hs := httptest.NewServer(proxy)
+	t.Cleanup(hs.Close)
+	count := func(req string) int {
+		mu.Lock()
+		defer mu.Unlock()
+		return seen[req]
+	}
+
+	d, _ := l.deployer(nil, withReleases(releases.NewClient(hs.URL, rs.tokens["dev"], nil)))
+	register(t, d, "abalone", 1, true)
+	if _, err := d.CreateModel(ctx, deploy.CreateModelRequest{Model: "abalone", Environment: "dev"}); err != nil {
+		t.Fatal(err)
+	}
+	if me, envs := count("GET /api/v1/me"), count("GET /api/v1/environments"); me != 1 || envs != 0 {
+		t.Errorf("the environment check asked /me %d times and /environments %d times, want 1 and 0", me, envs)
+	}
+
+	mu.Lock()
+	older = true
+	mu.Unlock()
+	pw, err := server.AddUser(ctx, rs.st, "bob", store.RoleAdmin, "", bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, _ := l.deployer(nil, withReleases(releases.NewClient(hs.URL, "", &http.Client{Transport: basicAuth{"bob", pw}})))
+	_, err = admin.Deploy(ctx, deploy.DeployRequest{Model: "abalone", Environment: "dvo"})
+	if !errors.Is(err, deploy.ErrInvalid) || !strings.Contains(err.Error(), "dev, prod") {
+		t.Fatalf("deploy to dvo through an older server = %v, want an error listing dev, prod", err)
+	}
+	if n := count("GET /api/v1/environments"); n != 1 {
+		t.Errorf("an older server was asked for its environments %d times, want 1", n)
+	}
 }

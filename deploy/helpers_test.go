@@ -41,6 +41,8 @@ type calls struct {
 	mu  sync.Mutex
 	ops map[string]int
 	seq []call
+	// accepted counts the calls SageMaker answered without an error, by operation.
+	accepted map[string]int
 }
 
 // call is one recorded operation, with the resource it names when it names one by name.
@@ -56,7 +58,16 @@ func (c *calls) middleware(stack *middleware.Stack) error {
 		c.ops[op]++
 		c.seq = append(c.seq, call{op: op, resource: resourceOf(in.Parameters)})
 		c.mu.Unlock()
-		return next.HandleInitialize(ctx, in)
+		out, md, err := next.HandleInitialize(ctx, in)
+		if err == nil {
+			c.mu.Lock()
+			if c.accepted == nil {
+				c.accepted = map[string]int{}
+			}
+			c.accepted[op]++
+			c.mu.Unlock()
+		}
+		return out, md, err
 	}), middleware.After)
 }
 
@@ -69,6 +80,10 @@ func resourceOf(in any) string {
 		return aws.ToString(in.EndpointConfigName)
 	case *sagemaker.ListTagsInput:
 		return aws.ToString(in.ResourceArn)
+	case *sagemaker.DescribeModelInput:
+		return aws.ToString(in.ModelName)
+	case *sagemaker.DescribeModelPackageInput:
+		return aws.ToString(in.ModelPackageName)
 	}
 	return ""
 }
@@ -91,10 +106,59 @@ func (c *calls) before(op string) map[string]int {
 	return out
 }
 
+// readsTwice lists the reads (Describe*, ListTags) of one resource made more than once before
+// the first call of op (all calls when op is not called): the waits after op poll by design.
+func (c *calls) readsTwice(op string) []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := map[string]int{}
+	var out []string
+	for _, k := range c.seq {
+		if k.op == op {
+			break
+		}
+		if k.resource == "" {
+			continue
+		}
+		key := k.op + " " + k.resource
+		if n[key]++; n[key] == 2 {
+			out = append(out, key)
+		}
+	}
+	return out
+}
+
+// withoutPolls counts the SageMaker calls, leaving out the DescribeEndpoint polls that follow a
+// CreateEndpoint or UpdateEndpoint (how many depends on how fast the endpoint comes up).
+func (c *calls) withoutPolls() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n, waiting := 0, false
+	for _, k := range c.seq {
+		switch {
+		case k.op == "SageMaker/CreateEndpoint" || k.op == "SageMaker/UpdateEndpoint":
+			waiting = true
+		case waiting && k.op == "SageMaker/DescribeEndpoint":
+			continue
+		case !strings.HasPrefix(k.op, "SageMaker/"):
+			continue
+		}
+		n++
+	}
+	return n
+}
+
 func (c *calls) count(op string) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.ops[op]
+}
+
+// acceptedCount is how many calls of op SageMaker answered without an error.
+func (c *calls) acceptedCount(op string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.accepted[op]
 }
 
 func (c *calls) names() []string {

@@ -28,6 +28,7 @@ func TestPermissionsPolicyIsExactlyWhatTheDeployerCalls(t *testing.T) {
 		t.Fatal(err)
 	}
 	registerScaling(t, l, "abalone-dev") // the update moves it aside and back
+	seedHistory(t, l, "abalone-dev", 29) // a full history: the update drops the oldest entries
 	register(t, d, "abalone", 2, true)
 	if _, err := d.Deploy(ctx, deploy.DeployRequest{Model: "abalone", Environment: "dev", Verify: &deploy.Verification{Body: []byte("1,0,0,0.5,0.4,0.1,0.5,0.2,0.1,0.15\n"), ContentType: "text/csv"}}); err != nil {
 		t.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sagemaker"
@@ -82,7 +83,7 @@ func (d *Deployer) planModel(ctx context.Context, req CreateModelRequest, sink f
 		}
 	}
 	d.emit(Event{Phase: releases.PhaseResolve, Message: resolveMessage(req.Model, req.Version)}, sink)
-	v, err := d.ResolveVersion(ctx, req.Model, req.Version)
+	v, err := d.resolveVersion(ctx, req.Model, req.Version, false)
 	if err != nil {
 		return modelPlan{}, err
 	}
@@ -161,7 +162,10 @@ func modelPackageOf(primary *types.ContainerDefinition, containers []types.Conta
 }
 
 // findPipelineModel finds the model this pipeline created for the model group (newest first),
-// matching the pinned version if any. Names carry the pipeline key, so one filtered list finds it.
+// matching the pinned version if any. Names carry the pipeline key, so one filtered list finds the
+// candidates, and each name says its version (naming.ModelVersion); the model found is described
+// once, for the version's ARN. The version's other details are read where they are needed
+// (preflight), not here.
 func (d *Deployer) findPipelineModel(ctx context.Context, model, pipelineID string, pinned int) (CreateModelResult, bool, error) {
 	key := naming.PipelineKey(pipelineID)
 	var cands []types.ModelSummary
@@ -171,31 +175,30 @@ func (d *Deployer) findPipelineModel(ctx context.Context, model, pipelineID stri
 		if err != nil {
 			return CreateModelResult{}, false, fmt.Errorf("list models of pipeline %s: %w", pipelineID, err)
 		}
-		cands = append(cands, page.Models...)
+		for _, m := range page.Models {
+			if n, ok := naming.ModelVersion(aws.ToString(m.ModelName), model, pipelineID); ok && (pinned == 0 || n == pinned) {
+				cands = append(cands, m)
+			}
+		}
 	}
 	sort.Slice(cands, func(i, j int) bool {
 		return aws.ToTime(cands[i].CreationTime).After(aws.ToTime(cands[j].CreationTime))
 	})
 	for _, c := range cands {
-		tags, err := d.listTags(ctx, aws.ToString(c.ModelArn))
-		if err != nil {
-			if isNotFound(err) {
-				continue
-			}
-			return CreateModelResult{}, false, err
+		name := aws.ToString(c.ModelName)
+		out, err := d.sm.DescribeModel(ctx, &sagemaker.DescribeModelInput{ModelName: aws.String(name)})
+		switch {
+		case isNotFound(err):
+			continue // deleted since the list
+		case err != nil:
+			return CreateModelResult{}, false, fmt.Errorf("describe model %s: %w", name, err)
 		}
-		n, _ := strconv.Atoi(tags[TagVersion])
-		if tags[TagModel] != model || tags[TagPipelineID] != pipelineID || n == 0 || (pinned > 0 && n != pinned) {
-			continue
+		n, _ := naming.ModelVersion(name, model, pipelineID)
+		v := Version{Model: model, Number: n, ARN: modelPackageOf(out.PrimaryContainer, out.Containers)}
+		if g, vn, ok := versionFromARN(v.ARN); !ok || !strings.EqualFold(g, model) || vn != n {
+			continue // not made from the version its name says: not ours
 		}
-		if naming.Model(model, n, pipelineID) != aws.ToString(c.ModelName) {
-			continue
-		}
-		v, err := d.describeVersion(ctx, tags[TagModelPackageARN])
-		if err != nil {
-			return CreateModelResult{}, false, err
-		}
-		return CreateModelResult{ModelName: aws.ToString(c.ModelName), ModelARN: aws.ToString(c.ModelArn), Version: v}, true, nil
+		return CreateModelResult{ModelName: name, ModelARN: aws.ToString(out.ModelArn), Version: v}, true, nil
 	}
 	return CreateModelResult{}, false, nil
 }

@@ -24,10 +24,14 @@ const (
 	outcomeFailed                    // the endpoint ended neither InService nor rolled back
 )
 
-// await waits for the change to settle, up to p.Timeout after start.
-func (d *Deployer) await(ctx context.Context, p pointRequest, start time.Time, sink func(Event)) (*sagemaker.DescribeEndpointOutput, error) {
+// await waits for the change acq started to settle, up to p.Timeout after start.
+func (d *Deployer) await(ctx context.Context, p pointRequest, acq acquired, start time.Time, sink func(Event)) (*sagemaker.DescribeEndpointOutput, error) {
+	started := types.EndpointStatusUpdating
+	if acq.created {
+		started = types.EndpointStatusCreating
+	}
 	final, err := d.watch(ctx, waitSpec{name: p.Endpoint, deadline: start.Add(p.Timeout), phase: releases.PhaseWait,
-		step: p.StepTimeout, alarms: p.Alarms}, sink)
+		step: p.StepTimeout, alarms: p.Alarms, started: started}, sink)
 	switch {
 	case errors.Is(err, ErrTimeout):
 		return final, errorf(ErrTimeout, "%v while deploying %s (%s): it may still finish — check with `sagedeploy status`; raise --timeout for slow instances", err, p.Config.Name, p.Config.Version.String())
@@ -141,21 +145,36 @@ func (d *Deployer) failed(ctx context.Context, p pointRequest, acq acquired, fin
 	return errorf(ErrDeployFailed, "%s", msg)
 }
 
-// settle records a successful change: history entry (unless a later deployment already recorded
-// ours) and removal of our marker.
+// settle records a successful change: the history entry (unless a later deployment already
+// recorded ours) and the end of our marker, in one AddTags — the marker is cleared by writing it
+// empty, which every reader takes as no deployment under way. An endpoint this deployer created
+// carries only the tags it was created with, so they are not read again; a deployer that updated
+// it in the moment since would lose its marker (which only names it while it waits), never a
+// history entry (it records ours before updating, under the same key and configuration).
 func (d *Deployer) settle(ctx context.Context, acq acquired, p pointRequest, final *sagemaker.DescribeEndpointOutput) {
-	tags, err := d.listTags(ctx, acq.arn)
-	if err != nil {
-		d.log.Warn("could not read endpoint tags to record the history", "endpoint", p.Endpoint, "error", err)
-		return
-	}
-	if !recordedSince(tags, acq.startSeq, p.Config.Name) {
-		e := HistoryEntry{Time: aws.ToTime(final.LastModifiedTime), Version: p.Config.Version.Number, EndpointConfigName: p.Config.Name, Kind: p.HistoryKind}
-		if err := d.appendHistory(ctx, acq.arn, e, tags); err != nil {
-			d.log.Warn("could not record the endpoint's history", "endpoint", p.Endpoint, "error", err)
+	tags := map[string]string{TagDeploy: p.Marker.tagValue()}
+	if !acq.created {
+		var err error
+		if tags, err = d.listTags(ctx, acq.arn); err != nil {
+			d.log.Warn("could not read endpoint tags to record the history", "endpoint", p.Endpoint, "error", err)
+			return
 		}
 	}
-	d.clearMarker(ctx, acq.arn, p.Marker.ID, tags)
+	set, drop := map[string]string{}, []string(nil)
+	if !recordedSince(tags, acq.startSeq, p.Config.Name) {
+		e := HistoryEntry{Time: aws.ToTime(final.LastModifiedTime), Version: p.Config.Version.Number, EndpointConfigName: p.Config.Name, Kind: p.HistoryKind}
+		set, drop = historyChange(tags, e)
+	}
+	if m, ok := parseMarker(tags[TagDeploy]); ok && m.ID == p.Marker.ID {
+		set[TagDeploy] = ""
+	}
+	if err := d.addTags(ctx, acq.arn, set); err != nil {
+		d.log.Warn("could not record the endpoint's history and clear the deployment marker", "endpoint", p.Endpoint, "error", err)
+		return
+	}
+	if err := d.deleteTags(ctx, acq.arn, drop...); err != nil {
+		d.log.Warn("could not drop the oldest history entries", "endpoint", p.Endpoint, "error", err)
+	}
 }
 
 // clearMarker removes our deployment marker, if it is still ours; tags are the endpoint's tags
@@ -168,7 +187,7 @@ func (d *Deployer) clearMarker(ctx context.Context, arn, id string, tags map[str
 		}
 	}
 	if m, ok := parseMarker(tags[TagDeploy]); ok && m.ID == id {
-		if err := d.deleteTags(ctx, arn, TagDeploy); err != nil {
+		if err := d.addTags(ctx, arn, map[string]string{TagDeploy: ""}); err != nil {
 			d.log.Warn("could not clear the deployment marker", "endpoint", arn, "error", err)
 		}
 	}

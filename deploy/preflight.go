@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
@@ -46,19 +47,30 @@ type preflightInput struct {
 	snap     *endpointSnapshot
 	strategy Strategy
 	endpoint string
+	// gated: the release waits for an approval first, so the capacity check also counts the
+	// account's other endpoints (nobody should approve what cannot fit).
+	gated bool
 }
 
 // preflight runs every check, reports each as an event, and fails with the first failed
-// check's reason (naming every failed check).
+// check's reason (naming every failed check). The checks only read, each from its own service
+// (S3, Service Quotas and SageMaker, CloudWatch), so they run side by side: preflight takes as long
+// as its slowest check, not the sum of them.
 func (d *Deployer) preflight(ctx context.Context, in preflightInput, sink func(Event)) ([]Check, error) {
-	checks := []Check{
-		d.checkVersion(in),
-		d.checkArtifact(ctx, in),
-		d.checkImage(in),
-		d.checkCapacity(ctx, in),
-		d.checkVariant(in),
-		d.checkAlarms(ctx, in),
+	run := []func() Check{
+		func() Check { return d.checkVersion(in) },
+		func() Check { return d.checkArtifact(ctx, in) },
+		func() Check { return d.checkImage(in) },
+		func() Check { return d.checkCapacity(ctx, in) },
+		func() Check { return d.checkVariant(in) },
+		func() Check { return d.checkAlarms(ctx, in) },
 	}
+	checks := make([]Check, len(run))
+	var wg sync.WaitGroup
+	for i, check := range run {
+		wg.Go(func() { checks[i] = check() })
+	}
+	wg.Wait()
 	var failed []string
 	for _, c := range checks {
 		d.emit(Event{Phase: releases.PhasePreflight, Endpoint: in.endpoint, Message: fmt.Sprintf("preflight %s: %s — %s", c.Name, c.Status, c.Detail)}, sink)
@@ -194,8 +206,12 @@ func (d *Deployer) checkAlarms(ctx context.Context, in preflightInput) Check {
 	return c
 }
 
-// checkCapacity: a blue/green update runs the new fleet beside the old one, so the account's
-// endpoint quota for the instance type must hold what runs now plus the new fleet.
+// checkCapacity: the account's endpoint quota for the instance type must hold the new fleet
+// beside what runs now (a blue/green update runs both fleets until traffic has moved). It counts
+// the endpoint's own fleet (read already) everywhere, which catches a quota of 0 and a fleet that
+// cannot double; the account's other endpoints (a list, and two reads per endpoint) only before an
+// approval gate. Elsewhere SageMaker counts them itself when the endpoint is created or updated,
+// refusing with ResourceLimitExceeded and changing nothing, at no extra call.
 func (d *Deployer) checkCapacity(ctx context.Context, in preflightInput) Check {
 	c := Check{Name: "capacity"}
 	itype, count := in.cfg.InstanceType, in.cfg.InstanceCount
@@ -212,10 +228,21 @@ func (d *Deployer) checkCapacity(ctx context.Context, in preflightInput) Check {
 		c.Status, c.Detail = CheckSkipped, fmt.Sprintf("Service Quotas lists no endpoint quota for %s", itype)
 		return c
 	}
-	running, err := d.runningInstances(ctx, itype, in.snap)
-	if err != nil {
-		c.Status, c.Detail = CheckSkipped, fmt.Sprintf("could not count the running %s instances: %v", itype, err)
-		return c
+	running, counted := 0, "this endpoint's"
+	if cur, serving := in.snap.serving(); serving && cur.InstanceType == itype {
+		running = in.snap.instances()
+	}
+	if in.gated {
+		others, n, err := d.otherInstances(ctx, itype, in.endpoint)
+		switch {
+		case err != nil:
+			counted = fmt.Sprintf("this endpoint's (the others could not be counted: %v)", err)
+		case n > maxCapacityScan:
+			counted = fmt.Sprintf("this endpoint's (the account has over %d other endpoints, too many to read one by one: SageMaker counts them when it creates the fleet)", maxCapacityScan)
+		default:
+			running += others
+			counted = "all endpoints'"
+		}
 	}
 	extra, how := count, "blue/green runs both fleets until traffic has moved"
 	if _, serving := in.snap.serving(); serving && in.strategy.Type == Rolling {
@@ -228,9 +255,12 @@ func (d *Deployer) checkCapacity(ctx context.Context, in preflightInput) Check {
 		c.Status, c.Detail = CheckFailed, fmt.Sprintf("not enough %s quota for the new fleet: %s (%s); ask AWS for a higher \"%s for endpoint usage\" quota, scale other endpoints down, use --rolling, or another --instance-type", itype, what, how, itype)
 		return c
 	}
-	c.Status, c.Detail = CheckPassed, what
+	c.Status, c.Detail = CheckPassed, what+" (counting "+counted+" instances)"
 	return c
 }
+
+// maxCapacityScan bounds the other endpoints the capacity check reads before a gate.
+const maxCapacityScan = 50
 
 // endpointQuota is the account's endpoint quota for an instance type, found by its name.
 func (d *Deployer) endpointQuota(ctx context.Context, itype string) (float64, bool, error) {
@@ -250,31 +280,32 @@ func (d *Deployer) endpointQuota(ctx context.Context, itype string) (float64, bo
 	return 0, false, nil
 }
 
-// runningInstances counts the account's endpoint instances of a type in the region, by the
-// configuration each endpoint runs.
-func (d *Deployer) runningInstances(ctx context.Context, itype string, own *endpointSnapshot) (int, error) {
-	total := 0
+// otherInstances counts the instances of a type the account's other endpoints in the region run,
+// by the configuration each runs; n is how many other endpoints run instances (counting stops
+// past maxCapacityScan).
+func (d *Deployer) otherInstances(ctx context.Context, itype, own string) (total, n int, err error) {
 	p := sagemaker.NewListEndpointsPaginator(d.sm, &sagemaker.ListEndpointsInput{MaxResults: aws.Int32(100)})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
-			return 0, fmt.Errorf("list endpoints: %w", err)
+			return 0, 0, fmt.Errorf("list endpoints: %w", err)
 		}
 		for _, e := range page.Endpoints {
-			if cur, ok := own.serving(); ok && aws.ToString(e.EndpointName) == aws.ToString(own.desc.EndpointName) {
-				if cur.InstanceType == itype {
-					total += own.instances() // read already: this endpoint's fleet stays until the shift ends
-				}
-				continue
+			name := aws.ToString(e.EndpointName)
+			if name == own || e.EndpointStatus == types.EndpointStatusFailed || e.EndpointStatus == types.EndpointStatusDeleting {
+				continue // ours is counted from its snapshot; these run no instances
 			}
-			n, err := d.endpointInstances(ctx, aws.ToString(e.EndpointName), itype)
+			if n++; n > maxCapacityScan {
+				return total, n, nil
+			}
+			k, err := d.endpointInstances(ctx, name, itype)
 			if err != nil {
-				return 0, err
+				return 0, 0, err
 			}
-			total += n
+			total += k
 		}
 	}
-	return total, nil
+	return total, n, nil
 }
 
 // endpointInstances is how many instances of itype one endpoint runs now.

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sagemaker"
 	"github.com/sagedeploy/sagedeploy/deploy"
 	"github.com/sagedeploy/sagedeploy/localsm"
 	"github.com/sagedeploy/sagedeploy/localsm/localsmtest"
@@ -107,4 +109,52 @@ func TestRollingUpdateFitsWhereBlueGreenDoesNot(t *testing.T) {
 		t.Fatalf("rolling within the quota: %v\n%s", err, ev.text())
 	}
 	expectVersion(t, d, "abalone-dev", 2)
+}
+
+// Before an approval gate the capacity check counts the account's other endpoints too, so that
+// nobody is asked to approve a fleet that cannot fit; an ungated deploy counts only the endpoint's
+// own fleet and reads no other endpoint: SageMaker counts the rest when it creates the fleet.
+func TestCapacityBeforeAGateCountsTheOtherEndpoints(t *testing.T) {
+	t.Parallel()
+	srv := localsmtest.Start(t, localsm.Options{EndpointQuotas: map[string]float64{"ml.t2.medium": 2}})
+	l := &local{t: t, srv: srv, url: srv.URL()}
+	gated := &deploy.Environments{Source: "the pipeline file", AllowUnreported: true,
+		Known: []deploy.KnownEnvironment{{Name: "dev"}, {Name: "prod", Gated: true}}}
+	d, _ := l.deployer(nil, withEnvironments(gated))
+	register(t, d, "abalone", 1, true)
+	register(t, d, "churn", 1, true)
+	if _, err := d.Deploy(ctx, deploy.DeployRequest{Model: "churn", Environment: "dev", InstanceCount: 2}); err != nil {
+		t.Fatal(err)
+	}
+
+	rec := &calls{}
+	d2, ev := l.deployer(rec, withEnvironments(gated))
+	_, err := d2.Deploy(ctx, deploy.DeployRequest{Model: "abalone", Environment: "prod"})
+	if !errors.Is(err, deploy.ErrPreflight) || !strings.Contains(err.Error(), "2 ml.t2.medium running + 1 new = 3, quota 2") {
+		t.Fatalf("gated deploy past the quota: %v\n%s", err, ev.text())
+	}
+	if w := writes(rec); len(w) > 0 {
+		t.Errorf("a refused deploy wrote to SageMaker: %v", w)
+	}
+
+	// Ungated, the check reads no other endpoint and passes on the endpoint's own fleet; SageMaker
+	// then counts the others itself and refuses the fleet, changing nothing.
+	rec = &calls{}
+	d3, ev := l.deployer(rec, withEnvironments(gated))
+	res, err := d3.Deploy(ctx, deploy.DeployRequest{Model: "abalone", Environment: "dev"})
+	if !errors.Is(err, deploy.ErrDeployFailed) || !strings.Contains(err.Error(), "SageMaker refused to create endpoint abalone-dev") ||
+		!strings.Contains(err.Error(), "current utilization of 2 Instances") || !strings.Contains(err.Error(), "Nothing was changed") {
+		t.Fatalf("ungated deploy past the quota: %v\n%s", err, ev.text())
+	}
+	if n := rec.count("SageMaker/ListEndpoints"); n != 0 {
+		t.Errorf("the ungated deploy listed the account's endpoints %d times", n)
+	}
+	for _, c := range res.Preflight {
+		if c.Name == "capacity" && (c.Status != deploy.CheckPassed || !strings.Contains(c.Detail, "0 ml.t2.medium running + 1 new = 1, quota 2")) {
+			t.Errorf("ungated capacity check: %s — %s", c.Status, c.Detail)
+		}
+	}
+	if _, err := l.sm().DescribeEndpoint(ctx, &sagemaker.DescribeEndpointInput{EndpointName: aws.String("abalone-dev")}); err == nil {
+		t.Error("the refused deploy left endpoint abalone-dev behind")
+	}
 }

@@ -72,13 +72,8 @@ func (t *tracker) sink(e Event) {
 
 // queueEvent queues e for the release; t.mu is held.
 func (t *tracker) queueEvent(e Event) {
-	c, id := t.d.opts.Releases, t.id
 	t.lastSent = t.d.now()
-	ev := releases.Event{Time: e.Time, Phase: e.Phase, Message: e.Message, EndpointStatus: e.EndpointStatus}
-	t.rep.add(func(ctx context.Context) error {
-		_, err := c.AddEvent(ctx, id, ev)
-		return err
-	})
+	t.rep.addEvent(releases.Event{Time: e.Time, Phase: e.Phase, Message: e.Message, EndpointStatus: e.EndpointStatus})
 }
 
 // beat queues a heartbeat when the server has heard nothing of the release for an interval.
@@ -115,7 +110,11 @@ func (t *tracker) start(ctx context.Context, s releases.ReleaseStart, sink func(
 	}
 	t.mu.Lock()
 	t.id, t.lastSent = r.ID, t.d.now()
-	t.rep = newReporter(r.ID, t.d.log)
+	rid := r.ID
+	t.rep = newReporter(rid, t.d.log, func(ctx context.Context, evs []releases.Event) error {
+		_, err := c.AddEvents(ctx, rid, evs)
+		return err
+	})
 	t.heartbeat = heartbeatEvery(t.d.opts.Heartbeat, r.HeartbeatSeconds)
 	for _, e := range t.buf {
 		t.queueEvent(e)

@@ -29,39 +29,56 @@ func retryPause(n int) time.Duration {
 
 // reporter sends one release's reports (events, heartbeats, the outcome) to the release server
 // from one goroutine, in the order they were queued, so that a slow server never holds up the
-// operation: queueing returns at once. close waits, within a bound, for the queue to drain.
+// operation: queueing returns at once. Events queued one after another while the server was busy
+// go as one batch (one request, one commit). close waits, within a bound, for the queue to drain.
 type reporter struct {
 	log *slog.Logger
 	id  string
+	// events sends a batch of events in one request.
+	events func(context.Context, []releases.Event) error
 	// ctx ends when close gives up waiting: the report being sent is abandoned.
 	ctx    context.Context
 	cancel context.CancelFunc
 	done   chan struct{}
 
 	mu      sync.Mutex
-	queue   []func(context.Context) error
+	queue   []report
 	wake    chan struct{}
 	closed  bool
 	dropped int
 	warned  bool
 }
 
-func newReporter(id string, log *slog.Logger) *reporter {
+// report is one queued report: an event, or another call (heartbeat, outcome).
+type report struct {
+	event *releases.Event
+	send  func(context.Context) error
+}
+
+// maxBatch bounds the events sent in one request (the server takes up to 500).
+const maxBatch = 100
+
+func newReporter(id string, log *slog.Logger, events func(context.Context, []releases.Event) error) *reporter {
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &reporter{log: log, id: id, ctx: ctx, cancel: cancel, done: make(chan struct{}), wake: make(chan struct{}, 1)}
+	r := &reporter{log: log, id: id, events: events, ctx: ctx, cancel: cancel, done: make(chan struct{}), wake: make(chan struct{}, 1)}
 	go r.run()
 	return r
 }
 
 // add queues a report; send is called with a context that ends when the reporter gives up.
-func (r *reporter) add(send func(context.Context) error) {
+func (r *reporter) add(send func(context.Context) error) { r.push(report{send: send}) }
+
+// addEvent queues an event, to be sent with the events queued right after it.
+func (r *reporter) addEvent(e releases.Event) { r.push(report{event: &e}) }
+
+func (r *reporter) push(rep report) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
 		r.dropped++
 		return
 	}
-	r.queue = append(r.queue, send)
+	r.queue = append(r.queue, rep)
 	select {
 	case r.wake <- struct{}{}:
 	default:
@@ -92,16 +109,32 @@ func (r *reporter) run() {
 			}
 			continue
 		}
-		next := r.queue[0]
+		send, n := r.next()
 		r.mu.Unlock()
-		err := r.deliver(next)
+		err := r.deliver(send)
 		r.mu.Lock()
-		r.queue = r.queue[1:]
+		r.queue = r.queue[n:]
 		r.mu.Unlock()
 		if err != nil {
-			r.drop(1, err)
+			r.drop(n, err)
 		}
 	}
+}
+
+// next is the send of the report at the head of the queue and how many reports it covers: the
+// events at the head, up to maxBatch, go in one request. r.mu is held.
+func (r *reporter) next() (func(context.Context) error, int) {
+	if r.queue[0].event == nil {
+		return r.queue[0].send, 1
+	}
+	var batch []releases.Event
+	for _, q := range r.queue {
+		if q.event == nil || len(batch) == maxBatch {
+			break
+		}
+		batch = append(batch, *q.event)
+	}
+	return func(ctx context.Context) error { return r.events(ctx, batch) }, len(batch)
 }
 
 // deliver sends one report, retrying while the server cannot answer.

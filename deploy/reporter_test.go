@@ -21,6 +21,7 @@ type gatedEvents struct {
 	hold      chan struct{} // closed: reports go through
 	mu        sync.Mutex
 	failFirst int
+	posts     int // event reports (requests) received
 }
 
 func (g *gatedEvents) serve(t *testing.T, e *servertest.Env) string {
@@ -30,6 +31,7 @@ func (g *gatedEvents) serve(t *testing.T, e *servertest.Env) string {
 			g.mu.Lock()
 			fail := g.failFirst > 0
 			g.failFirst--
+			g.posts++
 			g.mu.Unlock()
 			if fail {
 				http.Error(w, `{"error":"busy"}`, http.StatusServiceUnavailable)
@@ -61,14 +63,18 @@ func devRelease(t *testing.T, c *releases.Client) string {
 	return r.ID
 }
 
-func queueEvents(rep *reporter, c *releases.Client, id string, n int) {
+func queueEvents(rep *reporter, n int) {
 	for i := range n {
-		msg := fmt.Sprintf("step %d", i)
-		rep.add(func(ctx context.Context) error {
-			_, err := c.AddEvent(ctx, id, releases.Event{Phase: releases.PhaseEndpoint, Message: msg})
-			return err
-		})
+		rep.addEvent(releases.Event{Phase: releases.PhaseEndpoint, Message: fmt.Sprintf("step %d", i)})
 	}
+}
+
+// newTestReporter reports into release id through c, as a deploy does.
+func newTestReporter(c *releases.Client, id string) *reporter {
+	return newReporter(id, slog.New(slog.DiscardHandler), func(ctx context.Context, evs []releases.Event) error {
+		_, err := c.AddEvents(ctx, id, evs)
+		return err
+	})
 }
 
 func eventMessages(t *testing.T, c *releases.Client, id string) string {
@@ -93,16 +99,17 @@ func wantSteps(n int) string {
 }
 
 // Queueing a report never waits for the release server: all reports are queued while the first
-// is held by the server, and after close every one is on the server, in order.
+// is held by the server, and after close every one is on the server, in order — the 20 queued
+// meanwhile in one request, not 20.
 func TestReporterQueuesWhileTheServerIsSlow(t *testing.T) {
 	e := servertest.Start(t, servertest.Options{})
 	g := &gatedEvents{held: make(chan struct{}, 1), hold: make(chan struct{})}
 	c := releases.NewClient(g.serve(t, e), e.Token("dev"), nil)
 	id := devRelease(t, c)
-	rep := newReporter(id, slog.New(slog.DiscardHandler))
-	queueEvents(rep, c, id, 1)
+	rep := newTestReporter(c, id)
+	queueEvents(rep, 1)
 	<-g.held // the server holds the first report
-	queueEvents(rep, c, id, 20)
+	queueEvents(rep, 20)
 	if n := rep.pending(); n != 21 {
 		t.Fatalf("%d reports queued while the server holds the first, want 21", n)
 	}
@@ -114,6 +121,12 @@ func TestReporterQueuesWhileTheServerIsSlow(t *testing.T) {
 	if got := eventMessages(t, c, id); got != want {
 		t.Fatalf("events on the server: %s\nwant: %s", got, want)
 	}
+	g.mu.Lock()
+	posts := g.posts
+	g.mu.Unlock()
+	if posts != 2 {
+		t.Errorf("the server got %d event reports, want 2: the first, then the 20 queued behind it as one batch", posts)
+	}
 }
 
 // A server that answers 503 for a moment gets each report again; none is lost or reordered.
@@ -123,8 +136,8 @@ func TestReporterRetriesTransientErrors(t *testing.T) {
 	close(g.hold)
 	c := releases.NewClient(g.serve(t, e), e.Token("dev"), nil)
 	id := devRelease(t, c)
-	rep := newReporter(id, slog.New(slog.DiscardHandler))
-	queueEvents(rep, c, id, 5)
+	rep := newTestReporter(c, id)
+	queueEvents(rep, 5)
 	if dropped := rep.close(DefaultReportFlush); dropped != 0 {
 		t.Fatalf("%d reports dropped after two 503s, want none", dropped)
 	}
@@ -140,8 +153,8 @@ func TestReporterCountsDropped(t *testing.T) {
 	g := &gatedEvents{held: make(chan struct{}, 1), hold: make(chan struct{})}
 	c := releases.NewClient(g.serve(t, e), e.Token("dev"), nil)
 	id := devRelease(t, c)
-	rep := newReporter(id, slog.New(slog.DiscardHandler))
-	queueEvents(rep, c, id, 4)
+	rep := newTestReporter(c, id)
+	queueEvents(rep, 4)
 	rep.add(func(context.Context) error {
 		return &releases.APIError{StatusCode: http.StatusConflict, Message: "release already finished"}
 	})
@@ -152,7 +165,7 @@ func TestReporterCountsDropped(t *testing.T) {
 	}
 	close(g.hold)
 
-	rep = newReporter(id, slog.New(slog.DiscardHandler))
+	rep = newTestReporter(c, id)
 	rep.add(func(context.Context) error {
 		return &releases.APIError{StatusCode: http.StatusConflict, Message: "release already finished"}
 	})

@@ -52,3 +52,50 @@ func TestRollbackReadsTheEndpointOnceBeforeItActs(t *testing.T) {
 		t.Logf("calls before UpdateEndpoint: %v", before)
 	}
 }
+
+// The seed's steps, each a new process as in CI, read each resource at most once (the wait for
+// InService aside), and find what
+// the pipeline's earlier steps made by its name, without reading tags: SageMaker's API limits are
+// per account, and every extra read counts against them.
+func TestPipelineStepsReadEachResourceOnce(t *testing.T) {
+	t.Parallel()
+	l := startLocal(t)
+	setup, _ := l.deployer(nil)
+	register(t, setup, "abalone", 1, true)
+
+	steps := []struct {
+		name string
+		run  func(d *deploy.Deployer) error
+		// calls is the most SageMaker calls the step may make, the polls of its wait aside.
+		calls int
+	}{
+		{"create-model", func(d *deploy.Deployer) error {
+			_, err := d.CreateModel(ctx, deploy.CreateModelRequest{Model: "abalone", PipelineID: pipelineA})
+			return err
+		}, 3},
+		{"create-endpoint-config", func(d *deploy.Deployer) error {
+			_, err := d.CreateEndpointConfig(ctx, deploy.CreateEndpointConfigRequest{Model: "abalone", Environment: "dev", PipelineID: pipelineA})
+			return err
+		}, 3},
+		{"deploy", func(d *deploy.Deployer) error {
+			_, err := d.Deploy(ctx, deploy.DeployRequest{Model: "abalone", Environment: "dev", PipelineID: pipelineA})
+			return err
+		}, 9},
+	}
+	for _, st := range steps {
+		rec := &calls{}
+		d, events := l.deployer(rec)
+		if err := st.run(d); err != nil {
+			t.Fatalf("%s: %v\n%s", st.name, err, events.text())
+		}
+		if twice := rec.readsTwice("SageMaker/CreateEndpoint"); len(twice) > 0 {
+			t.Errorf("%s read a resource more than once before creating the endpoint: %v", st.name, twice)
+		}
+		if n := rec.count("SageMaker/ListTags"); n != 0 {
+			t.Errorf("%s listed tags %d times; names alone identify the pipeline's resources", st.name, n)
+		}
+		if n := rec.withoutPolls(); n > st.calls {
+			t.Errorf("%s made %d SageMaker calls (polls aside), want at most %d: %v", st.name, n, st.calls, rec.names())
+		}
+	}
+}

@@ -24,7 +24,8 @@ const (
 	TagPipelineID      = "sagedeploy:pipeline-id"
 	TagProjectID       = "sagedeploy:project-id"
 	TagCreatedBy       = "sagedeploy:created-by" // "sagedeploy <version>"
-	// TagDeploy, on an endpoint, names the deployment in progress (see deployMarker).
+	// TagDeploy, on an endpoint, names the deployment in progress (see deployMarker); empty
+	// when none is (a deployment clears it in the same AddTags that records its history).
 	TagDeploy = "sagedeploy:deploy"
 	// TagHistoryPrefix + a zero-padded sequence number, on an endpoint, records one configuration
 	// it served (see historyEntry). The newest maxHistory entries are kept.
@@ -206,25 +207,31 @@ func (d *Deployer) appendHistory(ctx context.Context, endpointARN string, e Hist
 			return err
 		}
 	}
+	set, drop := historyChange(tags, e)
+	if err := d.addTags(ctx, endpointARN, set); err != nil {
+		return err
+	}
+	return d.deleteTags(ctx, endpointARN, drop...)
+}
+
+// historyChange is the tags to set and the keys to drop so that the history in tags ends with e
+// (numbered after the newest entry), keeping at most maxHistory entries; nothing when the newest
+// entry already records e's configuration.
+func historyChange(tags map[string]string, e HistoryEntry) (set map[string]string, drop []string) {
 	h := parseHistory(tags)
+	set = map[string]string{}
 	if n := len(h); n > 0 && h[n-1].EndpointConfigName == e.EndpointConfigName {
-		return nil
+		return set, nil
 	}
 	e.Seq = 1
 	if n := len(h); n > 0 {
 		e.Seq = h[n-1].Seq + 1
 	}
-	if err := d.addTags(ctx, endpointARN, map[string]string{historyKey(e.Seq): e.tagValue()}); err != nil {
-		return err
+	set[historyKey(e.Seq)] = e.tagValue()
+	for _, old := range h[:max(0, len(h)+1-maxHistory)] {
+		drop = append(drop, historyKey(old.Seq))
 	}
-	if over := len(h) + 1 - maxHistory; over > 0 {
-		keys := make([]string, 0, over)
-		for _, old := range h[:over] {
-			keys = append(keys, historyKey(old.Seq))
-		}
-		return d.deleteTags(ctx, endpointARN, keys...)
-	}
-	return nil
+	return set, drop
 }
 
 // deployMarker is the TagDeploy value naming a deployment in progress, so that a concurrent

@@ -27,6 +27,10 @@ type Version struct {
 	Image          string     `json:"image,omitempty"`
 	ModelDataURL   string     `json:"model_data_url,omitempty"`
 	CreatedAt      *time.Time `json:"created_at,omitempty"`
+
+	// detailed: read with DescribeModelPackage, so Image and ModelDataURL are known (empty
+	// meaning the version has none).
+	detailed bool
 }
 
 // release converts v for the release server; nil when nothing is known.
@@ -116,8 +120,15 @@ func causeSuffix(err error) string {
 }
 
 // ResolveVersion finds the version to deploy: number when it is not 0, else the latest Approved
-// version of the group. Only Approved versions are deployed.
+// version of the group, with all its details (image, artifact). Only Approved versions are deployed.
 func (d *Deployer) ResolveVersion(ctx context.Context, model string, number int) (Version, error) {
+	return d.resolveVersion(ctx, model, number, true)
+}
+
+// resolveVersion is ResolveVersion; without details it answers from the group's list alone
+// (number, ARN, approval, description), one call instead of two, for steps that only name the
+// version (withDetails fills the rest where it is needed).
+func (d *Deployer) resolveVersion(ctx context.Context, model string, number int, details bool) (Version, error) {
 	if model == "" {
 		return Version{}, errorf(ErrInvalid, "no model given: set --model or MODEL_NAME to the model package group name")
 	}
@@ -156,7 +167,23 @@ func (d *Deployer) ResolveVersion(ctx context.Context, model string, number int)
 				model, describeVersions(all), hint)
 		}
 	}
-	return d.describeVersion(ctx, aws.ToString(pick.ModelPackageArn))
+	if details {
+		return d.describeVersion(ctx, aws.ToString(pick.ModelPackageArn))
+	}
+	return Version{
+		Model: model, Number: int(aws.ToInt32(pick.ModelPackageVersion)), ARN: aws.ToString(pick.ModelPackageArn),
+		ApprovalStatus: string(pick.ModelApprovalStatus), Description: aws.ToString(pick.ModelPackageDescription),
+		CreatedAt: pick.CreationTime,
+	}, nil
+}
+
+// withDetails is v with what only DescribeModelPackage says (approval, image, artifact): v as is
+// when it has them, else v described once by its ARN.
+func (d *Deployer) withDetails(ctx context.Context, v Version) (Version, error) {
+	if v.ARN == "" || v.detailed {
+		return v, nil
+	}
+	return d.describeVersion(ctx, v.ARN)
 }
 
 func statusOf(s types.ModelPackageSummary) string {
@@ -195,6 +222,7 @@ func (d *Deployer) describeVersion(ctx context.Context, arn string) (Version, er
 		ApprovalStatus: string(out.ModelApprovalStatus),
 		Description:    aws.ToString(out.ModelPackageDescription),
 		CreatedAt:      out.CreationTime,
+		detailed:       true,
 	}
 	if v.ARN == "" {
 		v.ARN = arn

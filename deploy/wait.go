@@ -54,6 +54,10 @@ type waitSpec struct {
 	phase    releases.Phase
 	step     time.Duration
 	alarms   []string // the rollback alarms a bake watches, named in its events
+	// started, when set, is the status the call that started the change put the endpoint in
+	// (Creating, Updating): the first look waits a poll interval instead of asking SageMaker
+	// what it just said — on AWS that answer is always the same.
+	started types.EndpointStatus
 }
 
 // waitState is what a wait has seen so far.
@@ -66,6 +70,13 @@ type waitState struct {
 func (d *Deployer) watch(ctx context.Context, w waitSpec, sink func(Event)) (*sagemaker.DescribeEndpointOutput, error) {
 	st := waitState{start: d.now(), seen: map[string]bool{}}
 	var delay time.Duration
+	if w.started != "" {
+		d.emit(Event{Phase: w.phase, Endpoint: w.name, EndpointStatus: string(w.started), Message: fmt.Sprintf("endpoint %s is %s", w.name, w.started)}, sink)
+		st.last, delay = w.started, d.opts.Poll.next(0)
+		if err := sleep(ctx, min(delay, max(w.deadline.Sub(d.now()), 0))); err != nil {
+			return nil, fmt.Errorf("wait for endpoint %s: %w", w.name, err)
+		}
+	}
 	for {
 		desc, err := d.describeEndpoint(ctx, w.name)
 		if err != nil {

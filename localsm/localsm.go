@@ -69,7 +69,8 @@ type Options struct {
 	AutoScalingInterval time.Duration
 	// EndpointQuotas are the account's endpoint instance quotas Service Quotas reports, by
 	// instance type (e.g. {"ml.m5.large": 2}); other types get DefaultEndpointQuota, else
-	// quotas.DefaultEndpointInstances. Reported for preflight checks, not enforced.
+	// quotas.DefaultEndpointInstances. Service Quotas reports them and CreateEndpoint and
+	// UpdateEndpoint refuse a fleet past them (ResourceLimitExceeded), as on AWS.
 	EndpointQuotas       map[string]float64
 	DefaultEndpointQuota float64
 	// CaptureFlushInterval is how often data capture files are written to S3; 0 means every
@@ -158,8 +159,12 @@ func Start(ctx context.Context, opts Options) (srv *Server, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("local SageMaker: serving layer: %w", err)
 	}
+	if s.quotas, err = quotas.New(quotas.Options{Default: opts.DefaultEndpointQuota, EndpointInstances: opts.EndpointQuotas,
+		Account: opts.Account, Region: opts.DefaultRegion, Logger: opts.Logger}); err != nil {
+		return nil, fmt.Errorf("local SageMaker: %w", err)
+	}
 	s.control, err = control.New(ctx, control.Options{Store: s.store, Serving: s.runtime, Account: opts.Account,
-		DefaultRegion: opts.DefaultRegion, Logger: opts.Logger,
+		DefaultRegion: opts.DefaultRegion, Logger: opts.Logger, EndpointQuota: s.quotas.EndpointInstances,
 		Alarms: guardrails{s.monitor.cloudwatch}, TimeScale: opts.timeScale()})
 	if err != nil {
 		return nil, fmt.Errorf("local SageMaker: %w", err)
@@ -168,10 +173,6 @@ func Start(ctx context.Context, opts Options) (srv *Server, err error) {
 		return nil, fmt.Errorf("local SageMaker: %w", err)
 	}
 	s.sts = sts.New(sts.Options{Account: opts.Account, Logger: opts.Logger})
-	if s.quotas, err = quotas.New(quotas.Options{Default: opts.DefaultEndpointQuota, EndpointInstances: opts.EndpointQuotas,
-		Account: opts.Account, Region: opts.DefaultRegion, Logger: opts.Logger}); err != nil {
-		return nil, fmt.Errorf("local SageMaker: %w", err)
-	}
 	s.handler = http.HandlerFunc(s.route)
 
 	s.ln, err = net.Listen("tcp", opts.Addr)

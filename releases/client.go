@@ -107,6 +107,35 @@ func (c *Client) AddEvent(ctx context.Context, id string, e Event) (Event, error
 	return out, nil
 }
 
+// AddEvents records events of a release in one request, in order: one commit on the server
+// instead of one per event. A server from before batches refuses the "events" field; it gets the
+// events one at a time.
+func (c *Client) AddEvents(ctx context.Context, id string, evs []Event) ([]Event, error) {
+	body := struct {
+		Events []Event `json:"events"`
+	}{evs}
+	var out struct {
+		Events []Event `json:"events"`
+	}
+	err := c.do(ctx, http.MethodPost, "/api/v1/releases/"+url.PathEscape(id)+"/events", body, &out, 30*time.Second)
+	var ae *APIError
+	switch {
+	case err == nil:
+		return out.Events, nil
+	case errors.As(err, &ae) && ae.StatusCode == http.StatusBadRequest && strings.Contains(ae.Message, `unknown field "events"`):
+		added := make([]Event, 0, len(evs))
+		for _, e := range evs {
+			a, err := c.AddEvent(ctx, id, e)
+			if err != nil {
+				return added, err
+			}
+			added = append(added, a)
+		}
+		return added, nil
+	}
+	return nil, fmt.Errorf("report %d events of release %s: %w", len(evs), id, err)
+}
+
 // Heartbeat tells the server that the deployer of a running release is alive and waiting (a long
 // bake reports no event for minutes), so that the no-progress timeout does not end it.
 func (c *Client) Heartbeat(ctx context.Context, id string) error {
@@ -277,6 +306,9 @@ type Principal struct {
 	Name        string `json:"name"`
 	Environment string `json:"environment,omitempty"`
 	Role        string `json:"role,omitempty"`
+	// Environments are the environments the credentials see, as Environments lists them; nil
+	// from a server that does not say (ask Environments then).
+	Environments []Environment `json:"environments,omitempty"`
 }
 
 // Me asks the server whom it takes the client's credentials for.

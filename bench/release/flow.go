@@ -41,6 +41,9 @@ type flowResult struct {
 	approval time.Duration
 	sm, rel  map[string]int
 	stepSM   []map[string]int // SageMaker calls of each step, by operation
+	// stepTrace: with -trace, each step's calls in order, with the deployer function that made each.
+	stepTrace [][]traced
+	stepStart []time.Time
 }
 
 var creds = credentials.NewStaticCredentialsProvider("AKIABENCH", "bench", "")
@@ -99,6 +102,7 @@ var waitingRelease = regexp.MustCompile(`release (\S+) of .* waits for an approv
 func runDeployer(ctx context.Context, s *stack, group, pipeline string) (flowResult, error) {
 	r := flowResult{steps: make([]time.Duration, len(stepNames))}
 	s.sm.take()
+	s.sm.tl.take()
 	s.rel.take()
 	newDeployer := func(env string, ev *events) (*deploy.Deployer, error) {
 		return deploy.New(ctx, deploy.Options{Region: benchRegion, EndpointURL: s.smURL, Credentials: creds,
@@ -116,6 +120,7 @@ func runDeployer(ctx context.Context, s *stack, group, pipeline string) (flowRes
 		r.steps[i] = time.Since(began)
 		calls := s.sm.take()
 		r.stepSM = append(r.stepSM, calls)
+		r.stepTrace, r.stepStart = append(r.stepTrace, s.sm.tl.take()), append(r.stepStart, began)
 		sm = addCounts(sm, calls)
 		if err != nil {
 			return fmt.Errorf("%s of %s: %w", stepNames[i], group, err)

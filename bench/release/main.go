@@ -25,6 +25,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/pprof"
 	"sort"
 	"strings"
 	"syscall"
@@ -42,6 +43,8 @@ func main() {
 	runs := flag.Int("runs", 10, "timed runs of each flow, each on a fresh model group")
 	warmup := flag.Int("warmup", 1, "untimed runs of each flow first")
 	keep := flag.Bool("keep", false, "keep the data directory (local SageMaker state, release database)")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the timed runs (both flows and the servers, all in this process) to `FILE`")
+	trace := flag.Bool("trace", false, "print the last run's AWS calls of each step in order, with the deployer function that made each")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "Usage: go run ./bench/release [flags]\n\n"+
 			"Times the seed's release flow (create-model, dev config, dev deploy + verify, approval, prod config,\n"+
@@ -49,19 +52,31 @@ func main() {
 		flag.PrintDefaults()
 	}
 	flag.Parse()
+	// Both flows talk plain HTTP to 127.0.0.1, yet the AWS SDK parses the CA bundle that
+	// AWS_CA_BUNDLE names (~140 certificates on these machines, 4-10 ms) each time a step loads its
+	// AWS configuration: a cost of the machine, not of either flow, that no connection here uses.
+	os.Unsetenv("AWS_CA_BUNDLE")
 	if *runs < 1 || *warmup < 0 {
 		fmt.Fprintln(os.Stderr, "release bench: need -runs >= 1 and -warmup >= 0")
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Stdout, *runs, *warmup, *keep); err != nil {
+	if err := run(ctx, os.Stdout, options{runs: *runs, warmup: *warmup, keep: *keep, trace: *trace, cpuprofile: *cpuprofile}); err != nil {
 		fmt.Fprintln(os.Stderr, "release bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, out io.Writer, runs, warmup int, keep bool) error {
+// options are the command's flags.
+type options struct {
+	runs, warmup int
+	keep, trace  bool
+	cpuprofile   string
+}
+
+func run(ctx context.Context, out io.Writer, opt options) error {
+	runs, warmup, keep, trace := opt.runs, opt.warmup, opt.keep, opt.trace
 	dir, err := os.MkdirTemp("", "sagedeploy-bench-release-")
 	if err != nil {
 		return err
@@ -76,10 +91,21 @@ func run(ctx context.Context, out io.Writer, runs, warmup int, keep bool) error 
 		return err
 	}
 	defer s.close()
+	if trace {
+		s.sm.tl = &timeline{}
+		s.rel.tl = s.sm.tl
+	}
 
 	var ours, base []flowResult
 	for i := -warmup; i < runs; i++ {
 		n := i + warmup
+		if i == 0 && opt.cpuprofile != "" {
+			stop, err := startProfile(opt.cpuprofile)
+			if err != nil {
+				return err
+			}
+			defer stop()
+		}
 		group, baseGroup := fmt.Sprintf("flow%d", n), fmt.Sprintf("base%d", n)
 		if _, err := prepare(ctx, s, group); err != nil {
 			return err
@@ -89,10 +115,22 @@ func run(ctx context.Context, out io.Writer, runs, warmup int, keep bool) error 
 			return err
 		}
 		// Alternate which flow goes first, so that drift on the machine falls on both.
+		// Each flow's endpoints are deleted before the next flow starts, so that every flow
+		// meets a fresh account (preflight's capacity check counts the endpoints it finds).
 		var o, b flowResult
 		flows := []func() error{
-			func() (err error) { o, err = runDeployer(ctx, s, group, fmt.Sprintf("pipeline-%d", n)); return err },
-			func() (err error) { b, err = runBaseline(ctx, s, baseGroup, arn); return err },
+			func() (err error) {
+				if o, err = runDeployer(ctx, s, group, fmt.Sprintf("pipeline-%d", n)); err != nil {
+					return err
+				}
+				return cleanUp(ctx, s, group+"-dev", group+"-prod")
+			},
+			func() (err error) {
+				if b, err = runBaseline(ctx, s, baseGroup, arn); err != nil {
+					return err
+				}
+				return cleanUp(ctx, s, baseGroup+"-base-dev", baseGroup+"-base-prod")
+			},
 		}
 		if n%2 == 1 {
 			flows[0], flows[1] = flows[1], flows[0]
@@ -101,9 +139,6 @@ func run(ctx context.Context, out io.Writer, runs, warmup int, keep bool) error 
 			if err := f(); err != nil {
 				return err
 			}
-		}
-		if err := cleanUp(ctx, s, group+"-dev", group+"-prod", baseGroup+"-base-dev", baseGroup+"-base-prod"); err != nil {
-			return err
 		}
 		label := "run"
 		if i < 0 {
@@ -115,6 +150,19 @@ func run(ctx context.Context, out io.Writer, runs, warmup int, keep bool) error 
 	}
 	report(out, ours, base)
 	return nil
+}
+
+// startProfile starts a CPU profile into path; stop ends it.
+func startProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 // quantile is the nearest-rank q-quantile.
@@ -199,6 +247,15 @@ func reportCalls(w io.Writer, ours, base []flowResult) {
 			parts = append(parts, fmt.Sprintf("%s %d", k, calls[k]))
 		}
 		fmt.Fprintf(w, "  %-34s %s\n", stepNames[i]+":", strings.Join(parts, ", "))
+	}
+	for i, calls := range last.stepTrace {
+		if len(calls) == 0 {
+			continue // no -trace
+		}
+		fmt.Fprintf(w, "\n%s (last run, %s): calls in order, ms from the step's start and ms taken\n", stepNames[i], ms(last.steps[i]))
+		for j, c := range calls {
+			fmt.Fprintf(w, "  %2d %7.2f %6.2f  %s\n", j+1, float64(c.at.Sub(last.stepStart[i]))/1e6, float64(c.took)/1e6, c.what)
+		}
 	}
 	callTable(w, "release server calls per flow (mean over runs; at its edge)", ours, base, func(r flowResult) map[string]int { return r.rel })
 }

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -126,6 +127,43 @@ func (s *stack) approve(ctx context.Context, id string) error {
 type sdkCounter struct {
 	mu  sync.Mutex
 	ops map[string]int
+	// tl, when set (-trace), records each call with its time and the deployer function that made it.
+	tl *timeline
+}
+
+// timeline records calls to SageMaker and to the release server as they happen (-trace).
+type timeline struct {
+	mu  sync.Mutex
+	all []traced
+}
+
+// traced is one call: when it began, how long it took, what it was.
+type traced struct {
+	at   time.Time
+	took time.Duration
+	what string
+}
+
+func (t *timeline) add(at time.Time, what string) {
+	if t == nil {
+		return
+	}
+	t.mu.Lock()
+	t.all = append(t.all, traced{at: at, took: time.Since(at), what: what})
+	t.mu.Unlock()
+}
+
+// take returns the calls since the last take, by start time.
+func (t *timeline) take() []traced {
+	if t == nil {
+		return nil
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := t.all
+	t.all = nil
+	sort.Slice(out, func(i, j int) bool { return out[i].at.Before(out[j].at) })
+	return out
 }
 
 func newSDKCounter() *sdkCounter { return &sdkCounter{ops: map[string]int{}} }
@@ -142,7 +180,13 @@ func (c *sdkCounter) apiOption(st *middleware.Stack) error {
 			c.mu.Lock()
 			c.ops[op]++
 			c.mu.Unlock()
-			return next.HandleFinalize(ctx, in)
+			if c.tl == nil {
+				return next.HandleFinalize(ctx, in)
+			}
+			at, caller := time.Now(), deployCaller()
+			out, md, err := next.HandleFinalize(ctx, in)
+			c.tl.add(at, op+" ← "+caller)
+			return out, md, err
 		}), middleware.After)
 }
 
@@ -155,11 +199,28 @@ func (c *sdkCounter) take() map[string]int {
 	return out
 }
 
+// deployCaller names the innermost function of package deploy on the calling goroutine's stack
+// (the deployer code that made an SDK call), or "?" when none.
+func deployCaller() string {
+	pcs := make([]uintptr, 64)
+	frames := runtime.CallersFrames(pcs[:runtime.Callers(3, pcs)])
+	for {
+		f, more := frames.Next()
+		if i := strings.Index(f.Function, "/sagedeploy/deploy."); i >= 0 {
+			return f.Function[i+len("/sagedeploy/"):]
+		}
+		if !more {
+			return "?"
+		}
+	}
+}
+
 // counter counts the calls an edge answers, by operation, between resets.
 type counter struct {
 	name func(*http.Request) string
 	mu   sync.Mutex
 	ops  map[string]int
+	tl   *timeline // -trace
 }
 
 func newCounter(name func(*http.Request) string) *counter {
@@ -172,7 +233,9 @@ func (c *counter) wrap(h http.Handler) http.Handler {
 		c.mu.Lock()
 		c.ops[op]++
 		c.mu.Unlock()
+		at := time.Now()
 		h.ServeHTTP(w, r)
+		c.tl.add(at, "release server: "+op)
 	})
 }
 

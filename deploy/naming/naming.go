@@ -142,3 +142,56 @@ func sanitize(s string) string {
 	}
 	return b.String()
 }
+
+// ModelVersion reports whether name is the model Model makes for model and pipelineID, and of
+// which version. The name alone identifies it — Model is deterministic and keeps its tail whole —
+// so a later step finds the pipeline's model in a list without reading its tags.
+func ModelVersion(name, model, pipelineID string) (int, bool) {
+	key := PipelineKey(pipelineID)
+	rest, ok := strings.CutSuffix(name, "-"+key)
+	if key == "" || !ok {
+		return 0, false
+	}
+	n, ok := trailingVersion(rest)
+	if !ok || Model(model, n, pipelineID) != name {
+		return 0, false
+	}
+	return n, true
+}
+
+// EndpointConfigVersion reports whether name is an endpoint configuration EndpointConfig makes for
+// model, env and pipelineID (with any settings), and of which version. The settings' hash ends the
+// name, so the name can be rebuilt from its own tail and compared whole. One ambiguity is left:
+// where model and env join with a dash as they are, model "a" in "b-dev" and model "a-b" in "dev"
+// make the same prefix — the caller tells them apart by the model the configuration serves.
+func EndpointConfigVersion(name, model, env, pipelineID string) (int, bool) {
+	key := PipelineKey(pipelineID)
+	const hashLen = 8
+	if key == "" || len(name) <= hashLen {
+		return 0, false
+	}
+	settings := name[len(name)-hashLen:]
+	rest, ok := strings.CutSuffix(name[:len(name)-hashLen], "-"+key+"-")
+	if !ok {
+		return 0, false
+	}
+	n, ok := trailingVersion(rest)
+	if !ok || build([]string{model, env}, []string{"v" + strconv.Itoa(n), key, settings}, "config", pipelineID) != name {
+		return 0, false
+	}
+	return n, true
+}
+
+// trailingVersion parses the "-v{n}" that ends s.
+func trailingVersion(s string) (int, bool) {
+	i := strings.LastIndex(s, "-v")
+	if i < 0 {
+		return 0, false
+	}
+	digits := s[i+2:]
+	n, err := strconv.Atoi(digits)
+	if err != nil || n <= 0 || strconv.Itoa(n) != digits {
+		return 0, false
+	}
+	return n, true
+}

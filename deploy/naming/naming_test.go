@@ -161,3 +161,56 @@ func TestValid(t *testing.T) {
 		}
 	}
 }
+
+// A later step finds the pipeline's model and configurations by name: every name Model and
+// EndpointConfig make parses back to its version for its own model, environment and pipeline, and
+// never for another's — clean names, shortened ones, and models whose names end in "-v2" alike.
+func TestNamesParseBackToTheirVersion(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	models := []string{"abalone", "abalone-v2", "a-b", "a", "churn-model-with-a-very-long-name-that-needs-shortening-soon", "Upper_Case"}
+	envs := []string{"dev", "prod", "b-dev", "eu-west-production-environment-name"}
+	pipelines := []string{"pipeline-1", "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0", "other"}
+	for range 2000 {
+		m, e, p := models[rng.IntN(len(models))], envs[rng.IntN(len(envs))], pipelines[rng.IntN(len(pipelines))]
+		v := 1 + rng.IntN(120)
+		name := Model(m, v, p)
+		if got, ok := ModelVersion(name, m, p); !ok || got != v {
+			t.Fatalf("ModelVersion(%q, %q, %q) = %d, %v; want %d", name, m, p, got, ok, v)
+		}
+		cfg := EndpointConfig(m, e, v, p, fmt.Sprintf("model|ml.m5.large|%d", rng.IntN(5)))
+		if got, ok := EndpointConfigVersion(cfg, m, e, p); !ok || got != v {
+			t.Fatalf("EndpointConfigVersion(%q, %q, %q, %q) = %d, %v; want %d", cfg, m, e, p, got, ok, v)
+		}
+		for _, m2 := range models {
+			if _, ok := ModelVersion(name, m2, p); ok && m2 != m {
+				t.Fatalf("model %q of %q parses as one of %q", name, m, m2)
+			}
+			for _, e2 := range envs {
+				// Dashes make model "a" in "b-dev" and model "a-b" in "dev" one prefix: the caller
+				// tells them apart by the model the configuration serves.
+				if _, ok := EndpointConfigVersion(cfg, m2, e2, p); ok && m2+"-"+e2 != m+"-"+e {
+					t.Fatalf("configuration %q of %q in %q parses as one of %q in %q", cfg, m, e, m2, e2)
+				}
+			}
+		}
+		for _, p2 := range pipelines {
+			if _, ok := ModelVersion(name, m, p2); ok && p2 != p {
+				t.Fatalf("model %q of pipeline %q parses as one of pipeline %q", name, p, p2)
+			}
+			if _, ok := EndpointConfigVersion(cfg, m, e, p2); ok && p2 != p {
+				t.Fatalf("configuration %q of pipeline %q parses as one of pipeline %q", cfg, p, p2)
+			}
+		}
+	}
+	for _, bad := range []string{"", "abalone", "abalone-v1", "abalone-dev-v0-pxxxxxxxx-abcdefgh", "x-v01-" + PipelineKey("pipeline-1")} {
+		if _, ok := ModelVersion(bad, "abalone", "pipeline-1"); ok {
+			t.Errorf("ModelVersion(%q) parsed", bad)
+		}
+		if _, ok := EndpointConfigVersion(bad, "abalone", "dev", "pipeline-1"); ok {
+			t.Errorf("EndpointConfigVersion(%q) parsed", bad)
+		}
+	}
+	if _, ok := ModelVersion(Model("abalone", 3, ""), "abalone", ""); ok {
+		t.Error("a name made without a pipeline parsed as a pipeline's")
+	}
+}

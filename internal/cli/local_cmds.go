@@ -121,7 +121,7 @@ func newLocalCmd(g *globals) *cobra.Command {
 	f.StringVar(&lf.s3CORSOrigin, "s3-cors-origin", "", "the one web origin (e.g. http://localhost:3000) allowed to call the S3 API from a browser; by default web pages get nothing")
 	f.Float64Var(&lf.periodScale, "period-scale", 1, "scale CloudWatch periods, alarm evaluation and deployment bakes by this factor, for demos and tests: 0.01 makes a 60-second alarm period last 0.6 s and a 10-minute canary bake 6 s (1: real time)")
 	f.StringVarP(&lf.output, "output", "o", "text", "output format of the startup message: text or json")
-	f.StringArrayVar(&lf.endpointQuotas, "endpoint-quota", nil, "TYPE=COUNT: the account's endpoint instance quota Service Quotas reports for an instance type, e.g. ml.m5.large=2 (repeatable; preflight checks blue/green capacity against it)")
+	f.StringArrayVar(&lf.endpointQuotas, "endpoint-quota", nil, "TYPE=COUNT: the account's endpoint instance quota Service Quotas reports for an instance type, e.g. ml.m5.large=2 (repeatable; CreateEndpoint and UpdateEndpoint refuse a fleet past it, as SageMaker does)")
 	f.Float64Var(&lf.defaultQuota, "default-endpoint-quota", quotas.DefaultEndpointInstances, "endpoint instance quota of every instance type --endpoint-quota does not name")
 	return cmd
 }

@@ -47,6 +47,10 @@ type Options struct {
 	// TimeScale shortens the waits of deployment strategies (bakes, termination waits) as
 	// CloudWatch's PeriodScale shortens its periods; default 1.
 	TimeScale float64
+	// EndpointQuota, when set, is the account's endpoint quota of an instance type, in
+	// instances: CreateEndpoint and UpdateEndpoint refuse a fleet past it (ResourceLimitExceeded),
+	// as SageMaker does, counting every endpoint of the region.
+	EndpointQuota func(instanceType string) float64
 	// MaxRequestBytes bounds a control-plane request body; default 2 MiB.
 	MaxRequestBytes int64
 	Logger          *slog.Logger

@@ -189,6 +189,7 @@ type cpOptions struct {
 	serving      *gatedServing
 	now          func() time.Time
 	rollbackHold time.Duration
+	quota        func(instanceType string) float64
 }
 
 func newCP(t *testing.T, o cpOptions) *cp {
@@ -208,7 +209,7 @@ func newCP(t *testing.T, o cpOptions) *cp {
 		t.Fatal(err)
 	}
 	ctl, err := control.New(ctx, control.Options{Store: store, Serving: o.serving, Now: o.now, RollbackHold: o.rollbackHold,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		EndpointQuota: o.quota, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -100,6 +100,9 @@ func (c *Control) createEndpoint(ctx context.Context, r *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := c.checkQuotaLocked(r.region, dep, nil); err != nil {
+		return nil, err
+	}
 	now := c.now()
 	arn := c.arn(r.region, "endpoint", nameKey(in.EndpointName))
 	e := &endpointRes{base: base{ARN: arn, Region: r.region, Tags: in.Tags}, Name: in.EndpointName,
@@ -171,6 +174,9 @@ func (c *Control) updateEndpoint(ctx context.Context, r *request) (any, error) {
 	}
 	dep, err := c.buildDeploymentLocked(r.region, cur.Name, cfg, retain, exclude, strategy)
 	if err != nil {
+		return nil, err
+	}
+	if err := c.checkQuotaLocked(r.region, dep, rollingBatch(dc)); err != nil {
 		return nil, err
 	}
 	e := clone(cur)

@@ -1,8 +1,8 @@
 // Package quotas is the local SageMaker's Service Quotas: the account's SageMaker endpoint
 // instance quotas ("ml.m5.large for endpoint usage"), answered over AWS JSON 1.1 (X-Amz-Target
 // ServiceQuotasV20190624.GetServiceQuota / ListServiceQuotas), so that a deployer's capacity
-// preflight runs against sagedeploy local as it does against AWS. Quotas are reported, not
-// enforced.
+// preflight runs against sagedeploy local as it does against AWS. The control plane enforces them
+// (EndpointInstances) as SageMaker does.
 package quotas
 
 import (
@@ -84,6 +84,9 @@ func New(opts Options) (*Service, error) {
 	slices.SortFunc(s.quotas, func(a, b Quota) int { return strings.Compare(a.QuotaCode, b.QuotaCode) })
 	return s, nil
 }
+
+// EndpointInstances is the account's endpoint quota of an instance type, in instances.
+func (s *Service) EndpointInstances(instanceType string) float64 { return s.quota(instanceType).Value }
 
 func (s *Service) quota(instanceType string) Quota {
 	v, ok := s.opts.EndpointInstances[instanceType]

@@ -144,6 +144,13 @@ func (s jsonAPI) apiGetRelease(w http.ResponseWriter, r *http.Request, p princip
 	return nil
 }
 
+// eventsBody is one event, or a batch of them as {"events": [...]}: a deployer sends what it
+// queued while the server was busy in one request (one commit).
+type eventsBody struct {
+	releases.Event
+	Events []releases.Event `json:"events"`
+}
+
 func (s jsonAPI) apiAddEvent(w http.ResponseWriter, r *http.Request, p principal) error {
 	if err := tokenOnly(p, "report progress"); err != nil {
 		return err
@@ -152,22 +159,41 @@ func (s jsonAPI) apiAddEvent(w http.ResponseWriter, r *http.Request, p principal
 	if err != nil {
 		return err
 	}
-	var ev releases.Event
-	if err := decodeJSON(r, &ev, "the event"); err != nil {
+	var body eventsBody
+	if err := decodeJSON(r, &body, "the event"); err != nil {
 		return err
 	}
-	if strings.TrimSpace(ev.Message) == "" {
-		return missing("the event", []string{"message"}, `{"phase": "wait", "message": "endpoint abalone-dev is Updating", "endpoint_status": "Updating"}`)
+	batch := body.Events != nil
+	evs := body.Events
+	switch {
+	case batch && body.Event != (releases.Event{}):
+		return releases.Errorf(releases.EINVALID, `send one event, or a batch as {"events": [...]}, not both`)
+	case !batch:
+		evs = []releases.Event{body.Event}
+	case len(evs) == 0 || len(evs) > maxEventBatch:
+		return releases.Errorf(releases.EINVALID, "a batch holds 1 to %d events, not %d", maxEventBatch, len(evs))
 	}
-	ev.Seq = 0
-	out, err := s.st.AddEvent(r.Context(), rec.ID, ev)
+	for i := range evs {
+		if strings.TrimSpace(evs[i].Message) == "" {
+			return missing("the event", []string{"message"}, `{"phase": "wait", "message": "endpoint abalone-dev is Updating", "endpoint_status": "Updating"}`)
+		}
+		evs[i].Seq = 0
+	}
+	out, err := s.st.AddEvents(r.Context(), rec.ID, evs)
 	if err != nil {
 		return err
 	}
 	s.notify.signal(releaseKey(rec.ID))
-	writeJSON(w, http.StatusCreated, out)
+	if batch {
+		writeJSON(w, http.StatusCreated, map[string][]releases.Event{"events": out})
+	} else {
+		writeJSON(w, http.StatusCreated, out[0])
+	}
 	return nil
 }
+
+// maxEventBatch bounds a batch of events (a deployer sends at most what it queued).
+const maxEventBatch = 500
 
 // apiHeartbeat keeps a running release of a live deployer from timing out.
 func (s jsonAPI) apiHeartbeat(w http.ResponseWriter, r *http.Request, p principal) error {
@@ -835,11 +861,17 @@ func (s jsonAPI) apiAudit(w http.ResponseWriter, r *http.Request, p principal) e
 	return nil
 }
 
+// apiMe says whom the server takes the credentials for, with the environments they see: a
+// deployer checks both before its first AWS call, in one request.
 func (s jsonAPI) apiMe(w http.ResponseWriter, r *http.Request, p principal) error {
+	envs, err := s.environmentViews(r.Context(), p)
+	if err != nil {
+		return err
+	}
 	if p.token != nil {
-		writeJSON(w, http.StatusOK, map[string]string{"kind": "token", "name": p.token.Name, "environment": p.token.Environment})
+		writeJSON(w, http.StatusOK, map[string]any{"kind": "token", "name": p.token.Name, "environment": p.token.Environment, "environments": envs})
 		return nil
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"kind": "user", "name": p.user.Name, "role": p.user.Role})
+	writeJSON(w, http.StatusOK, map[string]any{"kind": "user", "name": p.user.Name, "role": p.user.Role, "environments": envs})
 	return nil
 }

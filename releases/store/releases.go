@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/base64"
@@ -295,7 +296,18 @@ func (s *Store) Release(ctx context.Context, id string) (ReleaseRecord, error) {
 
 // AddEvent appends a progress event and assigns its sequence number.
 func (s *Store) AddEvent(ctx context.Context, id string, ev releases.Event) (releases.Event, error) {
-	var out releases.Event
+	out, err := s.AddEvents(ctx, id, []releases.Event{ev})
+	if err != nil {
+		return releases.Event{}, err
+	}
+	return out[0], nil
+}
+
+// AddEvents appends events to a running or pending release in one transaction, in order (a
+// deployer sends what it queued while the server was busy as one batch: one commit, not one per
+// event). The newest endpoint status among them becomes the component's.
+func (s *Store) AddEvents(ctx context.Context, id string, evs []releases.Event) ([]releases.Event, error) {
+	out := make([]releases.Event, 0, len(evs))
 	err := s.inTx(ctx, func(t *tx) error {
 		r, err := t.release(ctx, id)
 		if err != nil {
@@ -304,16 +316,21 @@ func (s *Store) AddEvent(ctx context.Context, id string, ev releases.Event) (rel
 		if r.Status.Final() {
 			return errf(ErrConflict, "release %s already ended (%s); events can no longer be added", id, r.Status)
 		}
-		if ev.Time.IsZero() {
-			ev.Time = s.Now()
+		status := ""
+		for _, ev := range evs {
+			if ev.Time.IsZero() {
+				ev.Time = s.Now()
+			}
+			added, err := t.addEvent(ctx, id, ev)
+			if err != nil {
+				return err
+			}
+			out = append(out, added)
+			status = cmp.Or(ev.EndpointStatus, status)
 		}
-		out, err = t.addEvent(ctx, id, ev)
-		if err != nil {
-			return err
-		}
-		if ev.EndpointStatus != "" && r.Status == releases.StatusRunning {
+		if status != "" && r.Status == releases.StatusRunning {
 			if _, err := t.exec(ctx, `UPDATE components SET endpoint_status = ?, updated_at = ? WHERE environment = ? AND model = ? AND last_release_id = ?`,
-				ev.EndpointStatus, micros(s.Now()), r.Environment, r.Model, r.ID); err != nil {
+				status, micros(s.Now()), r.Environment, r.Model, r.ID); err != nil {
 				return fmt.Errorf("update endpoint status of %s in %s: %w", r.Model, r.Environment, err)
 			}
 		}
