@@ -45,6 +45,7 @@ const (
 type Ports struct {
 	mu    sync.Mutex
 	inUse map[int]bool
+	next  []int // handed out first, in order (tests)
 }
 
 // Acquire returns a free port on 127.0.0.1.
@@ -53,6 +54,12 @@ func (p *Ports) Acquire() (int, error) {
 	defer p.mu.Unlock()
 	if p.inUse == nil {
 		p.inUse = map[int]bool{}
+	}
+	if len(p.next) > 0 {
+		port := p.next[0]
+		p.next = p.next[1:]
+		p.inUse[port] = true
+		return port, nil
 	}
 	for range 20 {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -93,7 +100,29 @@ type process struct {
 	stopOnce  sync.Once
 }
 
+// portAttempts is how many ports a process container gets to bind: the port is free when it is
+// handed out, but on a shared loopback another program (or an outgoing connection's local port)
+// can take it before the container binds it. SageMaker's containers own their port; here a lost
+// port is picked again rather than failing the endpoint.
+const portAttempts = 3
+
+// errPortTaken: the container exited before answering because its port was taken meanwhile.
+var errPortTaken = errors.New("the model server's port was taken before it could bind it")
+
 func startProcess(ctx context.Context, m *Model, o StartOptions) (Instance, error) {
+	for attempt := 1; ; attempt++ {
+		inst, err := startProcessOnce(ctx, m, o)
+		if !errors.Is(err, errPortTaken) || attempt == portAttempts {
+			return inst, err
+		}
+		if o.Logger != nil {
+			o.Logger.Info("model server's port was taken before it bound it; starting it on another", "endpoint", o.Endpoint,
+				"variant", o.Variant, "instance", o.InstanceID, "attempt", attempt)
+		}
+	}
+}
+
+func startProcessOnce(ctx context.Context, m *Model, o StartOptions) (Instance, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -295,8 +324,13 @@ func (p *process) waitHealthy(ctx context.Context) error {
 		select {
 		case <-p.done:
 			timer.Stop()
-			return fmt.Errorf("%s of variant %s %s before answering GET /ping on port %d (SAGEMAKER_BIND_TO_PORT).%s",
-				p.describe(), p.opts.Variant, exitText(p.exitErr), p.port, logTail(p.opts.LogPath))
+			tail := logTail(p.opts.LogPath)
+			err := fmt.Errorf("%s of variant %s %s before answering GET /ping on port %d (SAGEMAKER_BIND_TO_PORT).%s",
+				p.describe(), p.opts.Variant, exitText(p.exitErr), p.port, tail)
+			if strings.Contains(strings.ToLower(tail), "address already in use") {
+				err = fmt.Errorf("%w: %w", errPortTaken, err)
+			}
+			return err
 		case <-ctx.Done():
 			timer.Stop()
 			return fmt.Errorf("start %s of variant %s: %w", p.describe(), p.opts.Variant, ctx.Err())

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -376,5 +377,31 @@ func TestHealthyProcessKeepsServing(t *testing.T) {
 	}
 	if !inst.Alive() {
 		t.Error("a healthy process was stopped")
+	}
+}
+
+// A port handed out free can be taken by another program before the container binds it; the
+// container is started again on another port instead of failing the endpoint.
+func TestProcessWhosePortWasTakenStartsOnAnother(t *testing.T) {
+	m, _ := prepareProcess(t, nil)
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	port := taken.Addr().(*net.TCPAddr).Port
+	o := startOpts(t, 20*time.Second)
+	o.Ports = &Ports{next: []int{port}}
+	inst, err := m.Start(context.Background(), o)
+	if err != nil {
+		t.Fatalf("start with the first port taken: %v", err)
+	}
+	defer inst.Stop(context.Background())
+	if got := inst.(*process).port; got == port {
+		t.Fatalf("the instance runs on the taken port %d", port)
+	}
+	logText, _ := os.ReadFile(o.LogPath)
+	if !strings.Contains(string(logText), "address already in use") || strings.Count(string(logText), "sagedeploy: starting instance") != 2 {
+		t.Errorf("the log does not show a failed bind and a second start:\n%s", logText)
 	}
 }
