@@ -32,6 +32,8 @@ type pageData struct {
 	IsAdmin    bool
 	Version    string
 	Data       any
+	// pendingRead says Pending is already counted, by a page that read the approvals anyway.
+	pendingRead bool
 }
 
 type dashHandler func(w http.ResponseWriter, r *http.Request, sess session) error
@@ -133,8 +135,10 @@ func (s dashboard) render(w http.ResponseWriter, r *http.Request, status int, na
 		d.CSRF = sess.s.CSRF
 		d.CanDeploy = roleRank(sess.user.Role) >= roleRank(store.RoleDeployer)
 		d.IsAdmin = sess.user.Role == store.RoleAdmin
-		if pend, err := s.st.PendingApprovals(r.Context()); err == nil {
-			d.Pending = len(pend)
+		if !d.pendingRead {
+			if pend, err := s.st.PendingApprovals(r.Context()); err == nil {
+				d.Pending = len(pend)
+			}
 		}
 		if c, err := r.Cookie(flashCookie); err == nil {
 			if v, err := url.QueryUnescape(c.Value); err == nil {
@@ -405,6 +409,22 @@ func (s dashboard) logout(w http.ResponseWriter, r *http.Request, se session) er
 	return nil
 }
 
+// releasesData is the timeline page: a page of releases, its filters and its pager links.
+type releasesData struct {
+	Rows         []releaseRow
+	Envs, Models []option
+	Statuses     []option
+	Filtered     bool
+	Link         string // the filter's address, to which the pager adds a cursor
+	Newer, Older string // the pager's cursors, "" at either end
+}
+
+// option is one choice of a filter's select.
+type option struct {
+	Value, Label string
+	Selected     bool
+}
+
 func (s dashboard) releasesPage(w http.ResponseWriter, r *http.Request, se session) error {
 	ctx := r.Context()
 	q := r.URL.Query()
@@ -422,16 +442,24 @@ func (s dashboard) releasesPage(w http.ResponseWriter, r *http.Request, se sessi
 	if err != nil {
 		return err
 	}
+	d := releasesData{Rows: releaseRows(s.st.Now(), page.Releases), Filtered: f.Environment != "" || f.Model != "" || f.Status != ""}
+	for _, e := range envs {
+		d.Envs = append(d.Envs, option{Value: e.Name, Label: e.Name, Selected: e.Name == f.Environment})
+	}
+	for _, m := range models {
+		d.Models = append(d.Models, option{Value: m, Label: m, Selected: m == f.Model})
+	}
+	for _, st := range []string{"pending", "running", "succeeded", "failed", "canceled"} {
+		d.Statuses = append(d.Statuses, option{Value: st, Label: statusLabel(st), Selected: st == string(f.Status)})
+	}
 	link := url.Values{}
 	for k, v := range map[string]string{"environment": f.Environment, "model": f.Model, "status": string(f.Status)} {
 		if v != "" {
 			link.Set(k, v)
 		}
 	}
-	s.render(w, r, http.StatusOK, "releases", &se, pageData{Title: "Releases", Nav: "releases", Data: map[string]any{
-		"Page": page, "Filter": f, "Envs": envs, "Models": models, "Link": "/releases?" + link.Encode(),
-		"Statuses": []string{"pending", "running", "succeeded", "failed", "canceled"},
-	}})
+	d.Link, d.Newer, d.Older = "/releases?"+link.Encode(), page.Newer, page.Older
+	s.render(w, r, http.StatusOK, "releases", &se, pageData{Title: "Releases", Nav: "releases", Data: d})
 	return nil
 }
 
@@ -450,7 +478,7 @@ func (s dashboard) releasePage(w http.ResponseWriter, r *http.Request, se sessio
 		last = v.Events[n-1].Seq
 	}
 	data := map[string]any{"Release": v, "Events": v.Events, "LastSeq": last, "Command": v.Command}
-	data["Split"] = trafficSplitOf(rec, v.Events)
+	data["Split"] = splitViewOf(trafficSplitOf(rec, v.Events))
 	if t, ok := s.agents.last(rec.Environment); ok {
 		data["AgentSeen"] = t
 	}
@@ -518,7 +546,8 @@ func (s dashboard) componentPage(w http.ResponseWriter, r *http.Request, se sess
 	if err != nil {
 		return err
 	}
-	s.render(w, r, http.StatusOK, "component", &se, pageData{Title: d.Component.Model + " in " + d.Component.Environment, Nav: "overview", Data: d})
+	v := s.componentPageView(r.Context(), d, roleRank(se.user.Role) >= roleRank(store.RoleDeployer), se.s.CSRF)
+	s.render(w, r, http.StatusOK, "component", &se, pageData{Title: d.Component.Model + " in " + d.Component.Environment, Nav: "overview", Data: v})
 	return nil
 }
 
