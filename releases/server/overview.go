@@ -1,13 +1,17 @@
 package server
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"fmt"
+	"html/template"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/sagedeploy/sagedeploy/releases"
@@ -38,9 +42,11 @@ type envHead struct {
 	Idle     int
 }
 
+// overviewRow is a model's row: its cells' views, and their HTML (cellCache) that the page shows.
 type overviewRow struct {
 	Model string
 	Cells []overviewCell
+	HTML  []template.HTML
 }
 
 // overviewCell is one component on the overview: what its endpoint serves, and beside it (never in
@@ -56,13 +62,14 @@ type overviewCell struct {
 	InstanceType string
 	Endpoint     string
 	Updated      string
-	Release      *cellRelease
+	Release      cellRelease
 	Drift        string // what changed outside sagedeploy, "" when nothing did
 	Freshness    string // how far behind upstream, "" when level
 }
 
-// cellRelease is the line of a cell about a release in progress or a failed last one.
+// cellRelease is the line of a cell about a release in progress or a failed last one, if Shown.
 type cellRelease struct {
+	Shown  bool
 	Failed bool
 	State  string
 	Title  string
@@ -74,6 +81,9 @@ type cellRelease struct {
 func (s dashboard) overviewPage(w http.ResponseWriter, r *http.Request, se session) error {
 	d, err := s.overview(r.Context(), strings.TrimSpace(r.URL.Query().Get("q")))
 	if err != nil {
+		return err
+	}
+	if err := s.cellsHTML(d.Rows); err != nil {
 		return err
 	}
 	s.render(w, r, http.StatusOK, "overview", &se, pageData{Title: "Overview", Nav: "overview", Data: d, Pending: d.pending, pendingRead: true})
@@ -124,7 +134,7 @@ func (s dashboard) overview(ctx context.Context, query string) (overviewData, er
 
 // fillRows builds the matrix rows of the models matching the query, in natural order, and
 // returns the number of models before filtering.
-func (d *overviewData) fillRows(now time.Time, envs []releases.Environment, comps []store.ComponentSummary, active map[store.ServingKey]*cellRelease, snap *insightSnapshot) int {
+func (d *overviewData) fillRows(now time.Time, envs []releases.Environment, comps []store.ComponentSummary, active map[store.ServingKey]cellRelease, snap *insightSnapshot) int {
 	byKey := make(map[store.ServingKey]*store.ComponentSummary, len(comps))
 	var models []string
 	seen := map[string]bool{}
@@ -144,27 +154,29 @@ func (d *overviewData) fillRows(now time.Time, envs []releases.Environment, comp
 		row := overviewRow{Model: m, Cells: make([]overviewCell, len(envs))}
 		for i, e := range envs {
 			key := store.ServingKey{Environment: e.Name, Model: m}
-			row.Cells[i] = cellOf(now, key, byKey[key], active[key], snap)
+			a, ok := active[key]
+			row.Cells[i] = cellOf(now, key, byKey[key], a, ok, snap)
 		}
 		d.Rows = append(d.Rows, row)
 	}
 	return len(models)
 }
 
-func cellOf(now time.Time, key store.ServingKey, c *store.ComponentSummary, active *cellRelease, snap *insightSnapshot) overviewCell {
+func cellOf(now time.Time, key store.ServingKey, c *store.ComponentSummary, active cellRelease, isActive bool, snap *insightSnapshot) overviewCell {
 	cell := overviewCell{Env: key.Environment, Key: key.Environment + "/" + key.Model, Release: active}
 	if c == nil {
-		if active != nil {
-			cell.Href = active.href
-		}
+		cell.Href = active.href
 		return cell
 	}
 	cell.Serving, cell.Href = true, componentHref(key.Environment, key.Model)
-	cell.Version, cell.Status = versionText(c.CurrentVersion), badge(componentStatus(c.ComponentView))
+	cell.Version, cell.Status = "—", badge(cmp.Or(c.EndpointStatus, string(c.LastReleaseStatus)))
+	if c.CurrentVersion > 0 {
+		cell.Version = "v" + strconv.Itoa(c.CurrentVersion)
+	}
 	cell.Instances, cell.InstanceType = c.InstanceCount, cmp.Or(c.InstanceType, "instance")
 	cell.Endpoint, cell.Updated = c.EndpointName, ago(now, c.UpdatedAt)
-	if active == nil && c.LastReleaseStatus == releases.StatusFailed && c.LastReleaseID != "" {
-		cell.Release = &cellRelease{Failed: true, State: "failed", Title: c.LastReleaseFailure, Status: badge("failed"),
+	if !isActive && c.LastReleaseStatus == releases.StatusFailed && c.LastReleaseID != "" {
+		cell.Release = cellRelease{Shown: true, Failed: true, State: "failed", Title: c.LastReleaseFailure, Status: badge("failed"),
 			Text: "last " + string(c.LastReleaseKind) + versionSuffix(c.LastReleaseVersion)}
 	}
 	if dr := snap.drift[key]; dr != nil {
@@ -178,12 +190,12 @@ func cellOf(now time.Time, key store.ServingKey, c *store.ComponentSummary, acti
 
 // activeByComponent is the release in progress to show on each component: the newest running
 // one, else the newest waiting.
-func activeByComponent(unfinished []store.ReleaseRecord) map[store.ServingKey]*cellRelease {
-	out := map[store.ServingKey]*cellRelease{}
+func activeByComponent(unfinished []store.ReleaseRecord) map[store.ServingKey]cellRelease {
+	out := map[store.ServingKey]cellRelease{}
 	for _, st := range []releases.Status{releases.StatusRunning, releases.StatusPending} {
 		for _, r := range unfinished {
 			key := store.ServingKey{Environment: r.Environment, Model: r.Model}
-			if r.Status != st || out[key] != nil {
+			if _, seen := out[key]; seen || r.Status != st {
 				continue
 			}
 			text := string(r.Kind) + versionSuffix(r.Version.Number)
@@ -194,10 +206,68 @@ func activeByComponent(unfinished []store.ReleaseRecord) map[store.ServingKey]*c
 			if r.AwaitingApproval() {
 				state = "pending"
 			}
-			out[key] = &cellRelease{State: state, Text: text, Status: releaseBadge(r), href: releaseHref(r.ID)}
+			out[key] = cellRelease{Shown: true, State: state, Text: text, Status: releaseBadge(r), href: releaseHref(r.ID)}
 		}
 	}
 	return out
+}
+
+// cellCache keeps the HTML of the overview's cells by their view. A cell's HTML is a function of
+// its flat, comparable view alone, and from one request to the next almost every cell is the same:
+// the cell template then runs only for the cells that changed, not 500 times per page.
+type cellCache struct {
+	mu   sync.Mutex
+	html map[overviewCell]template.HTML
+}
+
+// cellsHTML fills the rows' HTML from the cache and renders the cells it does not hold.
+func (s dashboard) cellsHTML(rows []overviewRow) error {
+	missing := s.cachedCells(rows)
+	if len(missing) == 0 {
+		return nil
+	}
+	fresh := make(map[overviewCell]template.HTML, len(missing))
+	t := s.pages["overview"]
+	var buf bytes.Buffer
+	for _, at := range missing {
+		cell := rows[at[0]].Cells[at[1]]
+		if _, done := fresh[cell]; !done {
+			buf.Reset()
+			if err := t.ExecuteTemplate(&buf, "matrix-cell", cell); err != nil {
+				return fmt.Errorf("render the overview's cell %s: %w", cell.Key, err)
+			}
+			fresh[cell] = template.HTML(buf.String())
+		}
+		rows[at[0]].HTML[at[1]] = fresh[cell]
+	}
+	c := &s.cells
+	c.mu.Lock()
+	maps.Copy(c.html, fresh)
+	c.mu.Unlock()
+	return nil
+}
+
+// cachedCells fills the HTML of the cells the cache holds and returns where the others are (row,
+// cell). The cache starts afresh when it grows past a few pages' worth, so that cells of the past
+// do not pile up.
+func (s dashboard) cachedCells(rows []overviewRow) (missing [][2]int) {
+	c := &s.cells
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.html == nil || len(c.html) > 4096 {
+		c.html = map[overviewCell]template.HTML{}
+	}
+	for i := range rows {
+		rows[i].HTML = make([]template.HTML, len(rows[i].Cells))
+		for j, cell := range rows[i].Cells {
+			h, ok := c.html[cell]
+			if !ok {
+				missing = append(missing, [2]int{i, j})
+			}
+			rows[i].HTML[j] = h
+		}
+	}
+	return missing
 }
 
 func versionSuffix(n int) string {

@@ -72,6 +72,7 @@ type Server struct {
 	agents    *presence
 	insights  insightCache // drift and freshness for the dashboard's cells
 	live      liveCache    // the dashboard's live fingerprint, shared by its pages and streams
+	cells     cellCache    // the overview's cells as HTML, by their view
 	pages     map[string]*template.Template
 	dummyHash []byte
 	sender    *sender // of webhook deliveries

@@ -179,25 +179,17 @@ func (t *tx) upsertVersion(ctx context.Context, model string, v releases.Version
 	return nil
 }
 
-// componentCols and componentFrom read a component with its environment, the version it serves
-// and its last release, each joined by primary key: one row per component.
-const componentCols = `c.environment, c.model, c.endpoint_name, c.current_version, c.instance_type, c.instance_count,
+const componentSelect = `SELECT c.environment, c.model, c.endpoint_name, c.current_version, c.instance_type, c.instance_count,
 	c.endpoint_status, c.restore_enabled, c.scale_enabled, c.last_release_id, c.updated_at,
 	e.kind, e.region, e.endpoint_url,
 	COALESCE(v.model_package_arn, ''), COALESCE(v.description, ''), COALESCE(v.pipeline_id, ''), COALESCE(v.project_id, ''), COALESCE(v.commit_sha, ''),
-	COALESCE(r.status, ''), COALESCE(r.kind, '')`
-
-const componentFrom = ` FROM components c
+	COALESCE(r.status, ''), COALESCE(r.kind, '')
+	FROM components c
 	JOIN environments e ON e.name = c.environment
 	LEFT JOIN versions v ON v.model = c.model AND v.number = c.current_version
 	LEFT JOIN releases r ON r.id = c.last_release_id`
 
-const componentSelect = `SELECT ` + componentCols + componentFrom
-
-func scanComponent(r scanner) (ComponentView, error) { return scanComponentWith(r) }
-
-// scanComponentWith scans componentCols, then extra destinations for columns a query adds.
-func scanComponentWith(r scanner, extra ...any) (ComponentView, error) {
+func scanComponent(r scanner) (ComponentView, error) {
 	var c ComponentView
 	var current sql.NullInt64
 	var restore, scale int
@@ -205,10 +197,10 @@ func scanComponentWith(r scanner, extra ...any) (ComponentView, error) {
 	var env releases.Environment
 	var v releases.Version
 	var status, kind string
-	dest := []any{&c.Environment, &c.Model, &c.EndpointName, &current, &c.InstanceType, &c.InstanceCount,
+	err := r.Scan(&c.Environment, &c.Model, &c.EndpointName, &current, &c.InstanceType, &c.InstanceCount,
 		&c.EndpointStatus, &restore, &scale, &c.LastReleaseID, &updated, &env.Kind, &env.Region, &env.EndpointURL,
-		&v.ModelPackageARN, &v.Description, &v.PipelineID, &v.ProjectID, &v.Commit, &status, &kind}
-	if err := r.Scan(append(dest, extra...)...); err != nil {
+		&v.ModelPackageARN, &v.Description, &v.PipelineID, &v.ProjectID, &v.Commit, &status, &kind)
+	if err != nil {
 		return c, err
 	}
 	if current.Valid {
@@ -223,23 +215,34 @@ func scanComponentWith(r scanner, extra ...any) (ComponentView, error) {
 	return c, nil
 }
 
-// ComponentSummary is a component as the overview shows it: with the version and the failure, if
-// any, of its last release, so that a failed last release needs no read of its own.
+// ComponentSummary is a component as the overview shows it, with the outcome of its last
+// release (so that a failed one needs no read of its own).
 type ComponentSummary struct {
-	ComponentView
+	Environment, Model string
+	EndpointName       string
+	CurrentVersion     int // 0 when it serves nothing
+	InstanceType       string
+	InstanceCount      int
+	EndpointStatus     string
+	UpdatedAt          time.Time
+	LastReleaseID      string
+	LastReleaseStatus  releases.Status
+	LastReleaseKind    releases.Kind
 	LastReleaseVersion int
 	LastReleaseFailure string
 }
 
-// ComponentSummaries lists every component with its last release's outcome, by environment order
-// then model. The query is driven by the components table and joins the last release by its
-// primary key, so its cost follows the number of components whatever the length of the history.
+// ComponentSummaries lists every component with its last release's outcome, in no particular
+// order. The query is driven by the components table and joins the last release by its primary
+// key, so its cost follows the number of components whatever the length of the history.
 func (s *Store) ComponentSummaries(ctx context.Context) ([]ComponentSummary, error) {
 	out, err := queryAll(ctx, s, func(r scanner) (ComponentSummary, error) {
-		var cs ComponentSummary
-		var err error
-		cs.ComponentView, err = scanComponentWith(r, &cs.LastReleaseVersion, &cs.LastReleaseFailure)
-		return cs, err
+		var c ComponentSummary
+		var updated int64
+		err := r.Scan(&c.Environment, &c.Model, &c.EndpointName, &c.CurrentVersion, &c.InstanceType, &c.InstanceCount,
+			&c.EndpointStatus, &updated, &c.LastReleaseID, &c.LastReleaseStatus, &c.LastReleaseKind, &c.LastReleaseVersion, &c.LastReleaseFailure)
+		c.UpdatedAt = fromMicros(updated)
+		return c, err
 	}, componentSummaryQuery)
 	if err != nil {
 		return nil, fmt.Errorf("list components for the overview: %w", err)
@@ -247,8 +250,10 @@ func (s *Store) ComponentSummaries(ctx context.Context) ([]ComponentSummary, err
 	return out, nil
 }
 
-const componentSummaryQuery = `SELECT ` + componentCols + `, COALESCE(r.version_number, 0), COALESCE(r.failure_reason, '')` +
-	componentFrom + ` ORDER BY e.ordinal, c.environment, c.model`
+const componentSummaryQuery = `SELECT c.environment, c.model, c.endpoint_name, COALESCE(c.current_version, 0), c.instance_type,
+	c.instance_count, c.endpoint_status, c.updated_at, c.last_release_id,
+	COALESCE(r.status, ''), COALESCE(r.kind, ''), COALESCE(r.version_number, 0), COALESCE(r.failure_reason, '')
+	FROM components c LEFT JOIN releases r ON r.id = c.last_release_id`
 
 // Components lists all components, by environment order then model.
 func (s *Store) Components(ctx context.Context) ([]ComponentView, error) {
