@@ -473,20 +473,19 @@ func (s dashboard) releasePage(w http.ResponseWriter, r *http.Request, se sessio
 	if err != nil {
 		return err
 	}
-	last := 0
-	if n := len(v.Events); n > 0 {
-		last = v.Events[n-1].Seq
-	}
-	data := map[string]any{"Release": v, "Events": v.Events, "LastSeq": last, "Command": v.Command}
-	data["Split"] = splitViewOf(trafficSplitOf(rec, v.Events))
+	var seen *time.Time
 	if t, ok := s.agents.last(rec.Environment); ok {
-		data["AgentSeen"] = t
+		seen = &t
 	}
+	var approval *approvalView
 	if rec.AwaitingApproval() {
-		if data["Approval"], err = s.Server.approvalView(ctx, rec); err != nil {
+		a, err := s.Server.approvalView(ctx, rec)
+		if err != nil {
 			return err
 		}
+		approval = &a
 	}
+	data := releasePageOf(s.st.Now(), v, trafficSplitOf(rec, v.Events), seen, approval)
 	s.render(w, r, http.StatusOK, "release", &se, pageData{Title: fmt.Sprintf("%s %s in %s", rec.Kind, rec.Model, rec.Environment), Nav: "releases", Data: data})
 	return nil
 }
@@ -717,6 +716,14 @@ func (s dashboard) newUser(w http.ResponseWriter, r *http.Request, se session) e
 	return nil
 }
 
+// auditData is the audit log page: a page of entries and, when there are more, the id to read
+// older ones before.
+type auditData struct {
+	Entries []auditRow
+	Before  bool
+	Older   int64
+}
+
 func (s dashboard) auditPage(w http.ResponseWriter, r *http.Request, se session) error {
 	var before int64
 	if b := r.URL.Query().Get("before"); b != "" {
@@ -731,9 +738,9 @@ func (s dashboard) auditPage(w http.ResponseWriter, r *http.Request, se session)
 	if len(list) == pageSize {
 		older = list[len(list)-1].ID
 	}
-	data := map[string]any{"Entries": list, "Before": before}
-	if older > 0 {
-		data["Older"] = older
+	data := auditData{Before: before > 0, Older: older}
+	for _, e := range list {
+		data.Entries = append(data.Entries, auditRowOf(s.st.Now(), e))
 	}
 	s.render(w, r, http.StatusOK, "audit", &se, pageData{Title: "Audit log", Nav: "audit", Data: data})
 	return nil
