@@ -191,64 +191,18 @@ func redirectFlash(w http.ResponseWriter, r *http.Request, target, msg string, i
 	http.Redirect(w, r, target, http.StatusSeeOther)
 }
 
+// templateFuncs are the few functions the settings page and the layout still call; the other
+// pages get their times, links and badges formatted in their views (views.go).
 func (s *Server) templateFuncs() template.FuncMap {
 	return template.FuncMap{
-		"tone":   tone,
-		"reason": reasonText,
-		"label":  statusLabel,
-		"str":    func(v any) string { return fmt.Sprint(v) },
-		"ago":    func(t any) string { return ago(s.st.Now(), t) },
-		"when": func(t time.Time) string {
-			return t.UTC().Format("2006-01-02 15:04:05 UTC")
-		},
-		"clock": func(t any) string {
-			switch v := t.(type) {
-			case time.Time:
-				return v.UTC().Format("15:04:05")
-			case *time.Time:
-				if v != nil {
-					return v.UTC().Format("15:04:05")
-				}
-			}
-			return ""
-		},
-		"iso": func(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) },
-		"dur": func(v any) string {
-			var r store.ReleaseRecord
-			switch x := v.(type) {
-			case store.ReleaseRecord:
-				r = x
-			case ReleaseView:
-				r = x.ReleaseRecord
-			}
-			if r.StartedAt == nil {
-				return "—"
-			}
-			return humanDuration(r.Duration(s.st.Now()))
-		},
-		"short": func(id string) string {
-			if len(id) > 8 {
-				return id[len(id)-8:]
-			}
-			return id
-		},
-		"trigger":    triggerLabel,
-		"compStatus": componentStatus,
-		"title": func(s string) string {
-			if s == "" {
-				return s
-			}
-			return strings.ToUpper(s[:1]) + s[1:]
-		},
+		"ago":  func(t any) string { return ago(s.st.Now(), t) },
+		"when": whenText,
 		"initial": func(s string) string {
 			if s == "" {
 				return "?"
 			}
 			return s[:1]
 		},
-		"add":       func(a, b int) int { return a + b },
-		"replace":   strings.ReplaceAll,
-		"hasPrefix": strings.HasPrefix,
 	}
 }
 

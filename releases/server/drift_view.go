@@ -11,37 +11,6 @@ import (
 	"github.com/sagedeploy/sagedeploy/releases/store"
 )
 
-// insightFuncs are the template functions of the pictures, drift, freshness and cost: pages call
-// them per component, so the pages' own data need not know about them. Each reads the store
-// with a short timeout of its own; a failure shows as nothing (and a log line), never as a
-// broken page.
-func (s *Server) insightFuncs() template.FuncMap {
-	return template.FuncMap{
-		"dict": dict,
-		"drift": func(env, model string) *releases.Drift {
-			return s.snapshot().drift[store.ServingKey{Environment: env, Model: model}]
-		},
-		"charts": func(env, model string) template.HTML {
-			ctx, cancel := s.viewCtx()
-			defer cancel()
-			h, err := s.componentCharts(ctx, env, model)
-			s.viewErr("draw charts", err)
-			return chartStyle + h
-		},
-		"freshness": func(env, model string) *releases.Freshness {
-			return s.snapshot().fresh[store.ServingKey{Environment: env, Model: model}]
-		},
-		"envCost": func(env string) *EnvironmentCost {
-			return s.snapshot().cost[env]
-		},
-		"cost": func(env, model string) *ComponentCost {
-			ctx, cancel := s.viewCtx()
-			defer cancel()
-			return s.componentCost(ctx, env, model)
-		},
-	}
-}
-
 func (s *Server) viewCtx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(s.ctx, 5*time.Second)
 }
@@ -81,17 +50,6 @@ const chartStyle template.HTML = `<style>
 .chart-text{font-size:13px;color:#334155}
 .drift-callout{border-left:4px solid #b45309}
 </style>`
-
-// dict builds a map from key, value pairs, to pass several values to a partial.
-func dict(kv ...any) map[string]any {
-	m := make(map[string]any, len(kv)/2)
-	for i := 0; i+1 < len(kv); i += 2 {
-		if k, ok := kv[i].(string); ok {
-			m[k] = kv[i+1]
-		}
-	}
-	return m
-}
 
 // insightCache keeps every component's drift and freshness for a second, so that an overview of
 // hundreds of cells reads them with three queries rather than several per cell. Reports that

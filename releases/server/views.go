@@ -90,14 +90,6 @@ func durationText(now time.Time, r store.ReleaseRecord) string {
 	return humanDuration(r.Duration(now))
 }
 
-// versionText is "v3", or "—" when nothing is served.
-func versionText(v *releases.Version) string {
-	if v == nil {
-		return "—"
-	}
-	return "v" + strconv.Itoa(v.Number)
-}
-
 func countOf(n int, one string) string {
 	if n == 1 {
 		return strconv.Itoa(n) + " " + one
