@@ -5,7 +5,6 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
-	"html/template"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -24,6 +23,7 @@ type pageData struct {
 	Title      string
 	Nav        string
 	User       *store.User
+	Initial    string // of the user's name, in the avatar
 	CSRF       string
 	Flash      string
 	FlashError string
@@ -132,6 +132,10 @@ func (s dashboard) render(w http.ResponseWriter, r *http.Request, status int, na
 	if sess != nil {
 		d.LiveState = sess.liveState
 		d.User = &sess.user
+		d.Initial = "?"
+		if sess.user.Name != "" {
+			d.Initial = sess.user.Name[:1]
+		}
 		d.CSRF = sess.s.CSRF
 		d.CanDeploy = roleRank(sess.user.Role) >= roleRank(store.RoleDeployer)
 		d.IsAdmin = sess.user.Role == store.RoleAdmin
@@ -189,21 +193,6 @@ func redirectFlash(w http.ResponseWriter, r *http.Request, target, msg string, i
 	}
 	http.SetCookie(w, &http.Cookie{Name: flashCookie, Value: url.QueryEscape(kind + "|" + msg), Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode, MaxAge: 60})
 	http.Redirect(w, r, target, http.StatusSeeOther)
-}
-
-// templateFuncs are the few functions the settings page and the layout still call; the other
-// pages get their times, links and badges formatted in their views (views.go).
-func (s *Server) templateFuncs() template.FuncMap {
-	return template.FuncMap{
-		"ago":  func(t any) string { return ago(s.st.Now(), t) },
-		"when": whenText,
-		"initial": func(s string) string {
-			if s == "" {
-				return "?"
-			}
-			return s[:1]
-		},
-	}
 }
 
 // tone is the colour family of a release or endpoint status.
@@ -554,7 +543,7 @@ type settingsData struct {
 	Tokens   []store.Token
 	Users    []store.User
 	NewToken *NewToken
-	NewUser  map[string]string
+	NewUser  *newUser
 	// Members (users with their sessions) and Notify are filled for admins (users.go, webhooks.go).
 	Members []store.UserSummary
 	Notify  webhookSettings
@@ -588,7 +577,7 @@ func (s dashboard) settingsPage(w http.ResponseWriter, r *http.Request, se sessi
 	if err != nil {
 		return err
 	}
-	s.render(w, r, http.StatusOK, "settings", &se, pageData{Title: "Settings", Nav: "settings", Data: d})
+	s.renderSettings(w, r, &se, d)
 	return nil
 }
 
@@ -628,7 +617,7 @@ func (s dashboard) newToken(w http.ResponseWriter, r *http.Request, se session) 
 		return err
 	}
 	d.NewToken = &nt
-	s.render(w, r, http.StatusOK, "settings", &se, pageData{Title: "Settings", Nav: "settings", Data: d})
+	s.renderSettings(w, r, &se, d)
 	return nil
 }
 
@@ -665,8 +654,8 @@ func (s dashboard) newUser(w http.ResponseWriter, r *http.Request, se session) e
 	if err != nil {
 		return err
 	}
-	d.NewUser = map[string]string{"Name": name, "Password": pw}
-	s.render(w, r, http.StatusOK, "settings", &se, pageData{Title: "Settings", Nav: "settings", Data: d})
+	d.NewUser = &newUser{Name: name, Password: pw}
+	s.renderSettings(w, r, &se, d)
 	return nil
 }
 

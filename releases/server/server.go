@@ -98,7 +98,7 @@ func New(opts Options) (*Server, error) {
 
 	s := &Server{opts: opts, st: opts.Store, log: opts.Logger, notify: newNotifier(), throttle: newThrottle(defaultThrottleLimits()), agents: newPresence(), metrics: newMetrics(opts.Store)}
 	var err error
-	if s.pages, err = web.Pages(s.templateFuncs()); err != nil {
+	if s.pages, err = web.Pages(nil); err != nil {
 		return nil, fmt.Errorf("release server: %w", err)
 	}
 	s.dummyHash, _ = bcrypt.GenerateFromPassword([]byte(randomString(12)), max(opts.PasswordCost, bcrypt.MinCost))
