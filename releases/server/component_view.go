@@ -137,7 +137,7 @@ func (s *Server) componentPageView(ctx context.Context, d ComponentDetail, canDe
 	p.Drift = s.driftViewOf(now, c, canDeploy, csrf)
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	p.Cost = costViewOf(s.componentCost(ctx, c.Environment, c.Model))
+	p.Cost = costViewOf(s.componentCost(ctx, c.Component))
 	h, err := s.componentCharts(ctx, c.Environment, c.Model)
 	s.viewErr("draw charts", err)
 	p.Charts = chartStyle + h

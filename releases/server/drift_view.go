@@ -11,6 +11,8 @@ import (
 	"github.com/sagedeploy/sagedeploy/releases/store"
 )
 
+// viewCtx bounds the insight cache's reads: they serve every page for a second, so they follow
+// the server's life rather than one request's.
 func (s *Server) viewCtx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(s.ctx, 5*time.Second)
 }
@@ -21,18 +23,15 @@ func (s *Server) viewErr(what string, err error) {
 	}
 }
 
-func (s *Server) componentCost(ctx context.Context, env, model string) *ComponentCost {
-	c, err := s.st.Component(ctx, env, model)
-	if err != nil {
-		s.viewErr("read component for cost", err)
-		return nil
-	}
-	e, err := s.st.Environment(ctx, env)
+// componentCost prices the component the page already read, nil (and a log line) when its
+// environment or metrics cannot be read: the page then shows no cost rather than an error.
+func (s *Server) componentCost(ctx context.Context, c releases.Component) *ComponentCost {
+	e, err := s.st.Environment(ctx, c.Environment)
 	if err != nil {
 		s.viewErr("read environment for cost", err)
 		return nil
 	}
-	cc := priceComponent(e, c.Component)
+	cc := priceComponent(e, c)
 	s.viewErr("read invocations for cost", s.markIdle(ctx, &cc, defaultIdleDays))
 	return &cc
 }
