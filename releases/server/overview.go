@@ -248,13 +248,17 @@ func (s dashboard) cellsHTML(rows []overviewRow) error {
 }
 
 // cachedCells fills the HTML of the cells the cache holds and returns where the others are (row,
-// cell). The cache starts afresh when it grows past a few pages' worth, so that cells of the past
-// do not pile up.
+// cell). The cache starts afresh when it grows past a few pages' worth of cells, so that cells of
+// the past do not pile up.
 func (s dashboard) cachedCells(rows []overviewRow) (missing [][2]int) {
+	n := 0
+	for _, r := range rows {
+		n += len(r.Cells)
+	}
 	c := &s.cells
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.html == nil || len(c.html) > 4096 {
+	if c.html == nil || len(c.html) > max(4096, 4*n) {
 		c.html = map[overviewCell]template.HTML{}
 	}
 	for i := range rows {

@@ -624,6 +624,8 @@ func (s *Store) UnfinishedReleases(ctx context.Context) ([]ReleaseRecord, error)
 	return out, nil
 }
 
+// unfinishedQuery is bounded all the same, so that a backlog left by a broken agent cannot make
+// every overview read it whole.
 const unfinishedQuery = `SELECT ` + releaseCols + ` FROM releases WHERE status IN (?, ?) LIMIT 5000`
 
 func unfinishedArgs() []any { return []any{releases.StatusPending, releases.StatusRunning} }
