@@ -34,7 +34,8 @@ type options struct {
 	ingestConns  int
 	databaseURL  string
 	keep         bool
-	targetP95    time.Duration
+	targetP95    time.Duration // SQLite
+	targetPG     time.Duration // PostgreSQL
 	cpuprofile   string
 }
 
@@ -50,7 +51,8 @@ func main() {
 	flag.IntVar(&o.ingestConns, "ingest-clients", 8, "concurrent deployers sending events during the ingest run")
 	flag.StringVar(&o.databaseURL, "database-url", "", "also run against this PostgreSQL server (default $SAGEDEPLOY_TEST_POSTGRES), in a fresh schema")
 	flag.BoolVar(&o.keep, "keep", false, "keep the SQLite directory and the Postgres schema")
-	flag.DurationVar(&o.targetP95, "target", 50*time.Millisecond, "p95 latency target of a dashboard page")
+	flag.DurationVar(&o.targetP95, "target", 15*time.Millisecond, "p95 latency target of a dashboard page on SQLite")
+	flag.DurationVar(&o.targetPG, "target-postgres", 25*time.Millisecond, "p95 latency target of a dashboard page on PostgreSQL")
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the page measurements (SQLite run) to this file")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "Usage: go run ./bench/dashboard [flags]\n\n"+

@@ -42,15 +42,16 @@ func (s dashboard) approvalsPage(w http.ResponseWriter, r *http.Request, se sess
 	if err != nil {
 		return err
 	}
-	views := make([]approvalView, 0, len(list))
+	now := s.st.Now()
+	cards := make([]approvalCard, 0, len(list))
 	for _, rec := range list {
 		v, err := s.Server.approvalView(r.Context(), rec)
 		if err != nil {
 			return err
 		}
-		views = append(views, v)
+		cards = append(cards, approvalCardOf(now, v, se.user.Name))
 	}
-	s.render(w, r, http.StatusOK, "approvals", &se, pageData{Title: "Approvals", Nav: "approvals", Data: map[string]any{"Releases": views}})
+	s.render(w, r, http.StatusOK, "approvals", &se, pageData{Title: "Approvals", Nav: "approvals", Data: cards, Pending: len(list), pendingRead: true})
 	return nil
 }
 

@@ -5,7 +5,6 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
-	"html/template"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -24,6 +23,7 @@ type pageData struct {
 	Title      string
 	Nav        string
 	User       *store.User
+	Initial    string // of the user's name, in the avatar
 	CSRF       string
 	Flash      string
 	FlashError string
@@ -32,6 +32,8 @@ type pageData struct {
 	IsAdmin    bool
 	Version    string
 	Data       any
+	// pendingRead says Pending is already counted, by a page that read the approvals anyway.
+	pendingRead bool
 }
 
 type dashHandler func(w http.ResponseWriter, r *http.Request, sess session) error
@@ -130,11 +132,17 @@ func (s dashboard) render(w http.ResponseWriter, r *http.Request, status int, na
 	if sess != nil {
 		d.LiveState = sess.liveState
 		d.User = &sess.user
+		d.Initial = "?"
+		if sess.user.Name != "" {
+			d.Initial = sess.user.Name[:1]
+		}
 		d.CSRF = sess.s.CSRF
 		d.CanDeploy = roleRank(sess.user.Role) >= roleRank(store.RoleDeployer)
 		d.IsAdmin = sess.user.Role == store.RoleAdmin
-		if pend, err := s.st.PendingApprovals(r.Context()); err == nil {
-			d.Pending = len(pend)
+		if !d.pendingRead {
+			if pend, err := s.st.PendingApprovals(r.Context()); err == nil {
+				d.Pending = len(pend)
+			}
 		}
 		if c, err := r.Cookie(flashCookie); err == nil {
 			if v, err := url.QueryUnescape(c.Value); err == nil {
@@ -185,67 +193,6 @@ func redirectFlash(w http.ResponseWriter, r *http.Request, target, msg string, i
 	}
 	http.SetCookie(w, &http.Cookie{Name: flashCookie, Value: url.QueryEscape(kind + "|" + msg), Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode, MaxAge: 60})
 	http.Redirect(w, r, target, http.StatusSeeOther)
-}
-
-func (s *Server) templateFuncs() template.FuncMap {
-	return template.FuncMap{
-		"tone":   tone,
-		"reason": reasonText,
-		"label":  statusLabel,
-		"str":    func(v any) string { return fmt.Sprint(v) },
-		"ago":    func(t any) string { return ago(s.st.Now(), t) },
-		"when": func(t time.Time) string {
-			return t.UTC().Format("2006-01-02 15:04:05 UTC")
-		},
-		"clock": func(t any) string {
-			switch v := t.(type) {
-			case time.Time:
-				return v.UTC().Format("15:04:05")
-			case *time.Time:
-				if v != nil {
-					return v.UTC().Format("15:04:05")
-				}
-			}
-			return ""
-		},
-		"iso": func(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) },
-		"dur": func(v any) string {
-			var r store.ReleaseRecord
-			switch x := v.(type) {
-			case store.ReleaseRecord:
-				r = x
-			case ReleaseView:
-				r = x.ReleaseRecord
-			}
-			if r.StartedAt == nil {
-				return "—"
-			}
-			return humanDuration(r.Duration(s.st.Now()))
-		},
-		"short": func(id string) string {
-			if len(id) > 8 {
-				return id[len(id)-8:]
-			}
-			return id
-		},
-		"trigger":    triggerLabel,
-		"compStatus": componentStatus,
-		"title": func(s string) string {
-			if s == "" {
-				return s
-			}
-			return strings.ToUpper(s[:1]) + s[1:]
-		},
-		"initial": func(s string) string {
-			if s == "" {
-				return "?"
-			}
-			return s[:1]
-		},
-		"add":       func(a, b int) int { return a + b },
-		"replace":   strings.ReplaceAll,
-		"hasPrefix": strings.HasPrefix,
-	}
 }
 
 // tone is the colour family of a release or endpoint status.
@@ -405,6 +352,22 @@ func (s dashboard) logout(w http.ResponseWriter, r *http.Request, se session) er
 	return nil
 }
 
+// releasesData is the timeline page: a page of releases, its filters and its pager links.
+type releasesData struct {
+	Rows         []releaseRow
+	Envs, Models []option
+	Statuses     []option
+	Filtered     bool
+	Link         string // the filter's address, to which the pager adds a cursor
+	Newer, Older string // the pager's cursors, "" at either end
+}
+
+// option is one choice of a filter's select.
+type option struct {
+	Value, Label string
+	Selected     bool
+}
+
 func (s dashboard) releasesPage(w http.ResponseWriter, r *http.Request, se session) error {
 	ctx := r.Context()
 	q := r.URL.Query()
@@ -422,16 +385,24 @@ func (s dashboard) releasesPage(w http.ResponseWriter, r *http.Request, se sessi
 	if err != nil {
 		return err
 	}
+	d := releasesData{Rows: releaseRows(s.st.Now(), page.Releases), Filtered: f.Environment != "" || f.Model != "" || f.Status != ""}
+	for _, e := range envs {
+		d.Envs = append(d.Envs, option{Value: e.Name, Label: e.Name, Selected: e.Name == f.Environment})
+	}
+	for _, m := range models {
+		d.Models = append(d.Models, option{Value: m, Label: m, Selected: m == f.Model})
+	}
+	for _, st := range []string{"pending", "running", "succeeded", "failed", "canceled"} {
+		d.Statuses = append(d.Statuses, option{Value: st, Label: statusLabel(st), Selected: st == string(f.Status)})
+	}
 	link := url.Values{}
 	for k, v := range map[string]string{"environment": f.Environment, "model": f.Model, "status": string(f.Status)} {
 		if v != "" {
 			link.Set(k, v)
 		}
 	}
-	s.render(w, r, http.StatusOK, "releases", &se, pageData{Title: "Releases", Nav: "releases", Data: map[string]any{
-		"Page": page, "Filter": f, "Envs": envs, "Models": models, "Link": "/releases?" + link.Encode(),
-		"Statuses": []string{"pending", "running", "succeeded", "failed", "canceled"},
-	}})
+	d.Link, d.Newer, d.Older = "/releases?"+link.Encode(), page.Newer, page.Older
+	s.render(w, r, http.StatusOK, "releases", &se, pageData{Title: "Releases", Nav: "releases", Data: d})
 	return nil
 }
 
@@ -445,20 +416,19 @@ func (s dashboard) releasePage(w http.ResponseWriter, r *http.Request, se sessio
 	if err != nil {
 		return err
 	}
-	last := 0
-	if n := len(v.Events); n > 0 {
-		last = v.Events[n-1].Seq
-	}
-	data := map[string]any{"Release": v, "Events": v.Events, "LastSeq": last, "Command": v.Command}
-	data["Split"] = trafficSplitOf(rec, v.Events)
+	var seen *time.Time
 	if t, ok := s.agents.last(rec.Environment); ok {
-		data["AgentSeen"] = t
+		seen = &t
 	}
+	var approval *approvalView
 	if rec.AwaitingApproval() {
-		if data["Approval"], err = s.Server.approvalView(ctx, rec); err != nil {
+		a, err := s.Server.approvalView(ctx, rec)
+		if err != nil {
 			return err
 		}
+		approval = &a
 	}
+	data := releasePageOf(s.st.Now(), v, trafficSplitOf(rec, v.Events), seen, approval)
 	s.render(w, r, http.StatusOK, "release", &se, pageData{Title: fmt.Sprintf("%s %s in %s", rec.Kind, rec.Model, rec.Environment), Nav: "releases", Data: data})
 	return nil
 }
@@ -518,7 +488,8 @@ func (s dashboard) componentPage(w http.ResponseWriter, r *http.Request, se sess
 	if err != nil {
 		return err
 	}
-	s.render(w, r, http.StatusOK, "component", &se, pageData{Title: d.Component.Model + " in " + d.Component.Environment, Nav: "overview", Data: d})
+	v := s.componentPageView(r.Context(), d, roleRank(se.user.Role) >= roleRank(store.RoleDeployer), se.s.CSRF)
+	s.render(w, r, http.StatusOK, "component", &se, pageData{Title: d.Component.Model + " in " + d.Component.Environment, Nav: "overview", Data: v})
 	return nil
 }
 
@@ -572,7 +543,7 @@ type settingsData struct {
 	Tokens   []store.Token
 	Users    []store.User
 	NewToken *NewToken
-	NewUser  map[string]string
+	NewUser  *newUser
 	// Members (users with their sessions) and Notify are filled for admins (users.go, webhooks.go).
 	Members []store.UserSummary
 	Notify  webhookSettings
@@ -606,7 +577,7 @@ func (s dashboard) settingsPage(w http.ResponseWriter, r *http.Request, se sessi
 	if err != nil {
 		return err
 	}
-	s.render(w, r, http.StatusOK, "settings", &se, pageData{Title: "Settings", Nav: "settings", Data: d})
+	s.renderSettings(w, r, &se, d)
 	return nil
 }
 
@@ -646,7 +617,7 @@ func (s dashboard) newToken(w http.ResponseWriter, r *http.Request, se session) 
 		return err
 	}
 	d.NewToken = &nt
-	s.render(w, r, http.StatusOK, "settings", &se, pageData{Title: "Settings", Nav: "settings", Data: d})
+	s.renderSettings(w, r, &se, d)
 	return nil
 }
 
@@ -683,9 +654,17 @@ func (s dashboard) newUser(w http.ResponseWriter, r *http.Request, se session) e
 	if err != nil {
 		return err
 	}
-	d.NewUser = map[string]string{"Name": name, "Password": pw}
-	s.render(w, r, http.StatusOK, "settings", &se, pageData{Title: "Settings", Nav: "settings", Data: d})
+	d.NewUser = &newUser{Name: name, Password: pw}
+	s.renderSettings(w, r, &se, d)
 	return nil
+}
+
+// auditData is the audit log page: a page of entries and, when there are more, the id to read
+// older ones before.
+type auditData struct {
+	Entries []auditRow
+	Before  bool
+	Older   int64
 }
 
 func (s dashboard) auditPage(w http.ResponseWriter, r *http.Request, se session) error {
@@ -702,9 +681,9 @@ func (s dashboard) auditPage(w http.ResponseWriter, r *http.Request, se session)
 	if len(list) == pageSize {
 		older = list[len(list)-1].ID
 	}
-	data := map[string]any{"Entries": list, "Before": before}
-	if older > 0 {
-		data["Older"] = older
+	data := auditData{Before: before > 0, Older: older}
+	for _, e := range list {
+		data.Entries = append(data.Entries, auditRowOf(s.st.Now(), e))
 	}
 	s.render(w, r, http.StatusOK, "audit", &se, pageData{Title: "Audit log", Nav: "audit", Data: data})
 	return nil

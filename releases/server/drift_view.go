@@ -11,37 +11,8 @@ import (
 	"github.com/sagedeploy/sagedeploy/releases/store"
 )
 
-// insightFuncs are the template functions of the pictures, drift, freshness and cost: pages call
-// them per component, so the pages' own data need not know about them. Each reads the store
-// with a short timeout of its own; a failure shows as nothing (and a log line), never as a
-// broken page.
-func (s *Server) insightFuncs() template.FuncMap {
-	return template.FuncMap{
-		"dict": dict,
-		"drift": func(env, model string) *releases.Drift {
-			return s.snapshot().drift[store.ServingKey{Environment: env, Model: model}]
-		},
-		"charts": func(env, model string) template.HTML {
-			ctx, cancel := s.viewCtx()
-			defer cancel()
-			h, err := s.componentCharts(ctx, env, model)
-			s.viewErr("draw charts", err)
-			return chartStyle + h
-		},
-		"freshness": func(env, model string) *releases.Freshness {
-			return s.snapshot().fresh[store.ServingKey{Environment: env, Model: model}]
-		},
-		"envCost": func(env string) *EnvironmentCost {
-			return s.snapshot().cost[env]
-		},
-		"cost": func(env, model string) *ComponentCost {
-			ctx, cancel := s.viewCtx()
-			defer cancel()
-			return s.componentCost(ctx, env, model)
-		},
-	}
-}
-
+// viewCtx bounds the insight cache's reads: they serve every page for a second, so they follow
+// the server's life rather than one request's.
 func (s *Server) viewCtx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(s.ctx, 5*time.Second)
 }
@@ -52,18 +23,15 @@ func (s *Server) viewErr(what string, err error) {
 	}
 }
 
-func (s *Server) componentCost(ctx context.Context, env, model string) *ComponentCost {
-	c, err := s.st.Component(ctx, env, model)
-	if err != nil {
-		s.viewErr("read component for cost", err)
-		return nil
-	}
-	e, err := s.st.Environment(ctx, env)
+// componentCost prices the component the page already read, nil (and a log line) when its
+// environment or metrics cannot be read: the page then shows no cost rather than an error.
+func (s *Server) componentCost(ctx context.Context, c releases.Component) *ComponentCost {
+	e, err := s.st.Environment(ctx, c.Environment)
 	if err != nil {
 		s.viewErr("read environment for cost", err)
 		return nil
 	}
-	cc := priceComponent(e, c.Component)
+	cc := priceComponent(e, c)
 	s.viewErr("read invocations for cost", s.markIdle(ctx, &cc, defaultIdleDays))
 	return &cc
 }
@@ -81,17 +49,6 @@ const chartStyle template.HTML = `<style>
 .chart-text{font-size:13px;color:#334155}
 .drift-callout{border-left:4px solid #b45309}
 </style>`
-
-// dict builds a map from key, value pairs, to pass several values to a partial.
-func dict(kv ...any) map[string]any {
-	m := make(map[string]any, len(kv)/2)
-	for i := 0; i+1 < len(kv); i += 2 {
-		if k, ok := kv[i].(string); ok {
-			m[k] = kv[i+1]
-		}
-	}
-	return m
-}
 
 // insightCache keeps every component's drift and freshness for a second, so that an overview of
 // hundreds of cells reads them with three queries rather than several per cell. Reports that

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"html/template"
 	"log/slog"
-	"maps"
 	"net/http"
 	"runtime/debug"
 	"strings"
@@ -72,6 +71,7 @@ type Server struct {
 	agents    *presence
 	insights  insightCache // drift and freshness for the dashboard's cells
 	live      liveCache    // the dashboard's live fingerprint, shared by its pages and streams
+	cells     cellCache    // the overview's cells as HTML, by their view
 	pages     map[string]*template.Template
 	dummyHash []byte
 	sender    *sender // of webhook deliveries
@@ -98,9 +98,7 @@ func New(opts Options) (*Server, error) {
 
 	s := &Server{opts: opts, st: opts.Store, log: opts.Logger, notify: newNotifier(), throttle: newThrottle(defaultThrottleLimits()), agents: newPresence(), metrics: newMetrics(opts.Store)}
 	var err error
-	funcs := s.templateFuncs()
-	maps.Copy(funcs, s.insightFuncs())
-	if s.pages, err = web.Pages(funcs); err != nil {
+	if s.pages, err = web.Pages(nil); err != nil {
 		return nil, fmt.Errorf("release server: %w", err)
 	}
 	s.dummyHash, _ = bcrypt.GenerateFromPassword([]byte(randomString(12)), max(opts.PasswordCost, bcrypt.MinCost))

@@ -182,8 +182,8 @@ func (s dashboard) userPasswordForm(w http.ResponseWriter, r *http.Request, se s
 	if err != nil {
 		return err
 	}
-	d.NewUser = map[string]string{"Name": name, "Password": pw, "Reset": "1"}
-	s.render(w, r, http.StatusOK, "settings", &se, pageData{Title: "Settings", Nav: "settings", Data: d})
+	d.NewUser = &newUser{Name: name, Password: pw, Reset: true}
+	s.renderSettings(w, r, &se, d)
 	return nil
 }
 

@@ -194,7 +194,7 @@ func (s dashboard) addWebhookForm(w http.ResponseWriter, r *http.Request, se ses
 		return err
 	}
 	d.Notify.NewWebhook = &nw // the secret is shown in this answer only
-	s.render(w, r, http.StatusOK, "settings", &se, pageData{Title: "Settings", Nav: "settings", Data: d})
+	s.renderSettings(w, r, &se, d)
 	return nil
 }
 

@@ -215,6 +215,46 @@ func scanComponent(r scanner) (ComponentView, error) {
 	return c, nil
 }
 
+// ComponentSummary is a component as the overview shows it, with the outcome of its last
+// release (so that a failed one needs no read of its own).
+type ComponentSummary struct {
+	Environment, Model string
+	EndpointName       string
+	CurrentVersion     int // 0 when it serves nothing
+	InstanceType       string
+	InstanceCount      int
+	EndpointStatus     string
+	UpdatedAt          time.Time
+	LastReleaseID      string
+	LastReleaseStatus  releases.Status
+	LastReleaseKind    releases.Kind
+	LastReleaseVersion int
+	LastReleaseFailure string
+}
+
+// ComponentSummaries lists every component with its last release's outcome, in no particular
+// order. The query is driven by the components table and joins the last release by its primary
+// key, so its cost follows the number of components whatever the length of the history.
+func (s *Store) ComponentSummaries(ctx context.Context) ([]ComponentSummary, error) {
+	out, err := queryAll(ctx, s, func(r scanner) (ComponentSummary, error) {
+		var c ComponentSummary
+		var updated int64
+		err := r.Scan(&c.Environment, &c.Model, &c.EndpointName, &c.CurrentVersion, &c.InstanceType, &c.InstanceCount,
+			&c.EndpointStatus, &updated, &c.LastReleaseID, &c.LastReleaseStatus, &c.LastReleaseKind, &c.LastReleaseVersion, &c.LastReleaseFailure)
+		c.UpdatedAt = fromMicros(updated)
+		return c, err
+	}, componentSummaryQuery)
+	if err != nil {
+		return nil, fmt.Errorf("list components for the overview: %w", err)
+	}
+	return out, nil
+}
+
+const componentSummaryQuery = `SELECT c.environment, c.model, c.endpoint_name, COALESCE(c.current_version, 0), c.instance_type,
+	c.instance_count, c.endpoint_status, c.updated_at, c.last_release_id,
+	COALESCE(r.status, ''), COALESCE(r.kind, ''), COALESCE(r.version_number, 0), COALESCE(r.failure_reason, '')
+	FROM components c LEFT JOIN releases r ON r.id = c.last_release_id`
+
 // Components lists all components, by environment order then model.
 func (s *Store) Components(ctx context.Context) ([]ComponentView, error) {
 	out, err := queryAll(ctx, s, scanComponent, componentSelect+` ORDER BY e.ordinal, c.environment, c.model`)

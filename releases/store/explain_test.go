@@ -58,3 +58,22 @@ func plan(t *testing.T, s *Store, q string, args ...any) string {
 	}
 	return strings.Join(steps, "; ")
 }
+
+// TestOverviewQueriesAreBoundedByComponents checks SQLite's plans of what the overview reads: the
+// components table drives its query and reaches each last release by primary key, and unfinished
+// releases come from the status index; neither walks the history of releases.
+func TestOverviewQueriesAreBoundedByComponents(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, Config{DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	p := plan(t, s, componentSummaryQuery)
+	if !strings.Contains(p, "SCAN c") || strings.Contains(p, "SCAN r") || !strings.Contains(p, "SEARCH r USING INDEX sqlite_autoindex_releases_1 (id=?)") {
+		t.Errorf("overview plan %q; want a scan of components and each last release searched by id", p)
+	}
+	if p := plan(t, s, unfinishedQuery, unfinishedArgs()...); !strings.Contains(p, "SEARCH releases USING INDEX releases_status_created (status=?)") {
+		t.Errorf("unfinished releases plan %q; want the (status, created_at, id) index", p)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -622,6 +623,28 @@ func (s *Store) PendingApprovals(ctx context.Context) ([]ReleaseRecord, error) {
 	}
 	return out, nil
 }
+
+// UnfinishedReleases lists the releases that have not finished — waiting at a gate, queued for an
+// agent, running — newest first. They are few at any time (the sweeper ends stalled ones), and the
+// (status, created_at, id) index finds them without reading the finished history.
+func (s *Store) UnfinishedReleases(ctx context.Context) ([]ReleaseRecord, error) {
+	// No ORDER BY: with two statuses it would cost a sort in the database; the few rows are
+	// ordered here.
+	out, err := queryAll(ctx, s, scanRelease, unfinishedQuery, unfinishedArgs()...)
+	if err != nil {
+		return nil, fmt.Errorf("list unfinished releases: %w", err)
+	}
+	slices.SortFunc(out, func(a, b ReleaseRecord) int {
+		return cmp.Or(b.CreatedAt.Compare(a.CreatedAt), strings.Compare(b.ID, a.ID))
+	})
+	return out, nil
+}
+
+// unfinishedQuery is bounded all the same, so that a backlog left by a broken agent cannot make
+// every overview read it whole.
+const unfinishedQuery = `SELECT ` + releaseCols + ` FROM releases WHERE status IN (?, ?) LIMIT 5000`
+
+func unfinishedArgs() []any { return []any{releases.StatusPending, releases.StatusRunning} }
 
 // activeWhere selects a component's unfinished releases; its arguments are activeArgs.
 const activeWhere = ` FROM releases WHERE environment = ? AND model = ? AND status IN (?, ?)`
