@@ -144,7 +144,10 @@ func (s dashboard) render(w http.ResponseWriter, r *http.Request, status int, na
 				d.Pending = len(pend)
 			}
 		}
-		if c, err := r.Cookie(flashCookie); err == nil {
+		// A live refresh (the page fetching itself on a change) must not take the one-time
+		// message: an approval's own change can reach the old page while the browser follows
+		// the approval's redirect, and the message would be gone from the page that shows it.
+		if c, err := r.Cookie(flashCookie); err == nil && r.Header.Get("X-Live") == "" {
 			if v, err := url.QueryUnescape(c.Value); err == nil {
 				kind, msg, _ := strings.Cut(v, "|")
 				if kind == "err" {
