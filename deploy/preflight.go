@@ -228,26 +228,26 @@ func (d *Deployer) checkCapacity(ctx context.Context, in preflightInput) Check {
 		c.Status, c.Detail = CheckSkipped, fmt.Sprintf("Service Quotas lists no endpoint quota for %s", itype)
 		return c
 	}
-	running, counted := 0, "this endpoint's"
+	running, counted := 0, "this endpoint's instances"
 	if cur, serving := in.snap.serving(); serving && cur.InstanceType == itype {
 		running = in.snap.instances()
-	}
-	if in.gated {
-		others, n, err := d.otherInstances(ctx, itype, in.endpoint)
-		switch {
-		case err != nil:
-			counted = fmt.Sprintf("this endpoint's (the others could not be counted: %v)", err)
-		case n > maxCapacityScan:
-			counted = fmt.Sprintf("this endpoint's (the account has over %d other endpoints, too many to read one by one: SageMaker counts them when it creates the fleet)", maxCapacityScan)
-		default:
-			running += others
-			counted = "all endpoints'"
-		}
 	}
 	extra, how := count, "blue/green runs both fleets until traffic has moved"
 	if _, serving := in.snap.serving(); serving && in.strategy.Type == Rolling {
 		// A rolling update replaces the fleet in place: one batch more at a time.
 		extra, how = max(1, (count*in.strategy.Percent+99)/100), "a rolling update adds one batch at a time"
+	}
+	if in.gated {
+		others, basis, err := d.otherInstances(ctx, itype, in.endpoint, quota-float64(running+extra))
+		switch {
+		case err != nil:
+			counted = fmt.Sprintf("this endpoint's instances; the others could not be counted: %v", err)
+		case others < 0:
+			counted = fmt.Sprintf("this endpoint's instances; the account has over %d other endpoints, too many to read one by one: SageMaker counts them when it creates the fleet", maxCapacityScan)
+		default:
+			running += others
+			counted = basis
+		}
 	}
 	need := running + extra
 	what := fmt.Sprintf("%d %s running + %d new = %d, quota %d", running, itype, extra, need, int(quota))
@@ -255,7 +255,7 @@ func (d *Deployer) checkCapacity(ctx context.Context, in preflightInput) Check {
 		c.Status, c.Detail = CheckFailed, fmt.Sprintf("not enough %s quota for the new fleet: %s (%s); ask AWS for a higher \"%s for endpoint usage\" quota, scale other endpoints down, use --rolling, or another --instance-type", itype, what, how, itype)
 		return c
 	}
-	c.Status, c.Detail = CheckPassed, what+" (counting "+counted+" instances)"
+	c.Status, c.Detail = CheckPassed, what+" (counting "+counted+")"
 	return c
 }
 
@@ -280,46 +280,76 @@ func (d *Deployer) endpointQuota(ctx context.Context, itype string) (float64, bo
 	return 0, false, nil
 }
 
-// otherInstances counts the instances of a type the account's other endpoints in the region run,
-// by the configuration each runs; n is how many other endpoints run instances (counting stops
-// past maxCapacityScan).
-func (d *Deployer) otherInstances(ctx context.Context, itype, own string) (total, n int, err error) {
+// otherInstances counts the instances of itype the account's other endpoints in the region run
+// (how says how they were counted), or -1 past maxCapacityScan endpoints. It describes each
+// endpoint once; the sum of all their instances, of any type, is an upper bound, and only when
+// that bound does not fit in room are their configurations read for the instance type.
+func (d *Deployer) otherInstances(ctx context.Context, itype, own string, room float64) (int, string, error) {
+	var descs []*sagemaker.DescribeEndpointOutput
+	bound := 0
 	p := sagemaker.NewListEndpointsPaginator(d.sm, &sagemaker.ListEndpointsInput{MaxResults: aws.Int32(100)})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
-			return 0, 0, fmt.Errorf("list endpoints: %w", err)
+			return 0, "", fmt.Errorf("list endpoints: %w", err)
 		}
 		for _, e := range page.Endpoints {
 			name := aws.ToString(e.EndpointName)
 			if name == own || e.EndpointStatus == types.EndpointStatusFailed || e.EndpointStatus == types.EndpointStatusDeleting {
 				continue // ours is counted from its snapshot; these run no instances
 			}
-			if n++; n > maxCapacityScan {
-				return total, n, nil
+			if len(descs) == maxCapacityScan {
+				return -1, "", nil
 			}
-			k, err := d.endpointInstances(ctx, name, itype)
+			desc, err := d.describeEndpoint(ctx, name)
 			if err != nil {
-				return 0, 0, err
+				return 0, "", err
 			}
-			total += k
+			if desc != nil {
+				descs = append(descs, desc)
+				bound += endpointFleet(desc)
+			}
 		}
 	}
-	return total, n, nil
+	if float64(bound) <= room {
+		return bound, "this endpoint's instances and every instance of the other endpoints, whatever its type: even so it fits", nil
+	}
+	total := 0
+	for _, desc := range descs {
+		n, err := d.endpointInstances(ctx, desc, itype)
+		if err != nil {
+			return 0, "", err
+		}
+		total += n
+	}
+	return total, "the instances of every endpoint", nil
 }
 
-// endpointInstances is how many instances of itype one endpoint runs now.
-func (d *Deployer) endpointInstances(ctx context.Context, name, itype string) (int, error) {
-	desc, err := d.describeEndpoint(ctx, name)
-	if err != nil || desc == nil || desc.EndpointStatus == types.EndpointStatusFailed {
-		return 0, err
+// endpointFleet is every instance an endpoint runs or is bringing in, of any type.
+func endpointFleet(desc *sagemaker.DescribeEndpointOutput) int {
+	n := 0
+	for _, v := range desc.ProductionVariants {
+		n += int(max(aws.ToInt32(v.CurrentInstanceCount), aws.ToInt32(v.DesiredInstanceCount)))
+	}
+	if p := desc.PendingDeploymentSummary; p != nil {
+		for _, v := range p.ProductionVariants {
+			n += int(max(aws.ToInt32(v.CurrentInstanceCount), aws.ToInt32(v.DesiredInstanceCount)))
+		}
+	}
+	return n
+}
+
+// endpointInstances is how many instances of itype an endpoint, as described, runs now.
+func (d *Deployer) endpointInstances(ctx context.Context, desc *sagemaker.DescribeEndpointOutput, itype string) (int, error) {
+	if desc.EndpointStatus == types.EndpointStatusFailed {
+		return 0, nil
 	}
 	cfg, err := d.sm.DescribeEndpointConfig(ctx, &sagemaker.DescribeEndpointConfigInput{EndpointConfigName: desc.EndpointConfigName})
 	if err != nil {
 		if isNotFound(err) {
 			return 0, nil
 		}
-		return 0, fmt.Errorf("describe endpoint configuration of %s: %w", name, err)
+		return 0, fmt.Errorf("describe endpoint configuration of %s: %w", aws.ToString(desc.EndpointName), err)
 	}
 	total := 0
 	for _, pv := range cfg.ProductionVariants {

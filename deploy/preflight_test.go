@@ -158,3 +158,34 @@ func TestCapacityBeforeAGateCountsTheOtherEndpoints(t *testing.T) {
 		t.Error("the refused deploy left endpoint abalone-dev behind")
 	}
 }
+
+// With room to spare, the check before a gate reads no other endpoint's configuration: every
+// instance the others run, whatever its type, already fits beside the new fleet.
+func TestCapacityBeforeAGateReadsConfigurationsOnlyWhenTight(t *testing.T) {
+	t.Parallel()
+	srv := localsmtest.Start(t, localsm.Options{EndpointQuotas: map[string]float64{"ml.t2.medium": 10}})
+	l := &local{t: t, srv: srv, url: srv.URL()}
+	gated := &deploy.Environments{Source: "the pipeline file", AllowUnreported: true,
+		Known: []deploy.KnownEnvironment{{Name: "dev"}, {Name: "prod", Gated: true}}}
+	d, _ := l.deployer(nil, withEnvironments(gated))
+	register(t, d, "abalone", 1, true)
+	register(t, d, "churn", 1, true)
+	other, err := d.Deploy(ctx, deploy.DeployRequest{Model: "churn", Environment: "dev", InstanceCount: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &calls{}
+	d2, ev := l.deployer(rec, withEnvironments(gated))
+	res, err := d2.Deploy(ctx, deploy.DeployRequest{Model: "abalone", Environment: "prod"})
+	if err != nil {
+		t.Fatalf("gated deploy with room: %v\n%s", err, ev.text())
+	}
+	if n := rec.before("SageMaker/CreateEndpoint")["SageMaker/DescribeEndpointConfig "+other.EndpointConfigName]; n != 0 {
+		t.Errorf("the capacity check read the other endpoint's configuration %d times although it fits whatever its type", n)
+	}
+	for _, c := range res.Preflight {
+		if c.Name == "capacity" && (c.Status != deploy.CheckPassed || !strings.Contains(c.Detail, "2 ml.t2.medium running + 1 new = 3, quota 10") || !strings.Contains(c.Detail, "whatever its type")) {
+			t.Errorf("capacity check: %s — %s", c.Status, c.Detail)
+		}
+	}
+}
