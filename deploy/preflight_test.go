@@ -111,21 +111,33 @@ func TestRollingUpdateFitsWhereBlueGreenDoesNot(t *testing.T) {
 	expectVersion(t, d, "abalone-dev", 2)
 }
 
+// gated is a pipeline file's environments: prod behind an approval gate (no release server: the
+// deploys go on unreported).
+var gated = &deploy.Environments{Source: "the pipeline file", AllowUnreported: true,
+	Known: []deploy.KnownEnvironment{{Name: "dev"}, {Name: "prod", Gated: true}}}
+
+// gatedAccount is a local SageMaker whose ml.t2.medium quota is quota, with abalone and churn
+// registered and churn already running 2 instances in dev.
+func gatedAccount(t *testing.T, quota float64) (*local, deploy.DeployResult) {
+	t.Helper()
+	srv := localsmtest.Start(t, localsm.Options{EndpointQuotas: map[string]float64{"ml.t2.medium": quota}})
+	l := &local{t: t, srv: srv, url: srv.URL()}
+	d, _ := l.deployer(nil, withEnvironments(gated))
+	register(t, d, "abalone", 1, true)
+	register(t, d, "churn", 1, true)
+	other, err := d.Deploy(ctx, deploy.DeployRequest{Model: "churn", Environment: "dev", InstanceCount: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l, other
+}
+
 // Before an approval gate the capacity check counts the account's other endpoints too, so that
 // nobody is asked to approve a fleet that cannot fit; an ungated deploy counts only the endpoint's
 // own fleet and reads no other endpoint: SageMaker counts the rest when it creates the fleet.
 func TestCapacityBeforeAGateCountsTheOtherEndpoints(t *testing.T) {
 	t.Parallel()
-	srv := localsmtest.Start(t, localsm.Options{EndpointQuotas: map[string]float64{"ml.t2.medium": 2}})
-	l := &local{t: t, srv: srv, url: srv.URL()}
-	gated := &deploy.Environments{Source: "the pipeline file", AllowUnreported: true,
-		Known: []deploy.KnownEnvironment{{Name: "dev"}, {Name: "prod", Gated: true}}}
-	d, _ := l.deployer(nil, withEnvironments(gated))
-	register(t, d, "abalone", 1, true)
-	register(t, d, "churn", 1, true)
-	if _, err := d.Deploy(ctx, deploy.DeployRequest{Model: "churn", Environment: "dev", InstanceCount: 2}); err != nil {
-		t.Fatal(err)
-	}
+	l, _ := gatedAccount(t, 2)
 
 	rec := &calls{}
 	d2, ev := l.deployer(rec, withEnvironments(gated))
@@ -163,17 +175,7 @@ func TestCapacityBeforeAGateCountsTheOtherEndpoints(t *testing.T) {
 // instance the others run, whatever its type, already fits beside the new fleet.
 func TestCapacityBeforeAGateReadsConfigurationsOnlyWhenTight(t *testing.T) {
 	t.Parallel()
-	srv := localsmtest.Start(t, localsm.Options{EndpointQuotas: map[string]float64{"ml.t2.medium": 10}})
-	l := &local{t: t, srv: srv, url: srv.URL()}
-	gated := &deploy.Environments{Source: "the pipeline file", AllowUnreported: true,
-		Known: []deploy.KnownEnvironment{{Name: "dev"}, {Name: "prod", Gated: true}}}
-	d, _ := l.deployer(nil, withEnvironments(gated))
-	register(t, d, "abalone", 1, true)
-	register(t, d, "churn", 1, true)
-	other, err := d.Deploy(ctx, deploy.DeployRequest{Model: "churn", Environment: "dev", InstanceCount: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
+	l, other := gatedAccount(t, 10)
 	rec := &calls{}
 	d2, ev := l.deployer(rec, withEnvironments(gated))
 	res, err := d2.Deploy(ctx, deploy.DeployRequest{Model: "abalone", Environment: "prod"})

@@ -13,16 +13,23 @@ import (
 	"github.com/sagedeploy/sagedeploy/releases/server/servertest"
 )
 
-// A deployer sends the events it queued while the server was busy as one batch: they are stored
-// in order, numbered after the ones before, and the component takes the newest endpoint status.
-func TestEventBatchIsStoredInOrder(t *testing.T) {
-	e := servertest.Start(t, servertest.Options{})
-	c := e.Client("dev")
+// runningRelease starts a deploy of abalone into dev through c.
+func runningRelease(t *testing.T, c *releases.Client) releases.Release {
+	t.Helper()
 	r, err := c.StartRelease(bg, releases.ReleaseStart{Environment: "dev", Model: "abalone", Kind: releases.KindDeploy,
 		Version: releases.Version{Number: 1}, EndpointName: "abalone-dev"})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return r
+}
+
+// A deployer sends the events it queued while the server was busy as one batch: they are stored
+// in order, numbered after the ones before, and the component takes the newest endpoint status.
+func TestEventBatchIsStoredInOrder(t *testing.T) {
+	e := servertest.Start(t, servertest.Options{})
+	c := e.Client("dev")
+	r := runningRelease(t, c)
 	if _, err := c.AddEvent(bg, r.ID, releases.Event{Phase: "model", Message: "created model"}); err != nil {
 		t.Fatal(err)
 	}
@@ -63,11 +70,7 @@ func TestEventBatchIsStoredInOrder(t *testing.T) {
 func TestEventBatchRefusals(t *testing.T) {
 	e := servertest.Start(t, servertest.Options{})
 	c := e.Client("dev")
-	r, err := c.StartRelease(bg, releases.ReleaseStart{Environment: "dev", Model: "abalone", Kind: releases.KindDeploy,
-		Version: releases.Version{Number: 1}, EndpointName: "abalone-dev"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := runningRelease(t, c)
 	path := "/api/v1/releases/" + r.ID + "/events"
 	for _, tc := range []struct {
 		body string
@@ -115,11 +118,7 @@ func TestEventBatchFallsBackToSingleEvents(t *testing.T) {
 	}))
 	defer old.Close()
 	c := releases.NewClient(old.URL, e.Token("dev"), nil)
-	r, err := c.StartRelease(bg, releases.ReleaseStart{Environment: "dev", Model: "abalone", Kind: releases.KindDeploy,
-		Version: releases.Version{Number: 1}, EndpointName: "abalone-dev"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := runningRelease(t, c)
 	out, err := c.AddEvents(bg, r.ID, []releases.Event{{Message: "a"}, {Message: "b"}, {Message: "c"}})
 	if err != nil {
 		t.Fatal(err)
