@@ -252,11 +252,13 @@ func (d *Deployer) preflightDeploy(ctx context.Context, run *deployRun, req Depl
 	if cur, ok := snap.serving(); req.SkipPreflight || ok && cur.Name == cfg.Name {
 		return nil
 	}
-	v, err := d.withDetails(ctx, cfg.Version)
-	if err != nil {
+	// A package deleted since its model was made has no details left; the checks that need them
+	// then say so, as for a model not made from the registry.
+	if v, err := d.withDetails(ctx, cfg.Version); err == nil {
+		cfg.Version, run.res.Version = v, v
+	} else if !isNotFound(err) {
 		return fmt.Errorf("read %s of %s for the preflight checks: %w", cfg.Version.String(), cfg.Version.Model, err)
 	}
-	cfg.Version, run.res.Version = v, v
 	checks, err := d.preflight(ctx, preflightInput{cfg: *cfg, snap: snap, strategy: req.Strategy, endpoint: run.res.Endpoint,
 		gated: gatedHere(ctx, req.Environment)}, run.tr.sink)
 	run.res.Preflight = checks
