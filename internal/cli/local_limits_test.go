@@ -1,6 +1,9 @@
 package cli
 
-import "testing"
+import (
+	"runtime/debug"
+	"testing"
+)
 
 // TestLocalDefaultLimits: `sagedeploy local` defaults to SageMaker's invocation limit, 6 MiB
 // (6291456 bytes, not 6,000,000), caps artifacts at 4 GiB, and allows no CORS origin.
@@ -14,5 +17,20 @@ func TestLocalDefaultLimits(t *testing.T) {
 	}
 	if d := f.Lookup("s3-cors-origin").DefValue; d != "" {
 		t.Errorf("--s3-cors-origin defaults to %q; want no origin", d)
+	}
+}
+
+// sagedeploy local and up collect garbage less often (GOGC 400), unless the user's GOGC says
+// otherwise, which the Go runtime has then applied already.
+func TestLocalGCLeavesTheUsersGOGC(t *testing.T) {
+	prev := debug.SetGCPercent(100)
+	defer debug.SetGCPercent(prev)
+	localGC(&globals{lookupEnv: EnvMap(nil)})
+	if got := debug.SetGCPercent(100); got != localGCPercent {
+		t.Errorf("GOGC after localGC = %d, want %d", got, localGCPercent)
+	}
+	localGC(&globals{lookupEnv: EnvMap(map[string]string{"GOGC": "50"})})
+	if got := debug.SetGCPercent(100); got != 100 {
+		t.Errorf("localGC changed GOGC to %d although the environment sets it", got)
 	}
 }

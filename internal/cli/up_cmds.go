@@ -45,6 +45,7 @@ func (sf *stackFlags) start(ctx context.Context, g *globals, log *slog.Logger) (
 			return nil, err
 		}
 	}
+	localGC(g)
 	s, err := allinone.Start(ctx, allinone.Options{DataDir: dir, LocalAddr: sf.localAddr, ServerAddr: sf.serverAddr,
 		BaseURL: sf.baseURL, Region: sf.region, Logger: log, ResetAdminPassword: sf.resetAdmin, Version: g.version.Version})
 	if err != nil && (errors.Is(err, syscall.EADDRINUSE) || strings.Contains(err.Error(), "is in use by another")) {
