@@ -329,6 +329,12 @@ func (d *Deployer) findPipelineConfig(ctx context.Context, model, env, pipelineI
 		if !strings.EqualFold(ci.Version.Model, model) || (itype != "" && ci.InstanceType != itype) || (count > 0 && ci.InstanceCount != count) {
 			continue
 		}
+		// Names are trusted up to here (the configuration step reads no model); what the model
+		// really serves must be what the name promised, or this is not the pipeline's configuration.
+		if n, _ := naming.EndpointConfigVersion(ci.Name, model, env, pipelineID); ci.Version.Number != n {
+			return ci, false, errorf(ErrInvalid, "endpoint configuration %s is named for version %d of %s, but its model %s serves %s of %s: it was not made by pipeline %s. Nothing was changed: delete the configuration and its model, or use another pipeline id",
+				ci.Name, n, model, ci.ModelName, ci.versionString(), ci.Version.Model, pipelineID)
+		}
 		return ci, true, nil
 	}
 	return configInfo{}, false, nil

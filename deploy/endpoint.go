@@ -254,8 +254,10 @@ func (d *Deployer) preflightDeploy(ctx context.Context, run *deployRun, req Depl
 	}
 	// A package deleted since its model was made has no details left; the checks that need them
 	// then say so, as for a model not made from the registry.
-	if v, err := d.withDetails(ctx, cfg.Version); err == nil {
+	if v, err := d.withDetails(ctx, cfg.Version, cfg.ModelName); err == nil {
 		cfg.Version, run.res.Version = v, v
+	} else if errors.Is(err, ErrInvalid) {
+		return err // a model that only looks like the pipeline's says so in its own words
 	} else if !isNotFound(err) {
 		return fmt.Errorf("read %s of %s for the preflight checks: %w", cfg.Version.String(), cfg.Version.Model, err)
 	}

@@ -3,9 +3,7 @@ package deploy
 import (
 	"context"
 	"fmt"
-	"sort"
 	"strconv"
-	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sagemaker"
@@ -46,7 +44,12 @@ func (d *Deployer) CreateModel(ctx context.Context, req CreateModelRequest) (Cre
 	if err != nil {
 		return CreateModelResult{}, err
 	}
-	return d.createModel(ctx, req, nil)
+	res, err := d.createModel(ctx, req, nil)
+	if err == nil && res.Version.named {
+		// The answer names the version's ARN: read it through the model the pipeline made.
+		res.Version, err = d.withDetails(ctx, res.Version, res.ModelName)
+	}
+	return res, err
 }
 
 func (d *Deployer) createModel(ctx context.Context, req CreateModelRequest, sink func(Event)) (CreateModelResult, error) {
@@ -163,44 +166,31 @@ func modelPackageOf(primary *types.ContainerDefinition, containers []types.Conta
 
 // findPipelineModel finds the model this pipeline created for the model group (newest first),
 // matching the pinned version if any. Names carry the pipeline key, so one filtered list finds the
-// candidates, and each name says its version (naming.ModelVersion); the model found is described
-// once, for the version's ARN. The version's other details are read where they are needed
-// (preflight), not here.
+// candidates, and each name says its version (naming.ModelVersion): nothing is described here.
+// The version's ARN and details are read through the model where they are needed (withDetails:
+// preflight, CreateModel's answer), which also catches a model that only looks like ours.
 func (d *Deployer) findPipelineModel(ctx context.Context, model, pipelineID string, pinned int) (CreateModelResult, bool, error) {
 	key := naming.PipelineKey(pipelineID)
-	var cands []types.ModelSummary
+	var best *types.ModelSummary
+	var number int
 	p := sagemaker.NewListModelsPaginator(d.sm, &sagemaker.ListModelsInput{NameContains: aws.String(key), MaxResults: aws.Int32(100)})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
 			return CreateModelResult{}, false, fmt.Errorf("list models of pipeline %s: %w", pipelineID, err)
 		}
-		for _, m := range page.Models {
-			if n, ok := naming.ModelVersion(aws.ToString(m.ModelName), model, pipelineID); ok && (pinned == 0 || n == pinned) {
-				cands = append(cands, m)
+		for i, m := range page.Models {
+			n, ok := naming.ModelVersion(aws.ToString(m.ModelName), model, pipelineID)
+			if ok && (pinned == 0 || n == pinned) && (best == nil || aws.ToTime(m.CreationTime).After(aws.ToTime(best.CreationTime))) {
+				best, number = &page.Models[i], n
 			}
 		}
 	}
-	sort.Slice(cands, func(i, j int) bool {
-		return aws.ToTime(cands[i].CreationTime).After(aws.ToTime(cands[j].CreationTime))
-	})
-	for _, c := range cands {
-		name := aws.ToString(c.ModelName)
-		out, err := d.sm.DescribeModel(ctx, &sagemaker.DescribeModelInput{ModelName: aws.String(name)})
-		switch {
-		case isNotFound(err):
-			continue // deleted since the list
-		case err != nil:
-			return CreateModelResult{}, false, fmt.Errorf("describe model %s: %w", name, err)
-		}
-		n, _ := naming.ModelVersion(name, model, pipelineID)
-		v := Version{Model: model, Number: n, ARN: modelPackageOf(out.PrimaryContainer, out.Containers)}
-		if g, vn, ok := versionFromARN(v.ARN); !ok || !strings.EqualFold(g, model) || vn != n {
-			continue // not made from the version its name says: not ours
-		}
-		return CreateModelResult{ModelName: name, ModelARN: aws.ToString(out.ModelArn), Version: v}, true, nil
+	if best == nil {
+		return CreateModelResult{}, false, nil
 	}
-	return CreateModelResult{}, false, nil
+	v := Version{Model: model, Number: number, named: true}
+	return CreateModelResult{ModelName: aws.ToString(best.ModelName), ModelARN: aws.ToString(best.ModelArn), Version: v}, true, nil
 }
 
 // modelVersion says which registry version a SageMaker model serves: its container's model

@@ -1,9 +1,15 @@
 package deploy_test
 
 import (
+	"errors"
+	"strings"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sagemaker"
+	"github.com/aws/aws-sdk-go-v2/service/sagemaker/types"
 	"github.com/sagedeploy/sagedeploy/deploy"
+	"github.com/sagedeploy/sagedeploy/deploy/naming"
 )
 
 // A rollback reads the endpoint once — one DescribeEndpoint, one ListTags, each endpoint
@@ -76,7 +82,7 @@ func TestPipelineStepsReadEachResourceOnce(t *testing.T) {
 		{"create-endpoint-config", func(d *deploy.Deployer) error {
 			_, err := d.CreateEndpointConfig(ctx, deploy.CreateEndpointConfigRequest{Model: "abalone", Environment: "dev", PipelineID: pipelineA})
 			return err
-		}, 3},
+		}, 2}, // the pipeline's model found by name (no DescribeModel), and the configuration created
 		{"deploy", func(d *deploy.Deployer) error {
 			_, err := d.Deploy(ctx, deploy.DeployRequest{Model: "abalone", Environment: "dev", PipelineID: pipelineA})
 			return err
@@ -97,5 +103,41 @@ func TestPipelineStepsReadEachResourceOnce(t *testing.T) {
 		if n := rec.withoutPolls(); n > st.calls {
 			t.Errorf("%s made %d SageMaker calls (polls aside), want at most %d: %v", st.name, n, st.calls, rec.names())
 		}
+	}
+}
+
+// The configuration step trusts the name of the pipeline's model and reads nothing more; a model
+// that only looks like the pipeline's (its name says version 1, it serves version 2) is caught
+// where it matters, before the endpoint is touched: by the deploy that uses the configuration,
+// by a deploy that makes its own, and by create-model, whose answer names the version's ARN.
+func TestLookalikePipelineModelIsRefusedBeforeTheEndpointChanges(t *testing.T) {
+	t.Parallel()
+	l := startLocal(t)
+	d, _ := l.deployer(nil)
+	register(t, d, "abalone", 1, true)
+	v2 := register(t, d, "abalone", 2, true)
+	name := naming.Model("abalone", 1, pipelineA)
+	if _, err := l.sm().CreateModel(ctx, &sagemaker.CreateModelInput{ModelName: aws.String(name), ExecutionRoleArn: aws.String("arn:aws:iam::000000000000:role/by-hand"),
+		PrimaryContainer: &types.ContainerDefinition{ModelPackageName: aws.String(v2.Version.ARN)}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.CreateEndpointConfig(ctx, deploy.CreateEndpointConfigRequest{Model: "abalone", Environment: "dev", PipelineID: pipelineA}); err != nil {
+		t.Fatalf("create-endpoint-config: %v", err)
+	}
+	for _, env := range []string{"dev", "prod"} { // dev uses the configuration made above; prod makes its own
+		_, err := d.Deploy(ctx, deploy.DeployRequest{Model: "abalone", Environment: env, PipelineID: pipelineA})
+		if !errors.Is(err, deploy.ErrInvalid) || !strings.Contains(err.Error(), "not made by") || !strings.Contains(err.Error(), "serves version 2 of abalone") {
+			t.Errorf("deploy to %s with a lookalike model: err = %v, want it refused as not made by the pipeline, naming version 2", env, err)
+		}
+		if _, err := l.sm().DescribeEndpoint(ctx, &sagemaker.DescribeEndpointInput{EndpointName: aws.String("abalone-" + env)}); err == nil {
+			t.Errorf("endpoint abalone-%s exists after the refused deploy", env)
+		}
+	}
+	if _, err := d.CreateModel(ctx, deploy.CreateModelRequest{Model: "abalone", PipelineID: pipelineA}); !errors.Is(err, deploy.ErrInvalid) || !strings.Contains(err.Error(), name) {
+		t.Errorf("create-model with a lookalike model: err = %v, want it refused, naming %s", err, name)
+	}
+	configs, err := l.sm().ListEndpointConfigs(ctx, &sagemaker.ListEndpointConfigsInput{NameContains: aws.String("prod")})
+	if err != nil || len(configs.EndpointConfigs) != 0 {
+		t.Errorf("the refused prod deploy left configurations behind: %v (%v)", configs.EndpointConfigs, err)
 	}
 }

@@ -31,6 +31,9 @@ type Version struct {
 	// detailed: read with DescribeModelPackage, so Image and ModelDataURL are known (empty
 	// meaning the version has none).
 	detailed bool
+	// named: Model and Number come from the name of a model the pipeline made (findPipelineModel),
+	// unread; the model itself says the ARN, and whether it really serves that version.
+	named bool
 }
 
 // release converts v for the release server; nil when nothing is known.
@@ -178,12 +181,30 @@ func (d *Deployer) resolveVersion(ctx context.Context, model string, number int,
 }
 
 // withDetails is v with what only DescribeModelPackage says (approval, image, artifact): v as is
-// when it has them, else v described once by its ARN.
-func (d *Deployer) withDetails(ctx context.Context, v Version) (Version, error) {
-	if v.ARN == "" || v.detailed {
+// when it has them, else v described once by its ARN. A version known only from the name of
+// modelName (named) is read through that model, which must serve it.
+func (d *Deployer) withDetails(ctx context.Context, v Version, modelName string) (Version, error) {
+	switch {
+	case v.detailed:
+		return v, nil
+	case v.ARN != "":
+		return d.describeVersion(ctx, v.ARN)
+	case !v.named:
 		return v, nil
 	}
-	return d.describeVersion(ctx, v.ARN)
+	got, err := d.modelVersion(ctx, modelName)
+	if err != nil {
+		return v, err
+	}
+	if !strings.EqualFold(got.Model, v.Model) || got.Number != v.Number {
+		serves := "no version of the model registry"
+		if got.Model != "" {
+			serves = got.String() + " of " + got.Model
+		}
+		return v, errorf(ErrInvalid, "model %s is named for %s of %s but serves %s: it was not made by this pipeline. Nothing was changed: delete the model, or use another pipeline id",
+			modelName, v.String(), v.Model, serves)
+	}
+	return got, nil
 }
 
 func statusOf(s types.ModelPackageSummary) string {
