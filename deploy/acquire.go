@@ -30,6 +30,10 @@ type pointRequest struct {
 	StepTimeout time.Duration
 	// Alarms are the rollback alarms a bake watches, named in its events.
 	Alarms []string
+	// SettleBehind records the history of a successful change while the caller goes on (verifies,
+	// reports); the caller waits for pointResult.settled before it changes the endpoint again
+	// or returns.
+	SettleBehind bool
 }
 
 type pointResult struct {
@@ -44,6 +48,9 @@ type pointResult struct {
 	Replaced *configInfo
 	// ModifiedAt is SageMaker's LastModifiedTime of the endpoint in its settled state.
 	ModifiedAt time.Time
+	// settled is closed once the history is recorded (SettleBehind); nil when it was before
+	// the result.
+	settled <-chan struct{}
 }
 
 // pointEndpoint makes the endpoint serve p.Config and waits for the outcome. snap is the endpoint

@@ -693,6 +693,22 @@ func TestVerification(t *testing.T) {
 		}
 	}
 	expectVersion(t, d, "abalone-dev", 1)
+	// The change's history entry is recorded while the new version is verified; the rollback's
+	// comes after it, and the endpoint is left without a deployment marker.
+	h, err := d.History(ctx, deploy.HistoryRequest{Model: "abalone", Environment: "dev"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range h.Entries {
+		got = append(got, fmt.Sprintf("v%d %s", e.Version, e.Kind))
+	}
+	if g := strings.Join(got, ", "); g != "v1 deploy, v2 deploy, v1 restore" {
+		t.Errorf("history after a failed verification rolled back = %s, want v1 deploy, v2 deploy, v1 restore", g)
+	}
+	if st, err := d.Status(ctx, deploy.StatusRequest{Model: "abalone", Environment: "dev"}); err != nil || len(st.Components) != 1 || st.Components[0].Deploying != "" {
+		t.Errorf("status after the rollback: %+v, %v; want no deployment under way", st.Components, err)
+	}
 	_, err = d.Deploy(ctx, deploy.DeployRequest{Model: "abalone", Environment: "dev",
 		Verify: &deploy.Verification{Body: abalone.SampleCSV(), ContentType: "text/csv", Expect: deploy.MustParseExpectation(`^\d+$`)}})
 	if !errors.Is(err, deploy.ErrVerification) || !strings.Contains(err.Error(), "stays deployed") {

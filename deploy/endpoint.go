@@ -130,6 +130,7 @@ func (d *Deployer) Deploy(ctx context.Context, req DeployRequest) (DeployResult,
 	run.res.Reason = FailureReason(err)
 	run.res.Steps = run.tr.trafficSteps()
 	run.finish(err)
+	run.waitSettled() // recorded beside the verification and the outcome's report, not after them
 	run.res.ReportsDropped = run.tr.reportsDropped()
 	return run.res, err
 }
@@ -148,6 +149,15 @@ type deployRun struct {
 	// settled; zero when unknown.
 	modifiedAt time.Time
 	replaced   *configInfo
+	// settled is closed once the endpoint's history records the change (nil: nothing pending).
+	settled <-chan struct{}
+}
+
+// waitSettled waits until the endpoint's history records the change, if it is being recorded.
+func (r *deployRun) waitSettled() {
+	if r.settled != nil {
+		<-r.settled
+	}
 }
 
 // finish reports the release's outcome (nothing when it was never started).
@@ -168,6 +178,9 @@ func (r *deployRun) finish(err error) {
 
 // deploy runs the steps of Deploy: check, prepare, report the release, point the endpoint, verify.
 func (d *Deployer) deploy(ctx context.Context, run *deployRun, req DeployRequest) error {
+	// Reads started ahead and left unused when the deploy ends early stop with it.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	req, err := d.checkDeploy(req, &run.res)
 	if err != nil {
 		return err
@@ -176,23 +189,34 @@ func (d *Deployer) deploy(ctx context.Context, run *deployRun, req DeployRequest
 		return err
 	}
 	res := &run.res
+	// The capacity check's reads do not depend on the reads below: started now, they overlap
+	// them. The quotas (Service Quotas, not SageMaker) whenever preflight may run; the other
+	// endpoints (one SageMaker call each) only once preflight is sure to run — a new endpoint.
+	var caps capacityReads
+	if !req.SkipPreflight {
+		caps.quotas = d.readQuotas(ctx)
+	}
 	snap := req.snapshot
 	if snap == nil {
 		if snap, err = d.readEndpoint(ctx, res.Endpoint); err != nil {
 			return err
 		}
 	}
+	if !req.SkipPreflight && !snap.exists() && gatedHere(ctx, req.Environment) {
+		caps.others = d.readOthers(ctx, res.Endpoint)
+	}
 	cfg, apply, err := d.prepare(ctx, req, snap, run.tr.sink)
 	if err != nil {
 		return err
 	}
+	caps.quotas.expect(cfg.InstanceType)
 	res.EndpointConfigName, res.ModelName, res.Version = cfg.Name, cfg.ModelName, cfg.Version
 	res.InstanceType, res.InstanceCount = cfg.InstanceType, cfg.InstanceCount
 	if prev, ok := snap.serving(); ok && prev.Name != cfg.Name {
 		res.PreviousVersion, res.PreviousConfigName = &prev.Version, prev.Name
 	}
 	run.serving = res.PreviousVersion
-	if err := d.preflightDeploy(ctx, run, req, &cfg, snap); err != nil {
+	if err := d.preflightDeploy(ctx, run, req, &cfg, snap, caps); err != nil {
 		return err
 	}
 	gated, err := d.startRelease(ctx, run, req, cfg)
@@ -248,7 +272,7 @@ func keepInstances(req DeployRequest, snap *endpointSnapshot) DeployRequest {
 // preflightDeploy runs the preflight checks unless the request skips them or the endpoint already
 // serves cfg (nothing will change). The checks need the version's details (approval, image,
 // artifact), read here once when cfg's version does not have them yet; the release gets them too.
-func (d *Deployer) preflightDeploy(ctx context.Context, run *deployRun, req DeployRequest, cfg *configInfo, snap *endpointSnapshot) error {
+func (d *Deployer) preflightDeploy(ctx context.Context, run *deployRun, req DeployRequest, cfg *configInfo, snap *endpointSnapshot, caps capacityReads) error {
 	if cur, ok := snap.serving(); req.SkipPreflight || ok && cur.Name == cfg.Name {
 		return nil
 	}
@@ -262,7 +286,7 @@ func (d *Deployer) preflightDeploy(ctx context.Context, run *deployRun, req Depl
 		return fmt.Errorf("read %s of %s for the preflight checks: %w", cfg.Version.String(), cfg.Version.Model, err)
 	}
 	checks, err := d.preflight(ctx, preflightInput{cfg: *cfg, snap: snap, strategy: req.Strategy, endpoint: run.res.Endpoint,
-		gated: gatedHere(ctx, req.Environment)}, run.tr.sink)
+		gated: gatedHere(ctx, req.Environment), capacity: caps}, run.tr.sink)
 	run.res.Preflight = checks
 	return err
 }
@@ -327,6 +351,7 @@ func (d *Deployer) pointRequestFor(req DeployRequest, cfg configInfo, res *Deplo
 		LockTimeout:      req.LockTimeout,
 		StepTimeout:      req.Timeout + req.Strategy.Bake,
 		Alarms:           req.Strategy.RollbackAlarms,
+		SettleBehind:     true, // Deploy waits for it before it rolls back or returns
 	}
 }
 
@@ -336,6 +361,7 @@ func (d *Deployer) point(ctx context.Context, run *deployRun, pr pointRequest, s
 	out, err := d.pointScaled(ctx, pr, snap, run.tr.sink)
 	res.Created, res.Changed, res.EndpointStatus = out.Created, out.Changed, out.Status
 	run.endpointStatus, run.replaced, run.modifiedAt = out.Status, out.Replaced, out.ModifiedAt
+	run.settled = out.settled
 	if out.Previous != nil {
 		res.PreviousVersion, res.PreviousConfigName = &out.Previous.Version, out.Previous.Name
 	}
@@ -384,6 +410,8 @@ func (d *Deployer) verifyDeploy(ctx context.Context, run *deployRun, req DeployR
 	if verr == nil {
 		return nil
 	}
+	// Rolling back changes the endpoint's tags too: the history of the change comes first.
+	run.waitSettled()
 	err := d.failedVerification(ctx, req, res, pr, verr, run.tr.sink)
 	run.endpointStatus = res.EndpointStatus
 	if res.RolledBack {

@@ -25,6 +25,11 @@ type CreateModelRequest struct {
 	Environment string
 	PipelineID  string
 	ProjectID   string
+
+	// ahead starts the registry lookup and the execution role beside the search for the
+	// pipeline's model (the create-model step, which nearly always creates); planning a
+	// configuration, which nearly always finds the model, does not.
+	ahead bool
 }
 
 // CreateModelResult says which model serves the version and whether this call created it.
@@ -44,6 +49,7 @@ func (d *Deployer) CreateModel(ctx context.Context, req CreateModelRequest) (Cre
 	if err != nil {
 		return CreateModelResult{}, err
 	}
+	req.ahead = true
 	res, err := d.createModel(ctx, req, nil)
 	if err == nil && res.Version.named {
 		// The answer names the version's ARN: read it through the model the pipeline made.
@@ -67,6 +73,7 @@ type modelPlan struct {
 	found   *CreateModelResult // the pipeline's existing model
 	name    string
 	version Version
+	role    *readAhead[string] // the execution role, when looked up ahead
 }
 
 func (d *Deployer) planModel(ctx context.Context, req CreateModelRequest, sink func(Event)) (modelPlan, error) {
@@ -76,22 +83,34 @@ func (d *Deployer) planModel(ctx context.Context, req CreateModelRequest, sink f
 	if err := releases.CheckModelName(req.Model); err != nil {
 		return modelPlan{}, errorf(ErrInvalid, "%s", err)
 	}
+	resolve := func() (Version, error) { return d.resolveVersion(ctx, req.Model, req.Version, false) }
+	var resolved *readAhead[Version]
+	plan := modelPlan{req: req}
+	if req.ahead {
+		resolved = ahead(resolve)
+		plan.role = ahead(func() (string, error) { return d.executionRole(ctx) })
+	}
 	if req.PipelineID != "" {
 		found, ok, err := d.findPipelineModel(ctx, req.Model, req.PipelineID, req.Version)
 		if err != nil {
 			return modelPlan{}, err
 		}
 		if ok {
-			return modelPlan{req: req, found: &found, name: found.ModelName, version: found.Version}, nil
+			plan.found, plan.name, plan.version = &found, found.ModelName, found.Version
+			return plan, nil
 		}
 	}
 	d.emit(Event{Phase: releases.PhaseResolve, Message: resolveMessage(req.Model, req.Version)}, sink)
-	v, err := d.resolveVersion(ctx, req.Model, req.Version, false)
+	if resolved == nil {
+		resolved = ahead(resolve)
+	}
+	v, err := resolved.wait(ctx)
 	if err != nil {
 		return modelPlan{}, err
 	}
 	d.emit(Event{Phase: releases.PhaseResolve, Message: fmt.Sprintf("%s of %s: %s", v.String(), req.Model, v.ARN)}, sink)
-	return modelPlan{req: req, name: naming.Model(req.Model, v.Number, req.PipelineID), version: v}, nil
+	plan.name, plan.version = naming.Model(req.Model, v.Number, req.PipelineID), v
+	return plan, nil
 }
 
 func (d *Deployer) applyModel(ctx context.Context, p modelPlan, sink func(Event)) (CreateModelResult, error) {
@@ -99,7 +118,10 @@ func (d *Deployer) applyModel(ctx context.Context, p modelPlan, sink func(Event)
 		d.emit(Event{Phase: releases.PhaseModel, Message: fmt.Sprintf("reusing model %s (%s of %s) made earlier in pipeline %s", p.found.ModelName, p.found.Version.String(), p.req.Model, p.req.PipelineID)}, sink)
 		return *p.found, nil
 	}
-	return d.ensureModel(ctx, p.version, p.req, sink)
+	if p.role == nil {
+		p.role = ahead(func() (string, error) { return d.executionRole(ctx) })
+	}
+	return d.ensureModel(ctx, p.version, p.req, p.role, sink)
 }
 
 func resolveMessage(model string, pinned int) string {
@@ -111,10 +133,10 @@ func resolveMessage(model string, pinned int) string {
 
 // ensureModel creates the model of v unless it exists. It creates first and describes only when
 // the model exists (a retried step): the common case costs one call, not two.
-func (d *Deployer) ensureModel(ctx context.Context, v Version, req CreateModelRequest, sink func(Event)) (CreateModelResult, error) {
+func (d *Deployer) ensureModel(ctx context.Context, v Version, req CreateModelRequest, roleAhead *readAhead[string], sink func(Event)) (CreateModelResult, error) {
 	name := naming.Model(req.Model, v.Number, req.PipelineID)
 	res := CreateModelResult{ModelName: name, Version: v}
-	role, err := d.executionRole(ctx)
+	role, err := roleAhead.wait(ctx)
 	if err != nil {
 		return res, err
 	}

@@ -107,6 +107,16 @@ func (d *Deployer) conclude(ctx context.Context, p pointRequest, acq acquired, f
 			d.emit(Event{Phase: releases.PhaseTraffic, Endpoint: p.Endpoint, EndpointStatus: res.Status, Message: fmt.Sprintf("endpoint %s serves all traffic from %s (%s)", p.Endpoint, p.Config.Name, p.Config.Version.String())}, sink)
 		}
 		d.emit(Event{Phase: releases.PhaseWait, Endpoint: p.Endpoint, EndpointStatus: res.Status, Message: fmt.Sprintf("endpoint %s is InService with %s (%s) after %s", p.Endpoint, p.Config.Name, p.Config.Version.String(), round(d.now().Sub(start)))}, sink)
+		if p.SettleBehind {
+			done := make(chan struct{})
+			res.settled = done
+			sctx := context.WithoutCancel(ctx) // the record outlives a deadline that ends the wait
+			go func() {
+				defer close(done)
+				d.settle(sctx, acq, p, final)
+			}()
+			return res, nil
+		}
 		d.settle(ctx, acq, p, final)
 		return res, nil
 	case outcomeReplaced:

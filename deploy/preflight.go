@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
@@ -50,6 +51,9 @@ type preflightInput struct {
 	// gated: the release waits for an approval first, so the capacity check also counts the
 	// account's other endpoints (nobody should approve what cannot fit).
 	gated bool
+	// capacity holds the capacity check's reads the deploy started ahead; the check starts the
+	// others.
+	capacity capacityReads
 }
 
 // preflight runs every check, reports each as an event, and fails with the first failed
@@ -219,7 +223,14 @@ func (d *Deployer) checkCapacity(ctx context.Context, in preflightInput) Check {
 		c.Status, c.Detail = CheckSkipped, "the configuration runs no instances of its own (serverless)"
 		return c
 	}
-	quota, ok, err := d.endpointQuota(ctx, itype)
+	reads := in.capacity
+	if reads.quotas == nil {
+		reads.quotas = d.readQuotas(ctx)
+	}
+	if in.gated && reads.others == nil {
+		reads.others = d.readOthers(ctx, in.endpoint)
+	}
+	quota, ok, err := reads.quotas.quota(ctx, itype)
 	switch {
 	case err != nil:
 		c.Status, c.Detail = CheckSkipped, fmt.Sprintf("could not read the %s endpoint quota (%v); the role needs servicequotas:ListServiceQuotas", itype, err)
@@ -238,7 +249,7 @@ func (d *Deployer) checkCapacity(ctx context.Context, in preflightInput) Check {
 		extra, how = max(1, (count*in.strategy.Percent+99)/100), "a rolling update adds one batch at a time"
 	}
 	if in.gated {
-		others, basis, err := d.otherInstances(ctx, itype, in.endpoint, quota-float64(running+extra))
+		others, basis, err := d.otherInstances(ctx, reads.others, itype, quota-float64(running+extra))
 		switch {
 		case err != nil:
 			counted = fmt.Sprintf("this endpoint's instances; the others could not be counted: %v", err)
@@ -262,60 +273,129 @@ func (d *Deployer) checkCapacity(ctx context.Context, in preflightInput) Check {
 // maxCapacityScan bounds the other endpoints the capacity check reads before a gate.
 const maxCapacityScan = 50
 
-// endpointQuota is the account's endpoint quota for an instance type, found by its name.
-func (d *Deployer) endpointQuota(ctx context.Context, itype string) (float64, bool, error) {
-	name := itype + " for endpoint usage"
-	p := servicequotas.NewListServiceQuotasPaginator(d.sq, &servicequotas.ListServiceQuotasInput{ServiceCode: aws.String("sagemaker")})
+// capacityReads are what the capacity check reads — the endpoint quotas and, before a gate, the
+// account's other endpoints — started as soon as the deploy knows it will need them, so that they
+// overlap its reads of the endpoint, the configuration and the version instead of following them.
+type capacityReads struct {
+	quotas *quotaReads
+	others *readAhead[otherEndpoints] // nil unless gated
+}
+
+// quotaReads pages through the account's SageMaker quotas ahead of the check, and stops after
+// the page that holds the quota of the instance type the check asked for.
+type quotaReads struct {
+	want  atomic.Pointer[string]
+	pages *readAhead[map[string]float64] // endpoint quota by instance type
+}
+
+// readQuotas starts reading the endpoint quotas.
+func (d *Deployer) readQuotas(ctx context.Context) *quotaReads {
+	q := &quotaReads{}
+	q.pages = ahead(func() (map[string]float64, error) { return d.endpointQuotas(ctx, &q.want) })
+	return q
+}
+
+// expect names the instance type whose quota the check will ask for, as soon as it is known.
+func (q *quotaReads) expect(itype string) {
+	if q != nil && itype != "" {
+		q.want.Store(&itype)
+	}
+}
+
+// quota is the endpoint quota of itype; ok is false when Service Quotas lists none.
+func (q *quotaReads) quota(ctx context.Context, itype string) (float64, bool, error) {
+	q.expect(itype)
+	quotas, err := q.pages.wait(ctx)
+	v, ok := quotas[itype]
+	return v, ok, err
+}
+
+// readOthers starts reading the endpoints other than own.
+func (d *Deployer) readOthers(ctx context.Context, own string) *readAhead[otherEndpoints] {
+	return ahead(func() (otherEndpoints, error) { return d.otherEndpoints(ctx, own) })
+}
+
+// endpointQuotas are the account's endpoint quotas by instance type, found by their names
+// ("ml.m5.large for endpoint usage"): the quota codes differ by account and region.
+func (d *Deployer) endpointQuotas(ctx context.Context, want *atomic.Pointer[string]) (map[string]float64, error) {
+	const suffix = " for endpoint usage"
+	out := map[string]float64{}
+	p := servicequotas.NewListServiceQuotasPaginator(d.sq, &servicequotas.ListServiceQuotasInput{ServiceCode: aws.String("sagemaker"), MaxResults: aws.Int32(100)})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
-			return 0, false, err
+			return nil, err
 		}
 		for _, q := range page.Quotas {
-			if aws.ToString(q.QuotaName) == name {
-				return aws.ToFloat64(q.Value), true, nil
+			if itype, ok := strings.CutSuffix(aws.ToString(q.QuotaName), suffix); ok {
+				out[itype] = aws.ToFloat64(q.Value)
+			}
+		}
+		if w := want.Load(); w != nil {
+			if _, found := out[*w]; found {
+				return out, nil // the rest of the pages would not change the answer
 			}
 		}
 	}
-	return 0, false, nil
+	return out, nil
 }
 
-// otherInstances counts the instances of itype the account's other endpoints in the region run
-// (how says how they were counted), or -1 past maxCapacityScan endpoints. It describes each
-// endpoint once; the sum of all their instances, of any type, is an upper bound, and only when
-// that bound does not fit in room are their configurations read for the instance type.
-func (d *Deployer) otherInstances(ctx context.Context, itype, own string, room float64) (int, string, error) {
-	var descs []*sagemaker.DescribeEndpointOutput
-	bound := 0
+// otherEndpoints are the account's other endpoints in the region that run instances, each
+// described once; tooMany: there are more than maxCapacityScan, too many to read one by one.
+type otherEndpoints struct {
+	descs   []*sagemaker.DescribeEndpointOutput
+	tooMany bool
+}
+
+func (d *Deployer) otherEndpoints(ctx context.Context, own string) (otherEndpoints, error) {
+	var out otherEndpoints
 	p := sagemaker.NewListEndpointsPaginator(d.sm, &sagemaker.ListEndpointsInput{MaxResults: aws.Int32(100)})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
-			return 0, "", fmt.Errorf("list endpoints: %w", err)
+			return out, fmt.Errorf("list endpoints: %w", err)
 		}
 		for _, e := range page.Endpoints {
 			name := aws.ToString(e.EndpointName)
 			if name == own || e.EndpointStatus == types.EndpointStatusFailed || e.EndpointStatus == types.EndpointStatusDeleting {
 				continue // ours is counted from its snapshot; these run no instances
 			}
-			if len(descs) == maxCapacityScan {
-				return -1, "", nil
+			if len(out.descs) == maxCapacityScan {
+				return otherEndpoints{tooMany: true}, nil
 			}
 			desc, err := d.describeEndpoint(ctx, name)
 			if err != nil {
-				return 0, "", err
+				return out, err
 			}
 			if desc != nil {
-				descs = append(descs, desc)
-				bound += endpointFleet(desc)
+				out.descs = append(out.descs, desc)
 			}
 		}
+	}
+	return out, nil
+}
+
+// otherInstances counts the instances of itype the other endpoints run (how says how they were
+// counted), or -1 past maxCapacityScan endpoints. The sum of all their instances, of any type, is
+// an upper bound, and only when that bound does not fit in room are their configurations read
+// for the instance type.
+func (d *Deployer) otherInstances(ctx context.Context, others *readAhead[otherEndpoints], itype string, room float64) (int, string, error) {
+	o, err := others.wait(ctx)
+	switch {
+	case err != nil:
+		return 0, "", err
+	case o.tooMany:
+		return -1, "", nil
+	}
+	bound := 0
+	for _, desc := range o.descs {
+		bound += endpointFleet(desc)
 	}
 	if float64(bound) <= room {
 		return bound, "this endpoint's instances and every instance of the other endpoints, whatever its type: even so it fits", nil
 	}
 	total := 0
-	for _, desc := range descs {
+	for _, desc := range o.descs {
 		n, err := d.endpointInstances(ctx, desc, itype)
 		if err != nil {
 			return 0, "", err

@@ -190,4 +190,15 @@ func TestCapacityBeforeAGateReadsConfigurationsOnlyWhenTight(t *testing.T) {
 			t.Errorf("capacity check: %s — %s", c.Status, c.Detail)
 		}
 	}
+	// The other endpoints are read ahead only when preflight is sure to run: a re-run of the same
+	// deploy, which changes nothing, reads none of them (one call each on AWS).
+	rec = &calls{}
+	d3, _ := l.deployer(rec, withEnvironments(gated))
+	again, err := d3.Deploy(ctx, deploy.DeployRequest{Model: "abalone", Environment: "prod"})
+	if err != nil || again.Changed {
+		t.Fatalf("re-run of the gated deploy: changed %v, %v", again.Changed, err)
+	}
+	if n := rec.count("SageMaker/ListEndpoints"); n != 0 {
+		t.Errorf("a re-run that changes nothing listed the account's endpoints %d times", n)
+	}
 }
