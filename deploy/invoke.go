@@ -113,6 +113,7 @@ func (d *Deployer) failedVerification(ctx context.Context, req DeployRequest, re
 	p.Config = prev
 	p.DeploymentConfig = nil
 	p.HistoryKind = "restore"
+	p.SettleBehind = false // the restore is recorded before the deploy answers
 	p.Marker.ID = uuid.NewString()[:8]
 	p.Marker.Version, p.Marker.Config = prev.Version.Number, prev.Name
 	p.Marker.Started = d.now()
