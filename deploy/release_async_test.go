@@ -1,6 +1,7 @@
 package deploy_test
 
 import (
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -241,6 +242,14 @@ func TestDroppedReportsAreCounted(t *testing.T) {
 			http.Error(w, `{"error":"events are read-only today"}`, http.StatusConflict)
 			return
 		}
+		// The last events can ride in the finish: refuse them there as a server from before that
+		// field does, so that the client sends them (refused) ahead of the outcome.
+		body, _ := io.ReadAll(r.Body)
+		if strings.HasSuffix(r.URL.Path, "/finish") && strings.Contains(string(body), `"events"`) {
+			http.Error(w, `{"error":"the release finish: unknown field \"events\""}`, http.StatusBadRequest)
+			return
+		}
+		r.Body = io.NopCloser(strings.NewReader(string(body)))
 		rp.ServeHTTP(w, r)
 	}))
 	t.Cleanup(proxy.Close)

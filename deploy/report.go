@@ -114,6 +114,9 @@ func (t *tracker) start(ctx context.Context, s releases.ReleaseStart, sink func(
 	t.rep = newReporter(rid, t.d.log, func(ctx context.Context, evs []releases.Event) error {
 		_, err := c.AddEvents(ctx, rid, evs)
 		return err
+	}, func(ctx context.Context, f releases.ReleaseFinish) error {
+		_, err := c.FinishRelease(ctx, rid, f)
+		return err
 	})
 	t.heartbeat = heartbeatEvery(t.d.opts.Heartbeat, r.HeartbeatSeconds)
 	for _, e := range t.buf {
@@ -171,14 +174,10 @@ func by(user string) string {
 // that no approver approves a deployment nobody will carry out. The reports queued before it are
 // sent first.
 func (t *tracker) abandon(id string, cause error) error {
-	c := t.d.opts.Releases
 	f := releases.ReleaseFinish{Status: releases.StatusCanceled, Reason: releases.ReasonCanceled, FailureReason: "the deployer stopped while waiting for an approval; nothing was changed"}
 	t.mu.Lock()
 	t.ended = true
-	t.rep.add(func(ctx context.Context) error {
-		_, err := c.FinishRelease(ctx, id, f)
-		return err
-	})
+	t.rep.addFinish(f)
 	t.mu.Unlock()
 	t.flush()
 	return fmt.Errorf("wait for the approval of release %s: %w", id, cause)
@@ -207,16 +206,19 @@ func (t *tracker) stop() {
 // finish queues the outcome (unless the server ended the release) and flushes the reports: the
 // operation's one wait for the release server, bounded by DefaultReportFlush.
 func (t *tracker) finish(f releases.ReleaseFinish) {
-	t.mu.Lock()
-	if t.rep != nil && !t.ended {
-		c, id := t.d.opts.Releases, t.id
-		t.rep.add(func(ctx context.Context) error {
-			_, err := c.FinishRelease(ctx, id, f)
-			return err
-		})
-	}
-	t.mu.Unlock()
+	t.queueFinish(f)
 	t.flush()
+}
+
+// queueFinish queues the outcome behind the events queued before it: those not sent yet (the last
+// ones, typically InService and verified, come while the reporter sends earlier ones) go in the
+// outcome's request, one round trip and one commit fewer.
+func (t *tracker) queueFinish(f releases.ReleaseFinish) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.rep != nil && !t.ended {
+		t.rep.addFinish(f)
+	}
 }
 
 // flush waits for the queued reports and ends the reporter; reports dropped are counted and said

@@ -30,12 +30,15 @@ func retryPause(n int) time.Duration {
 // reporter sends one release's reports (events, heartbeats, the outcome) to the release server
 // from one goroutine, in the order they were queued, so that a slow server never holds up the
 // operation: queueing returns at once. Events queued one after another while the server was busy
-// go as one batch (one request, one commit). close waits, within a bound, for the queue to drain.
+// go as one batch (one request, one commit); the events queued right before the outcome go inside
+// the outcome's request. close waits, within a bound, for the queue to drain.
 type reporter struct {
 	log *slog.Logger
 	id  string
-	// events sends a batch of events in one request.
+	// events sends a batch of events in one request; finish sends the outcome with the events
+	// it carries (ReleaseFinish.Events) in one request.
 	events func(context.Context, []releases.Event) error
+	finish func(context.Context, releases.ReleaseFinish) error
 	// ctx ends when close gives up waiting: the report being sent is abandoned.
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -49,18 +52,21 @@ type reporter struct {
 	warned  bool
 }
 
-// report is one queued report: an event, or another call (heartbeat, outcome).
+// report is one queued report: an event, the outcome, or another call (heartbeat).
 type report struct {
-	event *releases.Event
-	send  func(context.Context) error
+	event  *releases.Event
+	finish *releases.ReleaseFinish
+	send   func(context.Context) error
 }
 
 // maxBatch bounds the events sent in one request (the server takes up to 500).
 const maxBatch = 100
 
-func newReporter(id string, log *slog.Logger, events func(context.Context, []releases.Event) error) *reporter {
+// newReporter starts the reporter of release id: events sends a batch of events, finish the
+// outcome with the events it carries.
+func newReporter(id string, log *slog.Logger, events func(context.Context, []releases.Event) error, finish func(context.Context, releases.ReleaseFinish) error) *reporter {
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &reporter{log: log, id: id, events: events, ctx: ctx, cancel: cancel, done: make(chan struct{}), wake: make(chan struct{}, 1)}
+	r := &reporter{log: log, id: id, events: events, finish: finish, ctx: ctx, cancel: cancel, done: make(chan struct{}), wake: make(chan struct{}, 1)}
 	go r.run()
 	return r
 }
@@ -70,6 +76,9 @@ func (r *reporter) add(send func(context.Context) error) { r.push(report{send: s
 
 // addEvent queues an event, to be sent with the events queued right after it.
 func (r *reporter) addEvent(e releases.Event) { r.push(report{event: &e}) }
+
+// addFinish queues the outcome, to carry the events queued right before it that are not sent yet.
+func (r *reporter) addFinish(f releases.ReleaseFinish) { r.push(report{finish: &f}) }
 
 func (r *reporter) push(rep report) {
 	r.mu.Lock()
@@ -116,16 +125,31 @@ func (r *reporter) run() {
 		r.queue = r.queue[n:]
 		r.mu.Unlock()
 		if err != nil {
-			r.drop(n, err)
+			r.drop(lost(n, err), err)
 		}
 	}
 }
 
+// lost is how many of the n reports a failed request covered the server did not record: all of
+// them, unless it recorded the outcome and refused only the events sent ahead of it.
+func lost(n int, err error) int {
+	if pe, ok := errors.AsType[*releases.EventsRefusedError](err); ok {
+		return min(pe.Events, n)
+	}
+	return n
+}
+
 // next is the send of the report at the head of the queue and how many reports it covers: the
-// events at the head, up to maxBatch, go in one request. r.mu is held.
+// events at the head, up to maxBatch, go in one request — the outcome's, when it comes right
+// after them. r.mu is held.
 func (r *reporter) next() (func(context.Context) error, int) {
-	if r.queue[0].event == nil {
-		return r.queue[0].send, 1
+	head := r.queue[0]
+	switch {
+	case head.finish != nil:
+		f := *head.finish
+		return func(ctx context.Context) error { return r.finish(ctx, f) }, 1
+	case head.event == nil:
+		return head.send, 1
 	}
 	var batch []releases.Event
 	for _, q := range r.queue {
@@ -133,6 +157,11 @@ func (r *reporter) next() (func(context.Context) error, int) {
 			break
 		}
 		batch = append(batch, *q.event)
+	}
+	if len(batch) < len(r.queue) && r.queue[len(batch)].finish != nil {
+		f := *r.queue[len(batch)].finish
+		f.Events = append(batch, f.Events...)
+		return func(ctx context.Context) error { return r.finish(ctx, f) }, len(batch) + 1
 	}
 	return func(ctx context.Context) error { return r.events(ctx, batch) }, len(batch)
 }

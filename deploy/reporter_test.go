@@ -74,6 +74,9 @@ func newTestReporter(c *releases.Client, id string) *reporter {
 	return newReporter(id, slog.New(slog.DiscardHandler), func(ctx context.Context, evs []releases.Event) error {
 		_, err := c.AddEvents(ctx, id, evs)
 		return err
+	}, func(ctx context.Context, f releases.ReleaseFinish) error {
+		_, err := c.FinishRelease(ctx, id, f)
+		return err
 	})
 }
 

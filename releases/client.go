@@ -34,8 +34,12 @@ func (e *APIError) Error() string {
 //
 //	POST /api/v1/releases                      ReleaseStart → 201 Release (status running, or pending at a gate)
 //	GET  /api/v1/releases/{id}                 → 200 Release with Events
-//	POST /api/v1/releases/{id}/events          Event → 201 Event (Seq assigned)
-//	POST /api/v1/releases/{id}/finish          ReleaseFinish → 200 Release
+//	POST /api/v1/releases/{id}/events          Event → 201 Event (Seq assigned), or
+//	                                           {"events": [Event, …]} (1 to 500) → 201 {"events": [Event, …]}
+//	POST /api/v1/releases/{id}/finish          ReleaseFinish → 200 Release; its optional "events" (up to 500,
+//	                                           as a batch takes them) are stored in order before the outcome,
+//	                                           in the same commit, unless the release had already ended
+//	                                           with this outcome (a retried finish adds nothing twice)
 //	POST /api/v1/releases/{id}/heartbeat       → 200 (the deployer waits and is alive)
 //	GET  /api/v1/releases?environment=&model=&status=&limit=  → 200 ReleaseList
 //	POST /api/v1/releases/{id}/approve|reject  {"reason": "..."} → 200 Release (a user, not a token)
@@ -118,11 +122,10 @@ func (c *Client) AddEvents(ctx context.Context, id string, evs []Event) ([]Event
 		Events []Event `json:"events"`
 	}
 	err := c.do(ctx, http.MethodPost, "/api/v1/releases/"+url.PathEscape(id)+"/events", body, &out, 30*time.Second)
-	var ae *APIError
 	switch {
 	case err == nil:
 		return out.Events, nil
-	case errors.As(err, &ae) && ae.StatusCode == http.StatusBadRequest && strings.Contains(ae.Message, `unknown field "events"`):
+	case refusesField(err, "events"):
 		added := make([]Event, 0, len(evs))
 		for _, e := range evs {
 			a, err := c.AddEvent(ctx, id, e)
@@ -145,14 +148,60 @@ func (c *Client) Heartbeat(ctx context.Context, id string) error {
 	return nil
 }
 
-// FinishRelease records the outcome of a release.
+// refusesField reports whether err is a server from before field name refusing it.
+func refusesField(err error, name string) bool {
+	var ae *APIError
+	return errors.As(err, &ae) && ae.StatusCode == http.StatusBadRequest && strings.Contains(ae.Message, `unknown field "`+name+`"`)
+}
+
+// FinishRelease records the outcome of a release, after the events f carries (f.Events), in one
+// request: one commit on the server. A server from before finishes carried events refuses the
+// field; it gets the events first (AddEvents), then the outcome, so nothing is lost.
 func (c *Client) FinishRelease(ctx context.Context, id string, f ReleaseFinish) (Release, error) {
 	var r Release
-	if err := c.do(ctx, http.MethodPost, "/api/v1/releases/"+url.PathEscape(id)+"/finish", f, &r, 30*time.Second); err != nil {
+	err := c.do(ctx, http.MethodPost, "/api/v1/releases/"+url.PathEscape(id)+"/finish", f, &r, 30*time.Second)
+	if len(f.Events) > 0 && refusesField(err, "events") {
+		return c.finishAfterEvents(ctx, id, f)
+	}
+	if err != nil {
 		return Release{}, fmt.Errorf("finish release %s: %w", id, err)
 	}
 	return r, nil
 }
+
+// finishAfterEvents sends f's events and then f, as two requests. Events the server refuses
+// (the release ended meanwhile: it timed out) do not keep the outcome from it, as a deployer's
+// outcome corrects a timed-out release; the answer is then an *EventsRefusedError.
+func (c *Client) finishAfterEvents(ctx context.Context, id string, f ReleaseFinish) (Release, error) {
+	evs := f.Events
+	f.Events = nil
+	_, evErr := c.AddEvents(ctx, id, evs)
+	if evErr != nil && !IsRefusal(evErr) {
+		return Release{}, fmt.Errorf("finish release %s: %w", id, evErr)
+	}
+	r, err := c.FinishRelease(ctx, id, f)
+	if err != nil {
+		return r, err
+	}
+	if evErr != nil {
+		return r, &EventsRefusedError{Release: id, Events: len(evs), Err: evErr}
+	}
+	return r, nil
+}
+
+// EventsRefusedError says that a release server from before finishes carried events recorded the
+// outcome of a release but refused the events sent ahead of it.
+type EventsRefusedError struct {
+	Release string
+	Events  int // how many events were not recorded
+	Err     error
+}
+
+func (e *EventsRefusedError) Error() string {
+	return fmt.Sprintf("finish release %s: the outcome was recorded, its last %d event(s) were not: %v", e.Release, e.Events, e.Err)
+}
+
+func (e *EventsRefusedError) Unwrap() error { return e.Err }
 
 // ReleaseFilter narrows a list of releases; empty fields match all.
 type ReleaseFilter struct {

@@ -72,6 +72,13 @@ func (f ReleaseFinish) Check() error {
 		return Errorf(EINVALID, "reason %q is not valid: use rolled-back, verification-failed, timed-out, failed, errored or canceled", f.Reason)
 	case f.InstanceCount < 0:
 		return Errorf(EINVALID, "instance count cannot be negative")
+	case len(f.Events) > MaxEventBatch:
+		return Errorf(EINVALID, "the release finish carries %d events; it takes at most %d: send the ones before them with POST /api/v1/releases/{id}/events", len(f.Events), MaxEventBatch)
+	}
+	for i, e := range f.Events {
+		if strings.TrimSpace(e.Message) == "" {
+			return Errorf(EINVALID, "event %d of the release finish is missing message; nothing was recorded; for example %s", i+1, `{"status": "succeeded", "events": [{"phase": "verify", "message": "verified: the endpoint answered the sample"}]}`)
+		}
 	}
 	return nil
 }

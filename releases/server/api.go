@@ -170,8 +170,8 @@ func (s jsonAPI) apiAddEvent(w http.ResponseWriter, r *http.Request, p principal
 		return releases.Errorf(releases.EINVALID, `send one event, or a batch as {"events": [...]}, not both`)
 	case !batch:
 		evs = []releases.Event{body.Event}
-	case len(evs) == 0 || len(evs) > maxEventBatch:
-		return releases.Errorf(releases.EINVALID, "a batch holds 1 to %d events, not %d", maxEventBatch, len(evs))
+	case len(evs) == 0 || len(evs) > releases.MaxEventBatch:
+		return releases.Errorf(releases.EINVALID, "a batch holds 1 to %d events, not %d", releases.MaxEventBatch, len(evs))
 	}
 	for i := range evs {
 		if strings.TrimSpace(evs[i].Message) == "" {
@@ -192,9 +192,6 @@ func (s jsonAPI) apiAddEvent(w http.ResponseWriter, r *http.Request, p principal
 	return nil
 }
 
-// maxEventBatch bounds a batch of events (a deployer sends at most what it queued).
-const maxEventBatch = 500
-
 // apiHeartbeat keeps a running release of a live deployer from timing out.
 func (s jsonAPI) apiHeartbeat(w http.ResponseWriter, r *http.Request, p principal) error {
 	if err := tokenOnly(p, "report progress"); err != nil {
@@ -211,6 +208,8 @@ func (s jsonAPI) apiHeartbeat(w http.ResponseWriter, r *http.Request, p principa
 	return nil
 }
 
+// apiFinishRelease records a release's outcome with the events the deployer had not sent yet
+// (ReleaseFinish.Events): one request and one commit at the end of a release instead of two.
 func (s jsonAPI) apiFinishRelease(w http.ResponseWriter, r *http.Request, p principal) error {
 	if err := tokenOnly(p, "finish releases"); err != nil {
 		return err

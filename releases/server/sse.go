@@ -111,6 +111,13 @@ func (s streams) streamRelease(w http.ResponseWriter, r *http.Request, rec store
 // reports a command's result after the release it ran, so ending the stream with the release
 // would leave the page showing a finished command as "dispatched" until a reload.
 func (s streams) streamOnce(ctx context.Context, w io.Writer, id string, after *int, lastState *[]byte) (final bool, err error) {
+	// The release is read before its events: a finish stores its last events in the same commit
+	// as the outcome, so a stream that sees the release ended sees those events too, and sends
+	// them before the outcome and the end of the stream.
+	cur, err := s.st.Release(ctx, id)
+	if err != nil {
+		return false, err
+	}
 	evs, err := s.st.Events(ctx, id, *after)
 	if err != nil {
 		return false, err
@@ -119,10 +126,6 @@ func (s streams) streamOnce(ctx context.Context, w io.Writer, id string, after *
 		b, _ := json.Marshal(e)
 		fmt.Fprintf(w, "id: %d\nevent: progress\ndata: %s\n\n", e.Seq, b)
 		*after = e.Seq
-	}
-	cur, err := s.st.Release(ctx, id)
-	if err != nil {
-		return false, err
 	}
 	st := s.streamStateOf(ctx, cur)
 	b, _ := json.Marshal(st)

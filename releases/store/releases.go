@@ -308,7 +308,7 @@ func (s *Store) AddEvent(ctx context.Context, id string, ev releases.Event) (rel
 // deployer sends what it queued while the server was busy as one batch: one commit, not one per
 // event). The newest endpoint status among them becomes the component's.
 func (s *Store) AddEvents(ctx context.Context, id string, evs []releases.Event) ([]releases.Event, error) {
-	out := make([]releases.Event, 0, len(evs))
+	var out []releases.Event
 	err := s.inTx(ctx, func(t *tx) error {
 		r, err := t.release(ctx, id)
 		if err != nil {
@@ -317,27 +317,35 @@ func (s *Store) AddEvents(ctx context.Context, id string, evs []releases.Event) 
 		if r.Status.Final() {
 			return errf(ErrConflict, "release %s already ended (%s); events can no longer be added", id, r.Status)
 		}
-		status := ""
-		for _, ev := range evs {
-			if ev.Time.IsZero() {
-				ev.Time = s.Now()
-			}
-			added, err := t.addEvent(ctx, id, ev)
-			if err != nil {
-				return err
-			}
-			out = append(out, added)
-			status = cmp.Or(ev.EndpointStatus, status)
-		}
-		if status != "" && r.Status == releases.StatusRunning {
-			if _, err := t.exec(ctx, `UPDATE components SET endpoint_status = ?, updated_at = ? WHERE environment = ? AND model = ? AND last_release_id = ?`,
-				status, micros(s.Now()), r.Environment, r.Model, r.ID); err != nil {
-				return fmt.Errorf("update endpoint status of %s in %s: %w", r.Model, r.Environment, err)
-			}
-		}
-		return nil
+		out, err = t.addEvents(ctx, r, evs)
+		return err
 	})
 	return out, err
+}
+
+// addEvents appends evs to r in order; while r runs, the newest endpoint status among them
+// becomes its component's.
+func (t *tx) addEvents(ctx context.Context, r ReleaseRecord, evs []releases.Event) ([]releases.Event, error) {
+	out := make([]releases.Event, 0, len(evs))
+	status := ""
+	for _, ev := range evs {
+		if ev.Time.IsZero() {
+			ev.Time = t.s.Now()
+		}
+		added, err := t.addEvent(ctx, r.ID, ev)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, added)
+		status = cmp.Or(ev.EndpointStatus, status)
+	}
+	if status != "" && r.Status == releases.StatusRunning {
+		if _, err := t.exec(ctx, `UPDATE components SET endpoint_status = ?, updated_at = ? WHERE environment = ? AND model = ? AND last_release_id = ?`,
+			status, micros(t.s.Now()), r.Environment, r.Model, r.ID); err != nil {
+			return nil, fmt.Errorf("update endpoint status of %s in %s: %w", r.Model, r.Environment, err)
+		}
+	}
+	return out, nil
 }
 
 func (t *tx) addEvent(ctx context.Context, id string, ev releases.Event) (releases.Event, error) {
@@ -390,20 +398,28 @@ func scanEvent(r scanner) (releases.Event, error) {
 	return e, err
 }
 
-// FinishRelease records a release's outcome and updates its component: the serving version, the
-// endpoint status and the instances. Finishing again with the same status changes nothing, so a
+// FinishRelease records a release's outcome, after the events it carries (f.Events, in order),
+// and updates its component: the serving version, the endpoint status and the instances — all in
+// one transaction. Finishing again with the same status changes nothing and adds no event, so a
 // retried report is harmless.
 func (s *Store) FinishRelease(ctx context.Context, id string, f releases.ReleaseFinish) (ReleaseRecord, error) {
 	return s.mutateRelease(ctx, id, func(t *tx, r *ReleaseRecord) error { return t.finish(ctx, r, f) })
 }
 
 func (t *tx) finish(ctx context.Context, r *ReleaseRecord, f releases.ReleaseFinish) error {
+	before := *r
 	changed, err := releases.Finish(&r.Release, f, t.s.Now())
 	if err != nil {
 		return err
 	}
 	if !changed {
 		return errUnchanged
+	}
+	// The events go in only with an outcome that changes the release: the first attempt of a
+	// finish, or a deployer's outcome correcting a timeout; a retry of a finish that committed
+	// finds the release ended as it says and adds nothing twice.
+	if _, err := t.addEvents(ctx, before, f.Events); err != nil {
+		return err
 	}
 	return t.ended(ctx, r, f)
 }
