@@ -196,6 +196,10 @@ func (d *Deployer) deploy(ctx context.Context, run *deployRun, req DeployRequest
 	if !req.SkipPreflight {
 		caps.quotas = d.readQuotas(ctx)
 	}
+	var found *readAhead[pipelineConfig]
+	if usesPipelineConfig(req) {
+		found = d.findPipelineConfigAhead(ctx, req)
+	}
 	snap := req.snapshot
 	if snap == nil {
 		if snap, err = d.readEndpoint(ctx, res.Endpoint); err != nil {
@@ -205,7 +209,7 @@ func (d *Deployer) deploy(ctx context.Context, run *deployRun, req DeployRequest
 	if !req.SkipPreflight && !snap.exists() && gatedHere(ctx, req.Environment) {
 		caps.others = d.readOthers(ctx, res.Endpoint)
 	}
-	cfg, apply, err := d.prepare(ctx, req, snap, run.tr.sink)
+	cfg, apply, err := d.prepare(ctx, req, snap, found, run.tr.sink)
 	if err != nil {
 		return err
 	}
@@ -423,7 +427,7 @@ func (d *Deployer) verifyDeploy(ctx context.Context, run *deployRun, req DeployR
 
 // prepare finds the endpoint configuration to deploy, or plans one (apply, when not nil, creates
 // the model and configuration: Deploy calls it only after the release passed its gate).
-func (d *Deployer) prepare(ctx context.Context, req DeployRequest, snap *endpointSnapshot, sink func(Event)) (ci configInfo, apply func(*DeployResult) error, err error) {
+func (d *Deployer) prepare(ctx context.Context, req DeployRequest, snap *endpointSnapshot, found *readAhead[pipelineConfig], sink func(Event)) (ci configInfo, apply func(*DeployResult) error, err error) {
 	if req.EndpointConfigName != "" {
 		ci, err := d.givenConfig(ctx, req)
 		if err != nil {
@@ -432,8 +436,12 @@ func (d *Deployer) prepare(ctx context.Context, req DeployRequest, snap *endpoin
 		d.emit(Event{Phase: releases.PhaseEndpointConfig, Message: fmt.Sprintf("deploying the given endpoint configuration %s (%s)", ci.Name, ci.Version.String())}, sink)
 		return ci, nil, nil
 	}
-	if req.ModelName == "" && req.PipelineID != "" && !req.Settings.shapesConfig() {
-		ci, ok, err := d.findPipelineConfig(ctx, req.Model, req.Environment, req.PipelineID, req.Version, req.InstanceType, req.InstanceCount)
+	if usesPipelineConfig(req) {
+		if found == nil {
+			found = d.findPipelineConfigAhead(ctx, req)
+		}
+		pc, err := found.wait(ctx)
+		ci, ok := pc.config, pc.found
 		if err != nil {
 			return ci, nil, err
 		}
@@ -459,6 +467,27 @@ func (d *Deployer) prepare(ctx context.Context, req DeployRequest, snap *endpoin
 		res.ModelCreated, res.ConfigCreated = c.ModelCreated, c.Created
 		return nil
 	}, nil
+}
+
+// usesPipelineConfig: the deploy serves the configuration its pipeline made, when there is one.
+func usesPipelineConfig(req DeployRequest) bool {
+	return req.EndpointConfigName == "" && req.ModelName == "" && req.PipelineID != "" && !req.Settings.shapesConfig()
+}
+
+// pipelineConfig is what findPipelineConfig found.
+type pipelineConfig struct {
+	config configInfo
+	found  bool
+}
+
+// findPipelineConfigAhead starts looking for the pipeline's configuration. The search depends
+// only on the request (not on the endpoint's state), so Deploy starts it beside its read of the
+// endpoint.
+func (d *Deployer) findPipelineConfigAhead(ctx context.Context, req DeployRequest) *readAhead[pipelineConfig] {
+	return ahead(func() (pipelineConfig, error) {
+		ci, ok, err := d.findPipelineConfig(ctx, req.Model, req.Environment, req.PipelineID, req.Version, req.InstanceType, req.InstanceCount)
+		return pipelineConfig{ci, ok}, err
+	})
 }
 
 // givenConfig is the configuration the request names, as the caller described it or read now.

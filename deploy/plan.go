@@ -63,7 +63,7 @@ func (d *Deployer) Plan(ctx context.Context, req DeployRequest) (PlanResult, err
 	if err != nil {
 		return res, err
 	}
-	cfg, apply, err := d.prepare(ctx, req, snap, nil)
+	cfg, apply, err := d.prepare(ctx, req, snap, nil, nil)
 	if err != nil {
 		return res, err
 	}
