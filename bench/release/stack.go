@@ -202,7 +202,7 @@ func (c *sdkCounter) take() map[string]int {
 // deployCaller names the innermost function of package deploy on the calling goroutine's stack
 // (the deployer code that made an SDK call), or "?" when none.
 func deployCaller() string {
-	pcs := make([]uintptr, 64)
+	pcs := make([]uintptr, 256) // S3's middleware stack alone is deeper than 64 frames
 	frames := runtime.CallersFrames(pcs[:runtime.Callers(3, pcs)])
 	for {
 		f, more := frames.Next()
