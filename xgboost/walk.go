@@ -96,12 +96,13 @@ func newWalker(m *Model) *walker {
 // the result is the same to the bit. The row must hold at least width values.
 func (w *walker) margin(g int, sum float32, row []float32, weights []float32) float32 {
 	leaves, roots := w.leaves, w.roots[g]
+	dense := w.complete(row)
 	for b, steps := range w.steps[g] {
 		start := b * walkBlock
 		block := roots[start:min(start+walkBlock, len(roots))]
 		var first [walkBlock]int32 // unused slots walk node 0 and are not added
 		copy(first[:], block)
-		at := w.walk8(first, steps, row)
+		at := w.walk8(first, steps, row, dense)
 		if weights != nil {
 			for k := range block {
 				sum += float32(leaves[at[k]] * weights[start+k])
@@ -115,10 +116,25 @@ func (w *walker) margin(g int, sum float32, row []float32, weights []float32) fl
 	return sum
 }
 
+// complete reports whether row has a value for every feature a split reads: no NaN in its
+// first width values. Such a row can take walk8's dense steps.
+func (w *walker) complete(row []float32) bool {
+	for _, x := range row[:w.width] {
+		if x != x {
+			return false
+		}
+	}
+	return true
+}
+
 // walk8 walks the trees from the roots in at (walkBlock of them) steps times for row and
-// returns the nodes they reached: their leaves when steps is the depth of the deepest.
-func (w *walker) walk8(at [walkBlock]int32, steps int32, row []float32) [walkBlock]int32 {
+// returns the nodes they reached: their leaves when steps is the depth of the deepest. A dense
+// row (see complete) is walked without the missing-value test, a third of a step's work.
+func (w *walker) walk8(at [walkBlock]int32, steps int32, row []float32, dense bool) [walkBlock]int32 {
 	nodes := w.nodes
+	if dense {
+		return walk8Dense(nodes, at, steps, row)
+	}
 	a0, a1, a2, a3, a4, a5, a6, a7 := at[0], at[1], at[2], at[3], at[4], at[5], at[6], at[7]
 	for range steps {
 		a0 = step(nodes, a0, row)
@@ -139,6 +155,30 @@ func step(nodes []walkNode, i int32, row []float32) int32 {
 	n := &nodes[i]
 	x := row[n.feature]
 	return n.left + (b2i(x >= n.threshold) | b2i(x != x)&n.defaultRight)
+}
+
+// walk8Dense is walk8 for a row with no missing value, where x != x is always false and a
+// step is only the comparison.
+func walk8Dense(nodes []walkNode, at [walkBlock]int32, steps int32, row []float32) [walkBlock]int32 {
+	a0, a1, a2, a3, a4, a5, a6, a7 := at[0], at[1], at[2], at[3], at[4], at[5], at[6], at[7]
+	for range steps {
+		a0 = stepDense(nodes, a0, row)
+		a1 = stepDense(nodes, a1, row)
+		a2 = stepDense(nodes, a2, row)
+		a3 = stepDense(nodes, a3, row)
+		a4 = stepDense(nodes, a4, row)
+		a5 = stepDense(nodes, a5, row)
+		a6 = stepDense(nodes, a6, row)
+		a7 = stepDense(nodes, a7, row)
+	}
+	return [walkBlock]int32{a0, a1, a2, a3, a4, a5, a6, a7}
+}
+
+// stepDense is step for a value that is not missing. A leaf still steps to itself: nothing is
+// at least its NaN threshold.
+func stepDense(nodes []walkNode, i int32, row []float32) int32 {
+	n := &nodes[i]
+	return n.left + b2i(row[n.feature] >= n.threshold)
 }
 
 func b2i(b bool) int32 {

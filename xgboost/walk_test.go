@@ -14,7 +14,8 @@ import (
 var oddValues = []float32{float32(math.NaN()), float32(math.Inf(1)), float32(math.Inf(-1)),
 	0, float32(math.Copysign(0, -1)), math.MaxFloat32, -math.MaxFloat32, math.SmallestNonzeroFloat32}
 
-// testRows mixes rows in the range of the abalone features with rows of odd values.
+// testRows mixes rows in the range of the abalone features with rows of odd values. Every
+// third row misses nothing (no NaN), so that the walker's dense steps are checked too.
 func testRows(n, width int) [][]float32 {
 	rng := rand.New(rand.NewPCG(1, 2))
 	rows := make([][]float32, n)
@@ -29,6 +30,9 @@ func testRows(n, width int) [][]float32 {
 			default:
 				row[f] = rng.Float32() * 1.5
 			}
+			if i%3 == 0 && row[f] != row[f] {
+				row[f] = oddValues[1+rng.IntN(len(oddValues)-1)]
+			}
 		}
 		rows[i] = row
 	}
@@ -41,7 +45,11 @@ func walkerAgrees(t *testing.T, name string, m *Model, rows [][]float32) {
 	if m.walk == nil {
 		t.Fatalf("%s: no walker for a model of numerical splits", name)
 	}
+	complete := 0
 	for i, row := range rows {
+		if m.walk.complete(row) {
+			complete++
+		}
 		for g := range m.numGroup {
 			var weights []float32
 			if m.weights != nil {
@@ -53,6 +61,10 @@ func walkerAgrees(t *testing.T, name string, m *Model, rows [][]float32) {
 				t.Fatalf("%s: row %d %v group %d: walker %.9g, leaf %.9g", name, i, row, g, got, want)
 			}
 		}
+	}
+	// Both kinds of walk must have been compared: rows with a missing value and rows without.
+	if complete == 0 || complete == len(rows) {
+		t.Fatalf("%s: %d of %d rows miss no value; the test wants both kinds", name, complete, len(rows))
 	}
 }
 

@@ -182,7 +182,11 @@ func run(ctx context.Context, o options, out io.Writer) (err error) {
 		}
 		if o.wants("bare") {
 			for _, n := range o.rows {
-				srv, err := startBare(ctx, dir, answers[n])
+				profile := ""
+				if round == 1 && n == o.rows[0] {
+					profile = o.bareProfile // one profile: the first run
+				}
+				srv, err := startBare(ctx, dir, answers[n], profile)
 				if err != nil {
 					return err
 				}
