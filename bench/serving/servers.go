@@ -409,7 +409,8 @@ func startBare(ctx context.Context, dir string, answer []byte, profile string) (
 }
 
 // serveBare is the bare server's main: a plain net/http server on the listener at fd 3 that
-// reads each request body and answers a fixed body, the least any model server must do.
+// reads each request body and answers a fixed body with the response headers ours sends, the
+// least any model server must do.
 func serveBare(args []string) error {
 	if len(args) != 1 && len(args) != 2 {
 		return errors.New("usage: " + bareCommand + " ANSWER_FILE [CPU_PROFILE] (listener at fd 3)")
@@ -435,8 +436,10 @@ func serveBare(args []string) error {
 			return // GET /ping
 		}
 		io.Copy(io.Discard, r.Body)
+		// The headers a SageMaker client gets from ours (net/http adds Date to both).
 		w.Header()["Content-Type"] = []string{"text/csv; charset=utf-8"}
 		w.Header()["Content-Length"] = length
+		w.Header()["X-Amzn-Invoked-Production-Variant"] = []string{"AllTraffic"}
 		w.Write(answer)
 	})
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 30 * time.Second}
