@@ -185,3 +185,37 @@ func TestWalkerOddTrees(t *testing.T) {
 	m.walk = newWalker(m)
 	walkerAgrees(t, "NaN thresholds", m, testRows(2000, 10))
 }
+
+// Many blocks of trees (as many as the abalone model's 80 and more), ending in a partial
+// block, with dart weights: the leaves still add up in model order, each with its weight.
+func TestWalkerManyTrees(t *testing.T) {
+	for _, name := range []string{"squarederror.json", "dart.json"} {
+		b, err := os.ReadFile(filepath.Join("testdata", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := Load(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		grow := func(n int) { // the first n trees again, after the others
+			m.groups[0] = append(m.groups[0], m.groups[0][:n]...)
+			if m.weights != nil {
+				// Other weights than the repeated trees', so that a tree weighed by
+				// its neighbour's weight shows.
+				for _, w := range m.weights[0][:n] {
+					m.weights[0] = append(m.weights[0], w*1.5)
+				}
+			}
+		}
+		for len(m.groups[0]) < 100 {
+			grow(len(m.groups[0]))
+		}
+		grow(3)
+		m.walk = newWalker(m)
+		if n := len(m.groups[0]); n%walkBlock == 0 {
+			t.Fatalf("%s: %d trees end in a full block; the test wants a partial one", name, n)
+		}
+		walkerAgrees(t, name+" repeated", m, testRows(1000, m.walk.width))
+	}
+}
