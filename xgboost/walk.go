@@ -95,8 +95,11 @@ func newWalker(m *Model) *walker {
 // margin adds the leaves of group g's trees for row to sum, in model order as margin does, so
 // the result is the same to the bit. The row must hold at least width values.
 func (w *walker) margin(g int, sum float32, row []float32, weights []float32) float32 {
+	if w.complete(row) {
+		return w.marginDense(g, sum, row, weights)
+	}
 	leaves, roots := w.leaves, w.roots[g]
-	dense := w.complete(row)
+	const dense = false
 	for b, steps := range w.steps[g] {
 		start := b * walkBlock
 		block := roots[start:min(start+walkBlock, len(roots))]
@@ -111,6 +114,54 @@ func (w *walker) margin(g int, sum float32, row []float32, weights []float32) fl
 		}
 		for k := range block {
 			sum += leaves[at[k]]
+		}
+	}
+	return sum
+}
+
+// marginDense is margin for a row that misses no value (see complete). It walks the trees
+// 2*walkBlock at a time with dense steps, their positions kept in an array rather than in
+// registers: sixteen independent walks keep twice as many of the processor's loads in flight
+// as walk8's eight, which pays most when the model's nodes are not in the cache, as for a
+// one-row request between others (BenchmarkColdWalk: ~1.4 → ~1.0 µs on abalone v2; warm,
+// BenchmarkPredict/v2/rows=1: ~0.75 → ~0.6 µs).
+func (w *walker) marginDense(g int, sum float32, row []float32, weights []float32) float32 {
+	leaves, roots, steps, nodes := w.leaves, w.roots[g], w.steps[g], w.nodes
+	for b := 0; b < len(steps); b += 2 {
+		start := b * walkBlock
+		trees := roots[start:min(start+2*walkBlock, len(roots))]
+		deepest := steps[b]
+		if b+1 < len(steps) {
+			deepest = max(deepest, steps[b+1])
+		}
+		var a [2 * walkBlock]int32 // unused slots walk node 0 and are not added
+		copy(a[:], trees)
+		for range deepest {
+			a[0] = stepDense(nodes, a[0], row)
+			a[1] = stepDense(nodes, a[1], row)
+			a[2] = stepDense(nodes, a[2], row)
+			a[3] = stepDense(nodes, a[3], row)
+			a[4] = stepDense(nodes, a[4], row)
+			a[5] = stepDense(nodes, a[5], row)
+			a[6] = stepDense(nodes, a[6], row)
+			a[7] = stepDense(nodes, a[7], row)
+			a[8] = stepDense(nodes, a[8], row)
+			a[9] = stepDense(nodes, a[9], row)
+			a[10] = stepDense(nodes, a[10], row)
+			a[11] = stepDense(nodes, a[11], row)
+			a[12] = stepDense(nodes, a[12], row)
+			a[13] = stepDense(nodes, a[13], row)
+			a[14] = stepDense(nodes, a[14], row)
+			a[15] = stepDense(nodes, a[15], row)
+		}
+		if weights != nil {
+			for k := range trees {
+				sum += float32(leaves[a[k]] * weights[start+k])
+			}
+			continue
+		}
+		for k := range trees {
+			sum += leaves[a[k]]
 		}
 	}
 	return sum
