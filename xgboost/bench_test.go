@@ -134,8 +134,9 @@ func randomRows(n, width int) []float32 {
 // memory, more than the core's L2 cache, as a server's one-row request finds the model after
 // the network stack, the HTTP server and the load generator ran. Only the prediction is timed
 // (cold-ns/op; the clock reads add ~50 ns). Against a warm walk (BenchmarkPredict/v2/rows=1)
-// it shows what a more compact node layout could win: an 8-byte walkNode measured the same
-// here (1.27 against 1.31 µs, medians of 8 runs), so nodes stayed at 16 bytes.
+// it shows what the cache costs a walk: an 8-byte walkNode measured no faster here (1.31 µs
+// against 1.27 for 16-byte nodes, medians of 8 runs), so nodes stayed at 16 bytes, while
+// walking sixteen trees at a time (marginDense) took it from ~1.4 to ~1.1 µs.
 func BenchmarkColdWalk(b *testing.B) {
 	m := mustLoad(b, abaloneModel(b, 2))
 	row := inputs(b, "all10", "full")[0]
