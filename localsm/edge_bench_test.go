@@ -65,13 +65,15 @@ func BenchmarkEdgeInvoke(b *testing.B) {
 	b.Run("loopback/bare", func(b *testing.B) { benchLoopback(b, bare, path, body, answer) })
 }
 
-// bareHandler is bench/serving's bare server: it reads the body and answers a fixed one.
+// bareHandler is bench/serving's bare server: it reads the body and answers a fixed one, with
+// the headers ours answers with.
 func bareHandler(answer []byte) http.Handler {
 	length := []string{strconv.Itoa(len(answer))}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
 		w.Header()["Content-Type"] = []string{"text/csv; charset=utf-8"}
 		w.Header()["Content-Length"] = length
+		w.Header()["X-Amzn-Invoked-Production-Variant"] = []string{"AllTraffic"}
 		w.Write(answer)
 	})
 }

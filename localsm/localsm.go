@@ -354,7 +354,7 @@ func isMultipartUpload(r *http.Request) bool {
 func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	service := signingService(r)
 	if isInvocation(r, service) {
-		s.serveLogged(w, r, "invocation call", s.runtime, slog.LevelDebug)
+		s.serveInvocation(w, r)
 		return
 	}
 	switch {
@@ -367,7 +367,7 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	case r.Header.Get("X-Amz-Target") != "":
 		s.control.ServeHTTP(w, r)
 	case r.Method == http.MethodPost && isInvocationPath(r.URL.Path) && service != "s3" && !isMultipartUpload(r):
-		s.serveLogged(w, r, "invocation call", s.runtime, slog.LevelDebug)
+		s.serveInvocation(w, r)
 	case service == "sts" || r.URL.Query().Get("Action") != "" || s.isSTSForm(r):
 		s.sts.ServeHTTP(w, r)
 	default:
@@ -409,12 +409,10 @@ type readCloser struct {
 }
 
 // serveLogged serves r with h and logs the answer: what, which path, the status and how long.
-// Successful answers log at okLevel and failures at Info or above: invocations pass okLevel
-// Debug, since a line per prediction would cost a quarter of the runtime's throughput
-// (bench/serving) and drown the control-plane calls a user watches for. With a logger that
-// logs nothing the request passes straight through; otherwise the status recorder comes from
-// a pool and the log line's values are built only when its level is enabled, so an invocation
-// at the default level allocates nothing here.
+// Successful answers log at okLevel and failures at Info or above (see logAnswer). With a
+// logger that logs nothing the request passes straight through; otherwise the status recorder
+// comes from a pool and the log line's values are built only when its level is enabled, so a
+// request at the default level allocates nothing here.
 func (s *Server) serveLogged(w http.ResponseWriter, r *http.Request, msg string, h http.Handler, okLevel slog.Level) {
 	ctx := r.Context()
 	if !s.log.Enabled(ctx, max(okLevel, slog.LevelWarn)) { // nothing this logs is logged
@@ -422,24 +420,54 @@ func (s *Server) serveLogged(w http.ResponseWriter, r *http.Request, msg string,
 		return
 	}
 	start := time.Now()
-	rec := s.recorders.Get().(*statusRecorder)
-	rec.ResponseWriter, rec.status = w, http.StatusOK
-	defer func() {
-		rec.ResponseWriter = nil
-		s.recorders.Put(rec)
-	}()
+	rec := s.recorder(w)
+	defer s.putRecorder(rec)
 	h.ServeHTTP(rec, r)
+	s.logAnswer(r, msg, okLevel, rec.status, start)
+}
+
+// serveInvocation is serveLogged for invocations, which log at Debug when they succeed: a line
+// per prediction would cost a quarter of the runtime's throughput (bench/serving) and drown the
+// control-plane calls a user watches for. The clock is read once for the runtime's latency
+// metrics and the log line's duration.
+func (s *Server) serveInvocation(w http.ResponseWriter, r *http.Request) {
+	arrived := time.Now()
+	if !s.log.Enabled(r.Context(), slog.LevelWarn) {
+		s.runtime.ServeInvocation(w, r, arrived)
+		return
+	}
+	rec := s.recorder(w)
+	defer s.putRecorder(rec)
+	s.runtime.ServeInvocation(rec, r, arrived)
+	s.logAnswer(r, "invocation call", slog.LevelDebug, rec.status, arrived)
+}
+
+// logAnswer logs an answer with status to r, served since start, at okLevel when it succeeded,
+// at least Info when the client erred and Warn when the server did.
+func (s *Server) logAnswer(r *http.Request, msg string, okLevel slog.Level, status int, start time.Time) {
 	lvl := okLevel
-	if rec.status >= 400 {
+	if status >= 400 {
 		lvl = max(lvl, slog.LevelInfo)
 	}
-	if rec.status >= 500 {
+	if status >= 500 {
 		lvl = slog.LevelWarn
 	}
-	if s.log.Enabled(ctx, lvl) {
+	if ctx := r.Context(); s.log.Enabled(ctx, lvl) {
 		s.log.LogAttrs(ctx, lvl, msg, slog.String("method", r.Method), slog.String("resource", r.URL.Path),
-			slog.Int("outcome", rec.status), slog.Duration("duration", time.Since(start)))
+			slog.Int("outcome", status), slog.Duration("duration", time.Since(start)))
 	}
+}
+
+// recorder wraps w in a pooled status recorder, to give back with putRecorder.
+func (s *Server) recorder(w http.ResponseWriter) *statusRecorder {
+	rec := s.recorders.Get().(*statusRecorder)
+	rec.ResponseWriter, rec.status = w, http.StatusOK
+	return rec
+}
+
+func (s *Server) putRecorder(rec *statusRecorder) {
+	rec.ResponseWriter = nil
+	s.recorders.Put(rec)
 }
 
 // statusRecorder notes the status a handler answers with. Recorders are pooled (Server.recorders):

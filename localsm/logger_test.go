@@ -74,6 +74,40 @@ func TestCallLogAtInfo(t *testing.T) {
 	}
 }
 
+// At debug every invocation is logged, with its outcome and how long it took from its arrival.
+func TestInvocationLogAtDebug(t *testing.T) {
+	isolateAWSConfig(t)
+	var mu sync.Mutex
+	var buf strings.Builder
+	log := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return buf.Write(p)
+	}), &slog.HandlerOptions{Level: slog.LevelDebug}))
+	e := startEnvLogging(t, "", log)
+	e.deployable("m1", "c1", e.uploadArtifact(1), 1)
+	if _, err := e.sm.CreateEndpoint(context.Background(), &sagemaker.CreateEndpointInput{
+		EndpointName: aws.String("logged"), EndpointConfigName: aws.String("c1")}); err != nil {
+		t.Fatal(err)
+	}
+	e.waitStatus("logged", smtypes.EndpointStatusInService)
+	e.predict("logged", 1)
+	mu.Lock()
+	out := buf.String()
+	mu.Unlock()
+	var line string
+	for l := range strings.SplitSeq(out, "\n") {
+		if strings.Contains(l, "resource=/endpoints/logged/invocations") {
+			line = l
+		}
+	}
+	for _, want := range []string{"level=DEBUG", `msg="invocation call"`, "method=POST", "outcome=200", "duration="} {
+		if !strings.Contains(line, want) {
+			t.Errorf("the invocation's log line %q lacks %s; the log:\n%s", line, want, out)
+		}
+	}
+}
+
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

@@ -132,6 +132,10 @@ func (w *walker) marginRows(g int, base float32, rows []float32, stride int, sum
 	for i := range sums {
 		sums[i] = base
 	}
+	var dense [rowBlock]bool
+	for i := range sums {
+		dense[i] = w.complete(rows[i*stride : (i+1)*stride])
+	}
 	leaves, roots := w.leaves, w.roots[g]
 	for b, steps := range w.steps[g] {
 		start := b * walkBlock
@@ -139,7 +143,7 @@ func (w *walker) marginRows(g int, base float32, rows []float32, stride int, sum
 		var first [walkBlock]int32 // unused slots walk node 0 and are not added
 		copy(first[:], block)
 		for i := range sums {
-			at := w.walk8(first, steps, rows[i*stride:(i+1)*stride])
+			at := w.walk8(first, steps, rows[i*stride:(i+1)*stride], dense[i])
 			sum := sums[i]
 			if weights != nil {
 				for k := range block {

@@ -14,7 +14,8 @@ import (
 var oddValues = []float32{float32(math.NaN()), float32(math.Inf(1)), float32(math.Inf(-1)),
 	0, float32(math.Copysign(0, -1)), math.MaxFloat32, -math.MaxFloat32, math.SmallestNonzeroFloat32}
 
-// testRows mixes rows in the range of the abalone features with rows of odd values.
+// testRows mixes rows in the range of the abalone features with rows of odd values. Every
+// third row misses nothing (no NaN), so that the walker's dense steps are checked too.
 func testRows(n, width int) [][]float32 {
 	rng := rand.New(rand.NewPCG(1, 2))
 	rows := make([][]float32, n)
@@ -29,6 +30,9 @@ func testRows(n, width int) [][]float32 {
 			default:
 				row[f] = rng.Float32() * 1.5
 			}
+			if i%3 == 0 && row[f] != row[f] {
+				row[f] = oddValues[1+rng.IntN(len(oddValues)-1)]
+			}
 		}
 		rows[i] = row
 	}
@@ -41,7 +45,11 @@ func walkerAgrees(t *testing.T, name string, m *Model, rows [][]float32) {
 	if m.walk == nil {
 		t.Fatalf("%s: no walker for a model of numerical splits", name)
 	}
+	complete := 0
 	for i, row := range rows {
+		if m.walk.complete(row) {
+			complete++
+		}
 		for g := range m.numGroup {
 			var weights []float32
 			if m.weights != nil {
@@ -53,6 +61,10 @@ func walkerAgrees(t *testing.T, name string, m *Model, rows [][]float32) {
 				t.Fatalf("%s: row %d %v group %d: walker %.9g, leaf %.9g", name, i, row, g, got, want)
 			}
 		}
+	}
+	// Both kinds of walk must have been compared: rows with a missing value and rows without.
+	if complete == 0 || complete == len(rows) {
+		t.Fatalf("%s: %d of %d rows miss no value; the test wants both kinds", name, complete, len(rows))
 	}
 }
 
@@ -88,7 +100,7 @@ func TestWalkerMatchesLeaf(t *testing.T) {
 
 // Trees of shapes the fixtures lack: a lone leaf, a chain deeper than its neighbours, nodes
 // numbered in no particular order, a missing-value default to each side, blocks that are not
-// full (11 trees), and NaN thresholds.
+// full (12 trees), and NaN thresholds.
 func TestWalkerOddTrees(t *testing.T) {
 	b, err := os.ReadFile("testdata/squarederror.json")
 	if err != nil {
@@ -137,12 +149,14 @@ func TestWalkerOddTrees(t *testing.T) {
 		cond[at] = 0.1 * float64(k%7)
 		defLeft[at] = k % 2
 	}
+	// The chain goes in the second block of eight: marginDense walks blocks in pairs, as deep
+	// as the deeper of the two.
 	var list []any
 	list = append(list, tree([]int{-1}, []int{-1}, []int{0}, []float64{0.5}, []int{0})) // a lone leaf
-	list = append(list, tree(left, right, feature, cond, defLeft))
 	for _, tr := range trees[1:] {
 		list = append(list, tr)
 	}
+	list = append(list, tree(left, right, feature, cond, defLeft))
 	list = append(list, trees[0])
 	model["trees"] = list
 	info := make([]int, len(list))
@@ -160,8 +174,8 @@ func TestWalkerOddTrees(t *testing.T) {
 	if len(list)%walkBlock == 0 {
 		t.Fatalf("%d trees fill every block; the test wants a partial one", len(list))
 	}
-	if got := m.walk.steps[0][0]; got != chain {
-		t.Errorf("the first block takes %d steps, want %d (the chain's depth)", got, chain)
+	if got := m.walk.steps[0]; len(got) != 2 || got[0] >= chain || got[1] != chain {
+		t.Errorf("the blocks take %v steps, want the second %d (the chain's depth) and the first fewer", got, chain)
 	}
 	walkerAgrees(t, "odd trees", m, testRows(5000, 10))
 
@@ -172,4 +186,38 @@ func TestWalkerOddTrees(t *testing.T) {
 	}
 	m.walk = newWalker(m)
 	walkerAgrees(t, "NaN thresholds", m, testRows(2000, 10))
+}
+
+// Many blocks of trees (as many as the abalone model's 80 and more), ending in a partial
+// block, with dart weights: the leaves still add up in model order, each with its weight.
+func TestWalkerManyTrees(t *testing.T) {
+	for _, name := range []string{"squarederror.json", "dart.json"} {
+		b, err := os.ReadFile(filepath.Join("testdata", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := Load(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		grow := func(n int) { // the first n trees again, after the others
+			m.groups[0] = append(m.groups[0], m.groups[0][:n]...)
+			if m.weights != nil {
+				// Other weights than the repeated trees', so that a tree weighed by
+				// its neighbour's weight shows.
+				for _, w := range m.weights[0][:n] {
+					m.weights[0] = append(m.weights[0], w*1.5)
+				}
+			}
+		}
+		for len(m.groups[0]) < 100 {
+			grow(len(m.groups[0]))
+		}
+		grow(3)
+		m.walk = newWalker(m)
+		if n := len(m.groups[0]); n%walkBlock == 0 {
+			t.Fatalf("%s: %d trees end in a full block; the test wants a partial one", name, n)
+		}
+		walkerAgrees(t, name+" repeated", m, testRows(1000, m.walk.width))
+	}
 }

@@ -5,8 +5,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -26,27 +28,52 @@ type checkResult struct {
 
 // invoke posts a text/csv body and returns the answer, failing on anything but 200.
 func invoke(ctx context.Context, url string, body []byte) ([]byte, error) {
+	out, _, err := invokeHeader(ctx, url, body)
+	return out, err
+}
+
+// invokeHeader is invoke that returns the answer's header too.
+func invokeHeader(ctx context.Context, url string, body []byte) ([]byte, http.Header, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	req.Header.Set("Content-Type", "text/csv")
 	req.Header.Set("Accept", "text/csv")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer resp.Body.Close()
 	out, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%s answered %s: %s", url, resp.Status, bytes.TrimSpace(out))
+		return nil, nil, fmt.Errorf("%s answered %s: %s", url, resp.Status, bytes.TrimSpace(out))
 	}
-	return out, nil
+	return out, resp.Header, nil
+}
+
+// sameAnswer fails unless srv answers body with the bytes and the header (but Date) ours
+// answered: the bare handler's work must be what a client gets from ours.
+func sameAnswer(ctx context.Context, srv *server, body, answer []byte, header http.Header) error {
+	got, h, err := invokeHeader(ctx, srv.url, body)
+	if err != nil {
+		return err
+	}
+	if !bytes.Equal(got, answer) {
+		return fmt.Errorf("%s answers %q, ours %q", srv.name, got, answer)
+	}
+	want := header.Clone()
+	h.Del("Date")
+	want.Del("Date")
+	if !maps.EqualFunc(h, want, slices.Equal) {
+		return fmt.Errorf("%s answers with the header %v, ours with %v: make them the same", srv.name, h, want)
+	}
+	return nil
 }
 
 // predictions parses a text/csv answer: one value per line.

@@ -14,6 +14,7 @@
 //	go run ./bench/serving                        # defaults: 3 rounds of 5 s runs, 16 connections
 //	go run ./bench/serving -duration 20s -rounds 1 -connections 32
 //	go run ./bench/serving -cpuprofile ours.pprof # ours in-process, CPU profile of its load runs
+//	go run ./bench/serving -only ours,bare -rows 1 -cpuprofile ours.pprof -bare-cpuprofile bare.pprof
 //
 // It is a program, not a test: `go test ./...` never runs it.
 package main
@@ -43,6 +44,7 @@ type options struct {
 	workers     int    // gunicorn workers
 	workerClass string // gunicorn worker class
 	cpuprofile  string // profile ours in-process during its load runs
+	bareProfile string // profile the bare handler's first run
 	only        []string
 	keep        bool
 	install     bool // apt-get install the Debian packages the baselines need
@@ -70,6 +72,7 @@ func main() {
 	flag.IntVar(&o.workers, "python-workers", runtime.NumCPU(), "gunicorn workers of the gunicorn-only baseline (the container stack always runs one per core)")
 	flag.StringVar(&o.workerClass, "python-worker-class", "sync", "gunicorn worker class of the gunicorn-only baseline (sync or gevent; the container stack always runs gevent)")
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "run ours in this process (localsm.Start, not the binary) and write a CPU profile of its load runs to this file")
+	flag.StringVar(&o.bareProfile, "bare-cpuprofile", "", "write a CPU profile of the bare handler's first run to this file (compare with -cpuprofile's: go tool pprof -top -diff_base BARE OURS)")
 	flag.StringVar(&only, "only", "ours,container,python,bare", "comma-separated servers to load: ours, container (nginx + gunicorn gevent, as SageMaker's XGBoost container), python (gunicorn alone), bare (predictions are always checked)")
 	flag.BoolVar(&o.install, "install", true, "apt-get install the Debian packages the baselines and the load generator need when missing")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (server logs, data directory)")

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -100,12 +101,12 @@ func run(ctx context.Context, o options, out io.Writer) (err error) {
 	logf("comparing predictions over all %d abalone rows", len(rows))
 	check, err := comparePredictions(ctx, ours, python, rows)
 	python.stop()
-	answers := map[int][]byte{}
+	answers, headers := map[int][]byte{}, map[int]http.Header{}
 	for n, body := range bodies {
 		if err != nil {
 			break
 		}
-		answers[n], err = invoke(ctx, ours.url, body)
+		answers[n], headers[n], err = invokeHeader(ctx, ours.url, body)
 	}
 	ours.stop()
 	if err != nil {
@@ -182,8 +183,16 @@ func run(ctx context.Context, o options, out io.Writer) (err error) {
 		}
 		if o.wants("bare") {
 			for _, n := range o.rows {
-				srv, err := startBare(ctx, dir, answers[n])
+				profile := ""
+				if round == 1 && n == o.rows[0] {
+					profile = o.bareProfile // one profile: the first run
+				}
+				srv, err := startBare(ctx, dir, answers[n], profile)
 				if err != nil {
+					return err
+				}
+				if err := sameAnswer(ctx, srv, bodies[n], answers[n], headers[n]); err != nil {
+					srv.stop()
 					return err
 				}
 				if err := measure(srv, []int{n}); err != nil {
@@ -230,7 +239,7 @@ func report(out io.Writer, o options, ri reportInfo) {
 	fmt.Fprintf(out, "            -> unix socket -> gunicorn (%d gevent workers, log level info) + Flask + xgboost, the same app as python\n", runtime.NumCPU())
 	fmt.Fprintf(out, "python:     gunicorn (%d %s workers) + Flask + xgboost, bench/serving/reference/app.py (%s);\n", o.workers, o.workerClass, ri.pyVersions)
 	fmt.Fprintf(out, "            no nginx in front (the older, leaner baseline), one xgboost thread per worker\n")
-	fmt.Fprintf(out, "bare:       Go net/http handler that reads the body and answers a fixed body (the same bytes ours answers)\n")
+	fmt.Fprintf(out, "bare:       Go net/http handler that reads the body and answers a fixed body (the same bytes and headers ours answers)\n")
 	fmt.Fprintf(out, "check:      ours vs python over %d rows: all within %g (max |diff| %.3g, %d/%d identical text)\n\n",
 		ri.check.Rows, tolerance, ri.check.MaxDiff, ri.check.Identical, ri.check.Rows)
 

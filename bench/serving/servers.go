@@ -18,6 +18,8 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -202,6 +204,11 @@ func startOursInProcess(ctx context.Context, o options, dir, dataDir string) (*s
 		return nil, err
 	}
 	log := slog.New(slog.NewTextHandler(logFile, &slog.HandlerOptions{Level: level}))
+	// As `sagedeploy local` does (internal/cli's localGC), so that the profile is of the same
+	// collector's work.
+	if _, set := os.LookupEnv("GOGC"); !set {
+		debug.SetGCPercent(localGCPercent)
+	}
 	ls, err := localsm.Start(ctx, localsm.Options{Addr: "127.0.0.1:0", DataDir: dataDir, Logger: log})
 	if err != nil {
 		logFile.Close()
@@ -354,11 +361,15 @@ func startPython(ctx context.Context, o options, dir, modelPath string) (*server
 	return srv, nil
 }
 
+// localGCPercent is the GOGC `sagedeploy local` runs at unless GOGC is set.
+const localGCPercent = 400
+
 // bareCommand is the hidden first argument that makes this program the bare server.
 const bareCommand = "__bare-server"
 
-// startBare runs this program as the bare handler, answering every POST with answer.
-func startBare(ctx context.Context, dir string, answer []byte) (*server, error) {
+// startBare runs this program as the bare handler, answering every POST with answer; with a
+// profile path, the child writes a CPU profile of its whole life there.
+func startBare(ctx context.Context, dir string, answer []byte, profile string) (*server, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -378,7 +389,11 @@ func startBare(ctx context.Context, dir string, answer []byte) (*server, error) 
 		return nil, err
 	}
 	defer logFile.Close()
-	cmd := exec.Command(exe, bareCommand, answerPath)
+	args := []string{bareCommand, answerPath}
+	if profile != "" {
+		args = append(args, profile)
+	}
+	cmd := exec.Command(exe, args...)
 	cmd.ExtraFiles = []*os.File{f}
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	c, err := startChild(cmd)
@@ -394,10 +409,18 @@ func startBare(ctx context.Context, dir string, answer []byte) (*server, error) 
 }
 
 // serveBare is the bare server's main: a plain net/http server on the listener at fd 3 that
-// reads each request body and answers a fixed body, the least any model server must do.
+// reads each request body and answers a fixed body with the response headers ours sends, the
+// least any model server must do.
 func serveBare(args []string) error {
-	if len(args) != 1 {
-		return errors.New("usage: " + bareCommand + " ANSWER_FILE (listener at fd 3)")
+	if len(args) != 1 && len(args) != 2 {
+		return errors.New("usage: " + bareCommand + " ANSWER_FILE [CPU_PROFILE] (listener at fd 3)")
+	}
+	if len(args) == 2 {
+		stop, err := startProfile(args[1])
+		if err != nil {
+			return err
+		}
+		defer stop()
 	}
 	answer, err := os.ReadFile(args[0])
 	if err != nil {
@@ -413,8 +436,10 @@ func serveBare(args []string) error {
 			return // GET /ping
 		}
 		io.Copy(io.Discard, r.Body)
+		// The headers a SageMaker client gets from ours (net/http adds Date to both).
 		w.Header()["Content-Type"] = []string{"text/csv; charset=utf-8"}
 		w.Header()["Content-Length"] = length
+		w.Header()["X-Amzn-Invoked-Production-Variant"] = []string{"AllTraffic"}
 		w.Write(answer)
 	})
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 30 * time.Second}
@@ -428,4 +453,17 @@ func serveBare(args []string) error {
 		return err
 	}
 	return nil
+}
+
+// startProfile writes a CPU profile to path until stop.
+func startProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }

@@ -137,7 +137,7 @@ func (r *Runtime) runAsync(j asyncJob) {
 		}
 	}
 	ans := &answer{header: http.Header{}}
-	r.invoke(ans, req, j.ep, asyncMaxBody)
+	r.invoke(ans, req, j.ep, asyncMaxBody, time.Now())
 	switch {
 	case ans.status == 0: // nothing answered: the runtime is closing
 		r.asyncFailed(j, "the local SageMaker shut down while the invocation ran")

@@ -447,6 +447,14 @@ type call struct {
 // ServeHTTP answers POST /endpoints/{name}/invocations and /async-invocations as SageMaker's
 // runtime does. The endpoint is looked up in the region the request is signed for.
 func (r *Runtime) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	r.ServeInvocation(w, req, time.Now())
+}
+
+// ServeInvocation is ServeHTTP for a caller that has read the clock when the request arrived
+// (the edge, which times its log line from the same instant): arrived is where the
+// invocation's OverheadLatency and its metrics' timestamp start. Reading the wall and
+// monotonic clocks costs about as much as routing the request, so it is read once.
+func (r *Runtime) ServeInvocation(w http.ResponseWriter, req *http.Request, arrived time.Time) {
 	name, async, ok := r.checkRequest(w, req)
 	if !ok {
 		return
@@ -460,12 +468,12 @@ func (r *Runtime) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		r.serveAsync(w, req, ep)
 		return
 	}
-	r.invoke(w, req, ep, r.maxBody)
+	r.invoke(w, req, ep, r.maxBody, arrived)
 }
 
-// invoke answers one invocation of ep whose body may hold up to limit bytes.
-func (r *Runtime) invoke(w http.ResponseWriter, req *http.Request, ep *endpoint, limit int64) {
-	start := time.Now()
+// invoke answers one invocation of ep, which arrived at start, whose body may hold up to limit
+// bytes.
+func (r *Runtime) invoke(w http.ResponseWriter, req *http.Request, ep *endpoint, limit int64, start time.Time) {
 	c := r.calls.Get().(*call)
 	defer r.putCall(c)
 	if !r.readRequest(w, req, c, limit) {
