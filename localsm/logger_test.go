@@ -39,30 +39,13 @@ func (w *testWriter) Write(p []byte) (int, error) {
 // At the default level a user sees every control-plane call and every failed invocation, but
 // not a line per successful prediction.
 func TestCallLogAtInfo(t *testing.T) {
-	isolateAWSConfig(t)
-	var mu sync.Mutex
-	var buf strings.Builder
-	log := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		return buf.Write(p)
-	}), &slog.HandlerOptions{Level: slog.LevelInfo}))
-	e := startEnvLogging(t, "", log)
-	e.deployable("m1", "c1", e.uploadArtifact(1), 1)
-	if _, err := e.sm.CreateEndpoint(context.Background(), &sagemaker.CreateEndpointInput{
-		EndpointName: aws.String("logged"), EndpointConfigName: aws.String("c1")}); err != nil {
-		t.Fatal(err)
-	}
-	e.waitStatus("logged", smtypes.EndpointStatusInService)
-	e.predict("logged", 1)
+	e, logged := servedLogged(t, slog.LevelInfo)
 	rt := sagemakerruntime.NewFromConfig(e.cfg)
 	if _, err := rt.InvokeEndpoint(context.Background(), &sagemakerruntime.InvokeEndpointInput{
 		EndpointName: aws.String("no-such-endpoint"), ContentType: aws.String("text/csv"), Body: []byte("1,2")}); err == nil {
 		t.Fatal("invoking a missing endpoint succeeded")
 	}
-	mu.Lock()
-	out := buf.String()
-	mu.Unlock()
+	out := logged()
 	if !strings.Contains(out, "op=CreateEndpoint") {
 		t.Errorf("control-plane call CreateEndpoint not logged at info:\n%s", out)
 	}
@@ -76,25 +59,8 @@ func TestCallLogAtInfo(t *testing.T) {
 
 // At debug every invocation is logged, with its outcome and how long it took from its arrival.
 func TestInvocationLogAtDebug(t *testing.T) {
-	isolateAWSConfig(t)
-	var mu sync.Mutex
-	var buf strings.Builder
-	log := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		return buf.Write(p)
-	}), &slog.HandlerOptions{Level: slog.LevelDebug}))
-	e := startEnvLogging(t, "", log)
-	e.deployable("m1", "c1", e.uploadArtifact(1), 1)
-	if _, err := e.sm.CreateEndpoint(context.Background(), &sagemaker.CreateEndpointInput{
-		EndpointName: aws.String("logged"), EndpointConfigName: aws.String("c1")}); err != nil {
-		t.Fatal(err)
-	}
-	e.waitStatus("logged", smtypes.EndpointStatusInService)
-	e.predict("logged", 1)
-	mu.Lock()
-	out := buf.String()
-	mu.Unlock()
+	_, logged := servedLogged(t, slog.LevelDebug)
+	out := logged()
 	var line string
 	for l := range strings.SplitSeq(out, "\n") {
 		if strings.Contains(l, "resource=/endpoints/logged/invocations") {
@@ -105,6 +71,33 @@ func TestInvocationLogAtDebug(t *testing.T) {
 		if !strings.Contains(line, want) {
 			t.Errorf("the invocation's log line %q lacks %s; the log:\n%s", line, want, out)
 		}
+	}
+}
+
+// servedLogged starts a local SageMaker logging at level, serves endpoint "logged" and predicts
+// once; logged returns what was logged so far.
+func servedLogged(t *testing.T, level slog.Level) (e *env, logged func() string) {
+	t.Helper()
+	isolateAWSConfig(t)
+	var mu sync.Mutex
+	var buf strings.Builder
+	log := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return buf.Write(p)
+	}), &slog.HandlerOptions{Level: level}))
+	e = startEnvLogging(t, "", log)
+	e.deployable("m1", "c1", e.uploadArtifact(1), 1)
+	if _, err := e.sm.CreateEndpoint(context.Background(), &sagemaker.CreateEndpointInput{
+		EndpointName: aws.String("logged"), EndpointConfigName: aws.String("c1")}); err != nil {
+		t.Fatal(err)
+	}
+	e.waitStatus("logged", smtypes.EndpointStatusInService)
+	e.predict("logged", 1)
+	return e, func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		return buf.String()
 	}
 }
 
