@@ -45,7 +45,7 @@ func (s jsonAPI) apiNotFound(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	s.writeError(w, r, releases.Errorf(releases.ENOTFOUND, "no API route %s %s; the routes are listed in the README (they start with /api/v1/)", r.Method, r.URL.Path))
+	s.writeError(w, r, releases.Errorf(releases.ENOTFOUND, "no API route %s %s; the routes are listed in the README's API section (they start with /api/v1/)", r.Method, r.URL.Path))
 }
 
 // ReleaseView is a release as the API answers it: the release with its events, and the command
